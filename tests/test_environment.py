@@ -1,0 +1,49 @@
+"""The environment files must not drift apart, and CI must run what the README tells people to run."""
+import re
+import tomllib
+
+import yaml
+
+from saccadelib.paths import REPO_ROOT
+
+CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's name for the same package
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def _pyproject():
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_environment_yml_lists_exactly_pyprojects_dependencies():
+    project = _pyproject()
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = [d for d in env["dependencies"] if isinstance(d, dict)]
+    assert "python=3.11" in conda and pip == [{"pip": ["-e ."]}]
+    listed = {_name(d) for d in conda} - {"python", "pip"}
+    assert listed == {CONDA_NAMES.get(n, n) for n in wanted}
+
+
+def test_lock_pins_every_dependency_exactly():
+    pins = {}
+    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    project = _pyproject()
+    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+        assert pins.get(_name(requirement).replace("_", "-")), f"{requirement} is not pinned in requirements.lock"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO_ROOT / "README.md").read_text()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in readme and "bash scripts/reproduce.sh" in readme
+    commands = [line for line in ci.splitlines() if line and not line.startswith("#") and not line.startswith("set ")
+                and not line.startswith("cd ")]
+    assert commands == ["exec bash scripts/test.sh"]
