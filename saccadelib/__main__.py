@@ -39,6 +39,24 @@ def _bench_generator(args) -> int:
     return 0
 
 
+def _parse_settings(pairs: list[str]) -> dict:
+    settings = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"settings are KEY=VALUE, got {pair!r}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def _train(args) -> int:
+    from .experiment import train_saccade
+
+    summary = train_saccade(args.task, args.out, _parse_settings(args.set), _parse_settings(args.train))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = which.add_parser("two-digit", help="record the fixed validation/test sets' hashes and histograms")
     t.add_argument("--out", default=None, help="cards file (default results/datasets/two_digit.json)")
     t.set_defaults(func=_data_two_digit)
+
+    tr = commands.add_parser("train", help="train the Variational Saccading model on a two-digit task")
+    tr.add_argument("--task", required=True, help="sum or identification")
+    tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
+    tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
+    tr.set_defaults(func=_train)
 
     b = commands.add_parser("bench-generator", help="two-digit generator throughput (results/benchmarks/)")
     b.add_argument("--n", type=int, default=5000)

@@ -1,0 +1,69 @@
+"""Build a model by name from a config with dotted overrides, and train it with the shared loop.
+
+``python -m saccadelib train --task identification --out runs/id --set glimpses=4 --set loss.kl_weight=1``
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from . import data as twodigit
+from .model import ModelConfig, VariationalSaccading
+from .train import TrainConfig, fit
+
+
+def _coerce(text: str, like):
+    """Parse an override value as the type of the default it replaces."""
+    if isinstance(like, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {text!r}")
+    if text.lower() in ("none", "null"):
+        return None
+    if isinstance(like, int):
+        return int(text)
+    if isinstance(like, float) or like is None:
+        try:
+            return float(text) if like is not None or "." in text or "e" in text.lower() else int(text)
+        except ValueError:
+            return text
+    return text
+
+
+def apply_overrides(config, overrides: dict):
+    """``{"loss.kl_weight": "5", "glimpses": "2"}`` → a new frozen dataclass with those fields changed."""
+    nested: dict[str, dict] = {}
+    direct = {}
+    names = {f.name: f for f in dataclasses.fields(config)}
+    for key, text in overrides.items():
+        head, _, rest = key.partition(".")
+        if head not in names:
+            raise ValueError(f"unknown setting {key!r} for {type(config).__name__}; "
+                             f"valid: {', '.join(sorted(names))}")
+        if rest:
+            nested.setdefault(head, {})[rest] = text
+        else:
+            direct[head] = text if not isinstance(text, str) else _coerce(text, getattr(config, head))
+    for head, sub in nested.items():
+        direct[head] = apply_overrides(getattr(config, head), sub)
+    return dataclasses.replace(config, **direct)
+
+
+def model_config_for(task: str, overrides: dict | None = None) -> ModelConfig:
+    base = ModelConfig(n_classes=twodigit.task_spec(task).n_classes)
+    return apply_overrides(base, overrides or {})
+
+
+def train_saccade(task: str, out_dir: str | Path, model_overrides: dict | None = None,
+                  train_overrides: dict | None = None) -> dict:
+    model_cfg = model_config_for(task, model_overrides)
+    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides or {})
+    from .train import seed_everything
+
+    seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
+    model = VariationalSaccading(model_cfg)
+    meta = {"name": "saccade", "config": json.loads(json.dumps(model_cfg.to_dict()))}
+    return fit(model, train_cfg, out_dir, model_meta=meta)

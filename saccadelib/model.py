@@ -1,0 +1,268 @@
+"""Variational Saccading (paper §3-4): a VRNN over the proxy that decides where to look, and a crop
+classifier that reads the full-resolution glimpses.
+
+Per glimpse t = 1..T, with h_0 = 0 and e_c = ProxyEncoder(c):
+    prior      p(z_t | h_{t-1})          = N(Prior(h_{t-1}))
+    posterior  q(z_t | c, h_{t-1})       = N(Posterior(e_c, h_{t-1}))      z_t ~ q (pathwise)
+    decoder    p(c | z_t, h_{t-1})       = Bernoulli(ProxyDecoder(z_t, h_{t-1}))
+    recurrence h_t = CoreRNN([e_c, φ(z_t)], h_{t-1})
+    glimpse    o_t = crop(x, window(z_t))                              (sampler.py)
+Prediction: the glimpse features g(o_t) (optionally with h_{t-1}) are averaged over t and a dense head
+gives the class (optionally seeing e_c too). As in the original code, the crops never feed back into the
+RNN: where to look depends on the proxy and earlier z only, so all T crops are read in one batched call.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .loss import LossConfig, gaussian_sample, saccade_loss
+from .sampler import ImageSource, TensorSource, UpsampledSource, WindowConfig, window_from_z
+
+LATENT = 3  # (scale, x, y)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_classes: int = 55
+    channels: int = 1
+    glimpses: int = 4
+    crop_size: int = 32
+    proxy_size: int = 32
+    image_side: int | None = None  # None: use images as given; N: read them as lazy N×N upsamples
+    hidden: int = 256
+    rnn_layers: int = 2
+    proxy_features: int = 256
+    crop_features: int = 256
+    latent_features: int = 64
+    width: int = 16  # conv channels: crop net (w, 2w, 4w, 8w), proxy encoder (w, 2w, 4w, 4w), decoder (2w, 2w, w)
+    proxy_encoder: str = "spatial"  # "spatial" (flatten: keeps where things are) or "pooled" (global pool)
+    classifier_sees_state: bool = True  # original: crop features are joined with h_{t-1}
+    classifier_sees_proxy: bool = True
+    init_scale: float = 0.6  # initial window side (fraction of the image side)
+    init_logvar: float = -2.0  # initial posterior log-variance of z
+    eval_sample: bool = False  # evaluation uses the posterior mean unless True
+    window: WindowConfig = field(default_factory=WindowConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self):
+        if self.proxy_encoder not in ("spatial", "pooled"):
+            raise ValueError(f"unknown proxy encoder {self.proxy_encoder!r}; valid: spatial, pooled")
+        if self.glimpses < 1 or self.crop_size < 8 or self.proxy_size < 8:
+            raise ValueError("need at least one glimpse, crops and proxies of at least 8 pixels")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        values = dict(values)
+        if isinstance(values.get("window"), dict):
+            values["window"] = WindowConfig(**values["window"])
+        if isinstance(values.get("loss"), dict):
+            values["loss"] = LossConfig(**values["loss"])
+        return cls(**values)
+
+
+def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3×3 conv, GroupNorm (the paper's norm for conv layers), ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(inplace=True))
+
+
+def mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, cout))
+
+
+class ProxyEncoder(nn.Module):
+    """c [N,C,J,J] → e_c. ``spatial`` keeps a 4×4 layout (flattened): a globally pooled encoder cannot
+    say *where* anything is, which is the one thing the proxy is for."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.width
+        self.trunk = nn.Sequential(conv_block(cfg.channels, w), conv_block(w, 2 * w, 2), conv_block(2 * w, 4 * w, 2),
+                                   conv_block(4 * w, 4 * w, 2),
+                                   nn.AdaptiveAvgPool2d(4 if cfg.proxy_encoder == "spatial" else 1))
+        width = 4 * w * (16 if cfg.proxy_encoder == "spatial" else 1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(width, cfg.proxy_features), nn.ReLU(inplace=True))
+
+    def forward(self, proxy):
+        return self.head(self.trunk(proxy))
+
+
+class GaussianHead(nn.Module):
+    """features → (mu, logvar) of z; starts near a chosen window so training begins from a sane policy."""
+
+    def __init__(self, cin: int, hidden: int, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(cin, hidden, 2 * LATENT)
+        last = self.net[-1]
+        nn.init.normal_(last.weight, std=1e-3)
+        with torch.no_grad():
+            last.bias.zero_()
+            last.bias[0] = _raw_scale(cfg.init_scale, cfg.window)
+            last.bias[LATENT:] = cfg.init_logvar
+
+    def forward(self, x):
+        mu, logvar = self.net(x).chunk(2, -1)
+        return mu, logvar
+
+
+def _raw_scale(scale: float, window: WindowConfig) -> float:
+    """The z_0 that ``window_from_z`` maps to ``scale`` (learnt mode); 0 in other modes."""
+    if window.mode != "learnt" or window.max_scale == window.min_scale:
+        return 0.0
+    frac = min(max((scale - window.min_scale) / (window.max_scale - window.min_scale), 1e-3), 1 - 1e-3)
+    return math.log(frac / (1 - frac))
+
+
+class Prior(GaussianHead):
+    """p(z_t | h_{t-1})."""
+
+
+class Posterior(GaussianHead):
+    """q(z_t | c, h_{t-1})."""
+
+
+class ProxyDecoder(nn.Module):
+    """p(c | z_t, h_{t-1}): conv-transpose layers from the latent back to the J×J proxy (logits)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.size = cfg.proxy_size
+        self.w = w = cfg.width
+        self.fc = nn.Sequential(nn.Linear(cfg.latent_features + cfg.hidden, 2 * w * 16), nn.ReLU(inplace=True))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(2 * w, 2 * w, 4, 2, 1), nn.GroupNorm(8, 2 * w), nn.ReLU(inplace=True),  # 8
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.GroupNorm(8, w), nn.ReLU(inplace=True),  # 16
+            nn.ConvTranspose2d(w, cfg.channels, 4, 2, 1))  # 32
+
+    def forward(self, z_features, h):
+        out = self.up(self.fc(torch.cat([z_features, h], -1)).view(-1, 2 * self.w, 4, 4))
+        if out.shape[-1] != self.size:
+            out = F.interpolate(out, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return out
+
+
+class CoreRNN(nn.Module):
+    """h_t = LSTM([e_c, φ(z_t)], h_{t-1}); stacked layers, the top layer's output is h."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(cfg.proxy_features + cfg.latent_features, cfg.hidden, cfg.rnn_layers, batch_first=True)
+
+    def forward(self, x, state):
+        out, state = self.lstm(x.unsqueeze(1), state)
+        return out[:, 0], state
+
+
+class GlimpseClassifier(nn.Module):
+    """g(o_t): a small fully-convolutional net with spatial pooling per crop; then f_d over the time
+    average (Eq. 8's pooled form), giving a prediction after every glimpse (running mean)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.crop_net = nn.Sequential(conv_block(cfg.channels, w), conv_block(w, 2 * w, 2), conv_block(2 * w, 4 * w, 2),
+                                      conv_block(4 * w, 8 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(8 * w, cfg.crop_features), nn.ReLU(inplace=True))
+        width = cfg.crop_features + (cfg.hidden if cfg.classifier_sees_state else 0)
+        head_in = width + (cfg.proxy_features if cfg.classifier_sees_proxy else 0)
+        self.head = mlp(head_in, 256, cfg.n_classes)
+
+    def forward(self, crops, states, proxy_features):
+        n, t = crops.shape[:2]
+        feats = self.crop_net(crops.flatten(0, 1)).view(n, t, -1)
+        if self.cfg.classifier_sees_state:
+            feats = torch.cat([feats, states], -1)
+        steps = torch.arange(1, t + 1, device=feats.device, dtype=feats.dtype).view(1, t, 1)
+        running = feats.cumsum(1) / steps  # the pooled features after 1, 2, …, T glimpses
+        if self.cfg.classifier_sees_proxy:
+            running = torch.cat([running, proxy_features.unsqueeze(1).expand(n, t, -1)], -1)
+        return self.head(running)  # [N, T, classes]
+
+
+@dataclass
+class SaccadeOutput:
+    logits: torch.Tensor  # [N, classes] after all T glimpses
+    step_logits: torch.Tensor  # [N, T, classes] after 1..T glimpses
+    windows: torch.Tensor  # [N, T, 3] (scale, cx, cy), normalized image coordinates
+    z: torch.Tensor  # [N, T, 3]
+    q_mu: torch.Tensor
+    q_logvar: torch.Tensor
+    p_mu: torch.Tensor
+    p_logvar: torch.Tensor
+    proxy: torch.Tensor  # [N, C, J, J] what the model was shown
+    proxy_logits: torch.Tensor  # [N, T, C, J, J]
+    crops: torch.Tensor  # [N, T, C, S, S]
+
+
+class VariationalSaccading(nn.Module):
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.proxy_encoder = ProxyEncoder(cfg)
+        self.latent_embedding = nn.Sequential(nn.Linear(LATENT, cfg.latent_features), nn.ReLU(inplace=True))
+        self.prior = Prior(cfg.hidden, 256, cfg)
+        self.posterior = Posterior(cfg.proxy_features + cfg.hidden, 256, cfg)
+        self.decoder = ProxyDecoder(cfg)
+        self.core = CoreRNN(cfg)
+        self.classifier = GlimpseClassifier(cfg)
+
+    def source(self, images) -> ImageSource:
+        if isinstance(images, ImageSource):
+            return images
+        if images.dim() != 4 or images.shape[1] != self.cfg.channels:
+            raise ValueError(f"expected images [N, {self.cfg.channels}, H, W], got shape {tuple(images.shape)}")
+        if self.cfg.image_side:
+            return UpsampledSource(images, self.cfg.image_side)
+        return TensorSource(images)
+
+    def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None) -> SaccadeOutput:
+        """``images``: a tensor [N,C,H,W] or an ImageSource; ``proxy`` overrides the source's proxy
+        (e.g. a noisy one). ``sample``: draw z from q (default: in training, or if cfg.eval_sample)."""
+        cfg = self.cfg
+        src = self.source(images)
+        if proxy is None:
+            proxy = src.proxy(cfg.proxy_size)
+        sample = (self.training or cfg.eval_sample) if sample is None else sample
+        n = proxy.shape[0]
+        e_c = self.proxy_encoder(proxy)
+        h = proxy.new_zeros(n, cfg.hidden)
+        state = None
+        record = {k: [] for k in ("z", "q_mu", "q_logvar", "p_mu", "p_logvar", "dec", "h_prev")}
+        for _ in range(cfg.glimpses):
+            p_mu, p_logvar = self.prior(h)
+            q_mu, q_logvar = self.posterior(torch.cat([e_c, h], -1))
+            z = gaussian_sample(q_mu, q_logvar) if sample else q_mu
+            phi_z = self.latent_embedding(z)
+            record["dec"].append(self.decoder(phi_z, h))
+            record["h_prev"].append(h)
+            for key, value in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("p_mu", p_mu), ("p_logvar", p_logvar)):
+                record[key].append(value)
+            h, state = self.core(torch.cat([e_c, phi_z], -1), state)
+        stack = {k: torch.stack(v, 1) for k, v in record.items()}
+        windows = window_from_z(stack["z"], cfg.window)
+        crops = src.crop(windows, cfg.crop_size)
+        step_logits = self.classifier(crops, stack["h_prev"], e_c)
+        return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
+                             stack["p_mu"], stack["p_logvar"], proxy, stack["dec"], crops)
+
+    # -- the interface the shared training loop uses (train.py) --
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        out = self(batch["image"], proxy=batch.get("proxy"))
+        return saccade_loss(out, batch["label"], self.cfg.loss)
+
+    @torch.no_grad()
+    def evaluate_batch(self, batch: dict) -> dict:
+        out = self(batch["image"], proxy=batch.get("proxy"))
+        return {"logits": out.logits, "step_logits": out.step_logits, "windows": out.windows}

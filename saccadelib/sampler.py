@@ -1,0 +1,293 @@
+"""Where to look and what is seen: z → window → crop, from any image source.
+
+Geometry (paper Eq. 2, spatial-transformer convention, ``align_corners=False``): image coordinates are
+normalized to [-1, 1] on each axis; a window is (scale, cx, cy) and covers
+``[cx - scale, cx + scale] × [cy - scale, cy + scale]``, so ``scale`` is the window's side as a fraction of
+the image side. The affine map of Eq. 2 is ``theta = [[scale, 0, cx], [0, scale, cy]]``.
+
+Crops are bilinear samples of the image (the paper's sampling kernel, zero outside the image) averaged
+over a k×k supersampling grid per output pixel: a box prefilter, so a 758-px window read into 64² does not
+alias. k follows the detail the source actually holds (``detail_px``), not its nominal size: a 2528² image
+that is an upsampled 100² canvas needs no prefilter for a 64² crop of a 30% window.
+
+Sources share one interface: ``proxy(size)`` (anti-aliased downsample of the whole image) and
+``crop(windows, size)`` (windows [N, T, 3] → crops [N, T, C, size, size], differentiable in the windows).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+MAX_SUPERSAMPLE = 16
+
+
+# ------------------------------------------------------------------------------------ z → window
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """How z = (s, x, y) becomes a window.
+
+    - ``learnt``: scale = min + (max - min)·sigmoid(s), a gradient for every scale; the centre is
+      tanh(x)·(1 - scale) so the window always lies inside the image.
+    - ``fixed``: scale = ``fixed_scale`` (the original's effective 30%), centre bounded as above.
+    - ``original``: the authors' code: scale = 1 / max(|s|, 1/0.3) (so no gradient and 30% whenever
+      |s| < 3.33) and an unbounded centre (x, y). For parity runs only; see README deviations.
+    """
+    mode: str = "learnt"
+    min_scale: float = 0.2
+    max_scale: float = 1.0
+    fixed_scale: float = 0.3
+
+    def __post_init__(self):
+        if self.mode not in ("learnt", "fixed", "original"):
+            raise ValueError(f"unknown window mode {self.mode!r}; valid: learnt, fixed, original")
+        if not 0 < self.min_scale <= self.max_scale <= 1:
+            raise ValueError("window scales must satisfy 0 < min_scale <= max_scale <= 1")
+
+
+def window_from_z(z: torch.Tensor, config: WindowConfig = WindowConfig()) -> torch.Tensor:
+    """z [..., 3] → window [..., 3] = (scale, cx, cy) in normalized image coordinates."""
+    if z.shape[-1] != 3:
+        raise ValueError(f"z must end in 3 values (scale, x, y), got shape {tuple(z.shape)}")
+    s, x, y = z.unbind(-1)
+    if config.mode == "original":
+        scale = 1.0 / torch.clamp(s.abs(), min=1.0 / config.fixed_scale)
+        return torch.stack([scale, x, y], -1)
+    if config.mode == "fixed":
+        scale = torch.full_like(s, config.fixed_scale)
+    else:
+        scale = config.min_scale + (config.max_scale - config.min_scale) * torch.sigmoid(s)
+    room = 1.0 - scale
+    return torch.stack([scale, torch.tanh(x) * room, torch.tanh(y) * room], -1)
+
+
+def window_to_box(window: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """window [..., 3] → pixel box [..., 4] = (x0, y0, x1, y1) in the image's pixel coordinates."""
+    scale, cx, cy = window.unbind(-1)
+    return torch.stack([(cx - scale + 1) / 2 * width, (cy - scale + 1) / 2 * height,
+                        (cx + scale + 1) / 2 * width, (cy + scale + 1) / 2 * height], -1)
+
+
+def box_contains(box: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """box [..., 4], points [..., 2] (x, y) → bool [...]: the point lies inside the box."""
+    x, y = points.unbind(-1)
+    return (box[..., 0] <= x) & (x <= box[..., 2]) & (box[..., 1] <= y) & (y <= box[..., 3])
+
+
+def supersample_factor(window_px: float, size: int, limit: int = MAX_SUPERSAMPLE) -> int:
+    """Samples per output pixel and axis so that sample spacing ≤ one source pixel (capped)."""
+    return int(min(max(math.ceil(window_px / size - 1e-6), 1), limit))
+
+
+# ------------------------------------------------------------------------------------------ crops
+
+def crop_tensor(images: torch.Tensor, windows: torch.Tensor, size: int, supersample: int = 1) -> torch.Tensor:
+    """Bilinear crops with a k×k box prefilter: images [N,C,H,W], windows [N,T,3] → [N,T,C,size,size]."""
+    n, t = windows.shape[:2]
+    c = images.shape[1]
+    k = supersample
+    theta = windows.new_zeros(n * t, 2, 3)
+    flat = windows.reshape(n * t, 3)
+    theta[:, 0, 0] = flat[:, 0]
+    theta[:, 1, 1] = flat[:, 0]
+    theta[:, 0, 2] = flat[:, 1]
+    theta[:, 1, 2] = flat[:, 2]
+    grid = F.affine_grid(theta, [n * t, c, size * k, size * k], align_corners=False)
+    # Sample every glimpse of image i from image i without copying it T times.
+    grid = grid.view(n, t * size * k, size * k, 2)
+    samples = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros",
+                            align_corners=False)  # [N, C, T*S*k, S*k]
+    samples = samples.view(n, c, t, size * k, size * k).transpose(1, 2).reshape(n * t, c, size * k, size * k)
+    if k > 1:
+        samples = F.avg_pool2d(samples, k)
+    return samples.view(n, t, c, size, size)
+
+
+def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, rows: torch.Tensor, size: int, k: int):
+    """Per-window operator mapping one axis of a large image to ``size`` crop samples.
+
+    ``rows`` [L, W] gives each large-image pixel as a combination of the W base pixels (the upsample);
+    the result [M, size, W] = box-average over k of bilinear sampling of those rows: differentiable in
+    centre and scale through the fractional weights, exactly like grid_sample.
+    """
+    length = rows.shape[0]
+    steps = (torch.arange(size * k, device=centre.device, dtype=centre.dtype) * 2 + 1) / (size * k) - 1
+    g = centre.unsqueeze(-1) + scale.unsqueeze(-1) * steps  # [M, S*k] normalized positions
+    p = ((g + 1) * length - 1) / 2  # continuous pixel coordinates (align_corners=False)
+    i0 = torch.floor(p).detach()
+    frac = p - i0
+    i0 = i0.long()
+    padded = F.pad(rows, (0, 0, 1, 1))  # zero rows stand for the outside (padding_mode="zeros")
+    lo = padded[(i0 + 1).clamp(0, length + 1)]  # [M, S*k, W]
+    hi = padded[(i0 + 2).clamp(0, length + 1)]
+    matrix = (1 - frac).unsqueeze(-1) * lo + frac.unsqueeze(-1) * hi
+    return matrix.view(-1, size, k, rows.shape[1]).mean(2)
+
+
+# ---------------------------------------------------------------------------------------- sources
+
+class ImageSource:
+    """Interface: a batch of N images seen through ``proxy`` and ``crop``."""
+    channels: int
+    height: int
+    width: int
+    detail_px: int  # pixels of real detail per side (decides the crop prefilter)
+
+    def proxy(self, size: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def crop(self, windows: torch.Tensor, size: int, supersample: int | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def auto_supersample(self, windows: torch.Tensor, size: int) -> int:
+        largest = float(windows[..., 0].detach().abs().max()) if windows.numel() else 0.0
+        return supersample_factor(largest * self.detail_px, size)
+
+
+class TensorSource(ImageSource):
+    """Images already in memory: [N, C, H, W] float."""
+
+    def __init__(self, images: torch.Tensor):
+        if images.dim() != 4:
+            raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
+        self.images = images
+        self.channels, self.height, self.width = images.shape[1:]
+        self.detail_px = max(self.height, self.width)
+
+    def proxy(self, size: int) -> torch.Tensor:
+        return F.interpolate(self.images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+    def crop(self, windows, size, supersample=None):
+        k = supersample or self.auto_supersample(windows, size)
+        return crop_tensor(self.images, windows, size, k)
+
+
+def _upsample_rows(base_len: int, large_len: int, device, dtype) -> torch.Tensor:
+    """[large_len, base_len]: row i = how F.interpolate(bilinear, align_corners=False) builds pixel i."""
+    eye = torch.eye(base_len, device=device, dtype=dtype).view(1, base_len, 1, base_len)
+    return F.interpolate(eye, size=(1, large_len), mode="bilinear", align_corners=False)[0, :, 0].T.contiguous()
+
+
+def _downsample_rows(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """Compose an anti-aliased bilinear downsample to ``size`` with ``rows`` [L, W] → [size, W]."""
+    columns = rows.T.reshape(1, rows.shape[1], 1, rows.shape[0])
+    return F.interpolate(columns, size=(1, size), mode="bilinear", antialias=True, align_corners=False)[0, :, 0].T
+
+
+class UpsampledSource(ImageSource):
+    """The bilinear upsample of small images to (height, width), never materialized.
+
+    The paper's 2528² two-digit images are exactly this (an upsampled 100² canvas). Upsampling,
+    anti-aliased downsampling and window sampling are all separable linear maps, so the proxy and every
+    crop are ``M_y · base · M_xᵀ`` with small M [size, base side]: memory and time do not depend on
+    (height, width), and results equal the materialized image's to float precision.
+    """
+
+    def __init__(self, base: torch.Tensor, height: int, width: int | None = None):
+        if base.dim() != 4:
+            raise ValueError(f"base images must be [N, C, h, w], got shape {tuple(base.shape)}")
+        self.base = base
+        self.channels = base.shape[1]
+        self.height, self.width = height, width or height
+        self.detail_px = max(base.shape[2], base.shape[3])
+        self._rows_y = _upsample_rows(base.shape[2], self.height, base.device, base.dtype)
+        self._rows_x = _upsample_rows(base.shape[3], self.width, base.device, base.dtype)
+
+    def materialize(self) -> torch.Tensor:
+        """The large images themselves (for tests and small sizes only)."""
+        return F.interpolate(self.base, size=(self.height, self.width), mode="bilinear", align_corners=False)
+
+    def proxy(self, size: int) -> torch.Tensor:
+        py = _downsample_rows(self._rows_y, size)
+        px = _downsample_rows(self._rows_x, size)
+        return py @ self.base @ px.T
+
+    def crop(self, windows, size, supersample=None):
+        k = supersample or self.auto_supersample(windows, size)
+        n, t = windows.shape[:2]
+        flat = windows.reshape(n * t, 3)
+        my = _axis_sampling_matrix(flat[:, 2], flat[:, 0], self._rows_y, size, k)  # [N*T, S, h]
+        mx = _axis_sampling_matrix(flat[:, 1], flat[:, 0], self._rows_x, size, k)  # [N*T, S, w]
+        base = self.base.unsqueeze(1).expand(n, t, *self.base.shape[1:]).reshape(n * t, *self.base.shape[1:])
+        crops = my.unsqueeze(1) @ base @ mx.unsqueeze(1).transpose(-1, -2)
+        return crops.view(n, t, self.channels, size, size)
+
+
+class ImageFileError(ValueError):
+    """An image file that cannot be used: unreadable, corrupt, or with the wrong number of channels."""
+
+
+class FileSource(ImageSource):
+    """One large photo on disk (JPEG, PNG, TIFF…), for inference (crops are not differentiable).
+
+    The proxy uses JPEG's DCT-domain reduction (PIL ``draft``) so it never decodes the full image;
+    crops resample only their box with PIL's anti-aliased filter.
+    """
+
+    def __init__(self, path: str | Path, channels: int = 3):
+        from PIL import Image, UnidentifiedImageError
+
+        if channels not in (1, 3):
+            raise ImageFileError(f"channels must be 1 or 3, got {channels}")
+        self.path = Path(path)
+        self.channels = channels
+        self._mode = "L" if channels == 1 else "RGB"
+        try:
+            with Image.open(self.path) as probe:
+                probe.verify()  # catches truncated and corrupt files before any work
+            with Image.open(self.path) as img:
+                self.width, self.height = img.size
+                mode = img.mode
+        except FileNotFoundError:
+            raise ImageFileError(f"image file not found: {self.path}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ImageFileError(f"cannot read image {self.path}: {err}") from None
+        grey = mode in ("1", "L", "LA", "I", "I;16", "F")
+        if grey and channels == 3:
+            raise ImageFileError(f"{self.path} is greyscale (mode {mode}) but the model expects 3 channels")
+        if not grey and channels == 1:
+            raise ImageFileError(f"{self.path} is colour (mode {mode}) but the model expects 1 channel")
+        self.detail_px = max(self.height, self.width)
+
+    def _open(self):
+        from PIL import Image
+
+        return Image.open(self.path)
+
+    def _decoded(self, img):
+        try:
+            return img.convert(self._mode)
+        except OSError as err:  # truncated or corrupt data shows only when pixels are decoded
+            raise ImageFileError(f"cannot decode image {self.path}: {err}") from None
+
+    @staticmethod
+    def _to_tensor(img) -> torch.Tensor:
+        import numpy as np
+
+        array = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+        return array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
+
+    def proxy(self, size: int) -> torch.Tensor:
+        from PIL import Image
+
+        with self._open() as img:
+            img.draft(self._mode, (size * 4, size * 4))  # JPEG: decode at 1/2..1/8 scale directly
+            small = self._decoded(img).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+        return self._to_tensor(small).unsqueeze(0)
+
+    def crop(self, windows, size, supersample=None):
+        from PIL import Image
+
+        if windows.shape[0] != 1:
+            raise ValueError("a FileSource holds one image: windows must be [1, T, 3]")
+        boxes = window_to_box(windows.detach().double(), self.height, self.width)[0]
+        crops = []
+        with self._open() as img:
+            img = self._decoded(img)
+            for x0, y0, x1, y1 in boxes.tolist():
+                crops.append(self._to_tensor(img.resize((size, size), Image.BILINEAR, box=(x0, y0, x1, y1))))
+        return torch.stack(crops).unsqueeze(0).to(windows.dtype)

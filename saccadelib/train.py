@@ -1,0 +1,238 @@
+"""One training loop for the model and every baseline.
+
+A model plugs in with two methods: ``training_loss(batch) -> (loss, {name: float})`` and
+``evaluate_batch(batch) -> {"logits": [N, K], optional "step_logits": [N, T, K], "windows": [N, T, 3]}``.
+
+Each epoch ends with an evaluation on the validation set (model selection) and an atomic checkpoint
+(``last.pt``: weights, optimizer, epoch, RNG state, history, elapsed time); ``best.pt`` holds the best
+validation weights. A killed run restarted with the same arguments continues exactly where the last
+checkpoint left it: the training canvases are a pure function of (seed, epoch) and the RNG state is
+restored, so the weights equal those of an uninterrupted run. The test set is scored once, at the end,
+with the best-on-validation weights.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from . import data as twodigit
+from .paths import atomic_path, write_text_atomic
+from .runinfo import run_metadata, write_json
+from .sampler import box_contains, window_to_box
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "identification"
+    canvas: int = 100
+    epochs: int = 30
+    train_size: int = 20_000  # fresh canvases per epoch
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip_norm: float | None = 10.0
+    clip_value: float | None = None  # the original clipped gradients by value at 0.25
+    seed: int = 0
+    threads: int | None = None  # torch threads (None: leave as is)
+    workers: int = 0  # DataLoader workers generating canvases
+    val_size: int = 10_000  # first val_size canvases of the fixed validation set
+    eval_batch_size: int = 500
+    time_budget_s: float | None = None  # do not start an epoch that would end past this training time
+    progress: str = "log"  # "bar" (tqdm), "log" (a line per epoch), "none"
+    test: bool = True  # score the best-on-validation weights on the test set at the end
+
+    def __post_init__(self):
+        twodigit.task_spec(self.task)
+        if self.progress not in ("bar", "log", "none"):
+            raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
+
+
+# -------------------------------------------------------------------------------------- evaluation
+
+def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """[N, T, 2] bool: glimpse t's window contains digit d's box centre (canvas pixel coordinates)."""
+    win_box = window_to_box(windows, canvas, canvas)  # [N, T, 4]
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2  # [N, 2, 2]
+    return box_contains(win_box.unsqueeze(2), centres.unsqueeze(1))
+
+
+@torch.no_grad()
+def evaluate(model, dataset: "twodigit.TwoDigitSet", batch_size: int = 500, limit: int | None = None) -> dict:
+    """Exact-match accuracy; with glimpses also per-step accuracy, per-step hit rate, and the share of
+    images where every digit was hit by some glimpse."""
+    model.eval()
+    correct, total = 0, 0
+    step_correct = hits = covered = None
+    loss_sum = 0.0
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for start in range(0, n, batch_size):
+        batch = dataset.as_dict(start, min(start + batch_size, n))
+        out = model.evaluate_batch(batch)
+        label = batch["label"]
+        loss_sum += torch.nn.functional.cross_entropy(out["logits"], label, reduction="sum").item()
+        correct += (out["logits"].argmax(-1) == label).sum().item()
+        total += len(label)
+        if "step_logits" in out:
+            sc = (out["step_logits"].argmax(-1) == label.unsqueeze(1)).sum(0)
+            step_correct = sc if step_correct is None else step_correct + sc
+        if "windows" in out:
+            hm = hit_matrix(out["windows"], batch["boxes"], dataset.canvas)
+            h = hm.any(-1).sum(0)
+            c = hm.any(1).all(-1).sum()
+            hits, covered = (h, c) if hits is None else (hits + h, covered + c)
+    metrics = {"n": total, "accuracy": correct / total, "nll": loss_sum / total}
+    if step_correct is not None:
+        metrics["step_accuracy"] = (step_correct.double() / total).tolist()
+    if hits is not None:
+        metrics["hit_rate"] = (hits.double() / total).tolist()
+        metrics["both_digits_hit"] = covered.item() / total
+    return metrics
+
+
+# -------------------------------------------------------------------------------------------- loop
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _write_history(out_dir: Path, history: list[dict]) -> None:
+    flat = [{k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()} for row in history]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]))
+    writer.writeheader()
+    writer.writerows(flat)
+    write_text_atomic(out_dir / "history.csv", buffer.getvalue())
+
+
+def _clip(model, cfg: TrainConfig) -> None:
+    if cfg.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+    if cfg.clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+
+
+def _log(cfg: TrainConfig, message: str) -> None:
+    if cfg.progress != "none":
+        print(message, flush=True)
+
+
+def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = None, resume: bool = True) -> dict:
+    """Train ``model`` on ``cfg.task``; returns the summary also written to ``out_dir/metrics.json``.
+
+    ``model_meta`` (e.g. {"name": ..., "config": ...}) is stored in the checkpoints so a checkpoint can
+    rebuild its model, and a resume with a different model is refused.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model_meta = model_meta or {}
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history: list[dict] = []
+    start_epoch, elapsed, best = 0, 0.0, {"accuracy": -1.0, "epoch": -1}
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        if ckpt["model_meta"] != model_meta or ckpt["train_config"] != _resumable(cfg):
+            raise ValueError(f"{last_path} was written by another model or training config; "
+                             "use another output folder or resume=False")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"])
+        start_epoch, elapsed, best, history = ckpt["epoch"], ckpt["elapsed_s"], ckpt["best"], ckpt["history"]
+        _log(cfg, f"resuming {out_dir} at epoch {start_epoch} ({elapsed:.0f} s trained)")
+    else:
+        seed_everything(cfg.seed)
+
+    stream = twodigit.TwoDigitStream(cfg.task, cfg.train_size, cfg.batch_size, cfg.seed, cfg.canvas)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers)
+    val = twodigit.eval_set(cfg.task, "val", cfg.canvas)
+    write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta,
+                                         "datasets": {"val": twodigit.describe(val)}, "run": run_metadata()})
+
+    for epoch in range(start_epoch, cfg.epochs):
+        per_epoch = elapsed / epoch if epoch else 0.0
+        if cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s:
+            _log(cfg, f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
+            break
+        stream.set_epoch(epoch)
+        model.train()
+        tick = time.perf_counter()
+        sums: dict[str, float] = {}
+        batches = loader
+        if cfg.progress == "bar":
+            from tqdm.auto import tqdm
+            batches = tqdm(loader, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        for batch in batches:
+            loss, parts = model.training_loss(batch)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            _clip(model, cfg)
+            optimizer.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * len(batch["label"])
+        train_s = time.perf_counter() - tick
+        elapsed += train_s
+        val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size)
+        row = {"epoch": epoch + 1, "train_s": round(train_s, 2), "elapsed_s": round(elapsed, 2),
+               **{f"train_{k}": v / cfg.train_size for k, v in sums.items()},
+               **{f"val_{k}": v for k, v in val_metrics.items() if k != "n"}}
+        history.append(row)
+        if val_metrics["accuracy"] > best["accuracy"]:
+            best = {"accuracy": val_metrics["accuracy"], "epoch": epoch + 1}
+            _save_checkpoint(best_path, {"model": model.state_dict(), "model_meta": model_meta, "epoch": epoch + 1})
+        _save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "rng": torch.get_rng_state(), "epoch": epoch + 1, "elapsed_s": elapsed,
+                                     "best": best, "history": history, "model_meta": model_meta,
+                                     "train_config": _resumable(cfg)})
+        _write_history(out_dir, history)
+        extra = ""
+        if "hit_rate" in val_metrics:
+            extra = " hits " + "/".join(f"{h:.2f}" for h in val_metrics["hit_rate"])
+        _log(cfg, f"epoch {epoch + 1:3d}  {train_s:6.1f}s  loss {row.get('train_loss', float('nan')):.3f}  "
+                  f"val acc {val_metrics['accuracy']:.4f}{extra}")
+
+    summary = {"best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"], "epochs_run": len(history),
+               "train_s": round(elapsed, 1)}
+    if cfg.test and best_path.exists():
+        model.load_state_dict(load_checkpoint(best_path)["model"])
+        test = twodigit.eval_set(cfg.task, "test", cfg.canvas)
+        summary["test"] = evaluate(model, test, cfg.eval_batch_size)
+        summary["test_dataset"] = twodigit.describe(test)
+    summary["run"] = run_metadata()
+    write_json(out_dir / "metrics.json", summary)
+    return summary
+
+
+def _resumable(cfg: TrainConfig) -> dict:
+    """The config fields that must match to resume (epochs, budget and display may change)."""
+    values = asdict(cfg)
+    for key in ("epochs", "time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size"):
+        values.pop(key)
+    return values
