@@ -57,6 +57,23 @@ def _train(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from .inference import predict
+
+    result = predict(args.image, checkpoint=args.checkpoint, overlay=args.overlay)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        print(f"{args.image}: {result['class']}  (" + ", ".join(f"{k} {p:.1%}" for k, p in top) + ")")
+        for w in result["windows"]:
+            print(f"  glimpse {w['glimpse']}: x0={w['box'][0]:.0f} y0={w['box'][1]:.0f} "
+                  f"x1={w['box'][2]:.0f} y1={w['box'][3]:.0f}")
+        if args.overlay:
+            print(f"overlay saved to {args.overlay}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
     tr.set_defaults(func=_train)
+
+    p = commands.add_parser("predict", help="classify an image with a trained checkpoint")
+    p.add_argument("image", help="image file (JPEG, PNG, TIFF…)")
+    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a training run")
+    p.add_argument("--overlay", default=None, help="save the image with numbered saccades here")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=_predict)
 
     b = commands.add_parser("bench-generator", help="two-digit generator throughput (results/benchmarks/)")
     b.add_argument("--n", type=int, default=5000)

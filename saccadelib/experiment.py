@@ -65,5 +65,5 @@ def train_saccade(task: str, out_dir: str | Path, model_overrides: dict | None =
 
     seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
     model = VariationalSaccading(model_cfg)
-    meta = {"name": "saccade", "config": json.loads(json.dumps(model_cfg.to_dict()))}
+    meta = {"name": "saccade", "task": task, "config": json.loads(json.dumps(model_cfg.to_dict()))}
     return fit(model, train_cfg, out_dir, model_meta=meta)

@@ -39,7 +39,8 @@ class ModelConfig:
     proxy_features: int = 256
     crop_features: int = 256
     latent_features: int = 64
-    width: int = 16  # conv channels: crop net (w, 2w, 4w, 8w), proxy encoder (w, 2w, 4w, 4w), decoder (2w, 2w, w)
+    width: int = 16  # conv channels: crop net (w, 2w, 4w, 8w), proxy encoder (w, 2w, 4w), decoder (2w, 2w, w)
+    norm: str = "batch"  # conv normalization: "batch" (learns much faster here, see README) or "group" (paper)
     proxy_encoder: str = "spatial"  # "spatial" (flatten: keeps where things are) or "pooled" (global pool)
     classifier_sees_state: bool = True  # original: crop features are joined with h_{t-1}
     classifier_sees_proxy: bool = True
@@ -50,6 +51,8 @@ class ModelConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
+        if self.norm not in ("batch", "group"):
+            raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
         if self.proxy_encoder not in ("spatial", "pooled"):
             raise ValueError(f"unknown proxy encoder {self.proxy_encoder!r}; valid: spatial, pooled")
         if self.glimpses < 1 or self.crop_size < 8 or self.proxy_size < 8:
@@ -72,9 +75,11 @@ class ModelConfig:
         return cls(**values)
 
 
-def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """3×3 conv, GroupNorm (the paper's norm for conv layers), ReLU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(inplace=True))
+def conv_block(cin: int, cout: int, norm: str, pool: bool = True) -> nn.Sequential:
+    """3×3 conv, normalization, ReLU, then 2×2 max-pooling (halves the side)."""
+    layers = [nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+              nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
 
 
 def mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
@@ -87,9 +92,9 @@ class ProxyEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        w = cfg.width
-        self.trunk = nn.Sequential(conv_block(cfg.channels, w), conv_block(w, 2 * w, 2), conv_block(2 * w, 4 * w, 2),
-                                   conv_block(4 * w, 4 * w, 2),
+        w, norm = cfg.width, cfg.norm
+        self.trunk = nn.Sequential(conv_block(cfg.channels, w, norm), conv_block(w, 2 * w, norm),
+                                   conv_block(2 * w, 4 * w, norm),
                                    nn.AdaptiveAvgPool2d(4 if cfg.proxy_encoder == "spatial" else 1))
         width = 4 * w * (16 if cfg.proxy_encoder == "spatial" else 1)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(width, cfg.proxy_features), nn.ReLU(inplace=True))
@@ -171,9 +176,10 @@ class GlimpseClassifier(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        w = cfg.width
-        self.crop_net = nn.Sequential(conv_block(cfg.channels, w), conv_block(w, 2 * w, 2), conv_block(2 * w, 4 * w, 2),
-                                      conv_block(4 * w, 8 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        w, norm = cfg.width, cfg.norm
+        self.crop_net = nn.Sequential(conv_block(cfg.channels, w, norm), conv_block(w, 2 * w, norm),
+                                      conv_block(2 * w, 4 * w, norm), conv_block(4 * w, 8 * w, norm, pool=False),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(8 * w, cfg.crop_features), nn.ReLU(inplace=True))
         width = cfg.crop_features + (cfg.hidden if cfg.classifier_sees_state else 0)
         head_in = width + (cfg.proxy_features if cfg.classifier_sees_proxy else 0)

@@ -115,11 +115,13 @@ def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, rows: torch
     centre and scale through the fractional weights, exactly like grid_sample.
     """
     length = rows.shape[0]
-    steps = (torch.arange(size * k, device=centre.device, dtype=centre.dtype) * 2 + 1) / (size * k) - 1
-    g = centre.unsqueeze(-1) + scale.unsqueeze(-1) * steps  # [M, S*k] normalized positions
+    # Positions in float64: at 10,000 px a float32 coordinate is off by ~1e-3 px; the weights go back
+    # to the images' dtype once they are fractions in [0, 1).
+    steps = (torch.arange(size * k, device=centre.device, dtype=torch.float64) * 2 + 1) / (size * k) - 1
+    g = centre.double().unsqueeze(-1) + scale.double().unsqueeze(-1) * steps  # [M, S*k] normalized positions
     p = ((g + 1) * length - 1) / 2  # continuous pixel coordinates (align_corners=False)
     i0 = torch.floor(p).detach()
-    frac = p - i0
+    frac = (p - i0).to(rows.dtype)
     i0 = i0.long()
     padded = F.pad(rows, (0, 0, 1, 1))  # zero rows stand for the outside (padding_mode="zeros")
     lo = padded[(i0 + 1).clamp(0, length + 1)]  # [M, S*k, W]

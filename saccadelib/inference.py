@@ -1,0 +1,114 @@
+"""Use a trained model on an image: class, probabilities, and where it looked (in image pixels)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import data as twodigit
+from .model import ModelConfig, VariationalSaccading
+from .sampler import FileSource, ImageSource, TensorSource, window_to_box
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot serve: unreadable, not ours, or not matching its recorded config."""
+
+
+def load_model(checkpoint: str | Path) -> tuple[VariationalSaccading, dict]:
+    path = Path(checkpoint)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors, truncated zip archives, foreign objects
+        raise CheckpointError(f"cannot load checkpoint {path}: {err}") from None
+    meta = ckpt.get("model_meta") if isinstance(ckpt, dict) else None
+    if not meta or meta.get("name") != "saccade" or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a Variational Saccading checkpoint (no model_meta 'saccade')")
+    try:
+        model = VariationalSaccading(ModelConfig.from_dict(meta["config"]))
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {path} does not match its recorded model config: {err}") from None
+    return model.eval(), meta
+
+
+def _class_names(meta: dict, n_classes: int) -> list[str]:
+    task = meta.get("task")
+    if task in twodigit.TASKS:
+        return twodigit.class_names(task)
+    return meta.get("class_names") or [str(k) for k in range(n_classes)]
+
+
+@torch.no_grad()
+def predict(image, checkpoint: str | Path | None = None, model: VariationalSaccading | None = None,
+            meta: dict | None = None, overlay: str | Path | None = None) -> dict:
+    """Classify one image: a file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W], or a source.
+
+    Returns {"class", "label", "probabilities", "windows": [{"glimpse", "box": [x0, y0, x1, y1]}],
+    "step_predictions"}; boxes are in the image's own pixels. ``overlay`` saves the image with numbered
+    saccades drawn on it.
+    """
+    if model is None:
+        if checkpoint is None:
+            raise ValueError("predict needs a checkpoint or a model")
+        model, meta = load_model(checkpoint)
+    meta = meta or {}
+    cfg = model.cfg
+    source = _as_source(image, cfg.channels)
+    out = model(source)
+    probs = out.logits.softmax(-1)[0]
+    names = _class_names(meta, cfg.n_classes)
+    boxes = window_to_box(out.windows[0], source.height, source.width)
+    result = {
+        "label": int(probs.argmax()),
+        "class": names[int(probs.argmax())],
+        "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
+        "windows": [{"glimpse": t + 1, "box": [round(float(v), 2) for v in box]} for t, box in enumerate(boxes)],
+        "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
+        "image_size": [source.width, source.height],
+    }
+    if overlay is not None:
+        draw_overlay(source, boxes, overlay, title=f"{result['class']} ({probs.max():.0%})")
+    return result
+
+
+def _as_source(image, channels: int) -> ImageSource:
+    if isinstance(image, ImageSource):
+        return image
+    if isinstance(image, (str, Path)):
+        return FileSource(image, channels=channels)
+    if isinstance(image, torch.Tensor):
+        tensor = image.unsqueeze(0) if image.dim() == 3 else image
+        if tensor.dim() != 4 or tensor.shape[0] != 1 or tensor.shape[1] != channels:
+            raise ValueError(f"expected one image [{channels}, H, W], got shape {tuple(image.shape)}")
+        return TensorSource(tensor.float())
+    raise TypeError(f"cannot read an image from {type(image).__name__}")
+
+
+def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, title: str = "", max_side: int = 1024):
+    """Save the image (shrunk to ``max_side``) with each glimpse's window drawn and numbered."""
+    from PIL import Image, ImageDraw
+
+    shrink = min(1.0, max_side / max(source.height, source.width))
+    size = (max(1, round(source.width * shrink)), max(1, round(source.height * shrink)))
+    if isinstance(source, FileSource):
+        with source._open() as img:
+            img.draft(source._mode, size)
+            picture = source._decoded(img).resize(size, Image.BILINEAR).convert("RGB")
+    else:
+        # in-memory images are drawn as they are; a lazy upsample through its anti-aliased view
+        pixels = source.images if isinstance(source, TensorSource) else source.proxy(max(size))
+        array = (pixels[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+        picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size)
+    pen = ImageDraw.Draw(picture)
+    colours = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
+    for t, box in enumerate(boxes.tolist()):
+        x0, y0, x1, y1 = (v * shrink for v in box)
+        colour = colours[t % len(colours)]
+        pen.rectangle([x0, y0, x1, y1], outline=colour, width=max(1, round(max(size) / 200)))
+        pen.text((x0 + 2, y0 + 1), str(t + 1), fill=colour)
+    if title:
+        pen.text((3, size[1] - 12), title, fill="#ffffff")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)

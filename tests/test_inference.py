@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from saccadelib import data
+from saccadelib.__main__ import main
+from saccadelib.inference import CheckpointError, load_model, predict
+from saccadelib.model import ModelConfig, VariationalSaccading
+
+TINY = dict(n_classes=55, glimpses=3, hidden=32, proxy_features=32, crop_features=32, latent_features=16,
+            width=8, rnn_layers=1)
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    cfg = ModelConfig(**TINY)
+    path = tmp_path / "best.pt"
+    meta = {"name": "saccade", "task": "identification", "config": json.loads(json.dumps(cfg.to_dict()))}
+    torch.save({"model": VariationalSaccading(cfg).state_dict(), "model_meta": meta, "epoch": 1}, path)
+    return path
+
+
+@pytest.fixture()
+def canvas_png(tmp_path, mnist_root):
+    image = data.make_two_digit("identification", "test", 1, 0)["image"][0, 0]
+    path = tmp_path / "canvas.png"
+    Image.fromarray((image * 255).round().byte().numpy()).save(path)
+    return path, image
+
+
+def test_predict_on_a_file_gives_class_probabilities_and_pixel_windows(checkpoint, canvas_png, tmp_path):
+    path, image = canvas_png
+    result = predict(path, checkpoint, overlay=tmp_path / "overlay.png")
+    assert result["class"] in data.class_names("identification")
+    assert sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert len(result["windows"]) == 3 and len(result["step_predictions"]) == 3
+    for w in result["windows"]:
+        x0, y0, x1, y1 = w["box"]
+        assert -1 <= x0 < x1 <= 101 and -1 <= y0 < y1 <= 101
+    assert Image.open(tmp_path / "overlay.png").size == (100, 100)
+    from_tensor = predict(image.unsqueeze(0), checkpoint)
+    assert from_tensor["class"] == result["class"]  # the PNG holds the same pixels
+
+
+def test_cli_prints_json_and_human_lines(checkpoint, canvas_png, capsys, tmp_path):
+    path, _ = canvas_png
+    assert main(["predict", str(path), "--checkpoint", str(checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"class", "probabilities", "windows"}
+    assert main(["predict", str(path), "--checkpoint", str(checkpoint), "--overlay", str(tmp_path / "o.png")]) == 0
+    out = capsys.readouterr().out
+    assert "glimpse 3:" in out and "overlay saved" in out
+
+
+def test_bad_images_get_clear_errors(checkpoint, tmp_path, capsys):
+    rgb = tmp_path / "colour.png"
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(rgb)
+    assert main(["predict", str(rgb), "--checkpoint", str(checkpoint)]) == 2
+    assert "colour (mode RGB) but the model expects 1 channel" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["predict", str(broken), "--checkpoint", str(checkpoint)]) == 2
+    assert "cannot read image" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"expected one image \[1, H, W\]"):
+        predict(torch.rand(3, 50, 50), checkpoint)
+
+
+def test_bad_checkpoints_get_clear_errors(checkpoint, tmp_path):
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["model_meta"]["config"]["crop_features"] = 64  # weights no longer fit the recorded config
+    torch.save(ckpt, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="does not match its recorded model config"):
+        load_model(tmp_path / "mismatch.pt")
+    torch.save({"state": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a Variational Saccading checkpoint"):
+        load_model(tmp_path / "foreign.pt")
+    torch.save({"model_meta": {"name": "saccade"}, "model": {}, "evil": Image.new("L", (2, 2))}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match="cannot load checkpoint"):  # weights_only refuses objects
+        load_model(tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "none.pt")

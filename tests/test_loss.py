@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from saccadelib.loss import (LossConfig, bernoulli_nll, gaussian_kl, gaussian_nll, gaussian_sample,
+                             saccade_loss)
+
+
+def _random_gaussians(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, 3, generator=g, dtype=torch.float64) * s for s in (1.0, 0.7, 1.0, 0.7)]
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    mu_q, logvar_q, mu_p, logvar_p = _random_gaussians()
+    ours = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
+    theirs = kl_divergence(Normal(mu_q, (0.5 * logvar_q).exp()), Normal(mu_p, (0.5 * logvar_p).exp()))
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    assert gaussian_kl(mu_q, logvar_q, mu_q, logvar_q).abs().max() < 1e-12
+
+
+def test_gaussian_kl_matches_a_monte_carlo_estimate():
+    mu_q, logvar_q, mu_p, logvar_p = (torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64),
+                                      torch.tensor([-1.0, 0.5, 0.0], dtype=torch.float64),
+                                      torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64),
+                                      torch.tensor([0.0, -0.5, 1.0], dtype=torch.float64))
+    g = torch.Generator().manual_seed(1)
+    z = gaussian_sample(mu_q.expand(400_000, 3), logvar_q.expand(400_000, 3), generator=g)
+    log_ratio = gaussian_nll(z, mu_p, logvar_p) - gaussian_nll(z, mu_q, logvar_q)  # log q - log p
+    estimate, stderr = log_ratio.mean(0), log_ratio.std(0) / math.sqrt(len(z))
+    exact = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
+    assert ((estimate - exact).abs() < 4 * stderr).all()
+
+
+def test_one_parameterization_sampling_uses_logvar_as_the_kl_does():
+    g = torch.Generator().manual_seed(2)
+    mu, logvar = torch.full((200_000,), 1.5, dtype=torch.float64), torch.full((200_000,), math.log(0.25), dtype=torch.float64)
+    z = gaussian_sample(mu, logvar, generator=g)
+    assert z.mean().item() == pytest.approx(1.5, abs=0.01)
+    assert z.var().item() == pytest.approx(0.25, rel=0.02)  # variance = exp(logvar), std = exp(logvar / 2)
+
+
+def test_gaussian_nll_matches_torch():
+    mu, logvar, x, _ = _random_gaussians(seed=3)
+    assert torch.allclose(gaussian_nll(x, mu, logvar), -Normal(mu, (0.5 * logvar).exp()).log_prob(x), atol=1e-12)
+
+
+def test_bernoulli_nll_by_hand():
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    target = torch.tensor([0.3, 1.0, 0.0])
+    expected = [math.log(2), math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1))]
+    assert bernoulli_nll(logits, target).tolist() == pytest.approx(expected, abs=1e-6)
+
+
+class _Out:
+    """A stand-in for SaccadeOutput with hand-chosen values."""
+
+    def __init__(self):
+        self.logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+        self.step_logits = torch.stack([self.logits, self.logits], 1)
+        self.proxy = torch.full((2, 1, 2, 2), 0.5)
+        self.proxy_logits = torch.zeros(2, 2, 1, 2, 2)  # T = 2 decodes of a 2×2 proxy
+        self.q_mu = torch.zeros(2, 2, 3)
+        self.q_logvar = torch.zeros(2, 2, 3)
+        self.p_mu = torch.ones(2, 2, 3)
+        self.p_logvar = torch.zeros(2, 2, 3)
+
+
+def test_loss_terms_and_combinations():
+    out, label = _Out(), torch.tensor([0, 1])
+    ce = (math.log(1 + math.exp(-2)) + math.log(2)) / 2
+    recon = 2 * 4 * math.log(2)  # T × pixels × ln 2 per image
+    kl = 2 * 3 * 0.5  # T × dims × ½(μ_q − μ_p)²
+    total, parts = saccade_loss(out, label, LossConfig())
+    assert parts["nll_class"] == pytest.approx(ce, rel=1e-6)
+    assert parts["nll_proxy"] == pytest.approx(recon, rel=1e-6)
+    assert parts["kl"] == pytest.approx(kl, rel=1e-6)
+    assert total.item() == pytest.approx(ce + recon + kl, rel=1e-6)
+    weighted, _ = saccade_loss(out, label, LossConfig(classification_weight=2, reconstruction_weight=0.1, kl_weight=5))
+    assert weighted.item() == pytest.approx(2 * ce + 0.1 * recon + 5 * kl, rel=1e-6)
+    multiplied, _ = saccade_loss(out, label, LossConfig(combine="multiply", kl_weight=5))
+    assert multiplied.item() == pytest.approx(ce * (recon + 5 * kl), rel=1e-6)
+    every, _ = saccade_loss(out, label, LossConfig(every_step=True))
+    assert every.item() == pytest.approx(ce + recon + kl, rel=1e-6)  # both steps predict the same here
+    with pytest.raises(ValueError, match="unknown loss combination"):
+        LossConfig(combine="max")

@@ -1,0 +1,109 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from saccadelib import data
+from saccadelib.experiment import apply_overrides, model_config_for
+from saccadelib.model import ModelConfig, VariationalSaccading
+from saccadelib.train import TrainConfig, evaluate, fit, hit_matrix, load_checkpoint
+
+TINY = dict(n_classes=19, glimpses=2, hidden=32, proxy_features=32, crop_features=32, latent_features=16,
+            width=8, rnn_layers=1)
+RUN = dict(task="sum", epochs=2, train_size=64, batch_size=32, val_size=100, eval_batch_size=100,
+           progress="none", test=False, seed=3)
+META = {"name": "saccade", "config": "tiny"}
+
+
+def _fresh_model():
+    torch.manual_seed(11)
+    return VariationalSaccading(ModelConfig(**TINY))
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_after_a_stop_gives_the_uninterrupted_weights(tmp_path, mnist_root):
+    fit(_fresh_model(), TrainConfig(**RUN), tmp_path / "straight", META)
+    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path / "stopped", META)
+    fit(_fresh_model(), TrainConfig(**RUN), tmp_path / "stopped", META)  # picks up last.pt
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "stopped" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_weights(tmp_path, mnist_root):
+    fit(_fresh_model(), TrainConfig(**RUN), tmp_path / "straight", META)
+    model = _fresh_model()
+    calls = {"n": 0}
+    real = model.training_loss
+
+    def dies_in_epoch_two(batch):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2's first batch (2 batches per epoch)
+            raise KeyboardInterrupt("killed")
+        return real(batch)
+
+    model.training_loss = dies_in_epoch_two
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, TrainConfig(**RUN), tmp_path / "killed", META)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
+    fit(_fresh_model(), TrainConfig(**RUN), tmp_path / "killed", META)
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_another_model_or_config(tmp_path, mnist_root):
+    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, META)
+    with pytest.raises(ValueError, match="another model or training config"):
+        fit(_fresh_model(), TrainConfig(**RUN), tmp_path, {"name": "other"})
+    with pytest.raises(ValueError, match="another model or training config"):
+        fit(_fresh_model(), TrainConfig(**{**RUN, "lr": 0.1}), tmp_path, META)
+
+
+def test_outputs_are_written_and_sane(tmp_path, mnist_root):
+    summary = fit(_fresh_model(), TrainConfig(**{**RUN, "test": True}), tmp_path, META)
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"train_loss", "train_nll_class", "val_accuracy", "val_hit_rate", "elapsed_s"} <= set(rows[0])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(summary))
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["test"]["n"] == 10_000
+    assert len(metrics["test"]["step_accuracy"]) == 2 and len(metrics["test"]["hit_rate"]) == 2
+    assert metrics["test_dataset"]["sha256"] == data.describe(data.eval_set("sum", "test"))["sha256"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["train"]["seed"] == 3 and config["model"] == META and "git_commit" in config["run"]
+    assert "optimizer" not in torch.load(tmp_path / "best.pt", weights_only=True)
+
+
+def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
+    summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 5, "time_budget_s": 1e-6}), tmp_path, META)
+    assert summary["epochs_run"] == 1
+
+
+def test_hit_matrix_by_hand():
+    windows = torch.tensor([[[0.3, 0.0, 0.0], [0.2, -0.8, -0.8]]])  # boxes (35,35,65,65) and (0,0,20,20)
+    boxes = torch.tensor([[[36.0, 36.0, 64.0, 64.0], [70.0, 0.0, 98.0, 28.0]]])  # centres (50,50), (84,14)
+    assert hit_matrix(windows, boxes, 100).tolist() == [[[True, False], [False, False]]]
+
+
+def test_evaluate_counts_exactly(mnist_root):
+    class Oracle(torch.nn.Module):
+        def evaluate_batch(self, batch):
+            logits = torch.nn.functional.one_hot(batch["label"], 19).float()
+            logits[::2] = torch.roll(logits[::2], 1, -1)  # every other prediction wrong
+            return {"logits": logits}
+
+    result = evaluate(Oracle(), data.eval_set("sum", "val"), 300, limit=1000)
+    assert result["n"] == 1000 and result["accuracy"] == 0.5
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = model_config_for("sum", {"glimpses": "2", "loss.kl_weight": "5", "window.mode": "fixed",
+                                   "classifier_sees_proxy": "false", "image_side": "2528"})
+    assert cfg.n_classes == 19 and cfg.glimpses == 2 and cfg.loss.kl_weight == 5.0
+    assert cfg.window.mode == "fixed" and cfg.classifier_sees_proxy is False and cfg.image_side == 2528
+    assert apply_overrides(TrainConfig(), {"clip_norm": "none"}).clip_norm is None
+    with pytest.raises(ValueError, match="unknown setting 'glimpse'.*glimpses"):
+        model_config_for("sum", {"glimpse": "2"})
