@@ -47,10 +47,13 @@ class ModelConfig:
     init_scale: float = 0.6  # initial window side (fraction of the image side)
     init_logvar: float = -2.0  # initial posterior log-variance of z
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
+    policy: str = "learnt"  # "learnt" (windows from z) or "random" (uniform windows: the control baseline)
     window: WindowConfig = field(default_factory=WindowConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
+        if self.policy not in ("learnt", "random"):
+            raise ValueError(f"unknown glimpse policy {self.policy!r}; valid: learnt, random")
         if self.norm not in ("batch", "group"):
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
         if self.proxy_encoder not in ("spatial", "pooled"):
@@ -257,11 +260,21 @@ class VariationalSaccading(nn.Module):
                 record[key].append(value)
             h, state = self.core(torch.cat([e_c, phi_z], -1), state)
         stack = {k: torch.stack(v, 1) for k, v in record.items()}
-        windows = window_from_z(stack["z"], cfg.window)
+        windows = window_from_z(stack["z"], cfg.window) if cfg.policy == "learnt" else self.random_windows(n, proxy)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, stack["h_prev"], e_c)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
                              stack["p_mu"], stack["p_logvar"], proxy, stack["dec"], crops)
+
+    def random_windows(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """Uniform windows (scale in the allowed range, centre anywhere inside): the learnt policy's
+        control. Fresh in training; in evaluation a fixed stream, so scores repeat exactly."""
+        generator = None if self.training else torch.Generator(device=like.device).manual_seed(n)
+        u = torch.rand(n, self.cfg.glimpses, 3, generator=generator, device=like.device, dtype=like.dtype)
+        w = self.cfg.window
+        low, high = (w.fixed_scale, w.fixed_scale) if w.mode != "learnt" else (w.min_scale, w.max_scale)
+        scale = low + (high - low) * u[..., 0]
+        return torch.stack([scale, (2 * u[..., 1] - 1) * (1 - scale), (2 * u[..., 2] - 1) * (1 - scale)], -1)
 
     # -- the interface the shared training loop uses (train.py) --
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:

@@ -37,6 +37,7 @@ class TrainConfig:
     train_size: int = 20_000  # fresh canvases per epoch
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # "constant" or "cosine" (from lr down to lr/100 over `epochs`)
     weight_decay: float = 0.0
     clip_norm: float | None = 10.0
     clip_value: float | None = None  # the original clipped gradients by value at 0.25
@@ -51,6 +52,8 @@ class TrainConfig:
 
     def __post_init__(self):
         twodigit.task_spec(self.task)
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: constant, cosine")
         if self.progress not in ("bar", "log", "none"):
             raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
 
@@ -127,6 +130,14 @@ def _write_history(out_dir: Path, history: list[dict]) -> None:
     write_text_atomic(out_dir / "history.csv", buffer.getvalue())
 
 
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The epoch's learning rate: a function of the epoch alone, so a resumed run follows it exactly."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    floor = 0.01
+    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
+
+
 def _clip(model, cfg: TrainConfig) -> None:
     if cfg.clip_value is not None:
         torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -180,6 +191,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             _log(cfg, f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
             break
         stream.set_epoch(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, epoch)
         model.train()
         tick = time.perf_counter()
         sums: dict[str, float] = {}
@@ -200,7 +213,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         train_s = time.perf_counter() - tick
         elapsed += train_s
         val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size)
-        row = {"epoch": epoch + 1, "train_s": round(train_s, 2), "elapsed_s": round(elapsed, 2),
+        row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch), "train_s": round(train_s, 2),
+               "elapsed_s": round(elapsed, 2),
                **{f"train_{k}": v / cfg.train_size for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val_metrics.items() if k != "n"}}
         history.append(row)
@@ -233,6 +247,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
 def _resumable(cfg: TrainConfig) -> dict:
     """The config fields that must match to resume (epochs, budget and display may change)."""
     values = asdict(cfg)
-    for key in ("epochs", "time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size"):
+    if cfg.lr_schedule == "constant":
+        values.pop("epochs")  # more epochs may be added to a constant-rate run; a schedule depends on them
+    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size"):
         values.pop(key)
     return values

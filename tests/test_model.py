@@ -82,3 +82,18 @@ def test_bad_images_and_configs_are_rejected():
 def test_config_round_trips_through_a_dict():
     cfg = ModelConfig(glimpses=2, window=WindowConfig(mode="fixed"), loss=LossConfig(kl_weight=5), **TINY)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_random_policy_draws_uniform_windows_inside_the_image():
+    torch.manual_seed(0)
+    cfg = ModelConfig(policy="random", window=WindowConfig(min_scale=0.2, max_scale=0.45), **TINY)
+    model = VariationalSaccading(cfg)
+    windows = model.random_windows(4000, torch.zeros(1))
+    scale = windows[..., 0]
+    assert scale.min() >= 0.2 and scale.max() <= 0.45 and abs(scale.mean().item() - 0.325) < 0.01
+    assert (windows[..., 1].abs() <= 1 - scale).all() and windows[..., 1].std() > 0.3
+    model.eval()
+    images = torch.rand(3, 1, 100, 100)
+    assert torch.equal(model(images).windows, model(images).windows)  # evaluation repeats exactly
+    with pytest.raises(ValueError, match="unknown glimpse policy"):
+        ModelConfig(policy="grid")

@@ -107,3 +107,17 @@ def test_overrides_are_typed_and_checked():
     assert apply_overrides(TrainConfig(), {"clip_norm": "none"}).clip_norm is None
     with pytest.raises(ValueError, match="unknown setting 'glimpse'.*glimpses"):
         model_config_for("sum", {"glimpse": "2"})
+
+
+def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
+    from saccadelib.train import learning_rate
+
+    cfg = TrainConfig(**{**RUN, "lr": 1e-2, "lr_schedule": "cosine", "epochs": 4})
+    rates = [learning_rate(cfg, e) for e in range(4)]
+    assert rates[0] == 1e-2 and rates == sorted(rates, reverse=True) and rates[-1] > 1e-4
+    fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine"}), tmp_path / "straight", META)
+    fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine", "epochs": 1}), tmp_path / "other", META)
+    with pytest.raises(ValueError, match="another model or training config"):  # the schedule would change
+        fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine"}), tmp_path / "other", META)
+    rows = list(csv.DictReader(open(tmp_path / "straight" / "history.csv")))
+    assert float(rows[0]["lr"]) > float(rows[1]["lr"])
