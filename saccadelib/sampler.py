@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -168,14 +169,17 @@ class TensorSource(ImageSource):
         return crop_tensor(self.images, windows, size, k)
 
 
+@lru_cache(maxsize=32)
 def _upsample_rows(base_len: int, large_len: int, device, dtype) -> torch.Tensor:
     """[large_len, base_len]: row i = how F.interpolate(bilinear, align_corners=False) builds pixel i."""
     eye = torch.eye(base_len, device=device, dtype=dtype).view(1, base_len, 1, base_len)
     return F.interpolate(eye, size=(1, large_len), mode="bilinear", align_corners=False)[0, :, 0].T.contiguous()
 
 
-def _downsample_rows(rows: torch.Tensor, size: int) -> torch.Tensor:
-    """Compose an anti-aliased bilinear downsample to ``size`` with ``rows`` [L, W] → [size, W]."""
+@lru_cache(maxsize=32)
+def _proxy_rows(base_len: int, large_len: int, size: int, device, dtype) -> torch.Tensor:
+    """[size, base_len]: anti-aliased bilinear downsample to ``size`` of the upsample to ``large_len``."""
+    rows = _upsample_rows(base_len, large_len, device, dtype)
     columns = rows.T.reshape(1, rows.shape[1], 1, rows.shape[0])
     return F.interpolate(columns, size=(1, size), mode="bilinear", antialias=True, align_corners=False)[0, :, 0].T
 
@@ -204,8 +208,9 @@ class UpsampledSource(ImageSource):
         return F.interpolate(self.base, size=(self.height, self.width), mode="bilinear", align_corners=False)
 
     def proxy(self, size: int) -> torch.Tensor:
-        py = _downsample_rows(self._rows_y, size)
-        px = _downsample_rows(self._rows_x, size)
+        h, w = self.base.shape[2:]
+        py = _proxy_rows(h, self.height, size, self.base.device, self.base.dtype)
+        px = _proxy_rows(w, self.width, size, self.base.device, self.base.dtype)
         return py @ self.base @ px.T
 
     def crop(self, windows, size, supersample=None):
