@@ -1,7 +1,6 @@
 import json
 import itertools
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
