@@ -50,9 +50,9 @@ def _parse_settings(pairs: list[str]) -> dict:
 
 
 def _train(args) -> int:
-    from .experiment import train_saccade
+    from .experiment import train_model
 
-    summary = train_saccade(args.task, args.out, _parse_settings(args.set), _parse_settings(args.train))
+    summary = train_model(args.model, args.task, args.out, _parse_settings(args.set), _parse_settings(args.train))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))
     return 0
 
@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="cards file (default results/datasets/two_digit.json)")
     t.set_defaults(func=_data_two_digit)
 
-    tr = commands.add_parser("train", help="train the Variational Saccading model on a two-digit task")
+    tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a two-digit task")
+    tr.add_argument("--model", default="saccade",
+                    help="saccade (default), random_glimpses, grid_glimpses, resnet18, resnet18_tiles, proxy_cnn, ram")
     tr.add_argument("--task", required=True, help="sum or identification")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")

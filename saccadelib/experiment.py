@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from . import data as twodigit
-from .model import ModelConfig, VariationalSaccading
+from .model import ModelConfig
 from .train import TrainConfig, fit
 
 
@@ -57,13 +57,21 @@ def model_config_for(task: str, overrides: dict | None = None) -> ModelConfig:
     return apply_overrides(base, overrides or {})
 
 
-def train_saccade(task: str, out_dir: str | Path, model_overrides: dict | None = None,
-                  train_overrides: dict | None = None) -> dict:
-    model_cfg = model_config_for(task, model_overrides)
-    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides or {})
+def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict | None = None,
+                train_overrides: dict | None = None) -> dict:
+    """Train the registered model ``name`` (``baselines.REGISTRY``) on ``task`` with the shared loop."""
+    from . import baselines
     from .train import seed_everything
 
+    model_cfg = apply_overrides(baselines.default_config(name, twodigit.task_spec(task).n_classes),
+                                model_overrides or {})
+    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides or {})
     seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
-    model = VariationalSaccading(model_cfg)
-    meta = {"name": "saccade", "task": task, "config": json.loads(json.dumps(model_cfg.to_dict()))}
+    model = baselines.build(name, model_cfg)
+    meta = {"name": name, "task": task, "config": json.loads(json.dumps(model_cfg.to_dict()))}
     return fit(model, train_cfg, out_dir, model_meta=meta)
+
+
+def train_saccade(task: str, out_dir: str | Path, model_overrides: dict | None = None,
+                  train_overrides: dict | None = None) -> dict:
+    return train_model("saccade", task, out_dir, model_overrides, train_overrides)

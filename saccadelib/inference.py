@@ -10,6 +10,9 @@ from .model import ModelConfig, VariationalSaccading
 from .sampler import FileSource, ImageSource, TensorSource, window_to_box
 
 
+GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")  # registry names built on VariationalSaccading
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot serve: unreadable, not ours, or not matching its recorded config."""
 
@@ -23,8 +26,9 @@ def load_model(checkpoint: str | Path) -> tuple[VariationalSaccading, dict]:
     except Exception as err:  # pickle errors, truncated zip archives, foreign objects
         raise CheckpointError(f"cannot load checkpoint {path}: {err}") from None
     meta = ckpt.get("model_meta") if isinstance(ckpt, dict) else None
-    if not meta or meta.get("name") != "saccade" or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a Variational Saccading checkpoint (no model_meta 'saccade')")
+    if not meta or meta.get("name") not in GLIMPSE_MODELS or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a Variational Saccading checkpoint "
+                              f"(model_meta name not one of {', '.join(GLIMPSE_MODELS)})")
     try:
         model = VariationalSaccading(ModelConfig.from_dict(meta["config"]))
         model.load_state_dict(ckpt["model"])

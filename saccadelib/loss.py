@@ -23,10 +23,16 @@ class LossConfig:
     kl_weight: float = 1.0  # the original used 5
     combine: str = "add"  # "add" (Eq. 6) or "multiply" (the original code's ELBO × CE)
     every_step: bool = False  # also train each glimpse's running prediction (mean over steps)
+    # "Free bits" (Kingma et al. 2016): each glimpse's latent dimension keeps its first λ nats of
+    # batch-mean KL for free. With h_0 = 0 the first glimpse's prior cannot see the image, so the full KL
+    # pulls that glimpse to one place for every image (posterior collapse); λ > 0 lets it depend on c.
+    kl_free_bits: float = 0.0
 
     def __post_init__(self):
         if self.combine not in ("add", "multiply"):
             raise ValueError(f"unknown loss combination {self.combine!r}; valid: add, multiply")
+        if self.kl_free_bits < 0:
+            raise ValueError(f"kl_free_bits must be ≥ 0, got {self.kl_free_bits}")
 
 
 def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
@@ -60,8 +66,10 @@ def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) ->
         classification = F.cross_entropy(out.logits, label)
     target = out.proxy.unsqueeze(1).expand_as(out.proxy_logits)
     reconstruction = bernoulli_nll(out.proxy_logits, target).reshape(n, -1).sum(1).mean()
-    kl = gaussian_kl(out.q_mu, out.q_logvar, out.p_mu, out.p_logvar).reshape(n, -1).sum(1).mean()
-    elbo_loss = config.reconstruction_weight * reconstruction + config.kl_weight * kl
+    kl_terms = gaussian_kl(out.q_mu, out.q_logvar, out.p_mu, out.p_logvar)  # [N, T, 3]
+    kl = kl_terms.reshape(n, -1).sum(1).mean()
+    kl_charged = kl_terms.mean(0).clamp(min=config.kl_free_bits).sum() if config.kl_free_bits > 0 else kl
+    elbo_loss = config.reconstruction_weight * reconstruction + config.kl_weight * kl_charged
     if config.combine == "add":
         total = config.classification_weight * classification + elbo_loss
     else:

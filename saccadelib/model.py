@@ -46,14 +46,20 @@ class ModelConfig:
     classifier_sees_proxy: bool = True
     init_scale: float = 0.6  # initial window side (fraction of the image side)
     init_logvar: float = -2.0  # initial posterior log-variance of z
+    # Where the T glimpses start: "centre" (all at the image centre, as a plain VRNN starts: the glimpses
+    # are then symmetric and tend to stay on top of each other) or "grid" (a learnt per-glimpse offset of
+    # z, shared by prior and posterior, starting on the cells of grid_windows(T)).
+    init_layout: str = "centre"
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
-    policy: str = "learnt"  # "learnt" (windows from z) or "random" (uniform windows: the control baseline)
+    policy: str = "learnt"  # "learnt" (windows from z), or the controls "random" (uniform) and "grid" (fixed)
     window: WindowConfig = field(default_factory=WindowConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
-        if self.policy not in ("learnt", "random"):
-            raise ValueError(f"unknown glimpse policy {self.policy!r}; valid: learnt, random")
+        if self.policy not in ("learnt", "random", "grid"):
+            raise ValueError(f"unknown glimpse policy {self.policy!r}; valid: learnt, random, grid")
+        if self.init_layout not in ("centre", "grid"):
+            raise ValueError(f"unknown initial layout {self.init_layout!r}; valid: centre, grid")
         if self.norm not in ("batch", "group"):
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
         if self.proxy_encoder not in ("spatial", "pooled"):
@@ -200,6 +206,26 @@ class GlimpseClassifier(nn.Module):
         return self.head(running)  # [N, T, classes]
 
 
+def grid_windows(glimpses: int) -> torch.Tensor:
+    """[T, 3] fixed windows: the image cut into g×g cells (g = ⌈√T⌉, window side 1/g), T of them taken
+    evenly spread in row-major order (T = 4: the four quadrants; T = 2: the two diagonal cells)."""
+    g = math.ceil(math.sqrt(glimpses))
+    cells = torch.linspace(0, g * g - 1, glimpses).round().long()
+    centres = (2 * torch.arange(g, dtype=torch.float64) + 1) / g - 1
+    return torch.stack([torch.full((glimpses,), 1 / g, dtype=torch.float64),
+                        centres[cells % g], centres[cells // g]], -1).float()
+
+
+def _grid_offsets(cfg: ModelConfig) -> torch.Tensor:
+    """[T, 3] z offsets whose windows are centred on the grid_windows(T) cells (centres kept inside the
+    room a window of ``init_scale`` has); the scale is left to the heads' initial bias."""
+    centres = grid_windows(cfg.glimpses)[:, 1:]
+    room = 1.0 - cfg.init_scale
+    if cfg.window.mode == "original":
+        return torch.cat([torch.zeros(cfg.glimpses, 1), centres.clamp(-room, room)], -1)
+    return torch.cat([torch.zeros(cfg.glimpses, 1), torch.atanh((centres / room).clamp(-0.95, 0.95))], -1)
+
+
 @dataclass
 class SaccadeOutput:
     logits: torch.Tensor  # [N, classes] after all T glimpses
@@ -226,6 +252,8 @@ class VariationalSaccading(nn.Module):
         self.decoder = ProxyDecoder(cfg)
         self.core = CoreRNN(cfg)
         self.classifier = GlimpseClassifier(cfg)
+        if cfg.init_layout == "grid":
+            self.glimpse_offset = nn.Parameter(_grid_offsets(cfg))
 
     def source(self, images) -> ImageSource:
         if isinstance(images, ImageSource):
@@ -249,9 +277,11 @@ class VariationalSaccading(nn.Module):
         h = proxy.new_zeros(n, cfg.hidden)
         state = None
         record = {k: [] for k in ("z", "q_mu", "q_logvar", "p_mu", "p_logvar", "dec", "h_prev")}
-        for _ in range(cfg.glimpses):
+        for t in range(cfg.glimpses):
             p_mu, p_logvar = self.prior(h)
             q_mu, q_logvar = self.posterior(torch.cat([e_c, h], -1))
+            if cfg.init_layout == "grid":  # the same shift for both: the KL sees only their difference
+                p_mu, q_mu = p_mu + self.glimpse_offset[t], q_mu + self.glimpse_offset[t]
             z = gaussian_sample(q_mu, q_logvar) if sample else q_mu
             phi_z = self.latent_embedding(z)
             record["dec"].append(self.decoder(phi_z, h))
@@ -260,7 +290,12 @@ class VariationalSaccading(nn.Module):
                 record[key].append(value)
             h, state = self.core(torch.cat([e_c, phi_z], -1), state)
         stack = {k: torch.stack(v, 1) for k, v in record.items()}
-        windows = window_from_z(stack["z"], cfg.window) if cfg.policy == "learnt" else self.random_windows(n, proxy)
+        if cfg.policy == "learnt":
+            windows = window_from_z(stack["z"], cfg.window)
+        elif cfg.policy == "random":
+            windows = self.random_windows(n, proxy)
+        else:
+            windows = grid_windows(cfg.glimpses).to(proxy).expand(n, -1, -1)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, stack["h_prev"], e_c)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],

@@ -139,6 +139,8 @@ class ImageSource:
     height: int
     width: int
     detail_px: int  # pixels of real detail per side (decides the crop prefilter)
+    count: int  # N, the images in the batch
+    dtype: torch.dtype = torch.float32
 
     def proxy(self, size: int) -> torch.Tensor:
         raise NotImplementedError
@@ -158,6 +160,7 @@ class TensorSource(ImageSource):
         if images.dim() != 4:
             raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
         self.images = images
+        self.count, self.dtype = images.shape[0], images.dtype
         self.channels, self.height, self.width = images.shape[1:]
         self.detail_px = max(self.height, self.width)
 
@@ -197,6 +200,7 @@ class UpsampledSource(ImageSource):
         if base.dim() != 4:
             raise ValueError(f"base images must be [N, C, h, w], got shape {tuple(base.shape)}")
         self.base = base
+        self.count, self.dtype = base.shape[0], base.dtype
         self.channels = base.shape[1]
         self.height, self.width = height, width or height
         self.detail_px = max(base.shape[2], base.shape[3])
@@ -241,7 +245,7 @@ class FileSource(ImageSource):
         if channels not in (1, 3):
             raise ImageFileError(f"channels must be 1 or 3, got {channels}")
         self.path = Path(path)
-        self.channels = channels
+        self.channels, self.count = channels, 1
         self._mode = "L" if channels == 1 else "RGB"
         try:
             with Image.open(self.path) as probe:

@@ -86,3 +86,22 @@ def test_loss_terms_and_combinations():
     assert every.item() == pytest.approx(ce + recon + kl, rel=1e-6)  # both steps predict the same here
     with pytest.raises(ValueError, match="unknown loss combination"):
         LossConfig(combine="max")
+
+
+def test_free_bits_charge_at_least_lambda_per_dimension_and_free_the_small_ones():
+    out, label = _Out(), torch.tensor([0, 1])
+    ce = (math.log(1 + math.exp(-2)) + math.log(2)) / 2
+    recon = 2 * 4 * math.log(2)
+    out.q_mu = torch.zeros(2, 2, 3, requires_grad=True)  # each (glimpse, dim) has KL ½ here
+    total, parts = saccade_loss(out, label, LossConfig(kl_free_bits=0.8))
+    assert parts["kl"] == pytest.approx(3.0, rel=1e-6)  # the reported KL is the true one
+    assert total.item() == pytest.approx(ce + recon + 2 * 3 * 0.8, rel=1e-6)  # charged: λ per dimension
+    total.backward()
+    assert out.q_mu.grad.abs().max() == 0  # below λ the posterior moves for free
+    out.q_mu = torch.zeros(2, 2, 3, requires_grad=True)
+    total, _ = saccade_loss(out, label, LossConfig(kl_free_bits=0.2))
+    assert total.item() == pytest.approx(ce + recon + 3.0, rel=1e-6)  # above λ: the full KL
+    total.backward()
+    assert out.q_mu.grad.abs().min() > 0
+    with pytest.raises(ValueError, match="kl_free_bits"):
+        LossConfig(kl_free_bits=-1)

@@ -96,4 +96,20 @@ def test_random_policy_draws_uniform_windows_inside_the_image():
     images = torch.rand(3, 1, 100, 100)
     assert torch.equal(model(images).windows, model(images).windows)  # evaluation repeats exactly
     with pytest.raises(ValueError, match="unknown glimpse policy"):
-        ModelConfig(policy="grid")
+        ModelConfig(policy="spiral")
+
+
+def test_grid_layout_starts_the_glimpses_apart_and_leaves_the_kl_alone():
+    torch.manual_seed(0)
+    from saccadelib.model import grid_windows
+
+    cfg = ModelConfig(glimpses=4, init_layout="grid", init_scale=0.35, **TINY)
+    model = VariationalSaccading(cfg).eval()
+    out = model(torch.rand(3, 1, 100, 100))
+    assert torch.allclose(out.windows[0, :, 1:], grid_windows(4)[:, 1:], atol=0.01)  # the four quadrants' centres
+    assert torch.allclose(out.windows[..., 0], torch.full((3, 4), 0.35), atol=0.01)
+    assert torch.allclose(out.q_mu - out.p_mu, (out.q_mu - model.glimpse_offset) - (out.p_mu - model.glimpse_offset))
+    centred = VariationalSaccading(ModelConfig(glimpses=4, **TINY)).eval()
+    assert not hasattr(centred, "glimpse_offset")
+    with pytest.raises(ValueError, match="unknown initial layout"):
+        ModelConfig(init_layout="spiral")

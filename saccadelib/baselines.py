@@ -1,0 +1,334 @@
+"""Baselines on the same data, trained by the same loop (``train.fit``) and scored by the same metrics.
+
+- ``resnet18``: torchvision's ResNet-18 on the whole image (paper Table 1), from scratch, one input channel.
+- ``resnet18_tiles``: paper Eq. 8, y = f_d(Σ_i g_c(x_i)) over a grid of 224² tiles of the large image
+  (144 tiles at 2528² = 11·224 + 64: the last row and column overlap the one before by 160 px), one
+  shared ResNet-18 trunk; ``checkpoint=True`` recomputes each chunk of tiles in the backward pass
+  (``torch.utils.checkpoint``) instead of storing its activations.
+- ``proxy_cnn``: a CNN that sees only the 32² proxy (does the proxy alone solve the task?).
+- ``random_glimpses`` / ``grid_glimpses``: our model with its crop classifier and glimpse count unchanged,
+  but the windows drawn uniformly at random or laid on a fixed grid (what does the learnt policy add?).
+- ``ram``: the Recurrent Attention Model (Mnih et al. 2014): multi-resolution retina, glimpse network,
+  LSTM core, Gaussian location policy trained with REINFORCE against a learnt reward baseline.
+
+Each model has ``training_loss(batch)`` and ``evaluate_batch(batch)``, the interface ``train.fit`` uses.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.utils.checkpoint import checkpoint as recompute
+
+from .model import ModelConfig, ProxyEncoder, VariationalSaccading
+from .sampler import ImageSource, TensorSource, UpsampledSource
+
+
+class _Config:
+    """to_dict/from_dict for the flat baseline configs (the shape ModelConfig has)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+def _source(images, channels: int, image_side: int | None) -> ImageSource:
+    if isinstance(images, ImageSource):
+        return images
+    if images.dim() != 4 or images.shape[1] != channels:
+        raise ValueError(f"expected images [N, {channels}, H, W], got shape {tuple(images.shape)}")
+    return UpsampledSource(images, image_side) if image_side else TensorSource(images)
+
+
+class _Classifier(nn.Module):
+    """The loop interface for models that map a batch to logits with one cross-entropy."""
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict):
+        loss = F.cross_entropy(self.logits(batch), batch["label"])
+        return loss, {"loss": loss.item(), "nll_class": loss.item()}
+
+    @torch.no_grad()
+    def evaluate_batch(self, batch: dict) -> dict:
+        return {"logits": self.logits(batch)}
+
+
+def resnet18_trunk(channels: int) -> nn.Module:
+    """torchvision's ResNet-18 up to its global pooling (512 features), first conv for ``channels``."""
+    net = torchvision.models.resnet18(weights=None)
+    net.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    net.fc = nn.Identity()
+    return net
+
+
+# ------------------------------------------------------------------------------------ whole image
+
+@dataclass(frozen=True)
+class ResNetConfig(_Config):
+    n_classes: int = 55
+    channels: int = 1
+    image_side: int | None = None  # None: the image as given; N: a lazy N×N upsample, materialized
+
+
+class WholeImageResNet(_Classifier):
+    def __init__(self, cfg: ResNetConfig = ResNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = resnet18_trunk(cfg.channels)
+        self.fc = nn.Linear(512, cfg.n_classes)
+
+    def forward(self, images) -> torch.Tensor:
+        src = _source(images, self.cfg.channels, self.cfg.image_side)
+        if isinstance(src, UpsampledSource):
+            whole = src.materialize()
+        elif isinstance(src, TensorSource):
+            whole = src.images
+        else:
+            raise ValueError(f"the whole-image ResNet needs the image in memory, not a {type(src).__name__}")
+        return self.fc(self.trunk(whole))
+
+    def logits(self, batch):
+        return self(batch["image"])
+
+
+# ------------------------------------------------------------------------------------ 144 tiles
+
+def tile_starts(side: int, tile: int) -> list[int]:
+    """Left (or top) edges of the tiles along one axis: every ``tile`` pixels, and a last tile flush with
+    the far edge (2528, 224 → 0, 224, …, 2240, 2304: 12 tiles, the last overlapping by 160 px)."""
+    if side < tile:
+        raise ValueError(f"image side {side} is smaller than one {tile}-px tile")
+    count = math.ceil(side / tile)
+    return [i * tile for i in range(count - 1)] + [side - tile]
+
+
+def tile_windows(side: int, tile: int) -> torch.Tensor:
+    """[count², 3] windows (scale, cx, cy) in the sampler's convention, row-major (y, then x)."""
+    starts = torch.tensor(tile_starts(side, tile), dtype=torch.float64)
+    centres = (starts + tile / 2) / side * 2 - 1
+    cy, cx = torch.meshgrid(centres, centres, indexing="ij")
+    scale = torch.full_like(cx, tile / side)
+    return torch.stack([scale, cx, cy], -1).reshape(-1, 3)
+
+
+@dataclass(frozen=True)
+class TiledResNetConfig(_Config):
+    n_classes: int = 55
+    channels: int = 1
+    image_side: int = 2528  # the large image: a lazy upsample of the canvas (or a source of that size)
+    tile: int = 224
+    checkpoint: bool = False  # recompute each chunk's activations in backward (torch.utils.checkpoint)
+    chunk_tiles: int = 12  # tiles per trunk call; the same chunks in both modes, so they agree exactly
+    head_hidden: int = 512
+
+
+class TiledResNet(_Classifier):
+    """Paper Eq. 8: y = f_d(Σ_i g_c(x_i)) over the tiles x_i of the large image."""
+
+    def __init__(self, cfg: TiledResNetConfig = TiledResNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = resnet18_trunk(cfg.channels)
+        self.head = nn.Sequential(nn.Linear(512, cfg.head_hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(cfg.head_hidden, cfg.n_classes))
+
+    def forward(self, images) -> torch.Tensor:
+        cfg = self.cfg
+        src = _source(images, cfg.channels, cfg.image_side)
+        n, height, width = src.count, src.height, src.width
+        if height != width:
+            raise ValueError(f"tiles need a square image, got {height}×{width}")
+        windows = tile_windows(height, cfg.tile).to(src.dtype)
+        total = None
+        for start in range(0, len(windows), cfg.chunk_tiles):
+            chunk = windows[start:start + cfg.chunk_tiles].unsqueeze(0).expand(n, -1, -1)
+            # Tiles are read from the source chunk by chunk, so at most one chunk of them exists at a time.
+            tiles = src.crop(chunk, cfg.tile, supersample=1).flatten(0, 1)  # [N·chunk, C, tile, tile]
+            if cfg.checkpoint and torch.is_grad_enabled():
+                feats = recompute(self.trunk, tiles, use_reentrant=False)
+            else:
+                feats = self.trunk(tiles)
+            summed = feats.view(n, -1, feats.shape[-1]).sum(1)
+            total = summed if total is None else total + summed
+        return self.head(total)
+
+    def logits(self, batch):
+        return self(batch["image"])
+
+
+# ------------------------------------------------------------------------------------ proxy only
+
+@dataclass(frozen=True)
+class ProxyCNNConfig(_Config):
+    n_classes: int = 55
+    channels: int = 1
+    proxy_size: int = 32
+    width: int = 32
+    features: int = 256
+    image_side: int | None = None
+
+
+class ProxyCNN(_Classifier):
+    """Our proxy encoder (conv blocks keeping a 4×4 layout) and a dense head, on the proxy alone."""
+
+    def __init__(self, cfg: ProxyCNNConfig = ProxyCNNConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = ProxyEncoder(ModelConfig(channels=cfg.channels, width=cfg.width,
+                                                proxy_features=cfg.features, proxy_size=cfg.proxy_size))
+        self.fc = nn.Linear(cfg.features, cfg.n_classes)
+
+    def forward(self, images, proxy: torch.Tensor | None = None) -> torch.Tensor:
+        if proxy is None:
+            proxy = _source(images, self.cfg.channels, self.cfg.image_side).proxy(self.cfg.proxy_size)
+        return self.fc(self.encoder(proxy))
+
+    def logits(self, batch):
+        return self(batch["image"], proxy=batch.get("proxy"))
+
+
+# ------------------------------------------------------------------------------------ RAM
+
+@dataclass(frozen=True)
+class RAMConfig(_Config):
+    n_classes: int = 55
+    channels: int = 1
+    glimpses: int = 6
+    patch: int = 12  # retina patch side (pixels read per scale)
+    scales: int = 3  # patches of side patch_fraction·2^k of the image, k = 0..scales-1, each read at patch²
+    patch_fraction: float = 0.12  # the finest patch's side as a fraction of the image side (12 px of 100)
+    glimpse_features: int = 128
+    hidden: int = 256
+    location_std: float = 0.15  # the Gaussian policy's fixed standard deviation (normalized coordinates)
+    reinforce_weight: float = 1.0
+    image_side: int | None = None
+
+
+class RAM(nn.Module):
+    """Recurrent Attention Model. Locations l_t ∈ [-1, 1]²; glimpse t reads at l_{t-1} (l_0 = centre).
+
+    Loss = cross-entropy of the last step + REINFORCE (reward 1 if the final prediction is right, minus a
+    learnt baseline b_t(h_t)) on the location policy only + the baseline's squared error. ``windows`` report
+    the finest patch, for the hit rate.
+    """
+
+    def __init__(self, cfg: RAMConfig = RAMConfig()):
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.glimpse_features
+        self.what = nn.Sequential(nn.Linear(cfg.channels * cfg.scales * cfg.patch ** 2, k), nn.ReLU(inplace=True))
+        self.where = nn.Sequential(nn.Linear(2, k), nn.ReLU(inplace=True))
+        self.glimpse = nn.Sequential(nn.Linear(2 * k, cfg.hidden), nn.ReLU(inplace=True))
+        self.core = nn.LSTMCell(cfg.hidden, cfg.hidden)
+        self.locator = nn.Linear(cfg.hidden, 2)
+        self.baseline = nn.Linear(cfg.hidden, 1)
+        self.classifier = nn.Linear(cfg.hidden, cfg.n_classes)
+
+    def retina(self, src: ImageSource, location: torch.Tensor) -> torch.Tensor:
+        """location [N, 2] → patches [N, scales·C·patch²]; windows may hang over the edge (zeros there)."""
+        cfg = self.cfg
+        n = location.shape[0]
+        scales = cfg.patch_fraction * 2.0 ** torch.arange(cfg.scales, dtype=location.dtype, device=location.device)
+        windows = torch.cat([scales.view(1, -1, 1).expand(n, -1, 1), location.unsqueeze(1).expand(n, cfg.scales, 2)], -1)
+        return src.crop(windows, cfg.patch).reshape(n, -1)
+
+    def forward(self, images, sample: bool | None = None) -> dict:
+        cfg = self.cfg
+        src = _source(images, cfg.channels, cfg.image_side)
+        sample = self.training if sample is None else sample
+        n = src.count
+        location = torch.zeros(n, 2, dtype=src.dtype)
+        state = (torch.zeros(n, cfg.hidden, dtype=src.dtype), torch.zeros(n, cfg.hidden, dtype=src.dtype))
+        record = {k: [] for k in ("location", "log_prob", "baseline", "logits")}
+        for _ in range(cfg.glimpses):
+            record["location"].append(location)
+            g = self.glimpse(torch.cat([self.what(self.retina(src, location)), self.where(location)], -1))
+            state = self.core(g, state)
+            h = state[0]
+            record["logits"].append(self.classifier(h))
+            record["baseline"].append(self.baseline(h.detach()).squeeze(-1))
+            # The policy learns from REINFORCE alone: it sees h without passing gradients back into the core.
+            mean = torch.tanh(self.locator(h.detach()))
+            if sample:
+                location = (mean + cfg.location_std * torch.randn_like(mean)).detach().clamp(-1, 1)
+            else:
+                location = mean.detach()
+            log_prob = -0.5 * ((location - mean) / cfg.location_std) ** 2  # up to a constant
+            record["log_prob"].append(log_prob.sum(-1))
+        out = {k: torch.stack(v, 1) for k, v in record.items()}
+        scale = torch.full((n, cfg.glimpses, 1), cfg.patch_fraction, dtype=src.dtype)
+        out["windows"] = torch.cat([scale, out["location"]], -1)
+        return out
+
+    def training_loss(self, batch: dict):
+        out = self(batch["image"])
+        label = batch["label"]
+        logits = out["logits"][:, -1]
+        classification = F.cross_entropy(logits, label)
+        reward = (logits.argmax(-1) == label).to(logits.dtype).unsqueeze(1)  # [N, 1]
+        baseline = out["baseline"][:, :-1]  # b_t predicts the reward before l_t is used
+        advantage = (reward - baseline).detach()
+        reinforce = -(out["log_prob"][:, :-1] * advantage).sum(1).mean()
+        baseline_loss = F.mse_loss(baseline, reward.expand_as(baseline))
+        total = classification + self.cfg.reinforce_weight * reinforce + baseline_loss
+        return total, {"loss": total.item(), "nll_class": classification.item(), "reinforce": reinforce.item(),
+                       "baseline_mse": baseline_loss.item(), "reward": reward.mean().item()}
+
+    @torch.no_grad()
+    def evaluate_batch(self, batch: dict) -> dict:
+        out = self(batch["image"])
+        return {"logits": out["logits"][:, -1], "step_logits": out["logits"], "windows": out["windows"]}
+
+
+# ------------------------------------------------------------------------------------ registry
+
+@dataclass(frozen=True)
+class ModelSpec:
+    config: type
+    build: type
+    defaults: dict  # settings that make this entry what it is (e.g. policy="random")
+    about: str
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "saccade": ModelSpec(ModelConfig, VariationalSaccading, {}, "Variational Saccading (the paper's model)"),
+    "random_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "random"},
+                                 "our crop classifier, windows drawn uniformly at random"),
+    "grid_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "grid"},
+                               "our crop classifier, windows on a fixed grid"),
+    "resnet18": ModelSpec(ResNetConfig, WholeImageResNet, {}, "ResNet-18 on the whole image"),
+    "resnet18_tiles": ModelSpec(TiledResNetConfig, TiledResNet, {}, "ResNet-18 over 224² tiles, features summed (Eq. 8)"),
+    "proxy_cnn": ModelSpec(ProxyCNNConfig, ProxyCNN, {}, "a CNN on the 32² proxy alone"),
+    "ram": ModelSpec(RAMConfig, RAM, {}, "Recurrent Attention Model, REINFORCE"),
+}
+
+
+def spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def default_config(name: str, n_classes: int):
+    """The named model's config for a task with ``n_classes`` classes, before user overrides."""
+    entry = spec(name)
+    return entry.config.from_dict({**entry.config().to_dict(), "n_classes": n_classes, **entry.defaults})
+
+
+def build(name: str, config) -> nn.Module:
+    entry = spec(name)
+    if not isinstance(config, entry.config):
+        config = entry.config.from_dict(config)
+    return entry.build(config)

@@ -1,0 +1,139 @@
+import pytest
+import torch
+
+from saccadelib import baselines
+from saccadelib.baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, TiledResNet, TiledResNetConfig,
+                                  WholeImageResNet, ResNetConfig, tile_starts, tile_windows)
+from saccadelib.data import make_two_digit
+from saccadelib.model import ModelConfig, VariationalSaccading, grid_windows
+from saccadelib.sampler import TensorSource, UpsampledSource, window_to_box
+from saccadelib.train import TrainConfig, fit
+
+
+def test_paper_tiles_cover_2528_with_144_tiles_and_a_160_px_overlap():
+    starts = tile_starts(2528, 224)
+    assert starts == [i * 224 for i in range(11)] + [2304]
+    assert starts[-2] + 224 - starts[-1] == 160
+    boxes = window_to_box(tile_windows(2528, 224), 2528, 2528)
+    assert boxes.shape == (144, 4)
+    assert torch.allclose(boxes, boxes.round(), atol=1e-9)  # tiles sit on whole pixels
+    covered = torch.zeros(2528, 2528, dtype=torch.int32)
+    for x0, y0, x1, y1 in boxes.round().long().tolist():
+        assert x1 - x0 == 224 and y1 - y0 == 224
+        covered[y0:y1, x0:x1] += 1
+    assert covered.min() == 1  # every pixel is seen
+    assert covered.max() == 4  # only the overlap corner of the last row and column twice in each axis
+    assert tile_starts(224, 224) == [0]
+    with pytest.raises(ValueError, match="smaller than one"):
+        tile_starts(100, 224)
+
+
+def test_tiles_read_from_a_source_are_the_image_pixels():
+    torch.manual_seed(0)
+    image = torch.rand(2, 1, 80, 80)
+    windows = tile_windows(80, 32).float()  # starts 0, 32, 48
+    tiles = TensorSource(image).crop(windows.expand(2, -1, -1), 32, supersample=1)
+    starts = tile_starts(80, 32)
+    for k, (y, x) in enumerate([(y, x) for y in starts for x in starts]):
+        assert torch.allclose(tiles[:, k], image[:, :, y:y + 32, x:x + 32], atol=1e-5)
+
+
+def test_checkpointed_tiles_match_the_naive_forward_and_gradients():
+    torch.manual_seed(0)
+    base = torch.rand(3, 1, 20, 20)
+    cfg = TiledResNetConfig(n_classes=7, image_side=80, tile=32, chunk_tiles=4, head_hidden=16)
+    naive = TiledResNet(cfg)
+    checked = TiledResNet(TiledResNetConfig(**{**cfg.to_dict(), "checkpoint": True}))
+    checked.load_state_dict(naive.state_dict())
+    label = torch.tensor([0, 3, 6])
+    results = []
+    for model in (naive, checked):
+        logits = model(UpsampledSource(base, 80))
+        torch.nn.functional.cross_entropy(logits, label).backward()
+        results.append((logits, {k: p.grad for k, p in model.named_parameters()}))
+    (a, grads_a), (b, grads_b) = results
+    assert a.shape == (3, 7)
+    assert torch.allclose(a, b, atol=1e-5)
+    for name, grad in grads_a.items():
+        assert torch.allclose(grad, grads_b[name], atol=1e-5), name
+    assert grads_a["trunk.conv1.weight"].abs().sum() > 0
+
+
+def test_whole_image_and_proxy_baselines_take_one_channel_and_give_class_logits():
+    torch.manual_seed(0)
+    images = torch.rand(4, 1, 100, 100)
+    assert WholeImageResNet(ResNetConfig(n_classes=19))(images).shape == (4, 19)
+    proxy_model = ProxyCNN(ProxyCNNConfig(n_classes=55, width=8, features=32)).eval()
+    assert proxy_model(images).shape == (4, 55)
+    # A given (e.g. noisy) proxy replaces the one read from the images: the images are then not used.
+    noisy = torch.rand(4, 1, 32, 32)
+    assert torch.equal(proxy_model(images, proxy=noisy), proxy_model(torch.zeros(4, 1, 100, 100), proxy=noisy))
+    with pytest.raises(ValueError, match=r"expected images \[N, 1, H, W\]"):
+        WholeImageResNet(ResNetConfig())(torch.rand(4, 3, 100, 100))
+
+
+def test_grid_policy_windows_tile_the_image_and_ignore_the_image():
+    quadrants = window_to_box(grid_windows(4).double(), 100, 100)
+    assert torch.allclose(quadrants, torch.tensor([[0, 0, 50, 50], [50, 0, 100, 50], [0, 50, 50, 100],
+                                                   [50, 50, 100, 100]], dtype=torch.float64), atol=1e-4)
+    model = VariationalSaccading(ModelConfig(n_classes=19, glimpses=4, policy="grid", hidden=16, proxy_features=16,
+                                             crop_features=16, latent_features=8, width=8, rnn_layers=1)).eval()
+    a, b = model(torch.rand(2, 1, 100, 100)).windows, model(torch.rand(3, 1, 100, 100)).windows
+    assert torch.equal(a[0], b[2]) and torch.allclose(a[0], grid_windows(4))
+
+
+def test_ram_policy_learns_from_reinforce_only():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(n_classes=19, glimpses=3, hidden=32, glimpse_features=16))
+    batch = make_two_digit("sum", "train", 8, 0)
+    out = model(batch["image"])
+    assert out["logits"].shape == (8, 3, 19) and out["windows"].shape == (8, 3, 3)
+    assert torch.equal(out["location"][:, 0], torch.zeros(8, 2))  # the first glimpse is at the centre
+    assert out["location"].abs().max() <= 1
+    torch.nn.functional.cross_entropy(out["logits"][:, -1], batch["label"]).backward()
+    assert model.locator.weight.grad is None or model.locator.weight.grad.abs().sum() == 0
+    model.zero_grad()
+    loss, parts = model.training_loss(batch)
+    loss.backward()
+    assert model.locator.weight.grad.abs().sum() > 0 and model.what[0].weight.grad.abs().sum() > 0
+    assert {"nll_class", "reinforce", "baseline_mse", "reward"} <= set(parts)
+    model.eval()
+    a, b = model.evaluate_batch(batch), model.evaluate_batch(batch)
+    assert torch.equal(a["windows"], b["windows"])  # evaluation follows the policy's mean
+
+
+@pytest.mark.parametrize("name", ["resnet18", "proxy_cnn", "ram"])
+def test_baselines_fit_one_batch(name):
+    torch.manual_seed(0)
+    small, steps = {"resnet18": ({}, 25), "proxy_cnn": ({"width": 8}, 40), "ram": ({"hidden": 64}, 120)}[name]
+    cfg = baselines.default_config(name, 19)
+    model = baselines.build(name, cfg.from_dict({**cfg.to_dict(), **small}))
+    batch = make_two_digit("sum", "train", 12, 1)
+    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
+    first = None
+    for _ in range(steps):
+        loss, parts = model.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = first or parts["nll_class"]
+    assert parts["nll_class"] < 0.3 * first
+
+
+def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mnist_root):
+    small = {"saccade": dict(hidden=16, proxy_features=16, crop_features=16, latent_features=8, width=8,
+                             rnn_layers=1, glimpses=2),
+             "resnet18_tiles": dict(image_side=128, tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16)}
+    small["random_glimpses"] = small["grid_glimpses"] = small["saccade"]
+    run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
+                      progress="none", test=False)
+    assert set(baselines.REGISTRY) == {"saccade", "random_glimpses", "grid_glimpses", "resnet18",
+                                       "resnet18_tiles", "proxy_cnn", "ram"}
+    for name in baselines.REGISTRY:
+        cfg = baselines.default_config(name, 19)
+        model = baselines.build(name, cfg.to_dict() | small.get(name, {}))
+        summary = fit(model, run, tmp_path / name, {"name": name})
+        assert summary["epochs_run"] == 1 and 0 <= summary["best_val_accuracy"] <= 1
+    assert baselines.default_config("random_glimpses", 55).policy == "random"
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        baselines.spec("vgg")
