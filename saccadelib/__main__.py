@@ -74,6 +74,13 @@ def _predict(args) -> int:
     return 0
 
 
+def _bench_tiles(args) -> int:
+    from .bench import cost
+
+    cost.tiles_report(threads=args.threads, repeats=args.repeats, side=args.side)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--threads", type=int, default=1)
     b.set_defaults(func=_bench_generator)
+
+    bt = commands.add_parser("bench-tiles", help="CPU cost of the 144-tile ResNet-18 and our model (results/benchmarks/)")
+    bt.add_argument("--side", type=int, default=2528)
+    bt.add_argument("--repeats", type=int, default=3)
+    bt.add_argument("--threads", type=int, default=2)
+    bt.set_defaults(func=_bench_tiles)
     return parser
 
 

@@ -50,6 +50,9 @@ class ModelConfig:
     # are then symmetric and tend to stay on top of each other) or "grid" (a learnt per-glimpse offset of
     # z, shared by prior and posterior, starting on the cells of grid_windows(T)).
     init_layout: str = "centre"
+    # False: the posterior reads the proxy features without passing its gradients back into the proxy
+    # encoder (location gradients through the sampler are noisy; the classifier and decoder shape e_c).
+    posterior_trains_encoder: bool = True
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
     policy: str = "learnt"  # "learnt" (windows from z), or the controls "random" (uniform) and "grid" (fixed)
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -279,7 +282,7 @@ class VariationalSaccading(nn.Module):
         record = {k: [] for k in ("z", "q_mu", "q_logvar", "p_mu", "p_logvar", "dec", "h_prev")}
         for t in range(cfg.glimpses):
             p_mu, p_logvar = self.prior(h)
-            q_mu, q_logvar = self.posterior(torch.cat([e_c, h], -1))
+            q_mu, q_logvar = self.posterior(torch.cat([e_c if cfg.posterior_trains_encoder else e_c.detach(), h], -1))
             if cfg.init_layout == "grid":  # the same shift for both: the KL sees only their difference
                 p_mu, q_mu = p_mu + self.glimpse_offset[t], q_mu + self.glimpse_offset[t]
             z = gaussian_sample(q_mu, q_logvar) if sample else q_mu

@@ -137,3 +137,14 @@ def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mni
     assert baselines.default_config("random_glimpses", 55).policy == "random"
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
         baselines.spec("vgg")
+
+
+def test_cost_is_measured_in_a_fresh_process(mnist_root):
+    from saccadelib.bench import cost
+
+    row = cost.measure({"model": "resnet18_tiles", "config": {"checkpoint": True, "tile": 64}, "side": 128,
+                        "batch": 2, "phase": "train", "repeats": 1, "threads": 1})
+    assert row["parameters"] > 11_000_000 and row["threads"] == 1  # ResNet-18 trunk + head
+    assert row["median_s"] > 0 and row["peak_rss_mib"] >= row["idle_rss_mib"] > 0
+    with pytest.raises(RuntimeError, match="failed"):
+        cost.measure({"model": "vgg", "side": 128, "batch": 1, "phase": "infer"})

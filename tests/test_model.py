@@ -113,3 +113,14 @@ def test_grid_layout_starts_the_glimpses_apart_and_leaves_the_kl_alone():
     assert not hasattr(centred, "glimpse_offset")
     with pytest.raises(ValueError, match="unknown initial layout"):
         ModelConfig(init_layout="spiral")
+
+
+def test_posterior_can_be_kept_from_training_the_proxy_encoder():
+    torch.manual_seed(0)
+    images = torch.rand(3, 1, 100, 100)
+    for trains, expect in ((True, True), (False, False)):
+        model = VariationalSaccading(ModelConfig(glimpses=1, posterior_trains_encoder=trains, **TINY))
+        model(images).q_mu.sum().backward()  # step 1: h_0 = 0, so e_c reaches q only directly
+        grad = model.proxy_encoder.head[1].weight.grad
+        assert (grad is not None and grad.abs().sum() > 0) == expect
+        assert model.posterior.net[-1].weight.grad.abs().sum() > 0
