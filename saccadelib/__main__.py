@@ -53,6 +53,10 @@ def _train(args) -> int:
     from .experiment import train_model
 
     summary = train_model(args.model, args.task, args.out, _parse_settings(args.set), _parse_settings(args.train))
+    if args.record:
+        from .experiment import record_run
+
+        record_run(args.out, args.record, ["python", "-m", "saccadelib", *sys.argv[1:]])
     print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))
     return 0
 
@@ -101,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
+    tr.add_argument("--record", default=None, metavar="DIR",
+                    help="after training, copy history.csv, metrics.json, config.json and the command into DIR "
+                         "(e.g. results/recipes/NAME)")
     tr.set_defaults(func=_train)
 
     p = commands.add_parser("predict", help="classify an image with a trained checkpoint")

@@ -75,3 +75,23 @@ def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict
 def train_saccade(task: str, out_dir: str | Path, model_overrides: dict | None = None,
                   train_overrides: dict | None = None) -> dict:
     return train_model("saccade", task, out_dir, model_overrides, train_overrides)
+
+
+def record_run(run_dir: str | Path, record_dir: str | Path, command: list[str]) -> Path:
+    """Copy a finished run's small outputs (history, metrics, config) to ``record_dir`` (e.g. under
+    results/) with the command that produced them, so the numbers there can be regenerated."""
+    import shlex
+    import shutil
+
+    from .paths import atomic_path, write_text_atomic
+
+    run_dir, record_dir = Path(run_dir), Path(record_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("history.csv", "metrics.json", "config.json"):
+        with atomic_path(record_dir / name) as tmp:
+            shutil.copyfile(run_dir / name, tmp)
+    write_text_atomic(record_dir / "command.txt", "# from the repository root; rerunning resumes or repeats the run\n"
+                      + shlex.join(command) + "\n")
+    return record_dir

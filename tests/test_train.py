@@ -121,3 +121,17 @@ def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
         fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine"}), tmp_path / "other", META)
     rows = list(csv.DictReader(open(tmp_path / "straight" / "history.csv")))
     assert float(rows[0]["lr"]) > float(rows[1]["lr"])
+
+
+def test_record_run_copies_the_small_outputs_and_the_command(tmp_path, mnist_root):
+    from saccadelib.experiment import record_run
+
+    with pytest.raises(FileNotFoundError, match="has not finished"):
+        record_run(tmp_path / "run", tmp_path / "record", ["python"])
+    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path / "run", META)
+    record_run(tmp_path / "run", tmp_path / "record", ["python", "-m", "saccadelib", "train", "--set", "a=b c"])
+    assert sorted(p.name for p in (tmp_path / "record").iterdir()) == ["command.txt", "config.json", "history.csv",
+                                                                       "metrics.json"]
+    assert (tmp_path / "record" / "command.txt").read_text().splitlines()[1] == \
+        "python -m saccadelib train --set 'a=b c'"
+    assert (tmp_path / "record" / "metrics.json").read_text() == (tmp_path / "run" / "metrics.json").read_text()

@@ -1,0 +1,34 @@
+"""Table of the sum-policy probes (results/recipes/probes/) against recipe v1 at the same epochs.
+
+python scripts/probes/sum_policy_probes.py   → markdown on stdout
+"""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2] / "results" / "recipes"
+ABOUT = {"kl0": "T=2, no KL", "fb1": "T=2, free bits 1", "g2fb": "T=2, grid start, free bits 1",
+         "g4": "T=4, grid start", "g4fb": "T=4, grid start, free bits 1",
+         "fbd": "T=2, free bits 1, posterior detached from the encoder",
+         "g4fbd": "T=4, grid start, free bits 1, posterior detached"}
+
+
+def row(history: pd.DataFrame, epoch: int) -> str:
+    r = history[history.epoch == epoch].iloc[0]
+    hits = "/".join(f"{h:.2f}" for h in json.loads(r.val_hit_rate))
+    return f"{r.val_accuracy:.3f} | {hits} | {r.val_both_digits_hit:.2f}"
+
+
+def main() -> None:
+    v1 = pd.read_csv(ROOT / "sum_cpu30" / "history.csv")
+    print("| probe | epochs | val acc | hits | both hit | v1 at that epoch: val acc | hits | both hit |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, about in ABOUT.items():
+        history = pd.read_csv(ROOT / "probes" / name / "history.csv")
+        last = int(history.epoch.max())
+        print(f"| `{name}`: {about} | {last} | {row(history, last)} | {row(v1, last)} |")
+
+
+if __name__ == "__main__":
+    main()
