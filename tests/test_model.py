@@ -108,7 +108,15 @@ def test_grid_layout_starts_the_glimpses_apart_and_leaves_the_kl_alone():
     out = model(torch.rand(3, 1, 100, 100))
     assert torch.allclose(out.windows[0, :, 1:], grid_windows(4)[:, 1:], atol=0.01)  # the four quadrants' centres
     assert torch.allclose(out.windows[..., 0], torch.full((3, 4), 0.35), atol=0.01)
-    assert torch.allclose(out.q_mu - out.p_mu, (out.q_mu - model.glimpse_offset) - (out.p_mu - model.glimpse_offset))
+    # The first glimpse (h_0 = 0): prior and posterior heads are both shifted by the same learnt offset,
+    # so the KL between them is what it would be without the layout.
+    with torch.no_grad():
+        h0 = torch.zeros(3, cfg.hidden)
+        prior_mu, _ = model.prior(h0)
+        posterior_mu, _ = model.posterior(torch.cat([model.proxy_encoder(out.proxy), h0], -1))
+    assert torch.allclose(out.p_mu[:, 0] - prior_mu, model.glimpse_offset[0].detach().expand(3, 3), atol=1e-6)
+    assert torch.allclose(out.q_mu[:, 0] - posterior_mu, model.glimpse_offset[0].detach().expand(3, 3), atol=1e-6)
+    assert model.glimpse_offset[0].abs().sum() > 0.5  # a real shift, not zero
     centred = VariationalSaccading(ModelConfig(glimpses=4, **TINY)).eval()
     assert not hasattr(centred, "glimpse_offset")
     with pytest.raises(ValueError, match="unknown initial layout"):
