@@ -52,9 +52,15 @@ def apply_overrides(config, overrides: dict):
     return dataclasses.replace(config, **direct)
 
 
+def config_for(name: str, task: str, overrides: dict | None = None):
+    """The registered model ``name``'s config for ``task``, with dotted overrides applied."""
+    from . import baselines
+
+    return apply_overrides(baselines.default_config(name, twodigit.task_spec(task).n_classes), overrides or {})
+
+
 def model_config_for(task: str, overrides: dict | None = None) -> ModelConfig:
-    base = ModelConfig(n_classes=twodigit.task_spec(task).n_classes)
-    return apply_overrides(base, overrides or {})
+    return config_for("saccade", task, overrides)
 
 
 def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict | None = None,
@@ -63,8 +69,7 @@ def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict
     from . import baselines
     from .train import seed_everything
 
-    model_cfg = apply_overrides(baselines.default_config(name, twodigit.task_spec(task).n_classes),
-                                model_overrides or {})
+    model_cfg = config_for(name, task, model_overrides)
     train_cfg = apply_overrides(TrainConfig(task=task), train_overrides or {})
     seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
     model = baselines.build(name, model_cfg)

@@ -36,15 +36,14 @@ def measure_here(spec: dict) -> dict:
 
     from .. import baselines
     from .. import data as twodigit
-    from ..experiment import apply_overrides
+    from ..experiment import config_for
     from ..sampler import UpsampledSource
 
     torch.set_num_threads(spec.get("threads", 2))
     torch.manual_seed(0)
     name, side, batch = spec["model"], spec["side"], spec["batch"]
     task = spec.get("task", "identification")
-    cfg = baselines.default_config(name, twodigit.task_spec(task).n_classes)
-    cfg = apply_overrides(cfg, {"image_side": side, **spec.get("config", {})})
+    cfg = config_for(name, task, {"image_side": side, **spec.get("config", {})})
     model = baselines.build(name, cfg)
     params = sum(p.numel() for p in model.parameters())
     canvases = twodigit.make_two_digit(task, "test", batch, 0)
