@@ -150,7 +150,7 @@ class TiledResNet(_Classifier):
         n, height, width = src.count, src.height, src.width
         if height != width:
             raise ValueError(f"tiles need a square image, got {height}×{width}")
-        windows = tile_windows(height, cfg.tile).to(src.dtype)
+        windows = tile_windows(height, cfg.tile).to(device=src.device, dtype=src.dtype)
         total = None
         for start in range(0, len(windows), cfg.chunk_tiles):
             chunk = windows[start:start + cfg.chunk_tiles].unsqueeze(0).expand(n, -1, -1)
@@ -249,8 +249,9 @@ class RAM(nn.Module):
         src = _source(images, cfg.channels, cfg.image_side)
         sample = self.training if sample is None else sample
         n = src.count
-        location = torch.zeros(n, 2, dtype=src.dtype)
-        state = (torch.zeros(n, cfg.hidden, dtype=src.dtype), torch.zeros(n, cfg.hidden, dtype=src.dtype))
+        like = {"dtype": src.dtype, "device": src.device}
+        location = torch.zeros(n, 2, **like)
+        state = (torch.zeros(n, cfg.hidden, **like), torch.zeros(n, cfg.hidden, **like))
         record = {k: [] for k in ("location", "log_prob", "baseline", "logits")}
         for _ in range(cfg.glimpses):
             record["location"].append(location)
@@ -268,7 +269,7 @@ class RAM(nn.Module):
             log_prob = -0.5 * ((location - mean) / cfg.location_std) ** 2  # up to a constant
             record["log_prob"].append(log_prob.sum(-1))
         out = {k: torch.stack(v, 1) for k, v in record.items()}
-        scale = torch.full((n, cfg.glimpses, 1), cfg.patch_fraction, dtype=src.dtype)
+        scale = torch.full((n, cfg.glimpses, 1), cfg.patch_fraction, **like)
         out["windows"] = torch.cat([scale, out["location"]], -1)
         return out
 

@@ -141,6 +141,7 @@ class ImageSource:
     detail_px: int  # pixels of real detail per side (decides the crop prefilter)
     count: int  # N, the images in the batch
     dtype: torch.dtype = torch.float32
+    device: torch.device = torch.device("cpu")  # where proxies and crops are computed
 
     def proxy(self, size: int) -> torch.Tensor:
         raise NotImplementedError
@@ -160,7 +161,7 @@ class TensorSource(ImageSource):
         if images.dim() != 4:
             raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
         self.images = images
-        self.count, self.dtype = images.shape[0], images.dtype
+        self.count, self.dtype, self.device = images.shape[0], images.dtype, images.device
         self.channels, self.height, self.width = images.shape[1:]
         self.detail_px = max(self.height, self.width)
 
@@ -200,7 +201,7 @@ class UpsampledSource(ImageSource):
         if base.dim() != 4:
             raise ValueError(f"base images must be [N, C, h, w], got shape {tuple(base.shape)}")
         self.base = base
-        self.count, self.dtype = base.shape[0], base.dtype
+        self.count, self.dtype, self.device = base.shape[0], base.dtype, base.device
         self.channels = base.shape[1]
         self.height, self.width = height, width or height
         self.detail_px = max(base.shape[2], base.shape[3])

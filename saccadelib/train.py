@@ -49,9 +49,16 @@ class TrainConfig:
     time_budget_s: float | None = None  # do not start an epoch that would end past this training time
     progress: str = "log"  # "bar" (tqdm), "log" (a line per epoch), "none"
     test: bool = True  # score the best-on-validation weights on the test set at the end
+    test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
+    precision: str = "fp32"  # "fp32", or "bf16" (autocast on a GPU: matmuls and convs in bfloat16)
 
     def __post_init__(self):
         twodigit.task_spec(self.task)
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
+        if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
+            raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: constant, cosine")
         if self.progress not in ("bar", "log", "none"):
@@ -67,20 +74,46 @@ def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch
     return box_contains(win_box.unsqueeze(2), centres.unsqueeze(1))
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → the GPU if there is one, else the CPU; a GPU asked for by name must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but this torch sees no GPU; use device=cpu or auto")
+    return device
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on a GPU; full precision otherwise (CPU runs stay in float32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16" and device.type == "cuda")
+
+
 @torch.no_grad()
-def evaluate(model, dataset: "twodigit.TwoDigitSet", batch_size: int = 500, limit: int | None = None) -> dict:
+def evaluate(model, dataset: "twodigit.TwoDigitSet", batch_size: int = 500, limit: int | None = None,
+             device: torch.device | str | None = None, precision: str = "fp32") -> dict:
     """Exact-match accuracy; with glimpses also per-step accuracy, per-step hit rate, and the share of
-    images where every digit was hit by some glimpse."""
+    images where every digit was hit by some glimpse. Runs where the model's parameters are unless
+    ``device`` says otherwise."""
     model.eval()
+    if device is None:
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
+    device = torch.device(device)
     correct, total = 0, 0
     step_correct = hits = covered = None
     loss_sum = 0.0
     n = len(dataset) if limit is None else min(limit, len(dataset))
     for start in range(0, n, batch_size):
-        batch = dataset.as_dict(start, min(start + batch_size, n))
-        out = model.evaluate_batch(batch)
+        batch = to_device(dataset.as_dict(start, min(start + batch_size, n)), device)
+        with autocast(device, precision):
+            out = model.evaluate_batch(batch)
         label = batch["label"]
-        loss_sum += torch.nn.functional.cross_entropy(out["logits"], label, reduction="sum").item()
+        loss_sum += torch.nn.functional.cross_entropy(out["logits"].float(), label, reduction="sum").item()
         correct += (out["logits"].argmax(-1) == label).sum().item()
         total += len(label)
         if "step_logits" in out:
@@ -160,6 +193,10 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+    model.to(device)
     model_meta = model_meta or {}
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
@@ -174,16 +211,18 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"])
+        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         start_epoch, elapsed, best, history = ckpt["epoch"], ckpt["elapsed_s"], ckpt["best"], ckpt["history"]
         _log(cfg, f"resuming {out_dir} at epoch {start_epoch} ({elapsed:.0f} s trained)")
     else:
         seed_everything(cfg.seed)
 
     stream = twodigit.TwoDigitStream(cfg.task, cfg.train_size, cfg.batch_size, cfg.seed, cfg.canvas)
-    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     val = twodigit.eval_set(cfg.task, "val", cfg.canvas)
     write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta,
-                                         "datasets": {"val": twodigit.describe(val)}, "run": run_metadata()})
+                                         "datasets": {"val": twodigit.describe(val)}, "run": run_metadata(device)})
 
     for epoch in range(start_epoch, cfg.epochs):
         per_epoch = elapsed / epoch if epoch else 0.0
@@ -201,7 +240,9 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             from tqdm.auto import tqdm
             batches = tqdm(loader, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for batch in batches:
-            loss, parts = model.training_loss(batch)
+            batch = to_device(batch, device)
+            with autocast(device, cfg.precision):
+                loss, parts = model.training_loss(batch)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
@@ -212,7 +253,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
                 sums[k] = sums.get(k, 0.0) + v * len(batch["label"])
         train_s = time.perf_counter() - tick
         elapsed += train_s
-        val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size)
+        val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision)
         row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch), "train_s": round(train_s, 2),
                "elapsed_s": round(elapsed, 2),
                **{f"train_{k}": v / cfg.train_size for k, v in sums.items()},
@@ -223,6 +264,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             _save_checkpoint(best_path, {"model": model.state_dict(), "model_meta": model_meta, "epoch": epoch + 1})
         _save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "rng": torch.get_rng_state(), "epoch": epoch + 1, "elapsed_s": elapsed,
+                                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                                      "best": best, "history": history, "model_meta": model_meta,
                                      "train_config": _resumable(cfg)})
         _write_history(out_dir, history)
@@ -237,9 +279,9 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     if cfg.test and best_path.exists():
         model.load_state_dict(load_checkpoint(best_path)["model"])
         test = twodigit.eval_set(cfg.task, "test", cfg.canvas)
-        summary["test"] = evaluate(model, test, cfg.eval_batch_size)
+        summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision)
         summary["test_dataset"] = twodigit.describe(test)
-    summary["run"] = run_metadata()
+    summary["run"] = run_metadata(device)
     write_json(out_dir / "metrics.json", summary)
     return summary
 
@@ -249,6 +291,6 @@ def _resumable(cfg: TrainConfig) -> dict:
     values = asdict(cfg)
     if cfg.lr_schedule == "constant":
         values.pop("epochs")  # more epochs may be added to a constant-rate run; a schedule depends on them
-    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size"):
+    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device"):
         values.pop(key)
     return values
