@@ -85,6 +85,17 @@ def _bench_tiles(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .bench import efficiency
+
+    result = efficiency.run(device=args.device, sides=tuple(args.sides), threads=args.threads,
+                            repeats=args.repeats, out_dir=args.out, quick=args.quick)
+    out = Path(args.out) if args.out else None
+    print(efficiency.markdown(result))
+    print(f"written to {out or 'results/efficiency'}/efficiency_{result['device_tag']}.*")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--threads", type=int, default=1)
     b.set_defaults(func=_bench_generator)
+
+    be = commands.add_parser("bench", help="efficiency: our model vs the tile and whole-image ResNet-18 at large "
+                                           "sides, model-only and from JPEG files (results/efficiency/)")
+    be.add_argument("--device", default="cpu", help="cpu or cuda")
+    be.add_argument("--sides", type=int, nargs="+", default=[2528, 5056, 10112])
+    be.add_argument("--threads", type=int, default=2)
+    be.add_argument("--repeats", type=int, default=5)
+    be.add_argument("--out", default=None, help="output folder (default results/efficiency)")
+    be.add_argument("--quick", action="store_true", help="64-px tiles, for smoke tests at small sides")
+    be.set_defaults(func=_bench)
 
     bt = commands.add_parser("bench-tiles", help="CPU cost of the 144-tile ResNet-18 and our model (results/benchmarks/)")
     bt.add_argument("--side", type=int, default=2528)

@@ -274,6 +274,7 @@ class VariationalSaccading(nn.Module):
         src = self.source(images)
         if proxy is None:
             proxy = src.proxy(cfg.proxy_size)
+        proxy = proxy.to(self.core.lstm.weight_ih_l0.device)  # a file source decodes on the CPU
         sample = (self.training or cfg.eval_sample) if sample is None else sample
         n = proxy.shape[0]
         e_c = self.proxy_encoder(proxy)

@@ -108,27 +108,42 @@ def crop_tensor(images: torch.Tensor, windows: torch.Tensor, size: int, supersam
     return samples.view(n, t, c, size, size)
 
 
-def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, rows: torch.Tensor, size: int, k: int):
-    """Per-window operator mapping one axis of a large image to ``size`` crop samples.
+def upsample_row_weights(index: torch.Tensor, base_len: int, large_len: int, dtype) -> torch.Tensor:
+    """Rows of the bilinear upsample ``base_len → large_len`` (``F.interpolate``, align_corners=False)
+    for the large-image pixels ``index`` (any shape, integer): [..., base_len], two weights per row,
+    all-zero rows outside [0, large_len) (grid_sample's zero padding). Only the rows asked for are
+    built, so the cost does not depend on ``large_len``."""
+    source = ((index.double() + 0.5) * (base_len / large_len) - 0.5).clamp(min=0)  # as torch computes it
+    lo = source.floor().long()
+    hi = torch.where(lo < base_len - 1, lo + 1, lo)
+    frac = source - lo
+    inside = ((index >= 0) & (index < large_len)).double()
+    rows = torch.zeros(*index.shape, base_len, dtype=torch.float64, device=index.device)
+    rows.scatter_add_(-1, lo.clamp(0, base_len - 1).unsqueeze(-1), ((1 - frac) * inside).unsqueeze(-1))
+    rows.scatter_add_(-1, hi.clamp(0, base_len - 1).unsqueeze(-1), (frac * inside).unsqueeze(-1))
+    return rows.to(dtype)
 
-    ``rows`` [L, W] gives each large-image pixel as a combination of the W base pixels (the upsample);
-    the result [M, size, W] = box-average over k of bilinear sampling of those rows: differentiable in
+
+def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, base_len: int, large_len: int,
+                          size: int, k: int, dtype):
+    """Per-window operator mapping one axis of the (never built) large image to ``size`` crop samples.
+
+    Each large-image pixel is a combination of the ``base_len`` base pixels (the upsample); the result
+    [M, size, base_len] = box-average over k of bilinear sampling of those rows: differentiable in
     centre and scale through the fractional weights, exactly like grid_sample.
     """
-    length = rows.shape[0]
     # Positions in float64: at 10,000 px a float32 coordinate is off by ~1e-3 px; the weights go back
     # to the images' dtype once they are fractions in [0, 1).
     steps = (torch.arange(size * k, device=centre.device, dtype=torch.float64) * 2 + 1) / (size * k) - 1
     g = centre.double().unsqueeze(-1) + scale.double().unsqueeze(-1) * steps  # [M, S*k] normalized positions
-    p = ((g + 1) * length - 1) / 2  # continuous pixel coordinates (align_corners=False)
+    p = ((g + 1) * large_len - 1) / 2  # continuous pixel coordinates (align_corners=False)
     i0 = torch.floor(p).detach()
-    frac = (p - i0).to(rows.dtype)
+    frac = (p - i0).to(dtype)
     i0 = i0.long()
-    padded = F.pad(rows, (0, 0, 1, 1))  # zero rows stand for the outside (padding_mode="zeros")
-    lo = padded[(i0 + 1).clamp(0, length + 1)]  # [M, S*k, W]
-    hi = padded[(i0 + 2).clamp(0, length + 1)]
+    lo = upsample_row_weights(i0, base_len, large_len, dtype)  # [M, S*k, W]
+    hi = upsample_row_weights(i0 + 1, base_len, large_len, dtype)
     matrix = (1 - frac).unsqueeze(-1) * lo + frac.unsqueeze(-1) * hi
-    return matrix.view(-1, size, k, rows.shape[1]).mean(2)
+    return matrix.view(-1, size, k, base_len).mean(2)
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -173,19 +188,19 @@ class TensorSource(ImageSource):
         return crop_tensor(self.images, windows, size, k)
 
 
-@lru_cache(maxsize=32)
-def _upsample_rows(base_len: int, large_len: int, device, dtype) -> torch.Tensor:
-    """[large_len, base_len]: row i = how F.interpolate(bilinear, align_corners=False) builds pixel i."""
-    eye = torch.eye(base_len, device=device, dtype=dtype).view(1, base_len, 1, base_len)
+def _upsample_rows(base_len: int, large_len: int) -> torch.Tensor:
+    """[large_len, base_len] float64: row i = how F.interpolate(bilinear, align_corners=False) builds pixel i."""
+    eye = torch.eye(base_len, dtype=torch.float64).view(1, base_len, 1, base_len)
     return F.interpolate(eye, size=(1, large_len), mode="bilinear", align_corners=False)[0, :, 0].T.contiguous()
 
 
 @lru_cache(maxsize=32)
 def _proxy_rows(base_len: int, large_len: int, size: int, device, dtype) -> torch.Tensor:
-    """[size, base_len]: anti-aliased bilinear downsample to ``size`` of the upsample to ``large_len``."""
-    rows = _upsample_rows(base_len, large_len, device, dtype)
-    columns = rows.T.reshape(1, rows.shape[1], 1, rows.shape[0])
-    return F.interpolate(columns, size=(1, size), mode="bilinear", antialias=True, align_corners=False)[0, :, 0].T
+    """[size, base_len]: anti-aliased bilinear downsample to ``size`` of the upsample to ``large_len``.
+    Built once per shape on the CPU (a transient [large_len, base_len] matrix); only the result is kept."""
+    columns = _upsample_rows(base_len, large_len).T.reshape(1, base_len, 1, large_len)
+    rows = F.interpolate(columns, size=(1, size), mode="bilinear", antialias=True, align_corners=False)[0, :, 0].T
+    return rows.to(device=device, dtype=dtype).contiguous()
 
 
 class UpsampledSource(ImageSource):
@@ -205,8 +220,6 @@ class UpsampledSource(ImageSource):
         self.channels = base.shape[1]
         self.height, self.width = height, width or height
         self.detail_px = max(base.shape[2], base.shape[3])
-        self._rows_y = _upsample_rows(base.shape[2], self.height, base.device, base.dtype)
-        self._rows_x = _upsample_rows(base.shape[3], self.width, base.device, base.dtype)
 
     def materialize(self) -> torch.Tensor:
         """The large images themselves (for tests and small sizes only)."""
@@ -222,8 +235,9 @@ class UpsampledSource(ImageSource):
         k = supersample or self.auto_supersample(windows, size)
         n, t = windows.shape[:2]
         flat = windows.reshape(n * t, 3)
-        my = _axis_sampling_matrix(flat[:, 2], flat[:, 0], self._rows_y, size, k)  # [N*T, S, h]
-        mx = _axis_sampling_matrix(flat[:, 1], flat[:, 0], self._rows_x, size, k)  # [N*T, S, w]
+        h, w = self.base.shape[2:]
+        my = _axis_sampling_matrix(flat[:, 2], flat[:, 0], h, self.height, size, k, self.dtype)  # [N*T, S, h]
+        mx = _axis_sampling_matrix(flat[:, 1], flat[:, 0], w, self.width, size, k, self.dtype)  # [N*T, S, w]
         base = self.base.unsqueeze(1).expand(n, t, *self.base.shape[1:]).reshape(n * t, *self.base.shape[1:])
         crops = my.unsqueeze(1) @ base @ mx.unsqueeze(1).transpose(-1, -2)
         return crops.view(n, t, self.channels, size, size)
@@ -236,9 +250,13 @@ class ImageFileError(ValueError):
 class FileSource(ImageSource):
     """One large photo on disk (JPEG, PNG, TIFF…), for inference (crops are not differentiable).
 
-    The proxy uses JPEG's DCT-domain reduction (PIL ``draft``) so it never decodes the full image;
-    crops resample only their box with PIL's anti-aliased filter.
+    Neither the proxy nor the crops need the full-resolution decode of a JPEG: its DCT-domain reduction
+    (PIL ``draft``) decodes at 1/2, 1/4 or 1/8 of the side directly, and a crop only needs as much
+    resolution as its window has pixels per crop pixel. So the proxy is read at ≥ 4 pixels per proxy
+    pixel and the crops at ≥ ``CROP_OVERSAMPLE`` source pixels per crop pixel (then anti-aliased by PIL's
+    filter). Other formats are decoded in full. ``last_decode`` records the size the crops were read at.
     """
+    CROP_OVERSAMPLE = 2
 
     def __init__(self, path: str | Path, channels: int = 3):
         from PIL import Image, UnidentifiedImageError
@@ -264,6 +282,7 @@ class FileSource(ImageSource):
         if not grey and channels == 1:
             raise ImageFileError(f"{self.path} is colour (mode {mode}) but the model expects 1 channel")
         self.detail_px = max(self.height, self.width)
+        self.last_decode: tuple[int, int] | None = None
 
     def _open(self):
         from PIL import Image
@@ -296,10 +315,18 @@ class FileSource(ImageSource):
 
         if windows.shape[0] != 1:
             raise ValueError("a FileSource holds one image: windows must be [1, T, 3]")
-        boxes = window_to_box(windows.detach().double(), self.height, self.width)[0]
+        boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
+        # The most demanding window decides how far the decode may be reduced (JPEG only; 1 elsewhere).
+        smallest_px = float((boxes[:, 2:] - boxes[:, :2]).min()) if len(boxes) else float(size)
+        request = max(1, math.ceil(max(self.width, self.height) * self.CROP_OVERSAMPLE * size / max(smallest_px, 1e-6)))
         crops = []
         with self._open() as img:
+            img.draft(self._mode, (max(1, request * self.width // max(self.width, self.height)),
+                                   max(1, request * self.height // max(self.width, self.height))))
             img = self._decoded(img)
+            sx, sy = img.width / self.width, img.height / self.height  # 1 unless the decode was reduced
+            self.last_decode = (img.width, img.height)
             for x0, y0, x1, y1 in boxes.tolist():
-                crops.append(self._to_tensor(img.resize((size, size), Image.BILINEAR, box=(x0, y0, x1, y1))))
-        return torch.stack(crops).unsqueeze(0).to(windows.dtype)
+                crops.append(self._to_tensor(img.resize((size, size), Image.BILINEAR,
+                                                        box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))))
+        return torch.stack(crops).unsqueeze(0).to(device=windows.device, dtype=windows.dtype)

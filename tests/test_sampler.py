@@ -197,3 +197,14 @@ def test_truncated_jpeg_is_reported_when_decoded(tmp_path, photo):
     with pytest.raises(ImageFileError, match="photo.jpg"):
         source = FileSource(jpeg)
         source.crop(_window(0.5, 0, 0), 32)
+
+
+@pytest.mark.parametrize("base_len, large_len", [(100, 2528), (100, 10_112), (37, 50), (100, 100)])
+def test_upsample_rows_are_built_only_where_asked_and_equal_torchs(base_len, large_len):
+    full = sampler._upsample_rows(base_len, large_len)  # torch's own interpolation, every row
+    index = torch.tensor([[-3, -1, 0, 1], [large_len // 2, large_len - 2, large_len - 1, large_len + 4]])
+    rows = sampler.upsample_row_weights(index, base_len, large_len, torch.float64)
+    assert rows.shape == (2, 4, base_len)
+    inside = (index >= 0) & (index < large_len)
+    assert torch.allclose(rows[inside], full[index[inside]], atol=1e-12)
+    assert rows[~inside].abs().max() == 0  # zero padding outside the image, as grid_sample has it

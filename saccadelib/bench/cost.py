@@ -1,13 +1,27 @@
 """Cost of one model configuration at one image size, measured in a fresh process.
 
 Each measurement runs in its own Python process (``python -m saccadelib.bench.cost SPEC_JSON``) so that
-peak RSS belongs to that configuration alone. It reports the RSS after the model is built (``idle``) and
-the process's peak RSS, so the increase caused by the measured work is visible. Times are medians of
-``repeats`` runs after one warm-up.
+its memory belongs to that configuration alone. Times are medians of ``repeats`` runs after ``warmup``
+runs; on a GPU they are CUDA-event times (the event after the work is waited for).
 
-A spec: {"model": registry name, "config": {overrides}, "task": "identification", "side": 2528,
-"batch": 1, "phase": "infer" | "train", "repeats": 3, "threads": 2}. The input is a batch of 100² canvases
-read as a lazy ``side``² upsample (the paper's large images), so the image itself costs almost nothing.
+A spec::
+
+    {"model": registry name, "config": {overrides}, "task": "identification", "side": 2528,
+     "source": "lazy" | "tensor" | "file", "file": PATH (source "file"),
+     "device": "cpu" | "cuda", "threads": 2, "repeats": 5, "warmup": 1, "macs": false,
+     "phase": "infer" | "train", "batch": 1}            # one case, or
+     "cases": [{"phase": ..., "batch": ...}, ...]       # several, one after the other
+
+Sources: ``lazy`` = a batch of 100² canvases read as a lazy ``side``² upsample (the paper's large
+images: the image itself costs almost nothing); ``tensor`` = the ``side``² images materialized in
+memory first; ``file`` = end to end from an image file on disk (batch 1): our glimpse models read it
+through ``FileSource`` (reduced JPEG decodes for the proxy and the crops), the baselines decode it in
+full and then run on the tensor, as their users would.
+
+Memory: on a CPU, ``idle_rss_mib`` (after building the model and its input) and the process's
+``peak_rss_mib``; peak RSS only grows, so give a CPU process one case. On a GPU, each case resets the
+peak counter and reports ``peak_allocated_mib`` (``torch.cuda.max_memory_allocated``).
+A training step is forward, backward and an Adam step.
 """
 from __future__ import annotations
 
@@ -31,47 +45,135 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
+
+
+def _decode_full(path: str, channels: int):
+    """What a baseline does with a photo: decode it whole into a [1, C, H, W] float tensor."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(path) as img:
+        array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array)
+    return (tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)).unsqueeze(0)
+
+
+def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
+    """A function returning the model's ``images`` input (timed with the work), and the labels."""
+    import torch.nn.functional as F
+
+    from .. import data as twodigit
+    from ..sampler import FileSource, TensorSource, UpsampledSource
+
+    task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")
+    canvases = twodigit.make_two_digit(task, "test", batch, 0)
+    label = canvases["label"].to(device)
+    if source == "lazy":
+        base = canvases["image"].to(device)
+        return (lambda: UpsampledSource(base, side)), label
+    if source == "tensor":
+        large = F.interpolate(canvases["image"].to(device), size=(side, side), mode="bilinear", align_corners=False)
+        return (lambda: TensorSource(large)), label
+    if source == "file":
+        if batch != 1:
+            raise ValueError("the file source reads one image: use batch 1")
+        path = spec["file"]
+        if model_name in GLIMPSE_MODELS:
+            return (lambda: FileSource(path, channels=cfg.channels)), label[:1]
+        return (lambda: TensorSource(_decode_full(path, cfg.channels).to(device))), label[:1]
+    raise ValueError(f"unknown source {source!r}; valid: lazy, tensor, file")
+
+
+def _count_macs(model, make_input, label) -> float:
+    """Multiply-accumulates of one forward pass (torch's FLOP counter: convolutions and matrix products)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.evaluate_batch({"image": make_input(), "label": label})
+    return counter.get_total_flops() / 2
+
+
 def measure_here(spec: dict) -> dict:
     import torch
 
     from .. import baselines
-    from .. import data as twodigit
     from ..experiment import config_for
-    from ..sampler import UpsampledSource
 
+    base_rss = _rss_mib()  # torch and this package imported, nothing built: the bare process
+    device = torch.device(spec.get("device", "cpu"))
     torch.set_num_threads(spec.get("threads", 2))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    name, side, batch = spec["model"], spec["side"], spec["batch"]
-    task = spec.get("task", "identification")
-    cfg = config_for(name, task, {"image_side": side, **spec.get("config", {})})
-    model = baselines.build(name, cfg)
+    name, side = spec["model"], spec["side"]
+    # A lazy source is read as a side² upsample; a tensor or a file already has its size.
+    image_side = side if spec.get("source", "lazy") == "lazy" else None
+    cfg = config_for(name, spec.get("task", "identification"), {"image_side": image_side, **spec.get("config", {})})
+    model = baselines.build(name, cfg).to(device)
     params = sum(p.numel() for p in model.parameters())
-    canvases = twodigit.make_two_digit(task, "test", batch, 0)
-    idle = _rss_mib()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    cases = spec.get("cases") or [{"phase": spec["phase"], "batch": spec["batch"]}]
+    repeats, warmup = spec.get("repeats", 5), spec.get("warmup", 1)
 
-    def once():
-        source = UpsampledSource(canvases["image"], side)
-        if spec["phase"] == "infer":
-            model.eval()
-            with torch.no_grad():
-                model.evaluate_batch({"image": source, "label": canvases["label"]})
-        else:
-            model.train()
-            loss, _ = model.training_loss({"image": source, "label": canvases["label"]})
-            model.zero_grad(set_to_none=True)
-            loss.backward()
+    rows = []
+    for case in cases:
+        make_input, label = _inputs(spec, name, cfg, case["batch"], device)
+        macs = None
+        if spec.get("macs") and case["phase"] == "infer" and case["batch"] == 1:  # per image: once is enough
+            macs = _count_macs(model, make_input, label) / case["batch"]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        idle = _rss_mib()
+        held = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
-    once()  # warm-up
-    times = []
-    for _ in range(spec.get("repeats", 3)):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    return {**spec, "parameters": params, "median_s": seconds, "per_image_s": seconds / batch,
-            "images_per_s": batch / seconds, "times_s": times, "idle_rss_mib": round(idle, 1),
-            "peak_rss_mib": round(_peak_rss_mib(), 1), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+        def once():
+            if case["phase"] == "infer":
+                model.eval()
+                with torch.no_grad():
+                    model.evaluate_batch({"image": make_input(), "label": label})
+            elif case["phase"] == "train":
+                model.train()
+                loss, _ = model.training_loss({"image": make_input(), "label": label})
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            else:
+                raise ValueError(f"unknown phase {case['phase']!r}; valid: infer, train")
+
+        def timed() -> float:
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                once()
+                end.record()
+                end.synchronize()
+                return start.elapsed_time(end) / 1000
+            tick = time.perf_counter()
+            once()
+            return time.perf_counter() - tick
+
+        for _ in range(warmup):
+            timed()
+        times = [timed() for _ in range(repeats)]
+        seconds = statistics.median(times)
+        row = {**{k: v for k, v in spec.items() if k not in ("cases",)}, **case, "parameters": params,
+               "median_s": seconds, "per_image_s": seconds / case["batch"], "images_per_s": case["batch"] / seconds,
+               "times_s": times, "macs_per_image": macs, "base_rss_mib": round(base_rss, 1), "idle_rss_mib": round(idle, 1),
+               "peak_rss_mib": round(_peak_rss_mib(), 1), "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "dtype": "float32"}
+        if device.type == "cuda":
+            row["held_mib"] = round(held, 1)
+            row["peak_allocated_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+            row["device_name"] = torch.cuda.get_device_name(device)
+        rows.append(row)
+    return rows[0] if "cases" not in spec else {"rows": rows}
 
 
 def measure(spec: dict, timeout_s: float | None = None) -> dict:
