@@ -55,7 +55,9 @@ def plan(device: str, sides=SIDES, quick: bool = False) -> list[dict]:
         name, config = VARIANTS[variant]
         config = dict(config)
         if name == "resnet18_tiles":
-            config.setdefault("chunk_tiles", 144 if gpu else 12)
+            # A GPU runs a whole image's tiles in one trunk call; checkpointing keeps its chunks small,
+            # since one chunk's activations are what it holds at a time.
+            config.setdefault("chunk_tiles", 144 if gpu and not config["checkpoint"] else 12)
             if quick:
                 config["tile"] = 64
         base = {"variant": variant, "model": name, "config": config, "side": side, "source": source,
