@@ -14,7 +14,12 @@ from .paths import REPO_ROOT, write_text_atomic
 
 
 def git_commit() -> str:
-    """HEAD's hash, with ``+dirty`` when tracked files differ from it (an honest label for the result)."""
+    """HEAD's hash, with ``+dirty`` when tracked files differ from it (an honest label for the result).
+
+    ``SACCADE_GIT_COMMIT`` overrides it, for copies of the tree whose .git is not the code's (the lent
+    GPU machine receives the working tree with the .git of the session's start)."""
+    if os.environ.get("SACCADE_GIT_COMMIT"):
+        return os.environ["SACCADE_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
