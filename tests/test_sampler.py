@@ -208,3 +208,21 @@ def test_upsample_rows_are_built_only_where_asked_and_equal_torchs(base_len, lar
     inside = (index >= 0) & (index < large_len)
     assert torch.allclose(rows[inside], full[index[inside]], atol=1e-12)
     assert rows[~inside].abs().max() == 0  # zero padding outside the image, as grid_sample has it
+
+
+def test_file_source_reads_jpeg_crops_at_a_reduced_size(tmp_path, photo):
+    from PIL import Image
+
+    _, tensor = photo
+    big = torch.nn.functional.interpolate(tensor, size=(2400, 3200), mode="bilinear", align_corners=False)
+    jpeg = tmp_path / "big.jpg"
+    Image.fromarray((big[0].permute(1, 2, 0) * 255).round().byte().numpy()).save(jpeg, quality=95)
+    source = FileSource(jpeg)
+    windows = torch.tensor([[[0.4, -0.3, 0.2], [0.6, 0.2, -0.1]]])  # the smaller: 0.4 × 2400 = 960 px high
+    crops = source.crop(windows, 32)
+    # 960 px into 32 needs ≥ 64 px (2× oversampling): the DCT-domain decode may shrink the image 8×
+    assert source.last_decode == (400, 300)
+    full = TensorSource(big).crop(windows, 32)
+    assert (crops - full).abs().mean() < 0.02
+    source.crop(torch.tensor([[[0.02, 0.0, 0.0]]]), 32)  # a 48-px window needs every pixel
+    assert source.last_decode == (3200, 2400)

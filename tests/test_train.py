@@ -135,3 +135,20 @@ def test_record_run_copies_the_small_outputs_and_the_command(tmp_path, mnist_roo
     assert (tmp_path / "record" / "command.txt").read_text().splitlines()[1] == \
         "python -m saccadelib train --set 'a=b c'"
     assert (tmp_path / "record" / "metrics.json").read_text() == (tmp_path / "run" / "metrics.json").read_text()
+
+
+def test_device_and_precision_are_checked_and_recorded(tmp_path, mnist_root):
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        TrainConfig(device="gpu")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        TrainConfig(precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="sees no GPU"):
+            fit(_fresh_model(), TrainConfig(**{**RUN, "device": "cuda"}), tmp_path / "cuda", META)
+    # "auto" takes the GPU when there is one; bf16 only applies on a GPU, so a CPU run stays float32
+    summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "device": "auto", "precision": "bf16",
+                                                 "test": True, "test_size": 150}), tmp_path / "auto", META)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert summary["run"]["device"] == expected and summary["test"]["n"] == 150
+    config = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert config["train"]["device"] == "auto" and config["run"]["device"] == expected

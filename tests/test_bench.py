@@ -1,0 +1,79 @@
+"""The efficiency benchmark: its report logic (on synthetic rows), and a small real run in fresh processes."""
+import csv
+import json
+
+import pytest
+import torch
+
+from saccadelib.bench import cost, efficiency
+
+
+def _fake_row(spec, case, seconds, mib):
+    return {**{k: v for k, v in spec.items() if k != "cases"}, **case, "median_s": seconds,
+            "per_image_s": seconds / case["batch"], "images_per_s": case["batch"] / seconds, "times_s": [seconds],
+            "parameters": 1000, "macs_per_image": 1e9 if case["phase"] == "infer" else None, "threads": 1,
+            "base_rss_mib": 100.0, "idle_rss_mib": 110.0, "peak_rss_mib": 100.0 + mib, "dtype": "float32"}
+
+
+def test_report_has_ratios_memory_growth_and_failures(tmp_path, monkeypatch, mnist_root):
+    costs = {"saccade": (0.01, 50.0), "tiles_naive": (2.0, 3000.0), "tiles_checkpointed": (3.0, 600.0),
+             "resnet18_whole": (1.0, 1000.0)}
+
+    def fake_measure(spec, timeout_s=None):
+        if spec["variant"] == "resnet18_whole" and spec["phase"] == "train":
+            raise RuntimeError("cost measurement failed:\nRuntimeError: out of memory")
+        seconds, mib = costs[spec["variant"]]
+        grow = 1.0 if spec["variant"] == "saccade" else (spec["side"] / 128) ** 2
+        return _fake_row(spec, {"phase": spec["phase"], "batch": spec["batch"]}, seconds * grow, mib * grow)
+
+    monkeypatch.setattr(cost, "measure", fake_measure)
+    result = efficiency.run("cpu", sides=(128, 256), threads=1, repeats=1, out_dir=tmp_path, quick=True, log=lambda s: None)
+    rows = list(csv.DictReader(open(tmp_path / "efficiency_cpu.csv")))
+    assert len(rows) == len(result["rows"]) == len(efficiency.plan("cpu", (128, 256), quick=True))
+    failed = [r for r in rows if r["error"]]
+    assert [(r["variant"], r["phase"]) for r in failed] == [("resnet18_whole", "train")]
+    assert "out of memory" in failed[0]["error"]
+    ratios = {(q["baseline"], q["source"], q["side"], q["phase"]): q for q in efficiency.ratios(result["rows"])}
+    q = ratios[("tiles_naive", "lazy", 128, "infer")]
+    assert q["time_ratio"] == pytest.approx(200) and q["memory_ratio"] == pytest.approx(60)
+    assert ("resnet18_whole", "lazy", 128, "train") not in ratios  # a failed row gives no ratio
+    growth = {(g["source"], g["phase"], g["batch"]): g for g in efficiency.memory_growth(result["rows"])}
+    assert growth[("lazy", "infer", 1)]["growth"] == pytest.approx(0.0)
+    text = (tmp_path / "efficiency_cpu.md").read_text()
+    assert "| tiles_naive | lazy | 128 | infer | 1 | 200 | 60.0 |" in text and "failed: " in text
+    assert (tmp_path / "latency_cpu.png").stat().st_size > 0 and (tmp_path / "memory_cpu.png").stat().st_size > 0
+    assert json.loads((tmp_path / "efficiency_cpu.json").read_text())["device_tag"] == "cpu"
+
+
+def test_gpu_plan_groups_cases_per_process_and_cpu_plan_does_not():
+    for spec in efficiency.plan("cuda"):
+        assert spec["cases"] and spec["device"] == "cuda"
+    for spec in efficiency.plan("cpu"):
+        assert "cases" not in spec and {"phase", "batch"} <= set(spec)  # peak RSS only grows: one case each
+    sides = {s["side"] for s in efficiency.plan("cpu") if s["variant"] == "saccade"}
+    assert sides == set(efficiency.SIDES)
+
+
+def test_file_source_and_lazy_source_are_measured_in_fresh_processes(tmp_path, mnist_root):
+    jpeg = efficiency.write_test_jpeg(tmp_path / "canvas_512.jpg", 512)
+    common = {"model": "saccade", "config": {"glimpses": 2, "crop_size": 32}, "side": 512, "repeats": 2,
+              "threads": 1, "macs": True}
+    from_file = cost.measure({**common, "source": "file", "file": str(jpeg), "phase": "infer", "batch": 1})
+    lazy = cost.measure({**common, "source": "lazy", "cases": [{"phase": "infer", "batch": 1},
+                                                               {"phase": "train", "batch": 2}]})
+    assert from_file["median_s"] > 0 and from_file["macs_per_image"] > 0
+    assert from_file["peak_rss_mib"] >= from_file["idle_rss_mib"] >= from_file["base_rss_mib"] > 0
+    infer, train = lazy["rows"]
+    assert (infer["phase"], train["phase"], train["batch"]) == ("infer", "train", 2)
+    # the crops' bilinear matrices are counted too, so the two sources' MACs differ only a little
+    assert infer["macs_per_image"] == pytest.approx(from_file["macs_per_image"], rel=0.2)
+
+
+def test_photo_profile_splits_the_end_to_end_time(tmp_path):
+    photo = efficiency.write_test_photo(tmp_path / "photo.jpg", size=(1200, 900))
+    profile = efficiency.photo_profile(photo, repeats=1, threads=1)
+    steps = profile["median_s"]
+    parts = ("open_and_verify", "proxy_decode", "crops_decode", "networks")
+    assert all(steps[k] > 0 for k in parts)
+    assert steps["end_to_end"] == pytest.approx(sum(steps[k] for k in parts))
+    assert profile["size"] == [1200, 900] and 0 < profile["crop_decode_size"][0] <= 1200
