@@ -152,3 +152,17 @@ def test_device_and_precision_are_checked_and_recorded(tmp_path, mnist_root):
     assert summary["run"]["device"] == expected and summary["test"]["n"] == 150
     config = json.loads((tmp_path / "auto" / "config.json").read_text())
     assert config["train"]["device"] == "auto" and config["run"]["device"] == expected
+
+
+def test_learning_curve_reads_a_runs_history(tmp_path, mnist_root):
+    from saccadelib.plots import learning_curve, read_history
+
+    fit(_fresh_model(), TrainConfig(**RUN), tmp_path / "run", META)
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0] and len(rows[0]["val_hit_rate"]) == TINY["glimpses"]
+    learning_curve(tmp_path / "run" / "history.csv", tmp_path / "curve.png", "tiny")
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("epoch,val_accuracy\n")
+    with pytest.raises(ValueError, match="holds no epochs"):
+        read_history(empty)
