@@ -77,3 +77,11 @@ def test_photo_profile_splits_the_end_to_end_time(tmp_path):
     assert all(steps[k] > 0 for k in parts)
     assert steps["end_to_end"] == pytest.approx(sum(steps[k] for k in parts))
     assert profile["size"] == [1200, 900] and 0 < profile["crop_decode_size"][0] <= 1200
+
+
+def test_a_large_parent_does_not_inflate_the_measured_peak(mnist_root):
+    # getrusage's ru_maxrss would report the parent's high-water mark in a vfork/exec'd child
+    ballast = torch.ones(768 * 2**20 // 4)  # 768 MiB resident in this (the parent) process
+    row = cost.measure({"model": "proxy_cnn", "side": 128, "batch": 1, "phase": "infer", "repeats": 1, "threads": 1})
+    assert ballast.sum() > 0
+    assert row["peak_rss_mib"] - row["base_rss_mib"] < 300

@@ -26,23 +26,28 @@ A training step is forward, backward and an Adam step.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
 
-def _rss_mib() -> float:
+def _status_mib(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
+def _rss_mib() -> float:
+    return _status_mib("VmRSS")
+
+
 def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: a child started by vfork/exec
+    inherits its parent's high-water mark there, so a large parent would inflate every measurement."""
+    return _status_mib("VmHWM")
 
 
 GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
