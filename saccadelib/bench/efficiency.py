@@ -90,7 +90,7 @@ def plan(device: str, sides=SIDES, quick: bool = False) -> list[dict]:
 
 NOT_MEASURED = {
     "cpu": "On 2 CPU cores the baselines run at the first side and batch 1 only: the 144-tile ResNet-18 takes "
-           "~3.5 s per 2528² image forward and 9-14 s per training step (×4 at 5056², ×16 at 10112²), so batch 16 "
+           "3.4-4.3 s per 2528² image forward and 12-13 s per training step (×4 at 5056², ×16 at 10112²), so batch 16 "
            "or larger sides would take hours per row; the GPU run covers them.",
     "cuda": "The naive tile model trains at batch 16 only at the first side and the checkpointed one at batch 1 "
             "at 10112² (36,864 tiles per step otherwise); the whole-image ResNet-18 trains only up to 5056² "
@@ -383,6 +383,8 @@ def markdown(result: dict) -> str:
             lines.append(f"| {k.replace('_', ' ')} | {v * 1000:.1f} | {share} |")
         lines += ["", f"The crops were decoded at {p['crop_decode_size']} (JPEG DCT-domain reduction)."]
     lines += ["", "Not measured: " + result["not_measured"], ""]
+    if result.get("memory_note"):
+        lines += ["Memory note: " + result["memory_note"], ""]
     return "\n".join(lines)
 
 
