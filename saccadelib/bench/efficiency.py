@@ -396,6 +396,8 @@ def plot(rows: list[dict], out_dir: Path, tag: str) -> None:
     import matplotlib.pyplot as plt
 
     good = [r for r in rows if "error" not in r]
+    keys = sorted({f"{r['variant']} {r['source']} b{r['batch']}" for r in good})
+    colour = {key: plt.get_cmap("tab20")(i % 20) for i, key in enumerate(keys)}  # one colour per line, both panels
     for metric, label, name in (("median_s", "seconds per call", "latency"),
                                 ("work_mib", "memory (MiB)", "memory")):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -406,7 +408,8 @@ def plot(rows: list[dict], out_dir: Path, tag: str) -> None:
                     lines.setdefault(f"{r['variant']} {r['source']} b{r['batch']}", []).append((r["side"], r[metric]))
             for key, points in sorted(lines.items()):
                 points.sort()
-                ax.plot(*zip(*points), marker="o", label=key, linestyle="-" if "saccade" in key else "--")
+                ax.plot(*zip(*points), marker="o", label=key, color=colour[key],
+                        linestyle="-" if key.startswith("saccade") else "--")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("image side (px)")
