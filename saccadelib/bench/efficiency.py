@@ -190,7 +190,9 @@ def photo_profile(path: Path, repeats: int = 5, threads: int = 2) -> dict:
         rows.append(steps)
     rows = rows[1:]  # the first pass warms caches
     median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    return {"photo": str(path), "size": list(Image.open(path).size), "repeats": repeats, "threads": threads,
+    with Image.open(path) as img:
+        size = list(img.size)
+    return {"photo": str(path), "size": size, "repeats": repeats, "threads": threads,
             "median_s": median, "crop_decode_size": list(source.last_decode or ()),
             "model": {"channels": 3, **SACCADE}}
 
@@ -375,7 +377,8 @@ def markdown(result: dict) -> str:
                          f"{', '.join(f'{m:.0f}' for m in g['work_mib'])} | {g['growth']:+.1%} | {g['peak_growth']:+.1%} |")
     if result.get("photo"):
         p = result["photo"]
-        lines += ["", f"## One {p['size'][0]}×{p['size'][1]} JPEG photo, end to end (median of {p['repeats']})", "",
+        lines += ["", f"## One {p['size'][0]}×{p['size'][1]} JPEG photo, end to end on the CPU "
+                      f"({p['threads']} threads, median of {p['repeats']})", "",
                   "| step | ms | share of end to end |", "|---|---|---|"]
         total = p["median_s"]["end_to_end"]
         for k, v in p["median_s"].items():
