@@ -291,6 +291,8 @@ def _resumable(cfg: TrainConfig) -> dict:
     values = asdict(cfg)
     if cfg.lr_schedule == "constant":
         values.pop("epochs")  # more epochs may be added to a constant-rate run; a schedule depends on them
+    if cfg.precision == "fp32":
+        values.pop("precision")  # the default: runs saved before the setting existed still resume
     for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device"):
         values.pop(key)
     return values
