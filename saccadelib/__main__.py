@@ -78,13 +78,6 @@ def _predict(args) -> int:
     return 0
 
 
-def _bench_tiles(args) -> int:
-    from .bench import cost
-
-    cost.tiles_report(threads=args.threads, repeats=args.repeats, side=args.side)
-    return 0
-
-
 def _bench(args) -> int:
     from .bench import efficiency
 
@@ -144,11 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--quick", action="store_true", help="64-px tiles, for smoke tests at small sides")
     be.set_defaults(func=_bench)
 
-    bt = commands.add_parser("bench-tiles", help="CPU cost of the 144-tile ResNet-18 and our model (results/benchmarks/)")
-    bt.add_argument("--side", type=int, default=2528)
-    bt.add_argument("--repeats", type=int, default=3)
-    bt.add_argument("--threads", type=int, default=2)
-    bt.set_defaults(func=_bench_tiles)
     return parser
 
 

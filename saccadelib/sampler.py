@@ -302,6 +302,11 @@ class FileSource(ImageSource):
         array = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
         return array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
 
+    def decode(self) -> torch.Tensor:
+        """The whole image at full resolution, [1, C, H, W] float in [0, 1] (what a tile model needs)."""
+        with self._open() as img:
+            return self._to_tensor(self._decoded(img)).unsqueeze(0)
+
     def proxy(self, size: int) -> torch.Tensor:
         from PIL import Image
 

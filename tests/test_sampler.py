@@ -161,6 +161,7 @@ def test_file_source_matches_the_in_memory_image(photo):
     path, tensor = photo
     source = FileSource(path)
     assert (source.height, source.width) == (600, 800)
+    assert torch.equal(source.decode(), tensor)  # PNG is lossless: the full decode is the image itself
     assert (source.proxy(32) - TensorSource(tensor).proxy(32)).abs().mean() < 0.02
     windows = torch.tensor([[[0.3, -0.4, 0.2], [0.5, 0.3, -0.3]]])
     from_file = source.crop(windows, 32)

@@ -54,18 +54,6 @@ def _peak_rss_mib() -> float:
 GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
 
 
-def _decode_full(path: str, channels: int):
-    """What a baseline does with a photo: decode it whole into a [1, C, H, W] float tensor."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    with Image.open(path) as img:
-        array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
-    tensor = torch.from_numpy(array)
-    return (tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)).unsqueeze(0)
-
-
 def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     """A function returning the model's ``images`` input (timed with the work), and the labels."""
     import torch.nn.functional as F
@@ -88,7 +76,8 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
         path = spec["file"]
         if model_name in GLIMPSE_MODELS:
             return (lambda: FileSource(path, channels=cfg.channels)), label[:1]
-        return (lambda: TensorSource(_decode_full(path, cfg.channels).to(device))), label[:1]
+        # what a baseline does with a photo: decode it whole, then run on the tensor
+        return (lambda: TensorSource(FileSource(path, channels=cfg.channels).decode().to(device))), label[:1]
     raise ValueError(f"unknown source {source!r}; valid: lazy, tensor, file")
 
 
@@ -198,30 +187,3 @@ def measure(spec: dict, timeout_s: float | None = None) -> dict:
 
 if __name__ == "__main__":
     print(json.dumps(measure_here(json.loads(sys.argv[1]))))
-
-
-def tiles_report(threads: int = 2, repeats: int = 3, side: int = 2528, out=None) -> dict:
-    """Issue 4's CPU cost table: the 144-tile ResNet-18 (naive, checkpointed) and our model at ``side``²,
-    batch 1, inference and one training step, each in a fresh process."""
-    from ..paths import results_dir
-    from ..runinfo import run_metadata, write_json
-
-    configs = [("resnet18_tiles", {"checkpoint": False}, "naive"),
-               ("resnet18_tiles", {"checkpoint": True}, "checkpointed"),
-               ("saccade", {}, "T=4, 32² crops")]
-    rows = []
-    for name, overrides, label in configs:
-        for phase in ("infer", "train"):
-            spec = {"model": name, "config": overrides, "side": side, "batch": 1, "phase": phase,
-                    "repeats": repeats, "threads": threads}
-            row = measure(spec)
-            row["label"] = label
-            rows.append(row)
-            print(f"{name:15s} {label:15s} {phase:5s} {row['median_s']:8.3f} s  peak RSS {row['peak_rss_mib']:7.0f} MiB "
-                  f"(idle {row['idle_rss_mib']:.0f})", flush=True)
-    result = {"benchmark": "tile_baseline_cost", "side": side, "batch": 1, "statistic": "median",
-              "note": "each row a fresh process; peak_rss_mib is the whole process's peak, idle_rss_mib its RSS "
-                      "after building the model (the difference is what the measured work costs)",
-              "rows": rows, **run_metadata("cpu")}
-    write_json(out or results_dir() / "benchmarks" / f"tiles_{side}_cpu.json", result)
-    return result

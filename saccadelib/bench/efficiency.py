@@ -22,6 +22,8 @@ import statistics
 import time
 from pathlib import Path
 
+from ..paths import atomic_path
+
 SIDES = (2528, 5056, 10112)
 PHOTO_SIZE = (4000, 3000)
 # The paper's model size for identification: T = 4 glimpses read at 64² (0.6 GMAC in the paper's nets).
@@ -51,7 +53,7 @@ def plan(device: str, sides=SIDES, quick: bool = False) -> list[dict]:
     gpu = device.startswith("cuda")
     specs: list[dict] = []
 
-    def add(variant: str, side: int, source: str, cases: list[dict], **extra):
+    def add(variant: str, side: int, source: str, cases: list[dict]):
         name, config = VARIANTS[variant]
         config = dict(config)
         if name == "resnet18_tiles":
@@ -61,7 +63,7 @@ def plan(device: str, sides=SIDES, quick: bool = False) -> list[dict]:
             if quick:
                 config["tile"] = 64
         base = {"variant": variant, "model": name, "config": config, "side": side, "source": source,
-                "device": device, "macs": True, **extra}
+                "device": device, "macs": True}
         if gpu:
             specs.append({**base, "cases": cases})
         else:
@@ -111,10 +113,8 @@ def write_test_jpeg(path: Path, side: int, task: str = "identification") -> Path
         return path
     canvas = twodigit.make_two_digit(task, "test", 1, 0)["image"]
     large = F.interpolate(canvas, size=(side, side), mode="bilinear", align_corners=False)[0, 0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.jpg")
-    Image.fromarray((large.clamp(0, 1) * 255).round().byte().numpy()).save(tmp, quality=95)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray((large.clamp(0, 1) * 255).round().byte().numpy()).save(tmp, format="JPEG", quality=95)
     return path
 
 
@@ -135,10 +135,8 @@ def write_test_photo(path: Path, size=PHOTO_SIZE, seed: int = 0) -> Path:
     for _ in range(40):
         x, y, r = rng.integers(0, width), rng.integers(0, height), rng.integers(30, 300)
         pen.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.jpg")
-    img.save(tmp, quality=92)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="JPEG", quality=92)
     return path
 
 
@@ -313,8 +311,6 @@ def ratios(rows: list[dict]) -> list[dict]:
             if row["variant"] != base or "error" in row:
                 continue
             ours = _find(rows, "saccade", row["side"], row["phase"], row["batch"], row["source"])
-            if ours is None and row["source"] == "file":
-                ours = _find(rows, "saccade", row["side"], row["phase"], row["batch"], "file")
             if ours is None:
                 continue
             mem = (row["work_mib"] / ours["work_mib"]) if ours.get("work_mib") and row.get("work_mib") else None
@@ -422,8 +418,6 @@ def plot(rows: list[dict], out_dir: Path, tag: str) -> None:
             if lines:
                 ax.legend(fontsize=7)
         fig.tight_layout()
-        target = out_dir / f"{name}_{tag}.png"
-        tmp = target.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=110)
+        with atomic_path(out_dir / f"{name}_{tag}.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
-        tmp.replace(target)
