@@ -89,6 +89,16 @@ def _bench(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
+                         results_root=Path(args.results) if args.results else None,
+                         runs_root=Path(args.runs) if args.runs else None, device=args.device,
+                         cell_timeout_s=args.cell_timeout)
+    return 1 if any(o["status"] == "failed" for o in outcomes) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--out", default=None, help="output folder (default results/efficiency)")
     be.add_argument("--quick", action="store_true", help="64-px tiles, for smoke tests at small sides")
     be.set_defaults(func=_bench)
+
+    r = commands.add_parser("reproduce", help="run the study's notebooks with papermill into results/ "
+                                              "(resumable; finished experiments are skipped)")
+    r.add_argument("--profile", default="cpu", help="smoke, cpu (default: this machine, about 4 h) or paper (GPU)")
+    r.add_argument("--only", nargs="+", metavar="NAME", help="experiments to run, e.g. 01_two_digit_sum 00_summary")
+    r.add_argument("--force", action="store_true", help="rerun experiments whose results exist")
+    r.add_argument("--device", default="", help="override the profile's device (cpu, cuda, auto)")
+    r.add_argument("--results", default=None, help="results folder (default: results/)")
+    r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
+    r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")
+    r.set_defaults(func=_reproduce)
 
     return parser
 

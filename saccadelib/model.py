@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .loss import LossConfig, gaussian_sample, saccade_loss
-from .sampler import ImageSource, TensorSource, UpsampledSource, WindowConfig, window_from_z
+from .sampler import ImageSource, TensorSource, UpsampledSource, WindowConfig, noisy_proxy, window_from_z
 
 LATENT = 3  # (scale, x, y)
 
@@ -55,6 +55,10 @@ class ModelConfig:
     posterior_trains_encoder: bool = True
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
     policy: str = "learnt"  # "learnt" (windows from z), or the controls "random" (uniform) and "grid" (fixed)
+    # The noisy-proxy ablation (STUDY.md §1): Gaussian noise std and pixel keep fraction applied to the
+    # proxy the model is shown, never to the crops. Fresh noise in training, a fixed stream in evaluation.
+    proxy_noise: float = 0.0
+    proxy_keep: float = 1.0
     window: WindowConfig = field(default_factory=WindowConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -67,6 +71,8 @@ class ModelConfig:
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
         if self.proxy_encoder not in ("spatial", "pooled"):
             raise ValueError(f"unknown proxy encoder {self.proxy_encoder!r}; valid: spatial, pooled")
+        if self.proxy_noise < 0 or not 0 < self.proxy_keep <= 1:
+            raise ValueError(f"proxy_noise must be >= 0 and proxy_keep in (0, 1], got {self.proxy_noise}, {self.proxy_keep}")
         if self.glimpses < 1 or self.crop_size < 8 or self.proxy_size < 8:
             raise ValueError("need at least one glimpse, crops and proxies of at least 8 pixels")
 
@@ -273,7 +279,7 @@ class VariationalSaccading(nn.Module):
         cfg = self.cfg
         src = self.source(images)
         if proxy is None:
-            proxy = src.proxy(cfg.proxy_size)
+            proxy = self.shown_proxy(src.proxy(cfg.proxy_size))
         proxy = proxy.to(self.core.lstm.weight_ih_l0.device)  # a file source decodes on the CPU
         sample = (self.training or cfg.eval_sample) if sample is None else sample
         n = proxy.shape[0]
@@ -304,6 +310,13 @@ class VariationalSaccading(nn.Module):
         step_logits = self.classifier(crops, stack["h_prev"], e_c)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
                              stack["p_mu"], stack["p_logvar"], proxy, stack["dec"], crops)
+
+    def shown_proxy(self, proxy: torch.Tensor) -> torch.Tensor:
+        """The proxy after the configured ablation noise (unchanged when there is none)."""
+        if self.cfg.proxy_noise == 0 and self.cfg.proxy_keep == 1:
+            return proxy
+        generator = None if self.training else torch.Generator(device=proxy.device).manual_seed(len(proxy) + 1)
+        return noisy_proxy(proxy, self.cfg.proxy_noise, self.cfg.proxy_keep, generator)
 
     def random_windows(self, n: int, like: torch.Tensor) -> torch.Tensor:
         """Uniform windows (scale in the allowed range, centre anywhere inside): the learnt policy's

@@ -22,6 +22,11 @@ def results_dir() -> Path:
     return Path(os.environ.get("SACCADE_RESULTS", REPO_ROOT / "results"))
 
 
+def runs_dir() -> Path:
+    """Training runs (checkpoints): large, never committed. ``SACCADE_RUNS`` overrides."""
+    return Path(os.environ.get("SACCADE_RUNS", REPO_ROOT / "runs"))
+
+
 @contextmanager
 def atomic_path(final: Path):
     """Yield a temporary path beside ``final``; on success rename it into place.

@@ -26,12 +26,7 @@ def learning_curve(history: str | Path | list[dict], out: str | Path | None = No
                    x: str = "epoch"):
     """Validation accuracy (and accuracy after each glimpse, and each glimpse's hit rate when the model
     has glimpses) against ``x`` ("epoch" or "elapsed_s"). Saves a PNG when ``out`` is given."""
-    import matplotlib
-
-    if out is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = read_history(history) if not isinstance(history, list) else history
     xs = [r[x] / (60 if x == "elapsed_s" else 1) for r in rows]
     glimpses = "val_hit_rate" in rows[0]
@@ -65,4 +60,198 @@ def learning_curve(history: str | Path | list[dict], out: str | Path | None = No
         with atomic_path(Path(out)) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
+    return fig
+
+
+def _pyplot():
+    """pyplot with whatever backend is active: a notebook's inline backend shows the figures (switching to
+    Agg here would silently stop every later figure from showing); without a display matplotlib already
+    falls back to Agg."""
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out: str | Path, close: bool = True) -> Path:
+    """PNG through an atomic rename (matplotlib's PNGs are byte-identical across runs: they diff well)."""
+    from .paths import atomic_path
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return out
+
+
+def compare_curves(histories: dict[str, list[dict]], out: str | Path | None = None, title: str = "",
+                   metric: str = "val_accuracy", ylabel: str = "validation exact match"):
+    """One line per run (label → history rows): ``metric`` against epochs and against training minutes."""
+    plt = _pyplot()
+    import seaborn as sns
+
+    palette = sns.color_palette("tab10", max(1, len(histories)))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for colour, (label, rows) in zip(palette, histories.items()):
+        values = [r[metric] for r in rows]
+        axes[0].plot([r["epoch"] for r in rows], values, color=colour, label=label)
+        axes[1].plot([r["elapsed_s"] / 60 for r in rows], values, color=colour, label=label)
+    axes[0].set_xlabel("epoch")
+    axes[1].set_xlabel("training minutes")
+    axes[0].set_ylabel(ylabel)
+    for ax in axes:
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+GLIMPSE_COLOURS = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
+
+
+def draw_saccades(ax, image, windows, boxes=None, title: str = "", colour_title: str | None = None):
+    """One canvas [C,H,W] with its windows [T,3] (normalized) drawn as numbered boxes; digit boxes (in
+    pixels) dotted."""
+    from matplotlib.patches import Rectangle
+
+    from .sampler import window_to_box
+
+    picture = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+    height, width = image.shape[-2:]
+    ax.imshow(picture.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
+    if boxes is not None:
+        for x0, y0, x1, y1 in boxes.tolist():
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls=":", lw=0.8, color="white"))
+    for t, (x0, y0, x1, y1) in enumerate(window_to_box(windows, height, width).tolist()):
+        colour = GLIMPSE_COLOURS[t % len(GLIMPSE_COLOURS)]
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.5, color=colour))
+        ax.text(x0 + 1, y0 + 1, str(t + 1), color=colour, fontsize=7, va="top", ha="left")
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8, color=colour_title or "black")
+
+
+def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, title: str = "",
+                    class_names: list[str] | None = None, columns: int = 4):
+    """The first ``n`` images of ``dataset`` (not picked) with the model's saccades, its prediction and
+    the truth (green when right). Large-image models read their lazy upsample; the canvas is shown as
+    it is, since the upsample holds no detail beyond it."""
+    import torch
+
+    plt = _pyplot()
+    batch = dataset.as_dict(0, n)
+    model.eval()
+    with torch.no_grad():
+        result = model(batch["image"])
+    names = class_names or [str(k) for k in range(result.logits.shape[-1])]
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.5 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.axis("off")
+            continue
+        pred, true = int(result.logits[k].argmax()), int(batch["label"][k])
+        draw_saccades(ax, batch["image"][k], result.windows[k], batch["boxes"][k],
+                      f"pred {names[pred]} · true {names[true]}", "#1a7f37" if pred == true else "#cf222e")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+def noise_view(model, image, label: int | None = None, sigma: float = 0.0, keep: float = 1.0,
+               class_names: list[str] | None = None, seed: int = 0):
+    """What the sliders of 03 show: the proxy at (σ, keep), and the model's saccades and prediction
+    given that proxy. Returns (figure, {"prediction", "probability", "windows"})."""
+    import torch
+
+    from .sampler import TensorSource, noisy_proxy
+
+    plt = _pyplot()
+    model.eval()
+    source = TensorSource(image.unsqueeze(0))
+    proxy = noisy_proxy(source.proxy(model.cfg.proxy_size), sigma, keep, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        result = model(source, proxy=proxy)
+    probs = result.logits.softmax(-1)[0]
+    names = class_names or [str(k) for k in range(len(probs))]
+    pred = int(probs.argmax())
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.3))
+    axes[0].imshow(proxy[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title(f"proxy shown: σ={sigma:g}, keep={keep:g}", fontsize=9)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    truth = f" · true {names[label]}" if label is not None else ""
+    draw_saccades(axes[1], image, result.windows[0], title=f"pred {names[pred]} ({probs[pred]:.0%}){truth}",
+                  colour_title=None if label is None else ("#1a7f37" if pred == label else "#cf222e"))
+    fig.tight_layout()
+    return fig, {"prediction": names[pred], "probability": float(probs[pred]),
+                 "windows": result.windows[0].tolist()}
+
+
+def figure5(curves: list[list[dict]], levels: list[tuple[float, float]], image, out: str | Path | None = None,
+            test_accuracy: list[float] | None = None, proxy_size: int = 32, seed: int = 0):
+    """Paper Fig. 5: top, validation exact match against epochs for each proxy-noise level (``curves``
+    are the runs' history rows in the order of ``levels``; their test accuracy, scored once at the end,
+    goes in the legend); bottom, one test image's proxy at each level."""
+    import torch
+
+    from .sampler import TensorSource, noisy_proxy
+
+    if len(curves) != len(levels):
+        raise ValueError(f"one curve per level: got {len(curves)} curves for {len(levels)} levels")
+    plt = _pyplot()
+    import seaborn as sns
+
+    fig = plt.figure(figsize=(max(8, 1.6 * len(levels)), 6.2))
+    grid = fig.add_gridspec(2, len(levels), height_ratios=[2.6, 1])
+    top = fig.add_subplot(grid[0, :])
+    palette = sns.color_palette("viridis", len(levels))
+    for k, (rows, (sigma, keep)) in enumerate(zip(curves, levels)):
+        label = f"σ={sigma:g}, keep={keep:g}"
+        if test_accuracy is not None:
+            label += f" (test {test_accuracy[k]:.1%})"
+        top.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], color=palette[k], label=label,
+                 ls="-" if keep == 1 else "--")
+    top.set_xlabel("epoch")
+    top.set_ylabel("validation exact match")
+    top.set_ylim(0, 1)
+    top.grid(alpha=0.3)
+    top.legend(fontsize=7, ncol=2, loc="lower right")
+    clean = TensorSource(image.unsqueeze(0)).proxy(proxy_size)
+    for k, (sigma, keep) in enumerate(levels):
+        ax = fig.add_subplot(grid[1, k])
+        ax.imshow(noisy_proxy(clean, sigma, keep, torch.Generator().manual_seed(seed))[0, 0].numpy(),
+                  cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"σ={sigma:g} keep={keep:g}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+def side_by_side(images: dict[str, str | Path], out: str | Path | None = None):
+    """Saved PNGs (title → path) in one row: Figure 4 from the two identification galleries."""
+    plt = _pyplot()
+    import matplotlib.image as mpimg
+
+    fig, axes = plt.subplots(1, len(images), figsize=(9 * len(images), 6), squeeze=False)
+    for ax, (title, path) in zip(axes[0], images.items()):
+        ax.imshow(mpimg.imread(str(path)))
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
     return fig

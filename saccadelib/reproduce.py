@@ -1,0 +1,193 @@
+"""The study runner: execute the experiment notebooks with papermill, one after another, into results/.
+
+``python -m saccadelib reproduce [--profile cpu] [--only NAME …] [--force]``
+
+Each experiment runs in a staging folder (``results/.staging/<name>/``) and replaces
+``results/<name>/`` only when its notebook finished, so a failure never destroys results that were
+there. Finished experiments are skipped when their ``run.json`` records the same parameters; a training
+run interrupted inside a notebook resumes from its checkpoint under ``runs/study/``. A failing notebook
+(cell error, timeout, dead kernel) is reported with its cell, the failed notebook is kept beside the
+results as ``<name>.failed.ipynb`` with ``failure.json``, the other experiments still run, and the exit
+status is non-zero.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import REPO_ROOT, results_dir, runs_dir
+from .runinfo import git_commit, run_metadata, write_json
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # results/<name>/
+    notebook: str  # in notebooks/
+    parameters: dict = field(default_factory=dict)  # fixed for this experiment (e.g. the canvas)
+    publish: tuple[str, ...] = ()  # files of its output also copied to results/ itself
+    always: bool = False  # rerun even when its parameters match (the summary reads the others)
+
+
+EXPERIMENTS = (
+    Experiment("01_two_digit_sum", "01_two_digit_sum.ipynb"),
+    Experiment("02_two_digit_identification_100", "02_two_digit_identification.ipynb", {"canvas": 100}),
+    Experiment("02_two_digit_identification_2528", "02_two_digit_identification.ipynb", {"canvas": 2528}),
+    Experiment("03_noisy_proxy_ablation", "03_noisy_proxy_ablation.ipynb"),
+    Experiment("05_efficiency", "05_efficiency.ipynb"),
+    Experiment("00_summary", "00_summary.ipynb",
+               publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png"), always=True),
+)
+
+
+def notebook_parameters(path: Path) -> dict:
+    import papermill
+
+    return papermill.inspect_notebook(str(path))
+
+
+def check_parameters(path: Path, parameters: dict) -> None:
+    """papermill only logs an unknown parameter; a typo must not silently run the defaults."""
+    known = notebook_parameters(path)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ValueError(f"{path.name} has no parameter {', '.join(unknown)}; it takes: {', '.join(sorted(known))}")
+
+
+def _failing_cell(notebook: Path) -> int | None:
+    """The index of the cell that was running (papermill marks it) in a partly executed notebook."""
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    for k, cell in enumerate(cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if status in ("running", "failed"):
+            return k
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return k
+    return None
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Replace ``final`` by ``staging`` with two renames: at every moment one complete copy exists."""
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root: Path, overrides: dict,
+                   force: bool = False, cell_timeout_s: float | None = None, log=print,
+                   notebooks_dir: Path | None = None) -> dict:
+    """Execute one notebook; returns {"name", "status": ok|skipped|failed, …}."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    notebook = Path(notebooks_dir or NOTEBOOKS) / exp.notebook
+    final = results_root / exp.name
+    accepts = notebook_parameters(notebook)
+    # runner-wide overrides (the device) go to the notebooks that take them; the rest must exist
+    parameters = {"profile": profile, **exp.parameters, **{k: v for k, v in overrides.items() if k in accepts}}
+    check_parameters(notebook, parameters)
+    previous = final / "run.json"
+    if not force and not exp.always and previous.exists():
+        record = json.loads(previous.read_text())
+        if record.get("status") == "ok" and record.get("parameters") == parameters:
+            log(f"{exp.name}: up to date ({previous}), skipped")
+            return {"name": exp.name, "status": "skipped"}
+
+    staging = results_root / ".staging" / exp.name
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    runs = runs_root / "study" / profile / exp.name
+    paths = {"out_dir": str(staging.resolve()), "runs_dir": str(runs.resolve()),
+             "results_root": str(results_root.resolve())}
+    full = {**parameters, **{k: v for k, v in paths.items() if k in accepts}}
+    executed = staging / f"{exp.name}.ipynb"
+    log(f"{exp.name}: running {exp.notebook} ({', '.join(f'{k}={v}' for k, v in parameters.items())})")
+    started, error = time.perf_counter(), None
+    # The kernel inherits this environment: whatever backend the caller chose (tests use Agg), the
+    # executed notebook must show its figures, which only the inline backend does.
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        papermill.execute_notebook(str(notebook), str(executed), parameters=full, kernel_name="python3",
+                                   progress_bar=False, log_output=False, execution_timeout=cell_timeout_s,
+                                   cwd=str(REPO_ROOT))
+    except papermill.PapermillExecutionError as err:
+        error = {"kind": "cell error", "cell": err.cell_index, "error": f"{err.ename}: {err.evalue}"}
+    except CellTimeoutError as err:
+        error = {"kind": "timeout", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
+    except DeadKernelError as err:
+        error = {"kind": "dead kernel", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
+    wall = round(time.perf_counter() - started, 1)
+    record = {"name": exp.name, "notebook": f"notebooks/{exp.notebook}", "profile": profile, "parameters": parameters,
+              "wall_s": wall, "git_commit": git_commit(), "run": run_metadata(overrides.get("device") or "cpu")}
+    config = staging / "config.json"
+    if config.exists():  # what the notebook resolved: seeds, budgets, the dataset hashes
+        record["resolved"] = json.loads(config.read_text())
+
+    if error is not None:
+        final.mkdir(parents=True, exist_ok=True)
+        if executed.exists():
+            shutil.copyfile(executed, final / f"{exp.name}.failed.ipynb")
+        write_json(final / "failure.json", {**record, "status": "failed", **error})
+        shutil.rmtree(staging, ignore_errors=True)
+        where = f"cell {error['cell']}" if error["cell"] is not None else "an unknown cell"
+        log(f"{exp.name}: FAILED ({error['kind']}) in {where}: {error['error']}  → {final / 'failure.json'}")
+        return {"name": exp.name, "status": "failed", **error, "wall_s": wall}
+
+    write_json(staging / "run.json", {**record, "status": "ok"})
+    _swap_in(staging, final)
+    for name in exp.publish:
+        if (final / name).exists():
+            shutil.copyfile(final / name, results_root / name)
+    log(f"{exp.name}: ok in {wall / 60:.1f} min → {final}")
+    return {"name": exp.name, "status": "ok", "wall_s": wall}
+
+
+def reproduce(profile: str = "cpu", only: list[str] | None = None, force: bool = False,
+              results_root: Path | None = None, runs_root: Path | None = None, device: str = "",
+              cell_timeout_s: float | None = None, log=print, experiments: tuple[Experiment, ...] | None = None,
+              notebooks_dir: Path | None = None) -> list[dict]:
+    """Run the experiments (``only`` some, by name) in order; the summary comes last."""
+    from .study import PROFILES
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    experiments = tuple(experiments or EXPERIMENTS)
+    by_name = {e.name: e for e in experiments}
+    unknown = [name for name in only or [] if name not in by_name]
+    if unknown:
+        raise ValueError(f"unknown experiment {', '.join(unknown)}; valid: {', '.join(by_name)}")
+    chosen = [by_name[name] for name in dict.fromkeys(only)] if only else list(experiments)
+    chosen.sort(key=lambda e: (e.always, list(experiments).index(e)))
+    results_root = Path(results_root or results_dir())
+    runs_root = Path(runs_root or runs_dir())
+    overrides = {"device": device} if device else {}
+    outcomes = []
+    started = time.perf_counter()
+    for exp in chosen:
+        outcomes.append(run_experiment(exp, profile, results_root, runs_root, overrides, force, cell_timeout_s, log,
+                                       notebooks_dir))
+    failed = [o["name"] for o in outcomes if o["status"] == "failed"]
+    log(f"reproduce ({profile}): {len(outcomes) - len(failed)} of {len(outcomes)} experiments ok"
+        + (f"; failed: {', '.join(failed)}" if failed else "") + f"; {(time.perf_counter() - started) / 60:.1f} min")
+    return outcomes

@@ -1,0 +1,91 @@
+"""Every study notebook, executed by the runner under papermill at the smoke profile, and its outputs."""
+import json
+
+import pandas as pd
+import pytest
+
+from saccadelib import reproduce
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    lines = []
+    outcomes = reproduce.reproduce("smoke", results_root=root / "results", runs_root=root / "runs",
+                                   log=lines.append, cell_timeout_s=240)
+    return root / "results", {o["name"]: o for o in outcomes}, lines
+
+
+def test_every_notebook_runs_at_the_smoke_profile(smoke):
+    results, outcomes, lines = smoke
+    assert set(outcomes) == {e.name for e in reproduce.EXPERIMENTS}
+    failed = {name: o for name, o in outcomes.items() if o["status"] != "ok"}
+    assert not failed, "\n".join(lines)
+    for name in outcomes:
+        record = json.loads((results / name / "run.json").read_text())
+        assert record["status"] == "ok" and record["profile"] == "smoke"
+        assert (results / name / f"{name}.ipynb").exists()
+
+
+@pytest.mark.parametrize("name,models", [("01_two_digit_sum", {"saccade", "random_glimpses", "resnet18", "ram"}),
+                                         ("02_two_digit_identification_100", {"saccade", "random_glimpses", "resnet18", "ram"}),
+                                         ("02_two_digit_identification_2528", {"saccade", "random_glimpses"})])
+def test_task_notebooks_write_their_tables_and_figures(smoke, name, models):
+    results, _, _ = smoke
+    out = results / name
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["label"]) == models
+    assert runs["test_accuracy"].between(0, 1).all() and (runs["test_n"] == 200).all()
+    assert runs["epochs_run"].eq(1).all() and runs["parameters"].gt(0).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["label"]) == models
+    for figure in ("curves.png", "saccade_curve.png", "saccades.png"):
+        assert (out / figure).stat().st_size > 5000, figure
+    executed = json.loads((out / f"{name}.ipynb").read_text())
+    shown = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(shown) >= 3  # curves, per-glimpse curve, saccades: shown in the notebook, not only saved
+    resolved = json.loads((out / "run.json").read_text())["resolved"]
+    assert resolved["config"]["profile"] == "smoke" and resolved["datasets"]["test_sha256"]
+    if name.endswith("2528"):
+        assert resolved["config"]["canvas"] == 2528
+
+
+def test_ablation_notebook_writes_figure5_and_its_views(smoke):
+    results, _, _ = smoke
+    out = results / "03_noisy_proxy_ablation"
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["label"]) == ["noise_0_keep_1", "noise_0.5_keep_1", "noise_0_keep_0.25"]
+    assert runs["test_accuracy"].between(0, 1).all()
+    for figure in ("figure5_noisy_proxy.png", "noise_view.png"):
+        assert (out / figure).stat().st_size > 5000
+    executed = (out / "03_noisy_proxy_ablation.ipynb").read_text()
+    assert "model trained at σ=0" in executed  # the static view's printed marker
+
+
+def test_efficiency_and_summary(smoke):
+    results, _, _ = smoke
+    bench = pd.read_csv(results / "05_efficiency" / "efficiency_cpu.csv")
+    assert {"saccade", "tiles_naive", "tiles_checkpointed", "resnet18_whole"} <= set(bench["variant"])
+    assert bench["error"].isna().all() and bench["median_s"].gt(0).all()
+    table = pd.read_csv(results / "table1.csv")
+    vs_sum = table[(table["system"] == "variational saccading") & (table["column"] == "sum")].iloc[0]
+    assert 0 <= float(vs_sum["ours_%"]) <= 100 and vs_sum["paper_%"] == "97.2 ± 0.04"
+    assert vs_sum["budget"] == "smoke: 1 epoch of 256 on cpu"
+    tiles = table[(table["system"] == "resnet18 - 144 crops") & (table["column"] == "identification")].iloc[0]
+    assert tiles["ours_%"].startswith("not trained on CPU:") and "s per 128² image" in tiles["ours_%"]
+    large = table[(table["image_size"] == "2528²") & (table["system"] == "variational saccading")
+                  & (table["column"] == "identification")].iloc[0]
+    assert 0 <= float(large["ours_%"]) <= 100
+    md = (results / "table1.md").read_text()
+    assert "| variational saccading |" in md and "95.23 ± 0.03" in md
+    for figure in ("figure4_saccades.png", "figure5_noisy_proxy.png"):
+        assert (results / figure).stat().st_size > 10000
+
+
+def test_a_second_run_skips_what_is_done(smoke, tmp_path):
+    results, _, _ = smoke
+    lines = []
+    outcomes = reproduce.reproduce("smoke", only=["01_two_digit_sum", "00_summary"], results_root=results,
+                                   runs_root=results.parent / "runs", log=lines.append)
+    status = {o["name"]: o["status"] for o in outcomes}
+    assert status == {"01_two_digit_sum": "skipped", "00_summary": "ok"}

@@ -1,0 +1,107 @@
+"""The study runner (reproduce.py) and the committed notebooks."""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from saccadelib import reproduce
+from saccadelib.reproduce import Experiment
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PARAMS = 'profile: str = "cpu"\nout_dir: str = ""\nruns_dir: str = ""\n'
+
+
+def write_notebook(path: Path, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    first = nbformat.v4.new_code_cell(PARAMS)
+    first.metadata["tags"] = ["parameters"]
+    nb.cells = [first, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fake_study(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "ok.ipynb",
+                   "from pathlib import Path\nPath(out_dir, 'numbers.csv').write_text('a,b\\n1,2\\n')")
+    write_notebook(notebooks / "bad.ipynb", "x = 1", "raise RuntimeError('the data is missing')")
+    write_notebook(notebooks / "slow.ipynb", "import time\ntime.sleep(60)")
+    return notebooks, tmp_path / "results", tmp_path / "runs"
+
+
+def run(fake, names, **kw):
+    notebooks, results, runs = fake
+    experiments = (Experiment("ok", "ok.ipynb"), Experiment("bad", "bad.ipynb"), Experiment("slow", "slow.ipynb"))
+    lines = []
+    outcomes = reproduce.reproduce("smoke", only=names, results_root=results, runs_root=runs, log=lines.append,
+                                   experiments=experiments, notebooks_dir=notebooks, **kw)
+    return {o["name"]: o for o in outcomes}, lines
+
+
+def test_runner_writes_results_and_skips_what_is_up_to_date(fake_study):
+    _, results, _ = fake_study
+    outcome, _ = run(fake_study, ["ok"])
+    assert outcome["ok"]["status"] == "ok"
+    record = json.loads((results / "ok" / "run.json").read_text())
+    assert record["status"] == "ok" and record["parameters"] == {"profile": "smoke"}
+    assert record["git_commit"] and record["wall_s"] > 0 and "torch" in record["run"]
+    assert (results / "ok" / "numbers.csv").read_text() == "a,b\n1,2\n"
+    assert (results / "ok" / "ok.ipynb").exists() and not (results / ".staging" / "ok").exists()
+    assert run(fake_study, ["ok"])[0]["ok"]["status"] == "skipped"
+    assert run(fake_study, ["ok"], force=True)[0]["ok"]["status"] == "ok"
+
+
+def test_a_failing_notebook_is_reported_keeps_old_results_and_the_others_run(fake_study):
+    _, results, _ = fake_study
+    (results / "bad").mkdir(parents=True)
+    (results / "bad" / "earlier.csv").write_text("kept")
+    outcome, lines = run(fake_study, ["bad", "ok"])
+    assert outcome["ok"]["status"] == "ok"
+    bad = outcome["bad"]
+    assert bad["status"] == "failed" and bad["kind"] == "cell error" and "the data is missing" in bad["error"]
+    assert bad["cell"] is not None
+    failure = json.loads((results / "bad" / "failure.json").read_text())
+    assert failure["status"] == "failed" and failure["cell"] == bad["cell"]
+    assert (results / "bad" / "earlier.csv").read_text() == "kept"  # nothing already written is lost
+    assert (results / "bad" / "bad.failed.ipynb").exists()
+    assert any("FAILED" in line and "cell" in line for line in lines)
+    assert "failed: bad" in lines[-1]
+
+
+def test_a_cell_timeout_names_the_cell(fake_study):
+    outcome, _ = run(fake_study, ["slow"], cell_timeout_s=3)
+    assert outcome["slow"]["status"] == "failed" and outcome["slow"]["kind"] == "timeout"
+    assert outcome["slow"]["cell"] == 2  # 0: parameters, 1: injected parameters, 2: the sleep
+
+
+def test_unknown_parameters_and_experiments_are_refused(fake_study):
+    notebooks, results, runs = fake_study
+    typo = Experiment("ok", "ok.ipynb", {"canvs": 100})
+    with pytest.raises(ValueError, match="no parameter canvs"):
+        reproduce.reproduce("smoke", results_root=results, runs_root=runs, experiments=(typo,),
+                            notebooks_dir=notebooks, log=lambda s: None)
+    with pytest.raises(ValueError, match="unknown experiment nope"):
+        run(fake_study, ["nope"])
+    with pytest.raises(ValueError, match="unknown profile"):
+        reproduce.reproduce("fast", log=lambda s: None)
+
+
+def test_committed_notebooks_are_clean_and_parameterized():
+    import papermill
+
+    names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    assert {e.notebook for e in reproduce.EXPERIMENTS} == set(names)
+    for name in names:
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{name} carries outputs"
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, name
+        parameters = papermill.inspect_notebook(str(NOTEBOOKS / name))
+        assert {"profile", "out_dir", "interactive"} <= set(parameters), name
+        assert all(p["inferred_type_name"] != "None" for p in parameters.values()), name

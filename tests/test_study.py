@@ -1,0 +1,203 @@
+"""The study's configs, runs, noisy proxy, slider callback and Table 1 (study.py, plots.py)."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from saccadelib import study
+from saccadelib.model import ModelConfig, VariationalSaccading
+from saccadelib.sampler import noisy_proxy
+
+
+# ------------------------------------------------------------------------------------ configs
+
+def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times():
+    config = study.task_study("sum", "cpu")
+    assert config.training.budget_min == 15.0 and config.training.seeds == (0,)
+    runs = {r.model: r for r in study.task_runs(config)}
+    assert set(runs) == {"saccade", "random_glimpses", "resnet18", "ram"}
+    # 15 min / 34 s per epoch = 26.5 → 26 epochs; ResNet-18 at 292 s → 3
+    assert runs["saccade"].train_overrides["epochs"] == 26
+    assert runs["resnet18"].train_overrides["epochs"] == 3
+    # the epochs are the budget; the time cap only guards against a machine twice as slow
+    assert runs["saccade"].train_overrides["time_budget_s"] == 1800
+    assert runs["saccade"].model_overrides["glimpses"] == 2 and runs["resnet18"].model_overrides == {}
+
+
+def test_quarter_size_epochs_get_four_times_the_epochs():
+    training = study.Training(budget_min=10, train_size=5000)
+    full = study.Training(budget_min=10)
+    assert study.epochs_for("identification", 100, "saccade", training) == \
+        pytest.approx(4 * study.epochs_for("identification", 100, "saccade", full), abs=3)
+
+
+def test_large_canvas_reads_the_lazy_upsample_in_64px_crops():
+    config = study.task_study("identification", "cpu", canvas=2528)
+    (run,) = study.task_runs(config)
+    assert run.model_overrides["image_side"] == 2528 and run.model_overrides["crop_size"] == 64
+    with pytest.raises(ValueError, match="05_efficiency"):
+        study.task_study("identification", "cpu", canvas=2528, models="resnet18")
+
+
+def test_overrides_by_name_strings_and_lists():
+    config = study.task_study("identification", "smoke", seeds="0, 2", models="saccade,ram", budget_min=None,
+                              device="", lr=3e-3)
+    assert config.training.seeds == (0, 2) and config.models == ("saccade", "ram")
+    assert config.training.lr == 3e-3 and config.training.device == "cpu"  # "" keeps the profile's
+    assert len(study.task_runs(config)) == 4
+    # a budget given to a fixed-epoch profile replaces its epochs, and the other way round
+    assert study.task_study("sum", "smoke", budget_min=5).training.epochs is None
+    assert study.task_study("sum", "cpu", epochs=7).training.budget_min is None
+    with pytest.raises(ValueError, match="unknown setting 'sedes'"):
+        study.task_study("sum", "cpu", sedes="1")
+    with pytest.raises(ValueError, match="unknown profile"):
+        study.task_study("sum", "laptop")
+    with pytest.raises(ValueError, match="either budget_min"):
+        study.Training(budget_min=5, epochs=3)
+    with pytest.raises(ValueError, match="no measured epoch time"):
+        study.epochs_for("sum", 100, "resnet18_tiles", study.Training())
+
+
+def test_run_folders_change_with_any_setting_and_only_then():
+    a = study.task_runs(study.task_study("sum", "cpu"))
+    b = study.task_runs(study.task_study("sum", "cpu"))
+    c = study.task_runs(study.task_study("sum", "cpu", budget_min=20))
+    d = study.task_runs(study.task_study("sum", "cpu", seeds="1"))
+    assert [r.folder() for r in a] == [r.folder() for r in b]
+    assert all(x.folder() != y.folder() for x, y in zip(a, c))
+    assert all(x.folder() != y.folder() for x, y in zip(a, d))
+
+
+def test_noise_study_levels_follow_study_md():
+    config = study.noise_study("cpu")
+    assert config.levels() == [(0.0, 1.0), (0.1, 1.0), (0.25, 1.0), (0.5, 1.0), (1.0, 1.0),
+                               (0.0, 0.5), (0.0, 0.25), (0.0, 0.1)]
+    runs = study.noise_runs(config)
+    assert [(r.model_overrides["proxy_noise"], r.model_overrides["proxy_keep"]) for r in runs] == config.levels()
+    assert len({r.folder() for r in runs}) == len(runs)
+
+
+# -------------------------------------------------------------------------------- noisy proxy
+
+def test_noisy_proxy_knobs():
+    proxy = torch.full((4, 1, 32, 32), 0.5)
+    assert torch.equal(noisy_proxy(proxy), proxy)
+    noisy = noisy_proxy(proxy, sigma=1.0, generator=torch.Generator().manual_seed(0))
+    assert noisy.min() >= 0 and noisy.max() <= 1 and not torch.equal(noisy, proxy)
+    assert noisy.std() > 0.3  # σ = 1 around 0.5, clipped: far from the clean proxy
+    kept = noisy_proxy(torch.ones(8, 3, 32, 32), keep=0.25, generator=torch.Generator().manual_seed(0))
+    assert kept.mean() == pytest.approx(0.25, abs=0.02)
+    assert torch.equal(kept[:, 0], kept[:, 2])  # one mask per pixel for all channels
+    for bad in ({"sigma": -0.1}, {"keep": 0.0}, {"keep": 1.5}):
+        with pytest.raises(ValueError, match="proxy noise"):
+            noisy_proxy(proxy, **bad)
+
+
+def test_model_shows_the_noisy_proxy_and_never_noises_the_crops():
+    torch.manual_seed(0)
+    images = torch.rand(3, 1, 100, 100)
+    clean = VariationalSaccading(ModelConfig(n_classes=5, glimpses=2, policy="grid")).eval()
+    noisy = VariationalSaccading(ModelConfig(n_classes=5, glimpses=2, policy="grid", proxy_noise=0.5,
+                                             proxy_keep=0.5)).eval()
+    a, b, b2 = clean(images), noisy(images), noisy(images)
+    assert not torch.equal(a.proxy, b.proxy)
+    assert torch.equal(b.proxy, b2.proxy)  # evaluation: a fixed noise stream, so scores repeat
+    assert torch.equal(a.crops, b.crops)
+    noisy.train()
+    assert not torch.equal(noisy(images).proxy, noisy(images).proxy)  # training: fresh noise
+    with pytest.raises(ValueError, match="proxy_noise"):
+        ModelConfig(proxy_keep=0)
+
+
+# ------------------------------------------------------------------------- runs and results
+
+def tiny_specs(tmp_path):
+    config = study.task_study("sum", "smoke", models="proxy_cnn,saccade", train_size=64, batch_size=32,
+                              val_size=50, test_size=50)
+    return config, study.task_runs(config)
+
+
+def test_train_all_trains_once_then_reuses_and_collects(tmp_path):
+    config, specs = tiny_specs(tmp_path)
+    lines = []
+    first = study.train_all(specs, tmp_path / "runs", log=lines.append)
+    assert all("training" in line for line in lines)
+    lines.clear()
+    again = study.train_all(specs, tmp_path / "runs", log=lines.append)
+    assert all("finished earlier" in line for line in lines)
+    assert [s["test"]["accuracy"] for s in first] == [s["test"]["accuracy"] for s in again]
+    frame = study.collect(specs, tmp_path / "runs", tmp_path / "out")
+    assert list(frame["label"]) == ["proxy_cnn", "saccade"]
+    assert frame["test_accuracy"].between(0, 1).all() and (frame["test_n"] == 50).all()
+    assert frame["parameters"].gt(1000).all() and frame["epochs_run"].eq(1).all()
+    assert len(json.loads(frame.loc[1, "hit_rate"])) == 2 and frame.loc[0, "hit_rate"] == ""  # T=2; no glimpses
+    assert pd.read_csv(tmp_path / "out" / "runs.csv").shape == frame.shape
+    assert (tmp_path / "out" / "runs" / specs[1].folder() / "history.csv").exists()
+    table = study.summarize(frame)
+    assert table["seeds"].tolist() == [1, 1]
+
+
+def test_summarize_gives_mean_and_std_over_seeds():
+    frame = pd.DataFrame({"label": ["a", "a", "a", "b"], "test_accuracy": [0.8, 0.9, 1.0, 0.5],
+                          "train_min": [1, 1, 1, 2], "epochs_run": [3, 3, 3, 4], "s_per_epoch": [1, 1, 1, 1],
+                          "parameters": [10, 10, 10, 20]})
+    table = study.summarize(frame)
+    assert table.loc[0, "test_exact_match_%"] == "90.0 ± 10.0" and table.loc[1, "test_exact_match_%"] == "50.0"
+
+
+def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from saccadelib import data
+
+    torch.manual_seed(0)
+    models = {(0.0, 1.0): VariationalSaccading(ModelConfig(n_classes=55)).eval(),
+              (1.0, 1.0): VariationalSaccading(ModelConfig(n_classes=55)).eval()}
+    test_set = data.generate("identification", "test", 4, seed=1)
+    explorer = study.NoiseExplorer(models, test_set, data.class_names("identification"))
+    ui = ipywidgets.interactive(explorer.show, sigma=ipywidgets.FloatSlider(value=0.0, min=0, max=1, step=0.05),
+                                keep=ipywidgets.FloatSlider(value=1.0, min=0.05, max=1, step=0.05),
+                                index=ipywidgets.IntSlider(value=0, min=0, max=3), display=ipywidgets.fixed(False))
+    ui.update()
+    first = capsys.readouterr().out
+    assert "σ=0 keep=1, model trained at σ=0" in first
+    ui.children[0].value = 0.9  # moving σ redraws with the model trained nearest to it
+    moved = capsys.readouterr().out
+    assert "proxy σ=0.9" in moved and "model trained at σ=1 keep=1" in moved
+    assert ui.result["model_level"] == [1.0, 1.0] and ui.result["sigma"] == 0.9
+    with pytest.raises(ValueError, match="index"):
+        explorer.show(index=9, display=False)
+
+
+def test_table1_puts_ours_beside_the_paper(tmp_path):
+    root = tmp_path / "results"
+    rows = [{"label": "saccade", "test_accuracy": 0.9, "parameters": 1_500_000, "s_per_epoch": 34.0,
+             "epochs_run": 26, "device": "cpu"},
+            {"label": "saccade", "test_accuracy": 0.8, "parameters": 1_500_000, "s_per_epoch": 34.0,
+             "epochs_run": 26, "device": "cpu"},
+            {"label": "ram", "test_accuracy": 0.5, "parameters": 200_000, "s_per_epoch": 14.0,
+             "epochs_run": 64, "device": "cpu"}]
+    (root / "01_two_digit_sum").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "01_two_digit_sum" / "runs.csv", index=False)
+    (root / "01_two_digit_sum" / "config.json").write_text(json.dumps(
+        {"config": {"profile": "cpu", "training": {"budget_min": 15.0}}}))
+    (root / "05_efficiency").mkdir()
+    bench = [{"variant": "tiles_naive", "source": "lazy", "side": 2528, "batch": 1, "phase": phase, "median_s": t,
+              "parameters": 11_460_000} for phase, t in (("infer", 4.305), ("train", 11.89))]
+    (root / "05_efficiency" / "efficiency_cpu.json").write_text(json.dumps({"rows": bench}))
+    table = study.table1(root)
+    tiles = table[(table["system"] == "resnet18 - 144 crops") & (table["column"] == "identification")].iloc[0]
+    assert tiles["ours_%"] == ("not trained on CPU: 4.30 s per 2528² image to infer, 11.9 s per training step "
+                               "(05_efficiency)") and tiles["parameters"] == 11_460_000
+    cell = table[(table["system"] == "variational saccading") & (table["column"] == "sum")].iloc[0]
+    assert cell["ours_%"] == "85.0 ± 7.1" and cell["paper_%"] == "97.2 ± 0.04" and cell["seeds"] == 2
+    assert cell["budget"] == "cpu: 15 min on cpu (26 epochs)"
+    ram = table[(table["system"] == "RAM") & (table["column"] == "sum")].iloc[0]
+    assert ram["ours_%"] == "50.0" and ram["paper_%"] == "91"
+    resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
+    assert resnet["ours_%"] == "not in this profile"
+    missing = table[(table["system"] == "variational saccading") & (table["column"] == "identification")]
+    assert missing["ours_%"].str.startswith("not run yet").all()
+    assert (table[table["column"] == "fivek"]["ours_%"].str.contains("FiveK")).all()
+    md = study.table1_markdown(table)
+    assert "| variational saccading | 1.50 M | 34 | 85.0 ± 7.1 |" in md and "**2528²**" in md
