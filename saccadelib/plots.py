@@ -96,8 +96,8 @@ def compare_curves(histories: dict[str, list[dict]], out: str | Path | None = No
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for colour, (label, rows) in zip(palette, histories.items()):
         values = [r[metric] for r in rows]
-        axes[0].plot([r["epoch"] for r in rows], values, color=colour, label=label)
-        axes[1].plot([r["elapsed_s"] / 60 for r in rows], values, color=colour, label=label)
+        axes[0].plot([r["epoch"] for r in rows], values, color=colour, label=label, marker=".", ms=3)
+        axes[1].plot([r["elapsed_s"] / 60 for r in rows], values, color=colour, label=label, marker=".", ms=3)
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("training minutes")
     axes[0].set_ylabel(ylabel)
@@ -153,7 +153,8 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
         result = model(batch["image"])
     names = class_names or [str(k) for k in range(result.logits.shape[-1])]
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.6 * rows + 0.4), squeeze=False,
+                             layout="constrained")
     for k, ax in enumerate(axes.flat):
         if k >= n:
             ax.axis("off")
@@ -162,7 +163,6 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
         draw_saccades(ax, batch["image"][k], result.windows[k], batch["boxes"][k],
                       f"pred {names[pred]} · true {names[true]}", "#1a7f37" if pred == true else "#cf222e")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     if out is not None:
         save_figure(fig, out)
     return fig
@@ -221,7 +221,7 @@ def figure5(curves: list[list[dict]], levels: list[tuple[float, float]], image, 
         if test_accuracy is not None:
             label += f" (test {test_accuracy[k]:.1%})"
         top.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], color=palette[k], label=label,
-                 ls="-" if keep == 1 else "--")
+                 ls="-" if keep == 1 else "--", marker=".", ms=3)
     top.set_xlabel("epoch")
     top.set_ylabel("validation exact match")
     top.set_ylim(0, 1)

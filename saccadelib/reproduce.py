@@ -60,19 +60,22 @@ def check_parameters(path: Path, parameters: dict) -> None:
 
 
 def _failing_cell(notebook: Path) -> int | None:
-    """The index of the cell that was running (papermill marks it) in a partly executed notebook."""
+    """The index of the cell that failed in a partly executed notebook: the one papermill marks running or
+    failed, or holding an error output; else (a dead kernel, a timeout) the last cell that started."""
     try:
         cells = json.loads(notebook.read_text())["cells"]
     except (OSError, ValueError, KeyError):
         return None
+    started = None
     for k, cell in enumerate(cells):
-        status = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if status in ("running", "failed"):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if meta.get("status") in ("running", "failed"):
             return k
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                return k
-    return None
+        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            return k
+        if meta.get("start_time"):
+            started = k
+    return started
 
 
 def _swap_in(staging: Path, final: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import data as twodigit
-from .paths import REPO_ROOT, write_text_atomic
+from .paths import write_text_atomic
 from .runinfo import write_json
 
 PROFILES = ("smoke", "cpu", "paper")
@@ -274,10 +274,6 @@ def task_runs(study: TaskStudy) -> list[RunSpec]:
     return [RunSpec(name, name, study.task, seed, model_overrides(study.task, name, study.canvas),
                     train_overrides(study.task, study.canvas, name, study.training, seed))
             for name in study.models for seed in study.training.seeds]
-
-
-def noise_label(sigma: float, keep: float) -> str:
-    return f"σ={sigma:g} keep={keep:g}"
 
 
 def noise_runs(study: NoiseStudy) -> list[RunSpec]:
@@ -585,7 +581,7 @@ def table1_markdown(frame) -> str:
         header = ["system", "params", "s/epoch (ours)"] + [f"{names[c]}: ours" for c in cols] + \
                  [f"{names[c]}: paper" for c in cols] + ["budget"]
         lines += [f"**{side}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for system, rows in part.groupby("system", sort=False):
+        for _, rows in part.groupby("system", sort=False):
             by_col = {r["column"]: r for _, r in rows.iterrows()}
             first = rows.iloc[0]
             params = next((f"{r['parameters'] / 1e6:.2f} M" for _, r in rows.iterrows()
@@ -601,4 +597,5 @@ def table1_markdown(frame) -> str:
 
 
 __all__ = ["PROFILES", "Training", "TaskStudy", "NoiseStudy", "EfficiencyStudy", "task_study", "noise_study",
-           "efficiency_study", "task_runs", "noise_runs", "train_all", "collect", "summarize", "REPO_ROOT"]
+           "efficiency_study", "task_runs", "noise_runs", "train_all", "collect", "summarize",
+           "table1", "NoiseExplorer"]

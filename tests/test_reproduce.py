@@ -28,13 +28,15 @@ def fake_study(tmp_path):
     write_notebook(notebooks / "ok.ipynb",
                    "from pathlib import Path\nPath(out_dir, 'numbers.csv').write_text('a,b\\n1,2\\n')")
     write_notebook(notebooks / "bad.ipynb", "x = 1", "raise RuntimeError('the data is missing')")
-    write_notebook(notebooks / "slow.ipynb", "import time\ntime.sleep(60)")
+    write_notebook(notebooks / "slow.ipynb", "import time\ntime.sleep(20)")
+    write_notebook(notebooks / "dies.ipynb", "x = 1", "import os\nos._exit(1)")
     return notebooks, tmp_path / "results", tmp_path / "runs"
 
 
 def run(fake, names, **kw):
     notebooks, results, runs = fake
-    experiments = (Experiment("ok", "ok.ipynb"), Experiment("bad", "bad.ipynb"), Experiment("slow", "slow.ipynb"))
+    experiments = (Experiment("ok", "ok.ipynb"), Experiment("bad", "bad.ipynb"), Experiment("slow", "slow.ipynb"),
+                   Experiment("dies", "dies.ipynb"))
     lines = []
     outcomes = reproduce.reproduce("smoke", only=names, results_root=results, runs_root=runs, log=lines.append,
                                    experiments=experiments, notebooks_dir=notebooks, **kw)
@@ -75,6 +77,13 @@ def test_a_cell_timeout_names_the_cell(fake_study):
     outcome, _ = run(fake_study, ["slow"], cell_timeout_s=3)
     assert outcome["slow"]["status"] == "failed" and outcome["slow"]["kind"] == "timeout"
     assert outcome["slow"]["cell"] == 2  # 0: parameters, 1: injected parameters, 2: the sleep
+
+
+def test_a_dead_kernel_is_a_failure_not_a_crash(fake_study):
+    outcome, _ = run(fake_study, ["dies", "ok"])
+    assert outcome["dies"]["status"] == "failed" and outcome["dies"]["kind"] == "dead kernel"
+    assert outcome["dies"]["cell"] == 3  # parameters, injected parameters, x = 1, then the exit
+    assert outcome["ok"]["status"] == "ok"
 
 
 def test_unknown_parameters_and_experiments_are_refused(fake_study):
