@@ -27,8 +27,10 @@ def test_every_notebook_runs_at_the_smoke_profile(smoke):
         assert (results / name / f"{name}.ipynb").exists()
 
 
-@pytest.mark.parametrize("name,models", [("01_two_digit_sum", {"saccade", "random_glimpses", "resnet18", "ram"}),
-                                         ("02_two_digit_identification_100", {"saccade", "random_glimpses", "resnet18", "ram"}),
+FIVE = {"saccade", "random_glimpses", "proxy_cnn", "resnet18", "ram"}
+
+
+@pytest.mark.parametrize("name,models", [("01_two_digit_sum", FIVE), ("02_two_digit_identification_100", FIVE),
                                          ("02_two_digit_identification_2528", {"saccade", "random_glimpses"})])
 def test_task_notebooks_write_their_tables_and_figures(smoke, name, models):
     results, _, _ = smoke
