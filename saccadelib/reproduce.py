@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .paths import REPO_ROOT, results_dir, runs_dir
+from .paths import REPO_ROOT, atomic_path, results_dir, runs_dir
 from .runinfo import git_commit, run_metadata, write_json
+from .train import resolve_device
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
@@ -135,6 +136,9 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
         error = {"kind": "timeout", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
     except DeadKernelError as err:
         error = {"kind": "dead kernel", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
+    except Exception as err:  # a kernel that cannot start, an unreadable notebook…: the others still run
+        error = {"kind": type(err).__name__, "cell": _failing_cell(executed), "error": str(err).splitlines()[0]
+                 if str(err) else type(err).__name__}
     finally:
         if backend is None:
             os.environ.pop("MPLBACKEND", None)
@@ -142,7 +146,8 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
             os.environ["MPLBACKEND"] = backend
     wall = round(time.perf_counter() - started, 1)
     record = {"name": exp.name, "notebook": f"notebooks/{exp.notebook}", "profile": profile, "parameters": parameters,
-              "wall_s": wall, "git_commit": git_commit(), "run": run_metadata(overrides.get("device") or "cpu")}
+              "wall_s": wall, "git_commit": git_commit(),
+              "run": run_metadata(resolve_device(overrides.get("device") or "cpu"))}
     config = staging / "config.json"
     if config.exists():  # what the notebook resolved: seeds, budgets, the dataset hashes
         record["resolved"] = json.loads(config.read_text())
@@ -161,7 +166,8 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     _swap_in(staging, final)
     for name in exp.publish:
         if (final / name).exists():
-            shutil.copyfile(final / name, results_root / name)
+            with atomic_path(results_root / name) as tmp:
+                shutil.copyfile(final / name, tmp)
     log(f"{exp.name}: ok in {wall / 60:.1f} min → {final}")
     return {"name": exp.name, "status": "ok", "wall_s": wall}
 
