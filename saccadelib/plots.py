@@ -55,11 +55,7 @@ def learning_curve(history: str | Path | list[dict], out: str | Path | None = No
         ax.legend(fontsize=8)
     fig.tight_layout()
     if out is not None:
-        from .paths import atomic_path
-
-        with atomic_path(Path(out)) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out)
     return fig
 
 

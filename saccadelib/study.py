@@ -326,14 +326,12 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path) -> 
     import pandas as pd
 
     from .paths import atomic_path
-    from .plots import read_history
 
     out_dir = Path(out_dir)
     rows = []
     for spec in specs:
         folder = run_folder(runs_dir, spec)
         metrics = json.loads((folder / "metrics.json").read_text())
-        history = read_history(folder / "history.csv")
         keep = out_dir / "runs" / spec.folder()
         for name in ("history.csv", "metrics.json", "config.json"):
             with atomic_path(keep / name) as tmp:
@@ -348,7 +346,7 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path) -> 
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
             "epochs_planned": spec.train_overrides["epochs"],
             "train_min": round(metrics["train_s"] / 60, 2),
-            "s_per_epoch": round(sum(r["train_s"] for r in history) / len(history), 2),
+            "s_per_epoch": round(metrics["train_s"] / metrics["epochs_run"], 2),
             "parameters": count_parameters(spec),
             "device": metrics.get("run", {}).get("device", ""),
             "test_sha256": metrics.get("test_dataset", {}).get("sha256", ""),
