@@ -13,15 +13,16 @@ from .model import ModelConfig
 from .train import TrainConfig, fit
 
 
-def _coerce(text: str, like):
-    """Parse an override value as the type of the default it replaces."""
+def _coerce(text: str, like, optional: bool = True):
+    """Parse an override value as the type of the default it replaces ("none" is None only where the
+    field accepts None, so ``progress=none`` stays the string)."""
     if isinstance(like, bool):
         if text.lower() in ("1", "true", "yes", "on"):
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"expected a boolean, got {text!r}")
-    if text.lower() in ("none", "null"):
+    if text.lower() in ("none", "null") and (optional or like is None):
         return None
     if isinstance(like, int):
         return int(text)
@@ -46,7 +47,8 @@ def apply_overrides(config, overrides: dict):
         if rest:
             nested.setdefault(head, {})[rest] = text
         else:
-            direct[head] = text if not isinstance(text, str) else _coerce(text, getattr(config, head))
+            direct[head] = text if not isinstance(text, str) else _coerce(text, getattr(config, head),
+                                                                             "None" in str(names[head].type))
     for head, sub in nested.items():
         direct[head] = apply_overrides(getattr(config, head), sub)
     return dataclasses.replace(config, **direct)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import data as twodigit
-from .paths import write_text_atomic
+from .paths import REPO_ROOT, write_text_atomic
 from .runinfo import write_json
 
 PROFILES = ("smoke", "cpu", "paper")
@@ -37,19 +37,22 @@ RECIPES = {"sum": {**RECIPE_V2, "glimpses": 2},
 GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
 LARGE_SIDE, LARGE_CROP = 2528, 64  # the paper's large variant: a lazy 2528² upsample read in 64² crops
 
-# Training seconds per epoch of 20,000 canvases on our 2-core machine (2 threads, float32), from the
-# recorded runs in results/recipes and results/baselines (their history.csv) and one-epoch probes.
-# Keys: (task, canvas side the model reads, model). Epochs for a budget = budget / this (scaled by
-# train_size), so the cpu profile's runs take their budget on this machine when it is not shared.
-EPOCH_SECONDS = {
-    ("sum", 100, "saccade"): 34.0, ("sum", 100, "random_glimpses"): 33.0, ("sum", 100, "grid_glimpses"): 33.0,
-    ("sum", 100, "resnet18"): 292.0, ("sum", 100, "ram"): 14.0, ("sum", 100, "proxy_cnn"): 15.0,
-    ("identification", 100, "saccade"): 67.0, ("identification", 100, "random_glimpses"): 55.0,
-    ("identification", 100, "grid_glimpses"): 55.0, ("identification", 100, "resnet18"): 300.0,
-    ("identification", 100, "ram"): 12.5, ("identification", 100, "proxy_cnn"): 15.5,
-    # 2528²: 64² crops read from the lazy upsample (one-epoch probes of 4,000 canvases, scaled)
-    ("identification", LARGE_SIDE, "saccade"): 224.0, ("identification", LARGE_SIDE, "random_glimpses"): 175.0,
-}
+# Training seconds per epoch of 20,000 canvases on our 2-core machine (2 threads, float32), keyed by
+# (task, canvas side the model reads, model). Measured by ``scripts/probes/epoch_seconds.py`` (two short
+# epochs through the shared loop, the faster one scaled) into results/benchmarks/epoch_seconds.json.
+# Epochs for a budget = budget / this (scaled by train_size), so the cpu profile's runs take their
+# budget on this machine when it is not shared, and give the same result when it is.
+EPOCH_SECONDS_FILE = REPO_ROOT / "results" / "benchmarks" / "epoch_seconds.json"  # calibration, not output
+
+
+def _load_epoch_seconds(path: Path = EPOCH_SECONDS_FILE) -> dict[tuple[str, int, str], float]:
+    if not path.exists():  # an installed copy without the results folder: budgets need measured epochs
+        return {}
+    return {(p["task"], int(p["canvas"]), p["model"]): float(p["seconds_per_20k"])
+            for p in json.loads(path.read_text())["probes"]}
+
+
+EPOCH_SECONDS = _load_epoch_seconds()
 
 # Paper Table 1 and STUDY.md §4, for the side-by-side tables.
 PAPER = {
@@ -254,8 +257,9 @@ def epochs_for(task: str, canvas: int, model: str, training: Training) -> int:
         return training.epochs
     key = (task, canvas, model)
     if key not in EPOCH_SECONDS:
-        raise ValueError(f"no measured epoch time for {model} on {task} at {canvas}²: add it to "
-                         "study.EPOCH_SECONDS or give epochs instead of budget_min")
+        raise ValueError(f"no measured epoch time for {model} on {task} at {canvas}²: measure it with "
+                         "scripts/probes/epoch_seconds.py (results/benchmarks/epoch_seconds.json) "
+                         "or give epochs instead of budget_min")
     seconds = EPOCH_SECONDS[key] * training.train_size / 20_000
     return max(1, math.floor(training.budget_min * 60 / seconds))
 

@@ -12,7 +12,9 @@ from saccadelib.sampler import noisy_proxy
 
 # ------------------------------------------------------------------------------------ configs
 
-def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times():
+def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
+    monkeypatch.setitem(study.EPOCH_SECONDS, ("sum", 100, "saccade"), 34.0)
+    monkeypatch.setitem(study.EPOCH_SECONDS, ("sum", 100, "resnet18"), 292.0)
     config = study.task_study("sum", "cpu")
     assert config.training.budget_min == 12.0 and config.training.seeds == (0,)
     runs = {r.model: r for r in study.task_runs(config)}
@@ -23,6 +25,19 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times():
     # the epochs are the budget; the time cap only guards against a machine twice as slow
     assert runs["saccade"].train_overrides["time_budget_s"] == 1440
     assert runs["saccade"].model_overrides["glimpses"] == 2 and runs["resnet18"].model_overrides == {}
+
+
+def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
+    """The committed probe file (scripts/probes/epoch_seconds.py) sizes every run the cpu profile trains."""
+    tasks = [study.task_study("sum", "cpu"), study.task_study("identification", "cpu"),
+             study.task_study("identification", "cpu", canvas=2528)]
+    needed = {(s.task, s.canvas, r.model) for s in tasks for r in study.task_runs(s)}
+    needed |= {("identification", 100, r.model) for r in study.noise_runs(study.noise_study("cpu"))}
+    assert needed <= set(study.EPOCH_SECONDS), needed - set(study.EPOCH_SECONDS)
+    probe = {"probes": [{"task": "sum", "canvas": 100, "model": "ram", "seconds_per_20k": 11.6}]}
+    (tmp_path / "e.json").write_text(json.dumps(probe))
+    assert study._load_epoch_seconds(tmp_path / "e.json") == {("sum", 100, "ram"): 11.6}
+    assert study._load_epoch_seconds(tmp_path / "missing.json") == {}
 
 
 def test_quarter_size_epochs_get_four_times_the_epochs():

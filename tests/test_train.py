@@ -105,6 +105,9 @@ def test_overrides_are_typed_and_checked():
     assert cfg.n_classes == 19 and cfg.glimpses == 2 and cfg.loss.kl_weight == 5.0
     assert cfg.window.mode == "fixed" and cfg.classifier_sees_proxy is False and cfg.image_side == 2528
     assert apply_overrides(TrainConfig(), {"clip_norm": "none"}).clip_norm is None
+    # a string setting keeps the word "none" (the progress mode), an optional one reads it as None
+    assert apply_overrides(TrainConfig(), {"progress": "none", "test_size": "none"}).progress == "none"
+    assert apply_overrides(TrainConfig(test_size=5), {"test_size": "none"}).test_size is None
     with pytest.raises(ValueError, match="unknown setting 'glimpse'.*glimpses"):
         model_config_for("sum", {"glimpse": "2"})
 

@@ -1,0 +1,74 @@
+"""Probe: training seconds per epoch of 20,000 canvases for every (task, canvas, model) of the cpu profile.
+
+The cpu profile gives each model the same minutes and turns them into a fixed number of epochs with
+these numbers (``saccadelib.study.EPOCH_SECONDS``, read from ``results/benchmarks/epoch_seconds.json``),
+so a run's result does not depend on what else shares the CPU. Each probe trains two short epochs
+through the shared loop (same settings as the study: recipe, batch size, 2 threads) and keeps the
+faster one, scaled to 20,000 canvases; nothing else may run on the machine meanwhile.
+
+    .venv/bin/python scripts/probes/epoch_seconds.py            # about 8 minutes on 2 cores
+    .venv/bin/python scripts/probes/epoch_seconds.py --only sum  # one task
+"""
+import argparse
+import csv
+import tempfile
+import time
+from pathlib import Path
+
+
+from saccadelib import study
+from saccadelib.experiment import train_model
+from saccadelib.paths import results_dir
+from saccadelib.runinfo import run_metadata, write_json
+
+# (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
+PROBES = [("sum", 100, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000), ("grid_glimpses", 6000),
+                                         ("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
+         [("identification", 100, m, n) for m, n in [("saccade", 4000), ("random_glimpses", 4000),
+                                                    ("grid_glimpses", 4000), ("proxy_cnn", 12000),
+                                                    ("ram", 12000), ("resnet18", 1500)]] + \
+         [("identification", study.LARGE_SIDE, m, 1500) for m in ("saccade", "random_glimpses")]
+
+
+def probe(task: str, canvas: int, model: str, canvases: int, threads: int) -> dict:
+    training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
+                              threads=threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = {**study.train_overrides(task, canvas, model, training, seed=0)}
+        train_model(model, task, tmp, study.model_overrides(task, model, canvas), overrides)
+        with open(Path(tmp) / "history.csv") as f:
+            epochs = [float(row["train_s"]) for row in csv.DictReader(f)]
+    return {"task": task, "canvas": canvas, "model": model, "probe_canvases": canvases, "epoch_train_s": epochs,
+            "seconds_per_20k": round(min(epochs) * 20_000 / canvases, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="tasks to probe (default: all); others keep their stored value")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(results_dir() / "benchmarks" / "epoch_seconds.json"))
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    kept = []
+    if args.only and out.exists():
+        import json
+        kept = [r for r in json.loads(out.read_text())["probes"] if r["task"] not in args.only]
+    started = time.perf_counter()
+    probes = []
+    for task, canvas, model, canvases in PROBES:
+        if args.only and task not in args.only:
+            continue
+        record = probe(task, canvas, model, canvases, args.threads)
+        print(f"{task:15s} {canvas:5d}  {model:16s} {record['epoch_train_s']} s for {canvases} canvases "
+              f"-> {record['seconds_per_20k']} s per 20k", flush=True)
+        probes.append(record)
+    write_json(out, {"what": "training seconds per epoch of 20,000 canvases (batch 128, fp32), shared loop",
+                     "command": "python scripts/probes/epoch_seconds.py", "threads": args.threads,
+                     **run_metadata("cpu"),
+                     "wall_s": round(time.perf_counter() - started, 1), "probes": kept + probes})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
