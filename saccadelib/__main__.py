@@ -31,6 +31,25 @@ def _data_two_digit(args) -> int:
     return 0
 
 
+def _data_fivek(args) -> int:
+    """Prepare MIT-Adobe FiveK (or, with --miniature, first write a FiveK-shaped synthetic folder)."""
+    from . import fivek
+
+    source = args.source
+    if args.miniature:
+        source = fivek.write_miniature(args.miniature, per_class=args.per_class)
+        print(f"miniature (synthetic, a pipeline check) written to {source}")
+    if source is None:
+        raise ValueError("give --source DIR (the extracted fivek_dataset folder) or --miniature DIR")
+    settings = fivek.PrepareSettings(side=args.side, proxy=args.proxy, aspect=args.aspect, photos=args.photos,
+                                     seed=args.seed)
+    card = fivek.prepare(source, args.out, settings, workers=args.workers, limit=args.limit)
+    print(f"prepared {card['prepared']} photos ({card['skipped']} skipped, listed in skipped.csv) into "
+          f"{args.out or fivek.default_root()}; split counts: "
+          + ", ".join(f"{s} {sum(c.values())}" for s, c in card["counts"].items()))
+    return 0
+
+
 def _bench_generator(args) -> int:
     from .bench import generator
 
@@ -111,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     t = which.add_parser("two-digit", help="record the fixed validation/test sets' hashes and histograms")
     t.add_argument("--out", default=None, help="cards file (default results/datasets/two_digit.json)")
     t.set_defaults(func=_data_two_digit)
+    f = which.add_parser("fivek", help="MIT-Adobe FiveK from its official download: 2528² images, 32² proxies, "
+                                       "a stratified 80/10/10 split (resumable)")
+    f.add_argument("--source", default=None, help="the extracted fivek_dataset folder (categories.txt, raw_photos/…)")
+    f.add_argument("--out", default=None, help="prepared folder (default data/fivek)")
+    f.add_argument("--photos", default="auto", help="raw (DNG), an expert a-e (tiff16_<x>/), or auto (default: raw "
+                                                    "when present, else expert C)")
+    f.add_argument("--aspect", default="squash", help="squash (the original: 2528×2528) or native (longer side 2528)")
+    f.add_argument("--side", type=int, default=2528)
+    f.add_argument("--proxy", type=int, default=32)
+    f.add_argument("--seed", type=int, default=0, help="split seed")
+    f.add_argument("--workers", type=int, default=None, help="processes (default: up to 4)")
+    f.add_argument("--limit", type=int, default=None, help="prepare only the first N photos (a trial run)")
+    f.add_argument("--miniature", default=None, metavar="DIR",
+                   help="write a synthetic FiveK-shaped folder to DIR first and prepare it (pipeline check)")
+    f.add_argument("--per-class", type=int, default=12, help="miniature photos per class")
+    f.set_defaults(func=_data_fivek)
 
     tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a two-digit task")
     tr.add_argument("--model", default="saccade",
