@@ -58,7 +58,15 @@ def config_for(name: str, task: str, overrides: dict | None = None):
     """The registered model ``name``'s config for ``task``, with dotted overrides applied."""
     from . import baselines
 
-    return apply_overrides(baselines.default_config(name, twodigit.task_spec(task).n_classes), overrides or {})
+    return apply_overrides(baselines.default_config(name, n_classes(task)), overrides or {})
+
+
+def n_classes(task: str) -> int:
+    if task == "fivek":
+        from .fivek import SUBJECTS
+
+        return len(SUBJECTS)
+    return twodigit.task_spec(task).n_classes
 
 
 def model_config_for(task: str, overrides: dict | None = None) -> ModelConfig:

@@ -142,11 +142,17 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     it is, since the upsample holds no detail beyond it."""
     import torch
 
+    from .sampler import FileBatchSource
+
     plt = _pyplot()
+    n = min(n, len(dataset))
     batch = dataset.as_dict(0, n)
     model.eval()
     with torch.no_grad():
-        result = model(batch["image"])
+        result = model(batch["image"], proxy=batch.get("proxy"))
+    shown = batch["image"]
+    if isinstance(shown, FileBatchSource):  # photos on disk: show a 384² reading of each (windows are relative)
+        shown = torch.cat([source.proxy(384) for source in shown.sources])
     names = class_names or [str(k) for k in range(result.logits.shape[-1])]
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.6 * rows + 0.4), squeeze=False,
@@ -156,7 +162,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
             ax.axis("off")
             continue
         pred, true = int(result.logits[k].argmax()), int(batch["label"][k])
-        draw_saccades(ax, batch["image"][k], result.windows[k], batch["boxes"][k],
+        draw_saccades(ax, shown[k], result.windows[k], batch["boxes"][k] if "boxes" in batch else None,
                       f"pred {names[pred]} · true {names[true]}", "#1a7f37" if pred == true else "#cf222e")
     fig.suptitle(title, fontsize=10)
     if out is not None:

@@ -18,6 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .paths import REPO_ROOT, atomic_path, results_dir, runs_dir
 from .runinfo import git_commit, run_metadata, write_json
@@ -33,6 +34,14 @@ class Experiment:
     parameters: dict = field(default_factory=dict)  # fixed for this experiment (e.g. the canvas)
     publish: tuple[str, ...] = ()  # files of its output also copied to results/ itself
     always: bool = False  # rerun even when its parameters match (the summary reads the others)
+    # profile → None when the experiment can run, else why not (missing data): reported as skipped
+    requires: Callable[[str], str | None] | None = None
+
+
+def _fivek_available(profile: str) -> str | None:
+    from .study import fivek_available
+
+    return fivek_available(profile)
 
 
 EXPERIMENTS = (
@@ -40,6 +49,7 @@ EXPERIMENTS = (
     Experiment("02_two_digit_identification_100", "02_two_digit_identification.ipynb", {"canvas": 100}),
     Experiment("02_two_digit_identification_2528", "02_two_digit_identification.ipynb", {"canvas": 2528}),
     Experiment("03_noisy_proxy_ablation", "03_noisy_proxy_ablation.ipynb"),
+    Experiment("04_fivek", "04_fivek.ipynb", requires=_fivek_available),
     Experiment("05_efficiency", "05_efficiency.ipynb"),
     Experiment("00_summary", "00_summary.ipynb",
                publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png"), always=True),
@@ -104,6 +114,10 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     # runner-wide overrides (the device) go to the notebooks that take them; the rest must exist
     parameters = {"profile": profile, **exp.parameters, **{k: v for k, v in overrides.items() if k in accepts}}
     check_parameters(notebook, parameters)
+    missing = exp.requires(profile) if exp.requires else None
+    if missing:
+        log(f"{exp.name}: skipped, cannot run here: {missing}")
+        return {"name": exp.name, "status": "skipped", "reason": missing}
     previous = final / "run.json"
     if not force and not exp.always and previous.exists():
         record = json.loads(previous.read_text())
@@ -197,6 +211,8 @@ def reproduce(profile: str = "cpu", only: list[str] | None = None, force: bool =
         outcomes.append(run_experiment(exp, profile, results_root, runs_root, overrides, force, cell_timeout_s, log,
                                        notebooks_dir))
     failed = [o["name"] for o in outcomes if o["status"] == "failed"]
+    unavailable = [o["name"] for o in outcomes if o.get("reason")]
     log(f"reproduce ({profile}): {len(outcomes) - len(failed)} of {len(outcomes)} experiments ok"
-        + (f"; failed: {', '.join(failed)}" if failed else "") + f"; {(time.perf_counter() - started) / 60:.1f} min")
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + (f"; skipped for missing data: {', '.join(unavailable)}" if unavailable else "") + f"; {(time.perf_counter() - started) / 60:.1f} min")
     return outcomes

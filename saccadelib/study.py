@@ -150,6 +150,90 @@ def _profile_training(profile: str, cpu_minutes: float) -> Training:
     raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
 
 
+@dataclass(frozen=True)
+class FiveKStudy:
+    """04: our model and the 144-tile ResNet-18 on FiveK (Table 1, first column).
+
+    ``data_root`` is the prepared folder (``python -m saccadelib data fivek``). At the smoke profile the
+    notebook writes a synthetic miniature in FiveK's layout and prepares it at ``side`` (small, so that the
+    tile baseline runs on a CPU): a pipeline check, never a result.
+    """
+    models: tuple[str, ...] = ("saccade", "resnet18_tiles")
+    side: int = LARGE_SIDE  # the prepared images' side (2528: the paper's)
+    tile: int = 224  # the tile baseline's tile side (paper: 224, so 12×12 tiles at 2528²)
+    crop: int = LARGE_CROP  # our model's crop side
+    data_root: str = ""  # "" → data/fivek (smoke: data/fivek_miniature_<side>)
+    miniature: bool = False  # smoke: generate and prepare the synthetic miniature first
+    training: Training = field(default_factory=lambda: Training(budget_min=None, epochs=60, batch_size=32,
+                                                                device="cuda"))
+    profile: str = "paper"
+
+    def root(self) -> Path:
+        from .paths import data_dir
+
+        if self.data_root:
+            return Path(self.data_root)
+        return data_dir() / (f"fivek_miniature_{self.side}" if self.miniature else "fivek")
+
+
+def fivek_study(profile: str = "cpu", **overrides) -> FiveKStudy:
+    """FiveK at ``profile``: smoke trains one epoch on the miniature at 256² (tiles of 128); cpu trains our
+    model alone on the prepared FiveK (one seed, 20 epochs: the 144-tile baseline needs a GPU at 2528²);
+    paper trains both, three seeds, on a GPU."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    if profile == "smoke":
+        study = FiveKStudy(side=256, tile=128, crop=32, miniature=True, profile=profile,
+                           training=Training(budget_min=None, epochs=1, batch_size=16, device="cpu"))
+    elif profile == "cpu":
+        study = FiveKStudy(models=("saccade",), profile=profile,
+                           training=Training(budget_min=None, epochs=20, batch_size=32, device="cpu"))
+    else:
+        study = FiveKStudy(training=Training(seeds=(0, 1, 2), budget_min=None, epochs=60, batch_size=32,
+                                             device="cuda"), profile=profile)
+    return _override(study, overrides)
+
+
+def fivek_available(profile: str) -> str | None:
+    """None when 04_fivek can run at ``profile``; else why not (the runner reports it as skipped)."""
+    if profile == "smoke":
+        return None  # the miniature is generated
+    from .fivek import HOW_TO_GET, check_prepared, FiveKError
+
+    try:
+        check_prepared(fivek_study(profile).root())
+    except FiveKError:
+        return HOW_TO_GET
+    return None
+
+
+def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
+    runs = []
+    t = study.training
+    for name in study.models:
+        if name == "resnet18_tiles":
+            settings = {"channels": 3, "tile": study.tile, "image_side": study.side}
+        else:
+            settings = {**RECIPES["identification"], "channels": 3, "crop_size": study.crop}
+        for seed in t.seeds:
+            train = {"epochs": t.epochs, "lr_schedule": "cosine", "seed": seed, "batch_size": t.batch_size,
+                     "lr": t.lr, "device": t.device, "threads": t.threads, "precision": t.precision,
+                     "progress": "log", "data_root": str(study.root()), "eval_batch_size": 32}
+            runs.append(RunSpec(name, name, "fivek", seed, settings, train))
+    return runs
+
+
+def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = print) -> Path:
+    """Smoke: the synthetic FiveK-shaped photos (data/fivek_miniature_source) prepared at study.side."""
+    from . import fivek
+    from .paths import data_dir
+
+    source = fivek.write_miniature(data_dir() / "fivek_miniature_source")
+    card = fivek.prepare(source, study.root(), fivek.PrepareSettings(side=study.side), progress=False)
+    log(f"miniature (synthetic photos, a pipeline check) prepared at {study.side}²: {card['prepared']} photos")
+    return study.root()
+
+
 def task_study(task: str, profile: str = "cpu", canvas: int = 100, **overrides) -> TaskStudy:
     """The 01/02 config for ``profile``; ``overrides`` set TaskStudy fields or Training fields by name."""
     # cpu: five models per task at equal minutes, so that the whole study fits in about 4 hours here
@@ -480,7 +564,7 @@ class NoiseExplorer:
 # ---------------------------------------------------------------------------------------- Table 1
 
 EXPERIMENTS = {"sum": "01_two_digit_sum", ("identification", 100): "02_two_digit_identification_100",
-               ("identification", LARGE_SIDE): "02_two_digit_identification_2528"}
+               ("identification", LARGE_SIDE): "02_two_digit_identification_2528", ("fivek", LARGE_SIDE): "04_fivek"}
 SYSTEM_NAMES = {"saccade": "variational saccading", "resnet18": "resnet18 - full image",
                 "resnet18_tiles": "resnet18 - 144 crops", "ram": "RAM", "dram": "DRAM",
                 "random_glimpses": "random glimpses (our classifier; beyond the paper)",
@@ -542,7 +626,8 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
                LARGE_SIDE: ["resnet18_tiles", "saccade"]}
     loaded = {key: _read_runs(root, name) for key, name in
               {("sum", 100): EXPERIMENTS["sum"], ("identification", 100): EXPERIMENTS[("identification", 100)],
-               ("identification", LARGE_SIDE): EXPERIMENTS[("identification", LARGE_SIDE)]}.items()}
+               ("identification", LARGE_SIDE): EXPERIMENTS[("identification", LARGE_SIDE)],
+               ("fivek", LARGE_SIDE): EXPERIMENTS[("fivek", LARGE_SIDE)]}.items()}
     rows = []
     for side in (LARGE_SIDE, 100):
         for system in systems[side]:
@@ -551,17 +636,22 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
                     continue
                 paper = PAPER.get((task, side, system), "–")
                 ours, budget, seeds, params, spe = "", "", 0, None, None
-                if task == "fivek":
-                    ours = "not run: FiveK not prepared (issue 7)"
+                fivek_frame, fivek_cfg = loaded[("fivek", LARGE_SIDE)]
+                if task == "fivek" and (fivek_frame is None or fivek_cfg.get("config", {}).get("miniature")):
+                    ours = ("not run: FiveK is not on this machine (the synthetic miniature ran as a pipeline "
+                            "check; no number)" if fivek_frame is not None else
+                            "not run: FiveK not prepared (04_fivek says how to get it)")
                 elif system == "dram":
                     ours = "not reimplemented (quoted)"
-                elif system == "resnet18_tiles":
+                elif system == "resnet18_tiles" and task != "fivek":
                     ours, params = tile_costs(root)
                 else:
                     frame, cfg = loaded[(task, side)]
                     part = None if frame is None else frame[frame["label"] == system]
                     if part is None:
                         ours = f"not run yet ({EXPERIMENTS[task if task == 'sum' else (task, side)]})"
+                    elif part.empty and task == "fivek" and system == "resnet18_tiles":
+                        ours = "not in this profile (needs a GPU at 2528²)"
                     elif part.empty:
                         ours = "not in this profile"
                     else:

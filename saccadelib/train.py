@@ -52,9 +52,11 @@ class TrainConfig:
     test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
     device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
     precision: str = "fp32"  # "fp32", or "bf16" (autocast on a GPU: matmuls and convs in bfloat16)
+    data_root: str | None = None  # task "fivek": the prepared folder (default data/fivek)
 
     def __post_init__(self):
-        twodigit.task_spec(self.task)
+        if self.task != "fivek":
+            twodigit.task_spec(self.task)
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
         if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
@@ -119,7 +121,7 @@ def evaluate(model, dataset: "twodigit.TwoDigitSet", batch_size: int = 500, limi
         if "step_logits" in out:
             sc = (out["step_logits"].argmax(-1) == label.unsqueeze(1)).sum(0)
             step_correct = sc if step_correct is None else step_correct + sc
-        if "windows" in out:
+        if "windows" in out and "boxes" in batch:  # digit boxes: two-digit tasks only
             hm = hit_matrix(out["windows"], batch["boxes"], dataset.canvas)
             h = hm.any(-1).sum(0)
             c = hm.any(1).all(-1).sum()
@@ -143,6 +145,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def training_data(cfg: TrainConfig):
+    """The task's training batches: fresh two-digit canvases (train_size per epoch), or FiveK's training
+    split in a new seeded order each epoch (all of it; train_size is ignored)."""
+    if cfg.task == "fivek":
+        from . import fivek
+
+        return fivek.FiveKStream(cfg.batch_size, cfg.seed, cfg.data_root)
+    return twodigit.TwoDigitStream(cfg.task, cfg.train_size, cfg.batch_size, cfg.seed, cfg.canvas)
+
+
+def evaluation_set(cfg: TrainConfig, split: str):
+    if cfg.task == "fivek":
+        from . import fivek
+
+        return fivek.FiveKSet(split, cfg.data_root)
+    return twodigit.eval_set(cfg.task, split, cfg.canvas)
+
+
+def describe(dataset) -> dict:
+    return dataset.describe() if hasattr(dataset, "describe") else twodigit.describe(dataset)
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
@@ -218,11 +242,11 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     else:
         seed_everything(cfg.seed)
 
-    stream = twodigit.TwoDigitStream(cfg.task, cfg.train_size, cfg.batch_size, cfg.seed, cfg.canvas)
-    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda")
-    val = twodigit.eval_set(cfg.task, "val", cfg.canvas)
+    stream, val = training_data(cfg), evaluation_set(cfg, "val")
+    loader = stream if cfg.task == "fivek" else \
+        DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta,
-                                         "datasets": {"val": twodigit.describe(val)}, "run": run_metadata(device)})
+                                         "datasets": {"val": describe(val)}, "run": run_metadata(device)})
 
     for epoch in range(start_epoch, cfg.epochs):
         per_epoch = elapsed / epoch if epoch else 0.0
@@ -235,6 +259,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         model.train()
         tick = time.perf_counter()
         sums: dict[str, float] = {}
+        seen = 0
         batches = loader
         if cfg.progress == "bar":
             from tqdm.auto import tqdm
@@ -251,12 +276,13 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             optimizer.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(batch["label"])
+            seen += len(batch["label"])
         train_s = time.perf_counter() - tick
         elapsed += train_s
         val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision)
         row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch), "train_s": round(train_s, 2),
                "elapsed_s": round(elapsed, 2),
-               **{f"train_{k}": v / cfg.train_size for k, v in sums.items()},
+               **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val_metrics.items() if k != "n"}}
         history.append(row)
         if val_metrics["accuracy"] > best["accuracy"]:
@@ -278,9 +304,9 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
                "train_s": round(elapsed, 1)}
     if cfg.test and best_path.exists():
         model.load_state_dict(load_checkpoint(best_path)["model"])
-        test = twodigit.eval_set(cfg.task, "test", cfg.canvas)
+        test = evaluation_set(cfg, "test")
         summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision)
-        summary["test_dataset"] = twodigit.describe(test)
+        summary["test_dataset"] = describe(test)
     summary["run"] = run_metadata(device)
     write_json(out_dir / "metrics.json", summary)
     return summary
@@ -293,6 +319,8 @@ def _resumable(cfg: TrainConfig) -> dict:
         values.pop("epochs")  # more epochs may be added to a constant-rate run; a schedule depends on them
     if cfg.precision == "fp32":
         values.pop("precision")  # the default: runs saved before the setting existed still resume
+    if cfg.data_root is None:
+        values.pop("data_root")  # likewise
     for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device"):
         values.pop(key)
     return values

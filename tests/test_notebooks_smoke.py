@@ -64,6 +64,22 @@ def test_ablation_notebook_writes_figure5_and_its_views(smoke):
     assert "model trained at σ=0" in executed  # the static view's printed marker
 
 
+def test_fivek_notebook_runs_on_the_miniature_as_a_pipeline_check(smoke):
+    results, _, _ = smoke
+    out = results / "04_fivek"
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["label"]) == {"saccade", "resnet18_tiles"} and (runs["task"] == "fivek").all()
+    assert runs["test_accuracy"].between(0, 1).all() and (runs["test_n"] == 6).all()  # one test photo per class
+    for figure in ("curves.png", "saccades.png"):
+        assert (out / figure).stat().st_size > 5000, figure
+    assert "PIPELINE CHECK on synthetic photos" in (out / "04_fivek.ipynb").read_text()
+    assert json.loads((out / "config.json").read_text())["pipeline_check_only"] is True
+    table = pd.read_csv(results / "table1.csv")
+    cells = table[table["column"] == "fivek"]
+    assert len(cells) == 2 and cells["ours_%"].str.contains("pipeline check; no number").all()
+    assert set(cells["paper_%"]) == {"62.7 ± 0.03", "63.6 ± 0.03"}
+
+
 def test_efficiency_and_summary(smoke):
     results, _, _ = smoke
     bench = pd.read_csv(results / "05_efficiency" / "efficiency_cpu.csv")

@@ -114,3 +114,31 @@ def test_committed_notebooks_are_clean_and_parameterized():
         parameters = papermill.inspect_notebook(str(NOTEBOOKS / name))
         assert {"profile", "out_dir", "interactive"} <= set(parameters), name
         assert all(p["inferred_type_name"] != "None" for p in parameters.values()), name
+
+
+def test_an_experiment_without_its_data_is_skipped_with_the_reason_not_failed(fake_study):
+    notebooks, results, runs = fake_study
+    experiments = (Experiment("ok", "ok.ipynb"),
+                   Experiment("needs_data", "bad.ipynb", requires=lambda profile: f"no data for {profile}"))
+    lines = []
+    outcomes = reproduce.reproduce("smoke", results_root=results, runs_root=runs, log=lines.append,
+                                   experiments=experiments, notebooks_dir=notebooks)
+    status = {o["name"]: o for o in outcomes}
+    assert status["needs_data"] == {"name": "needs_data", "status": "skipped", "reason": "no data for smoke"}
+    assert status["ok"]["status"] == "ok" and not (results / "needs_data").exists()
+    assert "skipped for missing data: needs_data" in lines[-1] and "failed" not in lines[-1]
+
+
+def test_fivek_is_available_at_smoke_and_needs_prepared_data_otherwise(tmp_path, monkeypatch):
+    from saccadelib import study
+
+    assert study.fivek_available("smoke") is None
+    monkeypatch.setenv("SACCADE_DATA", str(tmp_path))  # no data/fivek here
+    reason = study.fivek_available("cpu")
+    assert reason and "python -m saccadelib data fivek --source" in reason
+    from saccadelib.__main__ import main
+
+    # the real 04 notebook at the cpu profile without FiveK: reported as skipped, exit status 0, nothing written
+    assert main(["reproduce", "--profile", "cpu", "--only", "04_fivek", "--results", str(tmp_path / "results"),
+                 "--runs", str(tmp_path / "runs")]) == 0
+    assert not (tmp_path / "results" / "04_fivek").exists()

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from saccadelib import sampler
-from saccadelib.sampler import (FileSource, ImageFileError, TensorSource, UpsampledSource, WindowConfig,
+from saccadelib.sampler import (FileBatchSource, FileSource, ImageFileError, TensorSource, UpsampledSource, WindowConfig,
                                 crop_tensor, supersample_factor, window_from_z, window_to_box)
 
 
@@ -227,3 +227,35 @@ def test_file_source_reads_jpeg_crops_at_a_reduced_size(tmp_path, photo):
     assert (crops - full).abs().mean() < 0.02
     source.crop(torch.tensor([[[0.02, 0.0, 0.0]]]), 32)  # a 48-px window needs every pixel
     assert source.last_decode == (3200, 2400)
+
+
+def test_file_source_crops_are_differentiable_like_the_in_memory_crops(photo):
+    """File crops (PIL reads a patch, bilinear sampling inside it) give the windows a gradient that
+    points where the in-memory sampler's does, and values close to PIL's own reading of the window."""
+    path, tensor = photo
+    windows = torch.tensor([[[0.3, -0.4, 0.2], [0.5, 0.3, -0.3], [0.9, 0.05, 0.0]]], requires_grad=True)
+    weights = torch.randn(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    (FileSource(path).crop(windows, 32) * weights).sum().backward()
+    from_file = windows.grad.clone()
+    windows.grad = None
+    (TensorSource(tensor).crop(windows, 32) * weights).sum().backward()
+    cosine = torch.nn.functional.cosine_similarity(from_file.flatten(), windows.grad.flatten(), dim=0)
+    assert torch.isfinite(from_file).all() and cosine > 0.9
+    from PIL import Image
+
+    with Image.open(path) as img:  # PIL's direct reading of window 0's box
+        x0, y0, x1, y1 = sampler.window_to_box(windows.detach()[0, 0], 600, 800).tolist()
+        direct = FileSource._to_tensor(img.convert("RGB").resize((32, 32), Image.BILINEAR, box=(x0, y0, x1, y1)))
+    assert (FileSource(path).crop(windows.detach(), 32)[0, 0] - direct).abs().mean() < 0.01
+
+
+def test_file_batch_source_uses_stored_proxies_and_checks_its_windows(photo):
+    path, tensor = photo
+    stored = torch.rand(2, 3, 32, 32)
+    batch = FileBatchSource([path, path], proxies=stored)
+    assert batch.proxy(32) is stored and batch.proxy(16).shape == (2, 3, 16, 16)
+    assert batch.crop(torch.tensor([[[0.5, 0.0, 0.0]]] * 2), 24).shape == (2, 1, 3, 24, 24)
+    with pytest.raises(ValueError, match="windows for 1 images, the batch has 2"):
+        batch.crop(torch.tensor([[[0.5, 0.0, 0.0]]]), 24)
+    with pytest.raises(ValueError, match="3 proxies for 2 files"):
+        FileBatchSource([path, path], proxies=torch.rand(3, 3, 32, 32))
