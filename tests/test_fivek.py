@@ -175,3 +175,18 @@ def test_command_line_prepares_a_miniature_and_names_a_missing_source(tmp_path, 
     assert len(_index(tmp_path / "out")) == 6
     assert main(["data", "fivek", "--source", str(tmp_path / "absent")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_raw_dng_photos_are_demosaiced_and_prepared(tmp_path):
+    """The official download holds raw DNGs: LibRaw (rawpy) reads the miniature's DNG mosaics."""
+    source = fivek.write_miniature(tmp_path / "raw", per_class=1, size=(1200, 800), photos="raw")
+    assert fivek.photo_folders(source) == [source / "raw_photos" / "HQa1to700" / "photos"]
+    photo = fivek.read_photo(source / "raw_photos" / "HQa1to700" / "photos" / "a0001.dng")
+    assert photo.size == (1200, 800) and photo.mode == "RGB"
+    tiff = fivek.write_miniature(tmp_path / "tiff", per_class=1, size=(1200, 800))  # the same photos
+    reference = np.asarray(fivek.read_photo(tiff / "tiff16_c" / "a0001.tif"), dtype=np.float32)
+    demosaiced = np.asarray(photo, dtype=np.float32)
+    for channel in range(3):  # the same picture (LibRaw's gamma and colour matrix change the values)
+        assert np.corrcoef(reference[..., channel].ravel(), demosaiced[..., channel].ravel())[0, 1] > 0.7
+    card = fivek.prepare(source, tmp_path / "out", fivek.PrepareSettings(side=256), workers=1, progress=False)
+    assert card["prepared"] == 6 and card["photos"] == "raw_photos/HQa1to700/photos"
