@@ -10,7 +10,8 @@ Preparation (``python -m saccadelib data fivek --source DIR``) reads the officia
 - ``proxy/<id>.png``: the 32² proxy, read from the large image exactly as inference reads a photo
   (``FileSource.proxy``), so training and inference see the same proxy;
 - ``index.csv`` (id, subject, label, split, size, source file), ``fivek.json`` (class order, seed, split
-  counts, settings) and ``skipped.csv`` (files that could not be read, with the reason).
+  counts, settings), ``settings.json`` (the sizes, fixed at the first run) and ``skipped.csv`` (files
+  that could not be read, with the reason).
 
 Each image's files are written atomically and an image whose files exist is not redone, so a killed
 preparation continues where it stopped. The split is stratified by subject and seeded: 80/10/10.
@@ -230,11 +231,16 @@ def prepare(source: str | Path, out: str | Path | None = None, settings: Prepare
     out = Path(out or default_root())
     subjects = read_subjects(source)
     photos = find_photos(source, settings.photos)
-    previous = out / "fivek.json"
-    if previous.exists():
-        old = json.loads(previous.read_text())["settings"]
-        if {k: old.get(k) for k in ("side", "proxy", "aspect")} != {k: getattr(settings, k) for k in ("side", "proxy", "aspect")}:
-            raise FiveKError(f"{out} was prepared with {old}; use another --out for other sizes")
+    # The sizes are fixed when a folder is first used (settings.json, written before any image), so a
+    # resumed run with other sizes cannot mix two kinds of image in one folder.
+    sizes = {k: getattr(settings, k) for k in ("side", "proxy", "aspect")}
+    recorded = out / "settings.json"
+    if recorded.exists():
+        old = json.loads(recorded.read_text())
+        if old != sizes:
+            raise FiveKError(f"{out} was prepared with {old}; use another --out for {sizes}")
+    else:
+        write_text_atomic(recorded, json.dumps(sizes) + "\n")
     (out / "large").mkdir(parents=True, exist_ok=True)
     (out / "proxy").mkdir(parents=True, exist_ok=True)
     todo = sorted(set(subjects) & set(photos))[:limit]

@@ -138,11 +138,11 @@ def test_interrupted_preparation_continues_without_redoing_images(miniature, tmp
     done = {p.stem: p.stat().st_mtime_ns for p in (out / "large").glob("*.jpg")}
     assert set(done) == {"a0001", "a0002", "a0003"} and not list(out.rglob("*.tmp"))
     monkeypatch.setattr(fivek, "prepare_one", real)
+    with pytest.raises(fivek.FiveKError, match="prepared with"):  # a resume at other sizes would mix them
+        fivek.prepare(source, out, fivek.PrepareSettings(side=512), workers=1, progress=False)
     card = fivek.prepare(source, out, settings, workers=1, progress=False)
     assert card["prepared"] == 6
     assert {p: (out / "large" / f"{p}.jpg").stat().st_mtime_ns for p in done} == done  # not redone
-    with pytest.raises(fivek.FiveKError, match="prepared with"):  # other sizes need another folder
-        fivek.prepare(source, out, fivek.PrepareSettings(side=512), workers=1, progress=False)
 
 
 def test_training_batches_read_the_files_in_a_seeded_order(prepared):
