@@ -590,8 +590,10 @@ def _budget_text(cfg: dict, frame) -> str:
     if size != 20_000:
         epochs += f" of {size:,}"
     device = frame["device"].iloc[0] if "device" in frame and len(frame) else "?"
-    if training.get("budget_min") is not None:
-        return f"{profile}: {training['budget_min']:g} min on {device} ({epochs})"
+    if training.get("budget_min") is not None:  # the budget sized the epochs; say what they really took
+        minutes = frame["train_min"].dropna() if "train_min" in frame else []
+        measured = f", {minutes.mean():.1f} min measured" if len(minutes) else ""
+        return f"{profile}: {training['budget_min']:g} min on {device} ({epochs}{measured})"
     return f"{profile}: {epochs} on {device}"
 
 

@@ -187,9 +187,9 @@ def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
 def test_table1_puts_ours_beside_the_paper(tmp_path):
     root = tmp_path / "results"
     rows = [{"label": "saccade", "test_accuracy": 0.9, "parameters": 1_500_000, "s_per_epoch": 34.0,
-             "epochs_run": 26, "device": "cpu"},
+             "epochs_run": 26, "device": "cpu", "train_min": 16.0},
             {"label": "saccade", "test_accuracy": 0.8, "parameters": 1_500_000, "s_per_epoch": 34.0,
-             "epochs_run": 26, "device": "cpu"},
+             "epochs_run": 26, "device": "cpu", "train_min": 17.0},
             {"label": "ram", "test_accuracy": 0.5, "parameters": 200_000, "s_per_epoch": 14.0,
              "epochs_run": 64, "device": "cpu"}]
     (root / "01_two_digit_sum").mkdir(parents=True)
@@ -206,7 +206,7 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
                                "(05_efficiency)") and tiles["parameters"] == 11_460_000
     cell = table[(table["system"] == "variational saccading") & (table["column"] == "sum")].iloc[0]
     assert cell["ours_%"] == "85.0 ± 7.1" and cell["paper_%"] == "97.2 ± 0.04" and cell["seeds"] == 2
-    assert cell["budget"] == "cpu: 15 min on cpu (26 epochs)"
+    assert cell["budget"] == "cpu: 15 min on cpu (26 epochs, 16.5 min measured)"  # the budget sized the epochs
     ram = table[(table["system"] == "RAM") & (table["column"] == "sum")].iloc[0]
     assert ram["ours_%"] == "50.0" and ram["paper_%"] == "91"
     resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
