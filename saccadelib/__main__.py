@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "a stratified 80/10/10 split (resumable)")
     f.add_argument("--source", default=None, help="the extracted fivek_dataset folder (categories.txt, raw_photos/…)")
     f.add_argument("--out", default=None, help="prepared folder (default data/fivek)")
-    f.add_argument("--photos", default="auto", help="raw (DNG), an expert a-e (tiff16_<x>/), or auto (default: raw "
-                                                    "when present, else expert C)")
+    f.add_argument("--photos", default="auto", help="raw (DNG), an expert a-e (tiff16_<x>/), a folder of <id>.<ext> "
+                                                    "photos, or auto (default: raw when present, else expert C)")
     f.add_argument("--aspect", default="squash", help="squash (the original: 2528×2528) or native (longer side 2528)")
     f.add_argument("--side", type=int, default=2528)
     f.add_argument("--proxy", type=int, default=32)

@@ -83,8 +83,9 @@ def read_subjects(source: str | Path) -> dict[str, str]:
 
 
 def photo_folders(source: str | Path, photos: str = "auto") -> list[Path]:
-    """Where the photos are: ``raw`` (the DNGs), an expert ``a``-``e`` (``tiff16_<x>/``), or ``auto``
-    (the DNGs when present, else expert C's rendition, else any expert's)."""
+    """Where the photos are: ``raw`` (the DNGs), an expert ``a``-``e`` (``tiff16_<x>/``), ``auto`` (the DNGs
+    when present, else expert C's rendition, else any expert's), or a folder of ``<id>.<ext>`` files
+    (relative to ``source`` or absolute: e.g. JPEG renditions exported elsewhere)."""
     source = Path(source)
     raw = sorted(source.glob("raw_photos/*/photos"))
     experts = {x: source / f"tiff16_{x}" for x in EXPERTS if (source / f"tiff16_{x}").is_dir()}
@@ -94,8 +95,10 @@ def photo_folders(source: str | Path, photos: str = "auto") -> list[Path]:
         chosen = [experts[photos]] if photos in experts else []
     elif photos == "auto":
         chosen = raw or ([experts["c"]] if "c" in experts else list(experts.values())[:1])
+    elif (source / photos).is_dir():
+        chosen = [source / photos]
     else:
-        raise FiveKError(f"unknown photos {photos!r}; valid: auto, raw, {', '.join(EXPERTS)}")
+        raise FiveKError(f"unknown photos {photos!r}; valid: auto, raw, {', '.join(EXPERTS)}, or a folder")
     if not chosen:
         wanted = {"raw": "raw_photos/HQa*/photos/", "auto": "raw_photos/HQa*/photos/ or tiff16_<a-e>/"}.get(
             photos, f"tiff16_{photos}/")
@@ -264,7 +267,7 @@ def prepare(source: str | Path, out: str | Path | None = None, settings: Prepare
     counts = {s: {c: sum(1 for r in rows if r["split"] == s and r["subject"] == c) for c in SUBJECTS}
               for s in ("train", "val", "test")}
     card = {"classes": list(SUBJECTS), "settings": dataclasses.asdict(settings), "source": str(source),
-            "photos": str(photo_folders(source, settings.photos)[0].relative_to(source)),
+            "photos": str(photo_folders(source, settings.photos)[0]),
             "prepared": len(rows), "skipped": len(skipped), "split_fractions": list(SPLIT_FRACTIONS),
             "counts": counts}
     write_text_atomic(out / "fivek.json", json.dumps(card, indent=2) + "\n")

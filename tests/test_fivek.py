@@ -116,6 +116,11 @@ def test_bad_distribution_errors_name_the_problem(miniature, tmp_path):
         fivek.read_subjects(source)
     with pytest.raises(fivek.FiveKError, match="no photo folder raw_photos"):
         fivek.photo_folders(source, "raw")
+    with pytest.raises(fivek.FiveKError, match="unknown photos 'jpeg_c'.*or a folder"):
+        fivek.photo_folders(source, "jpeg_c")
+    (source / "jpeg_c").mkdir()  # renditions exported elsewhere: any folder of <id>.<ext> files
+    assert fivek.photo_folders(source, "jpeg_c") == [source / "jpeg_c"]
+    assert fivek.photo_folders(source, str(source / "jpeg_c")) == [source / "jpeg_c"]
     with pytest.raises(fivek.FiveKError, match="no prepared FiveK.*data fivek --source"):
         fivek.FiveKSet("train", tmp_path / "nothing")
 
@@ -189,4 +194,4 @@ def test_raw_dng_photos_are_demosaiced_and_prepared(tmp_path):
     for channel in range(3):  # the same picture (LibRaw's gamma and colour matrix change the values)
         assert np.corrcoef(reference[..., channel].ravel(), demosaiced[..., channel].ravel())[0, 1] > 0.7
     card = fivek.prepare(source, tmp_path / "out", fivek.PrepareSettings(side=256), workers=1, progress=False)
-    assert card["prepared"] == 6 and card["photos"] == "raw_photos/HQa1to700/photos"
+    assert card["prepared"] == 6 and card["photos"] == str(source / "raw_photos" / "HQa1to700" / "photos")
