@@ -316,7 +316,6 @@ class FiveKSet:
         self.paths = [_outputs(self.root, p)[0] for p in self.ids]
         proxies = [np.asarray(Image.open(_outputs(self.root, p)[1]).convert("RGB")) for p in self.ids]
         self.proxies = torch.from_numpy(np.stack(proxies)).permute(0, 3, 1, 2).contiguous()
-        self.canvas = None  # no digit boxes: no hit rate
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -341,20 +340,19 @@ class FiveKStream:
     """The training split in a fresh seeded order each epoch (a pure function of (seed, epoch), so a
     resumed run sees the same batches), the same interface as ``data.TwoDigitStream``."""
 
-    def __init__(self, batch_size: int, seed: int = 0, root: str | Path | None = None, limit: int | None = None):
+    def __init__(self, batch_size: int, seed: int = 0, root: str | Path | None = None):
         self.data = FiveKSet("train", root)
-        self.n = min(limit or len(self.data), len(self.data))
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return -(-len(self.data) // self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data))[:self.n].tolist()
-        for start in range(0, self.n, self.batch_size):
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data)).tolist()
+        for start in range(0, len(self.data), self.batch_size):
             yield self.data.as_dict(start, start + self.batch_size, order)
 
 

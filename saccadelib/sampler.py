@@ -408,15 +408,9 @@ class FileBatchSource(ImageSource):
         if proxies is not None and len(proxies) != len(self.paths):
             raise ValueError(f"{len(proxies)} proxies for {len(self.paths)} files")
         self.channels, self.count, self.stored_proxies = channels, len(self.paths), proxies
-        self._sources: list[FileSource] | None = None
+        self.sources = [FileSource(p, channels) for p in self.paths]  # each opened and verified once
         first = self.sources[0]
         self.height, self.width, self.detail_px = first.height, first.width, first.detail_px
-
-    @property
-    def sources(self) -> list[FileSource]:
-        if self._sources is None:  # opened (and verified) once, on first use
-            self._sources = [FileSource(p, self.channels) for p in self.paths]
-        return self._sources
 
     def proxy(self, size: int) -> torch.Tensor:
         if self.stored_proxies is not None and self.stored_proxies.shape[-1] == size:

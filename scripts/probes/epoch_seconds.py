@@ -11,14 +11,13 @@ faster one, scaled to 20,000 canvases; nothing else may run on the machine meanw
 """
 import argparse
 import csv
+import json
 import tempfile
 import time
 from pathlib import Path
 
-
 from saccadelib import study
 from saccadelib.experiment import train_model
-from saccadelib.paths import results_dir
 from saccadelib.runinfo import run_metadata, write_json
 
 # (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
@@ -34,8 +33,8 @@ def probe(task: str, canvas: int, model: str, canvases: int, threads: int) -> di
     training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
                               threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = {**study.train_overrides(task, canvas, model, training, seed=0)}
-        train_model(model, task, tmp, study.model_overrides(task, model, canvas), overrides)
+        train_model(model, task, tmp, study.model_overrides(task, model, canvas),
+                    study.train_overrides(task, canvas, model, training, seed=0))
         with open(Path(tmp) / "history.csv") as f:
             epochs = [float(row["train_s"]) for row in csv.DictReader(f)]
     return {"task": task, "canvas": canvas, "model": model, "probe_canvases": canvases, "epoch_train_s": epochs,
@@ -46,13 +45,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="tasks to probe (default: all); others keep their stored value")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(results_dir() / "benchmarks" / "epoch_seconds.json"))
+    parser.add_argument("--out", default=str(study.EPOCH_SECONDS_FILE), help="default: the file study reads")
     args = parser.parse_args()
 
     out = Path(args.out)
     kept = []
     if args.only and out.exists():
-        import json
         kept = [r for r in json.loads(out.read_text())["probes"] if r["task"] not in args.only]
     started = time.perf_counter()
     probes = []
