@@ -40,6 +40,7 @@ class ModelConfig:
     crop_features: int = 256
     latent_features: int = 64
     width: int = 16  # conv channels: crop net (w, 2w, 4w, 8w), proxy encoder (w, 2w, 4w), decoder (2w, 2w, w)
+    proxy_width: int | None = None  # the proxy encoder's w when it differs (a 32² proxy is cheap to widen)
     norm: str = "batch"  # conv normalization: "batch" (learns much faster here, see README) or "group" (paper)
     proxy_encoder: str = "spatial"  # "spatial" (flatten: keeps where things are) or "pooled" (global pool)
     classifier_sees_state: bool = True  # original: crop features are joined with h_{t-1}
@@ -73,6 +74,8 @@ class ModelConfig:
             raise ValueError(f"unknown proxy encoder {self.proxy_encoder!r}; valid: spatial, pooled")
         if self.proxy_noise < 0 or not 0 < self.proxy_keep <= 1:
             raise ValueError(f"proxy_noise must be >= 0 and proxy_keep in (0, 1], got {self.proxy_noise}, {self.proxy_keep}")
+        if self.proxy_width is not None and self.proxy_width < 1:
+            raise ValueError(f"proxy_width must be a positive channel count or None, got {self.proxy_width}")
         if self.glimpses < 1 or self.crop_size < 8 or self.proxy_size < 8:
             raise ValueError("need at least one glimpse, crops and proxies of at least 8 pixels")
 
@@ -110,7 +113,7 @@ class ProxyEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        w, norm = cfg.width, cfg.norm
+        w, norm = cfg.proxy_width or cfg.width, cfg.norm
         self.trunk = nn.Sequential(conv_block(cfg.channels, w, norm), conv_block(w, 2 * w, norm),
                                    conv_block(2 * w, 4 * w, norm),
                                    nn.AdaptiveAvgPool2d(4 if cfg.proxy_encoder == "spatial" else 1))
