@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,10 @@ from .sampler import ImageSource, TensorSource, UpsampledSource
 
 
 class _Config:
-    """to_dict/from_dict for the flat baseline configs (the shape ModelConfig has)."""
+    """to_dict/from_dict for the flat baseline configs (the shape ModelConfig has). ``LEGACY``: for a field
+    added later, the value that a config saved before it existed behaved as (read when the key is absent)."""
+
+    LEGACY: ClassVar[dict] = {}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,7 +43,7 @@ class _Config:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-        return cls(**values)
+        return cls(**{**cls.LEGACY, **values})
 
 
 def _source(images, channels: int, image_side: int | None) -> ImageSource:
@@ -218,6 +222,7 @@ class RAMConfig(_Config):
     # the label prior for 62 epochs: no glimpse found a digit, so REINFORCE had no reward to learn from.
     start: str = "random"
     image_side: int | None = None
+    LEGACY: ClassVar[dict] = {"start": "centre"}
 
     def __post_init__(self):
         if self.start not in ("random", "centre"):

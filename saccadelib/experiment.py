@@ -79,12 +79,50 @@ def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict
     from . import baselines
     from .train import seed_everything
 
-    model_cfg = config_for(name, task, model_overrides)
-    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides or {})
+    model_cfg, meta, train_cfg = resolved_settings(name, task, model_overrides, train_overrides)
     seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
     model = baselines.build(name, model_cfg)
-    meta = {"name": name, "task": task, "config": json.loads(json.dumps(model_cfg.to_dict()))}
     return fit(model, train_cfg, out_dir, model_meta=meta)
+
+
+def resolved_settings(name: str, task: str, model_overrides: dict | None = None,
+                      train_overrides: dict | None = None):
+    """(model config, the model_meta a run records, TrainConfig) for these overrides under today's defaults."""
+    model_cfg = config_for(name, task, model_overrides)
+    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides or {})
+    meta = {"name": name, "task": task, "config": json.loads(json.dumps(model_cfg.to_dict()))}
+    return model_cfg, meta, train_cfg
+
+
+def stale_reason(run_dir: str | Path, name: str, task: str, model_overrides: dict | None = None,
+                 train_overrides: dict | None = None) -> str | None:
+    """Why the run in ``run_dir`` no longer matches these settings (a default changed since it was trained),
+    or None when it matches or has not started. Its config.json is written before the first epoch."""
+    from .train import _resumable
+
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    model_cfg, meta, train_cfg = resolved_settings(name, task, model_overrides, train_overrides)
+    model = saved.get("model", {})
+    if (model.get("name"), model.get("task")) != (name, task):
+        return f"it holds {model.get('name')} on {model.get('task')}"
+    try:  # a field added since reads as the value it had then (the config class's LEGACY)
+        old = json.loads(json.dumps(type(model_cfg).from_dict(model.get("config", {})).to_dict()))
+    except (TypeError, ValueError) as err:
+        return f"its model settings no longer parse ({err})"
+    if old != meta["config"]:
+        changed = sorted(k for k in meta["config"] if old.get(k) != meta["config"][k])
+        return f"model settings differ from today's ({', '.join(changed)})"
+    try:
+        saved_train = _resumable(TrainConfig(**saved["train"]))
+    except (KeyError, TypeError) as err:
+        return f"its training settings no longer parse ({err})"
+    if saved_train != _resumable(train_cfg):
+        changed = sorted(k for k in saved_train if saved_train[k] != _resumable(train_cfg).get(k))
+        return f"training settings differ from today's ({', '.join(changed)})"
+    return None
 
 
 def train_saccade(task: str, out_dir: str | Path, model_overrides: dict | None = None,

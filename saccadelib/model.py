@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -62,6 +63,8 @@ class ModelConfig:
     proxy_keep: float = 1.0
     window: WindowConfig = field(default_factory=WindowConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    # For a field added later: the value a config saved before it existed behaved as (read when absent).
+    LEGACY: ClassVar[dict] = {"proxy_width": None}
 
     def __post_init__(self):
         if self.policy not in ("learnt", "random", "grid"):
@@ -88,7 +91,7 @@ class ModelConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        values = dict(values)
+        values = {**cls.LEGACY, **values}
         if isinstance(values.get("window"), dict):
             values["window"] = WindowConfig(**values["window"])
         if isinstance(values.get("loss"), dict):

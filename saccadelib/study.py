@@ -29,10 +29,10 @@ from .runinfo import write_json
 
 PROFILES = ("smoke", "cpu", "paper")
 
-# Recipe settings (README, "CPU training recipe"): v2 for sum, v3 for identification.
+# Recipe settings (README, "CPU training recipe"): v5 for sum, v3 for identification.
 RECIPE_V2 = {"loss.reconstruction_weight": 0.01, "loss.every_step": True, "window.max_scale": 0.45,
              "init_scale": 0.35, "loss.kl_free_bits": 1.0, "posterior_trains_encoder": False}
-RECIPES = {"sum": {**RECIPE_V2, "glimpses": 2},
+RECIPES = {"sum": {**RECIPE_V2, "glimpses": 1, "proxy_width": 32},
            "identification": {**RECIPE_V2, "glimpses": 4, "init_layout": "grid"}}
 GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
 LARGE_SIDE, LARGE_CROP = 2528, 64  # the paper's large variant: a lazy 2528² upsample read in 64² crops
@@ -381,12 +381,20 @@ def run_folder(runs_dir: str | Path, spec: RunSpec) -> Path:
 
 
 def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], None] = print) -> list[dict]:
-    """Train (or resume, or reuse when finished) every run; return one summary per run, in order."""
-    from .experiment import train_model
+    """Train (or resume, or reuse when finished) every run; return one summary per run, in order.
+
+    A folder trained under other settings (a library default changed since) is never reused: it is set
+    aside as ``<folder>.stale`` (kept, not deleted) and the run trains afresh."""
+    from .experiment import stale_reason, train_model
 
     summaries = []
     for k, spec in enumerate(specs, 1):
         folder = run_folder(runs_dir, spec)
+        reason = stale_reason(folder, spec.model, spec.task, spec.model_overrides, spec.train_overrides)
+        if reason:
+            aside = _free_name(folder.with_name(folder.name + ".stale"))
+            folder.rename(aside)
+            log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: {reason}; set aside as {aside.name}")
         done = folder / "metrics.json"
         if done.exists() and "test" in json.loads(done.read_text()):
             log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: finished earlier ({folder})")
@@ -397,6 +405,14 @@ def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], N
             summary = train_model(spec.model, spec.task, folder, spec.model_overrides, spec.train_overrides)
         summaries.append(summary)
     return summaries
+
+
+def _free_name(path: Path) -> Path:
+    k, candidate = 1, path
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.name}{k}")
+    return candidate
 
 
 def count_parameters(spec: RunSpec) -> int:

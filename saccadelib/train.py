@@ -229,7 +229,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
 
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        if ckpt["model_meta"] != model_meta or ckpt["train_config"] != _resumable(cfg):
+        if not _same_model(ckpt["model_meta"], model_meta, model) or ckpt["train_config"] != _resumable(cfg):
             raise ValueError(f"{last_path} was written by another model or training config; "
                              "use another output folder or resume=False")
         model.load_state_dict(ckpt["model"])
@@ -310,6 +310,21 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     summary["run"] = run_metadata(device)
     write_json(out_dir / "metrics.json", summary)
     return summary
+
+
+def _same_model(saved: dict, meta: dict, model) -> bool:
+    """Whether a checkpoint's model_meta describes this model; a config field added since the checkpoint
+    was written reads as its LEGACY value (what the code did before the field existed)."""
+    if saved == meta:
+        return True
+    config_type = type(getattr(model, "cfg", None))
+    if not hasattr(config_type, "from_dict") or {k: v for k, v in saved.items() if k != "config"} != \
+            {k: v for k, v in meta.items() if k != "config"}:
+        return False
+    try:
+        return json.loads(json.dumps(config_type.from_dict(saved.get("config", {})).to_dict())) == meta.get("config")
+    except (TypeError, ValueError):
+        return False
 
 
 def _resumable(cfg: TrainConfig) -> dict:

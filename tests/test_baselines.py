@@ -88,8 +88,13 @@ def test_ram_policy_learns_from_reinforce_only():
     batch = make_two_digit("sum", "train", 8, 0)
     out = model(batch["image"])
     assert out["logits"].shape == (8, 3, 19) and out["windows"].shape == (8, 3, 3)
-    assert torch.equal(out["location"][:, 0], torch.zeros(8, 2))  # the first glimpse is at the centre
+    first = out["location"][:, 0]  # the first glimpse: anywhere on the image, a fresh draw in training
+    assert first.abs().max() <= 1 and first.std() > 0.2 and not torch.equal(first, model(batch["image"])["location"][:, 0])
     assert out["location"].abs().max() <= 1
+    centred = RAM(RAMConfig(n_classes=19, glimpses=2, hidden=32, glimpse_features=16, start="centre"))
+    assert torch.equal(centred(batch["image"])["location"][:, 0], torch.zeros(8, 2))
+    with pytest.raises(ValueError, match="start"):
+        RAMConfig(start="corner")
     torch.nn.functional.cross_entropy(out["logits"][:, -1], batch["label"]).backward()
     assert model.locator.weight.grad is None or model.locator.weight.grad.abs().sum() == 0
     model.zero_grad()
@@ -99,7 +104,18 @@ def test_ram_policy_learns_from_reinforce_only():
     assert {"nll_class", "reinforce", "baseline_mse", "reward"} <= set(parts)
     model.eval()
     a, b = model.evaluate_batch(batch), model.evaluate_batch(batch)
-    assert torch.equal(a["windows"], b["windows"])  # evaluation follows the policy's mean
+    assert torch.equal(a["windows"], b["windows"])  # evaluation: fixed first draws, then the policy's mean
+
+
+def test_configs_saved_before_a_field_existed_read_as_they_behaved_then():
+    from saccadelib.model import ModelConfig
+
+    saved = RAMConfig(n_classes=19).to_dict()
+    del saved["start"]  # written before RAM's start setting existed: it then always began at the centre
+    assert RAMConfig.from_dict(saved).start == "centre" and RAMConfig().start == "random"
+    saved = ModelConfig().to_dict()
+    del saved["proxy_width"]
+    assert ModelConfig.from_dict(saved) == ModelConfig()
 
 
 @pytest.mark.parametrize("name", ["resnet18", "proxy_cnn", "ram"])

@@ -24,7 +24,7 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     assert runs["resnet18"].train_overrides["epochs"] == 2
     # the epochs are the budget; the time cap only guards against a machine twice as slow
     assert runs["saccade"].train_overrides["time_budget_s"] == 1440
-    assert runs["saccade"].model_overrides["glimpses"] == 2 and runs["resnet18"].model_overrides == {}
+    assert runs["saccade"].model_overrides["glimpses"] == 1 and runs["resnet18"].model_overrides == {}  # recipe v5
 
 
 def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
@@ -146,11 +146,35 @@ def test_train_all_trains_once_then_reuses_and_collects(tmp_path):
     assert list(frame["label"]) == ["proxy_cnn", "saccade"]
     assert frame["test_accuracy"].between(0, 1).all() and (frame["test_n"] == 50).all()
     assert frame["parameters"].gt(1000).all() and frame["epochs_run"].eq(1).all()
-    assert len(json.loads(frame.loc[1, "hit_rate"])) == 2 and frame.loc[0, "hit_rate"] == ""  # T=2; no glimpses
+    assert len(json.loads(frame.loc[1, "hit_rate"])) == 1 and frame.loc[0, "hit_rate"] == ""  # T=1; no glimpses
     assert pd.read_csv(tmp_path / "out" / "runs.csv").shape == frame.shape
     assert (tmp_path / "out" / "runs" / specs[1].folder() / "history.csv").exists()
     table = study.summarize(frame)
     assert table["seeds"].tolist() == [1, 1]
+
+
+def test_train_all_sets_aside_runs_trained_under_other_defaults(tmp_path, monkeypatch):
+    # proxy_noise stands for a setting added later, whose new default keeps the old behaviour
+    monkeypatch.setattr(ModelConfig, "LEGACY", {**ModelConfig.LEGACY, "proxy_noise": 0.0})
+    _, specs = tiny_specs(tmp_path)
+    specs = specs[1:]  # the saccade run
+    study.train_all(specs, tmp_path / "runs")
+    folder = study.run_folder(tmp_path / "runs", specs[0])
+    config_path = folder / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["model"]["config"]["proxy_noise"]  # as written before the field existed: still this run
+    config_path.write_text(json.dumps(saved))
+    lines = []
+    study.train_all(specs, tmp_path / "runs", log=lines.append)
+    assert "finished earlier" in lines[0]
+    saved["model"]["config"]["crop_features"] += 1  # a default changed since it was trained
+    config_path.write_text(json.dumps(saved))
+    lines.clear()
+    study.train_all(specs, tmp_path / "runs", log=lines.append)
+    assert "crop_features" in lines[0] and "set aside" in lines[0] and "training" in lines[1]
+    aside = folder.with_name(folder.name + ".stale")
+    assert (aside / "metrics.json").exists() and (folder / "metrics.json").exists()
+    assert json.loads((folder / "config.json").read_text())["model"]["config"]["proxy_noise"] == 0.0
 
 
 def test_summarize_gives_mean_and_std_over_seeds():

@@ -62,6 +62,19 @@ def test_resume_refuses_another_model_or_config(tmp_path, mnist_root):
         fit(_fresh_model(), TrainConfig(**{**RUN, "lr": 0.1}), tmp_path, META)
 
 
+def test_resume_reads_a_setting_added_since_as_its_legacy_value(tmp_path, mnist_root):
+    meta = {"name": "saccade", "config": json.loads(json.dumps(ModelConfig(**TINY).to_dict()))}
+    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, meta)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    del ckpt["model_meta"]["config"]["proxy_width"]  # a checkpoint from before the setting existed
+    torch.save(ckpt, tmp_path / "last.pt")
+    assert fit(_fresh_model(), TrainConfig(**RUN), tmp_path, meta)["epochs_run"] == 2
+    ckpt["model_meta"]["config"]["crop_features"] = 64  # but a setting that differs is refused
+    torch.save(ckpt, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="another model or training config"):
+        fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 3}), tmp_path, meta)
+
+
 def test_outputs_are_written_and_sane(tmp_path, mnist_root):
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "test": True}), tmp_path, META)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))

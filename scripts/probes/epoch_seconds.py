@@ -8,6 +8,7 @@ faster one, scaled to 20,000 canvases; nothing else may run on the machine meanw
 
     .venv/bin/python scripts/probes/epoch_seconds.py            # about 8 minutes on 2 cores
     .venv/bin/python scripts/probes/epoch_seconds.py --only sum  # one task
+    .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some models
 """
 import argparse
 import csv
@@ -44,20 +45,26 @@ def probe(task: str, canvas: int, model: str, canvases: int, threads: int) -> di
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="tasks to probe (default: all); others keep their stored value")
+    parser.add_argument("--models", nargs="*", help="models to probe (default: all); others keep their stored value")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(study.EPOCH_SECONDS_FILE), help="default: the file study reads")
     args = parser.parse_args()
 
     out = Path(args.out)
+    def chosen(task: str, model: str) -> bool:
+        return (not args.only or task in args.only) and (not args.models or model in args.models)
+
     kept = []
-    if args.only and out.exists():
-        kept = [r for r in json.loads(out.read_text())["probes"] if r["task"] not in args.only]
+    if (args.only or args.models) and out.exists():
+        kept = [r for r in json.loads(out.read_text())["probes"] if not chosen(r["task"], r["model"])]
     started = time.perf_counter()
     probes = []
     for task, canvas, model, canvases in PROBES:
-        if args.only and task not in args.only:
+        if not chosen(task, model):
             continue
         record = probe(task, canvas, model, canvases, args.threads)
+        meta = run_metadata("cpu")  # per probe: a partial rerun leaves the others' provenance in place
+        record.update({"time_utc": meta["time_utc"], "git_commit": meta["git_commit"]})
         print(f"{task:15s} {canvas:5d}  {model:16s} {record['epoch_train_s']} s for {canvases} canvases "
               f"-> {record['seconds_per_20k']} s per 20k", flush=True)
         probes.append(record)
