@@ -117,7 +117,7 @@ def stale_reason(run_dir: str | Path, name: str, task: str, model_overrides: dic
         return f"model settings differ from today's ({', '.join(changed)})"
     try:
         saved_train = _resumable(TrainConfig(**saved["train"]))
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         return f"its training settings no longer parse ({err})"
     if saved_train != _resumable(train_cfg):
         changed = sorted(k for k in saved_train if saved_train[k] != _resumable(train_cfg).get(k))

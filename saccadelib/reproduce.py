@@ -118,12 +118,18 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     if missing:
         log(f"{exp.name}: skipped, cannot run here: {missing}")
         return {"name": exp.name, "status": "skipped", "reason": missing}
+    from .study import settings_fingerprint
+
     previous = final / "run.json"
+    settings = settings_fingerprint()
     if not force and not exp.always and previous.exists():
         record = json.loads(previous.read_text())
         if record.get("status") == "ok" and record.get("parameters") == parameters:
-            log(f"{exp.name}: up to date ({previous}), skipped")
-            return {"name": exp.name, "status": "skipped"}
+            if record.get("library_settings") == settings:
+                log(f"{exp.name}: up to date ({previous}), skipped")
+                return {"name": exp.name, "status": "skipped"}
+            # a recipe, default or epoch time changed since: rerun (finished runs that still match are reused)
+            log(f"{exp.name}: the library's settings changed since {previous} was written; rerunning")
 
     staging = results_root / ".staging" / exp.name
     if staging.exists():
@@ -160,7 +166,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
             os.environ["MPLBACKEND"] = backend
     wall = round(time.perf_counter() - started, 1)
     record = {"name": exp.name, "notebook": f"notebooks/{exp.notebook}", "profile": profile, "parameters": parameters,
-              "wall_s": wall, "git_commit": git_commit(),
+              "wall_s": wall, "git_commit": git_commit(), "library_settings": settings,
               "run": run_metadata(resolve_device(overrides.get("device") or "cpu"))}
     config = staging / "config.json"
     if config.exists():  # what the notebook resolved: seeds, budgets, the dataset hashes

@@ -326,6 +326,21 @@ class RunSpec:
         return f"{self.label}_s{self.seed}_{self.key()}".replace(" ", "_")
 
 
+def settings_fingerprint() -> str:
+    """A hash of the library settings every experiment's runs resolve from: the recipes, the measured
+    epoch times, each registered model's default config per task and the training defaults. The runner
+    records it, so an experiment is not skipped as up to date after any of them changed."""
+    from . import baselines
+    from .experiment import config_for
+    from .train import TrainConfig
+
+    payload = {"recipes": RECIPES, "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
+               "models": {f"{name}/{task}": config_for(name, task).to_dict()
+                          for name in baselines.REGISTRY for task in ("sum", "identification")},
+               "train": dataclasses.asdict(TrainConfig())}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def model_overrides(task: str, model: str, canvas: int = 100) -> dict:
     """The recipe settings for a glimpse model; the other baselines train at their defaults."""
     if model not in GLIMPSE_MODELS:

@@ -56,6 +56,16 @@ def test_runner_writes_results_and_skips_what_is_up_to_date(fake_study):
     assert run(fake_study, ["ok"], force=True)[0]["ok"]["status"] == "ok"
 
 
+def test_a_changed_recipe_or_default_makes_an_experiment_rerun(fake_study, monkeypatch):
+    from saccadelib import study
+
+    assert run(fake_study, ["ok"])[0]["ok"]["status"] == "ok"
+    monkeypatch.setitem(study.RECIPES, "sum", {**study.RECIPES["sum"], "glimpses": 3})
+    outcome, lines = run(fake_study, ["ok"])
+    assert outcome["ok"]["status"] == "ok" and "settings changed" in lines[0]
+    assert run(fake_study, ["ok"])[0]["ok"]["status"] == "skipped"
+
+
 def test_a_failing_notebook_is_reported_keeps_old_results_and_the_others_run(fake_study):
     _, results, _ = fake_study
     (results / "bad").mkdir(parents=True)

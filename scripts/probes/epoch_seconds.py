@@ -51,6 +51,7 @@ def main():
     args = parser.parse_args()
 
     out = Path(args.out)
+
     def chosen(task: str, model: str) -> bool:
         return (not args.only or task in args.only) and (not args.models or model in args.models)
 

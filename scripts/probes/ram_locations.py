@@ -11,7 +11,7 @@ the study's RAMConfig) are trained with the classification loss alone, with the 
 If ``oracle`` learns and the others do not, the pathway is sound and what RAM lacks at our budget is a
 policy that finds the digits, which REINFORCE cannot learn before the classifier rewards it.
 
-    .venv/bin/python scripts/probes/ram_locations.py        # about 5 minutes on 2 cores
+    .venv/bin/python scripts/probes/ram_locations.py        # about 2 minutes on 2 cores
 """
 import argparse
 import csv
