@@ -235,6 +235,12 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     assert ram["ours_%"] == "50.0" and ram["paper_%"] == "91"
     resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
     assert resnet["ours_%"] == "not in this profile"
+    gpu_run = root / study.GPU_TILES_RUN
+    gpu_run.mkdir(parents=True)
+    (gpu_run / "metrics.json").write_text(json.dumps({"train_s": 316.7, "epochs_run": 3, "test": {"accuracy": 0.022}}))
+    tiles = study.table1(root).set_index(["system", "column"]).loc[("resnet18 - 144 crops", "identification"), "ours_%"]
+    assert tiles.endswith("; trained 5 min on one GPU (3 short epochs): 2.2% test (chance 1.8%; "
+                          "baselines/identification_2528_resnet18_tiles_h100)")
     missing = table[(table["system"] == "variational saccading") & (table["column"] == "identification")]
     assert missing["ours_%"].str.startswith("not run yet").all()
     assert (table[table["column"] == "fivek"]["ours_%"].str.contains("FiveK")).all()
