@@ -121,7 +121,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     from .study import settings_fingerprint
 
     previous = final / "run.json"
-    settings = settings_fingerprint()
+    settings = settings_fingerprint(profile)
     if not force and not exp.always and previous.exists():
         record = json.loads(previous.read_text())
         if record.get("status") == "ok" and record.get("parameters") == parameters:

@@ -326,18 +326,23 @@ class RunSpec:
         return f"{self.label}_s{self.seed}_{self.key()}".replace(" ", "_")
 
 
-def settings_fingerprint() -> str:
+def settings_fingerprint(profile: str = "cpu") -> str:
     """A hash of the library settings every experiment's runs resolve from: the recipes, the measured
-    epoch times, each registered model's default config per task and the training defaults. The runner
-    records it, so an experiment is not skipped as up to date after any of them changed."""
+    epoch times, each registered model's default config per task, the training defaults and the
+    profile's experiment configs (budgets, models, noise levels, benchmark sizes). The runner records
+    it, so an experiment is not skipped as up to date after any of them changed."""
     from . import baselines
     from .experiment import config_for
     from .train import TrainConfig
 
+    studies = {f"{task}/{canvas}": as_dict(task_study(task, profile, canvas))
+               for task, canvas in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
+    studies.update(noise=as_dict(noise_study(profile)), efficiency=as_dict(efficiency_study(profile)),
+                   fivek=as_dict(fivek_study(profile)))
     payload = {"recipes": RECIPES, "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
                "models": {f"{name}/{task}": config_for(name, task).to_dict()
                           for name in baselines.REGISTRY for task in ("sum", "identification")},
-               "train": dataclasses.asdict(TrainConfig())}
+               "train": dataclasses.asdict(TrainConfig()), "studies": studies}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -66,6 +66,17 @@ def test_a_changed_recipe_or_default_makes_an_experiment_rerun(fake_study, monke
     assert run(fake_study, ["ok"])[0]["ok"]["status"] == "skipped"
 
 
+def test_a_changed_profile_budget_changes_the_library_settings(monkeypatch):
+    from saccadelib import study
+
+    before = {profile: study.settings_fingerprint(profile) for profile in study.PROFILES}
+    assert len(set(before.values())) == len(study.PROFILES)  # each profile has its own settings
+    original = study._profile_training
+    monkeypatch.setattr(study, "_profile_training",
+                        lambda profile, minutes: original(profile, minutes + 1))  # one more minute per run
+    assert study.settings_fingerprint("cpu") != before["cpu"]
+
+
 def test_a_failing_notebook_is_reported_keeps_old_results_and_the_others_run(fake_study):
     _, results, _ = fake_study
     (results / "bad").mkdir(parents=True)
