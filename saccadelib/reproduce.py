@@ -52,7 +52,8 @@ EXPERIMENTS = (
     Experiment("04_fivek", "04_fivek.ipynb", requires=_fivek_available),
     Experiment("05_efficiency", "05_efficiency.ipynb"),
     Experiment("00_summary", "00_summary.ipynb",
-               publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png"), always=True),
+               publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png",
+                        "profile_time.md"), always=True),
 )
 
 

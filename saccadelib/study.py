@@ -721,6 +721,38 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
     return pd.DataFrame(rows)
 
 
+def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+    """What the study's experiments cost, read from their ``run.json`` and ``runs.csv``: per experiment,
+    its training runs' measured minutes (summed) and the wall minutes of the notebook's last execution
+    (less than training when it reused finished runs), then a total row."""
+    import pandas as pd
+
+    from .paths import results_dir
+    from .reproduce import EXPERIMENTS as NOTEBOOKS
+
+    root = Path(results_root) if results_root else results_dir()
+    rows = []
+    for exp in NOTEBOOKS:
+        record_path = root / exp.name / "run.json"
+        if exp.always or not record_path.exists():
+            continue
+        record = json.loads(record_path.read_text())
+        runs = root / exp.name / "runs.csv"
+        frame = pd.read_csv(runs) if runs.exists() else pd.DataFrame({"train_min": []})
+        rows.append({"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
+                     "runs": len(frame), "training_min": round(float(frame["train_min"].sum()), 1),
+                     "last_notebook_min": round(record.get("wall_s", float("nan")) / 60, 1)})
+    table = pd.DataFrame(rows, columns=["experiment", "profile", "status", "runs", "training_min",
+                                        "last_notebook_min"])
+    if len(table):
+        total = {"experiment": "total", "profile": ",".join(dict.fromkeys(table["profile"].astype(str))),
+                 "status": "", "runs": int(table["runs"].sum()),
+                 "training_min": round(float(table["training_min"].sum()), 1),
+                 "last_notebook_min": round(float(table["last_notebook_min"].sum()), 1)}
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return table
+
+
 def table1_markdown(frame) -> str:
     """The paper's layout: a row per (image size, system), our number and the paper's per column."""
     names = {"sum": "sum", "identification": "identification", "fivek": "FiveK"}
@@ -747,5 +779,5 @@ def table1_markdown(frame) -> str:
 
 
 __all__ = ["PROFILES", "Training", "TaskStudy", "NoiseStudy", "EfficiencyStudy", "task_study", "noise_study",
-           "efficiency_study", "task_runs", "noise_runs", "train_all", "collect", "summarize",
+           "efficiency_study", "profile_time", "task_runs", "noise_runs", "train_all", "collect", "summarize",
            "table1", "NoiseExplorer"]

@@ -98,6 +98,8 @@ def test_efficiency_and_summary(smoke):
     assert "| variational saccading |" in md and "95.23 ± 0.03" in md
     for figure in ("figure4_saccades.png", "figure5_noisy_proxy.png"):
         assert (results / figure).stat().st_size > 10000
+    cost = (results / "profile_time.md").read_text()
+    assert "| 01_two_digit_sum " in cost and "| total " in cost and "| 00_summary" not in cost
 
 
 def test_a_second_run_skips_what_is_done(smoke, tmp_path):

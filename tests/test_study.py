@@ -246,3 +246,19 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     assert (table[table["column"] == "fivek"]["ours_%"].str.contains("FiveK")).all()
     md = study.table1_markdown(table)
     assert "| variational saccading | 1.50 M | 34 | 85.0 ± 7.1 |" in md and "**2528²**" in md
+
+
+def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
+    root = tmp_path / "results"
+    (root / "01_two_digit_sum").mkdir(parents=True)
+    (root / "01_two_digit_sum" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 600}))
+    pd.DataFrame({"train_min": [10.4, 9.9, 16.2]}).to_csv(root / "01_two_digit_sum" / "runs.csv", index=False)
+    (root / "05_efficiency").mkdir()
+    (root / "05_efficiency" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 1200}))
+    (root / "00_summary").mkdir()  # always rerun: not a cost of its own
+    (root / "00_summary" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 30}))
+    table = study.profile_time(root).set_index("experiment")
+    assert list(table.index) == ["01_two_digit_sum", "05_efficiency", "total"]
+    assert table.loc["01_two_digit_sum", "training_min"] == 36.5 and table.loc["01_two_digit_sum", "runs"] == 3
+    assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "last_notebook_min"] == 20
+    assert table.loc["total", "training_min"] == 36.5 and table.loc["total", "last_notebook_min"] == 30
