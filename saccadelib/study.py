@@ -3,8 +3,9 @@ the notebooks call to train (or resume) every run and collect its numbers.
 
 Profiles:
 - ``smoke``: a few hundred canvases, one epoch; proves the notebook end to end in seconds (CI).
-- ``cpu``: our 2-core machine. Each model gets the same training budget in minutes; its epoch count
-  is sized from :data:`EPOCH_SECONDS` (measured here), so a run's result does not depend on what else
+- ``cpu``: our 2-core machine. Each model gets the same budget in minutes (training and the validation
+  after each epoch); its epoch count is sized from :data:`EPOCH_SECONDS` and :data:`VAL_SECONDS`
+  (measured here), so a run's result does not depend on what else
   shares the CPU, and ``time_budget_s`` is only a safety cap at twice the budget.
 - ``paper``: a GPU, three seeds, the paper's sizes at 2528² (64² crops, batch 100); epochs fixed.
 
@@ -37,22 +38,26 @@ RECIPES = {"sum": {**RECIPE_V2, "glimpses": 1, "proxy_width": 32},
 GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
 LARGE_SIDE, LARGE_CROP = 2528, 64  # the paper's large variant: a lazy 2528² upsample read in 64² crops
 
-# Training seconds per epoch of 20,000 canvases on our 2-core machine (2 threads, float32), keyed by
-# (task, canvas side the model reads, model). Measured by ``scripts/probes/epoch_seconds.py`` (two short
-# epochs through the shared loop, the faster one scaled) into results/benchmarks/epoch_seconds.json.
-# Epochs for a budget = budget / this (scaled by train_size), so the cpu profile's runs take their
-# budget on this machine when it is not shared, and give the same result when it is.
+# Seconds per epoch on our 2-core machine (2 threads, float32), keyed by (task, canvas side the model reads,
+# model): training on 20,000 canvases, and scoring the 2,000 validation canvases that follow every epoch.
+# Measured by ``scripts/probes/epoch_seconds.py`` into results/benchmarks/epoch_seconds.json: training from
+# the study's own finished cpu runs (their mean epoch), validation timed directly.
+# Epochs for a budget = budget / (training + validation per epoch, scaled by train_size and val_size), so the
+# cpu profile's runs take their budget on this machine when it is not shared, and give the same result
+# when it is.
 EPOCH_SECONDS_FILE = REPO_ROOT / "results" / "benchmarks" / "epoch_seconds.json"  # calibration, not output
 
 
-def _load_epoch_seconds(path: Path = EPOCH_SECONDS_FILE) -> dict[tuple[str, int, str], float]:
+def _load_epoch_seconds(path: Path = EPOCH_SECONDS_FILE, field: str = "seconds_per_20k") -> dict[tuple[str, int, str], float]:
+    """One column of the calibration: ``seconds_per_20k`` (training) or ``val_seconds_per_2k``."""
     if not path.exists():  # an installed copy without the results folder: budgets need measured epochs
         return {}
-    return {(p["task"], int(p["canvas"]), p["model"]): float(p["seconds_per_20k"])
-            for p in json.loads(path.read_text())["probes"]}
+    return {(p["task"], int(p["canvas"]), p["model"]): float(p[field])
+            for p in json.loads(path.read_text())["probes"] if field in p}
 
 
 EPOCH_SECONDS = _load_epoch_seconds()
+VAL_SECONDS = _load_epoch_seconds(field="val_seconds_per_2k")
 
 # Paper Table 1 and STUDY.md §4, for the side-by-side tables.
 PAPER = {
@@ -237,7 +242,7 @@ def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = prin
 def task_study(task: str, profile: str = "cpu", canvas: int = 100, **overrides) -> TaskStudy:
     """The 01/02 config for ``profile``; ``overrides`` set TaskStudy fields or Training fields by name."""
     # cpu: five models per task at equal minutes, so that the whole study fits in about 4 hours here
-    minutes = {("sum", 100): 12.0, ("identification", 100): 20.0, ("identification", LARGE_SIDE): 20.0}
+    minutes = {("sum", 100): 10.0, ("identification", 100): 20.0, ("identification", LARGE_SIDE): 20.0}
     training = _profile_training(profile, minutes.get((task, canvas), 15.0))
     if profile == "paper" and canvas == LARGE_SIDE:
         training = dataclasses.replace(training, epochs=40, batch_size=100)
@@ -250,7 +255,7 @@ def task_study(task: str, profile: str = "cpu", canvas: int = 100, **overrides) 
 
 
 def noise_study(profile: str = "cpu", **overrides) -> NoiseStudy:
-    training = _profile_training(profile, 5.0)
+    training = _profile_training(profile, 4.0)
     if profile == "cpu":  # a quarter-size epoch gives the curves 4× the points in the same minutes
         training = dataclasses.replace(training, train_size=5_000)
     study = NoiseStudy(training=training, profile=profile)
@@ -340,6 +345,7 @@ def settings_fingerprint(profile: str = "cpu") -> str:
     studies.update(noise=as_dict(noise_study(profile)), efficiency=as_dict(efficiency_study(profile)),
                    fivek=as_dict(fivek_study(profile)))
     payload = {"recipes": RECIPES, "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
+               "val_seconds": sorted([*key, value] for key, value in VAL_SECONDS.items()),
                "models": {f"{name}/{task}": config_for(name, task).to_dict()
                           for name in baselines.REGISTRY for task in ("sum", "identification")},
                "train": dataclasses.asdict(TrainConfig()), "studies": studies}
@@ -360,12 +366,15 @@ def epochs_for(task: str, canvas: int, model: str, training: Training) -> int:
     if training.budget_min is None:
         return training.epochs
     key = (task, canvas, model)
-    if key not in EPOCH_SECONDS:
+    if key not in EPOCH_SECONDS or key not in VAL_SECONDS:
         raise ValueError(f"no measured epoch time for {model} on {task} at {canvas}²: measure it with "
                          "scripts/probes/epoch_seconds.py (results/benchmarks/epoch_seconds.json) "
                          "or give epochs instead of budget_min")
-    seconds = EPOCH_SECONDS[key] * training.train_size / 20_000
-    return max(1, math.floor(training.budget_min * 60 / seconds))
+    # the budget pays for each epoch's validation too: it is time the run takes
+    seconds = EPOCH_SECONDS[key] * training.train_size / 20_000 + VAL_SECONDS[key] * training.val_size / 2_000
+    # nearest, not floor: a model whose epoch is a large share of the budget (ResNet-18, 5 min) would
+    # otherwise lose up to a whole epoch; each run is off its budget by at most half an epoch either way
+    return max(1, round(training.budget_min * 60 / seconds))
 
 
 def train_overrides(task: str, canvas: int, model: str, training: Training, seed: int) -> dict:
@@ -470,6 +479,7 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path) -> 
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
             "epochs_planned": spec.train_overrides["epochs"],
             "train_min": round(metrics["train_s"] / 60, 2),
+            "val_min": round(metrics["val_s"] / 60, 2) if "val_s" in metrics else None,  # older runs: untimed
             "s_per_epoch": round(metrics["train_s"] / metrics["epochs_run"], 2),
             "parameters": count_parameters(spec),
             "device": metrics.get("run", {}).get("device", ""),
@@ -627,10 +637,20 @@ def _budget_text(cfg: dict, frame) -> str:
         epochs += f" of {size:,}"
     device = frame["device"].iloc[0] if "device" in frame and len(frame) else "?"
     if training.get("budget_min") is not None:  # the budget sized the epochs; say what they really took
-        minutes = frame["train_min"].dropna() if "train_min" in frame else []
+        minutes = _run_minutes(frame).dropna()
         measured = f", {minutes.mean():.1f} min measured" if len(minutes) else ""
         return f"{profile}: {training['budget_min']:g} min on {device} ({epochs}{measured})"
     return f"{profile}: {epochs} on {device}"
+
+
+def _run_minutes(frame) -> "pd.Series":  # noqa: F821
+    """Each run's measured minutes: training, plus validation where the run timed it (the budget pays both)."""
+    import pandas as pd
+
+    if "train_min" not in frame:
+        return pd.Series([], dtype=float)
+    val = frame["val_min"].fillna(0.0) if "val_min" in frame else 0.0
+    return frame["train_min"] + val
 
 
 def tile_costs(results_root: Path) -> tuple[str, int | None]:
@@ -739,15 +759,18 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
         record = json.loads(record_path.read_text())
         runs = root / exp.name / "runs.csv"
         frame = pd.read_csv(runs) if runs.exists() else pd.DataFrame({"train_min": []})
+        validation = frame["val_min"].sum() if "val_min" in frame else 0.0
         rows.append({"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
                      "runs": len(frame), "training_min": round(float(frame["train_min"].sum()), 1),
+                     "validation_min": round(float(validation), 1),
                      "last_notebook_min": round(record.get("wall_s", float("nan")) / 60, 1)})
     table = pd.DataFrame(rows, columns=["experiment", "profile", "status", "runs", "training_min",
-                                        "last_notebook_min"])
+                                        "validation_min", "last_notebook_min"])
     if len(table):
         total = {"experiment": "total", "profile": ",".join(dict.fromkeys(table["profile"].astype(str))),
                  "status": "", "runs": int(table["runs"].sum()),
                  "training_min": round(float(table["training_min"].sum()), 1),
+                 "validation_min": round(float(table["validation_min"].sum()), 1),
                  "last_notebook_min": round(float(table["last_notebook_min"].sum()), 1)}
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     return table

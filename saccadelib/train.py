@@ -181,7 +181,8 @@ def load_checkpoint(path: Path) -> dict:
 def _write_history(out_dir: Path, history: list[dict]) -> None:
     flat = [{k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()} for row in history]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]))
+    columns = list(dict.fromkeys(k for row in flat for k in row))  # a resumed older run may lack a column
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(flat)
     write_text_atomic(out_dir / "history.csv", buffer.getvalue())
@@ -279,9 +280,11 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             seen += len(batch["label"])
         train_s = time.perf_counter() - tick
         elapsed += train_s
+        tick = time.perf_counter()
         val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision)
+        val_s = time.perf_counter() - tick  # part of a run's cost: the cpu profile's budgets include it
         row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch), "train_s": round(train_s, 2),
-               "elapsed_s": round(elapsed, 2),
+               "elapsed_s": round(elapsed, 2), "val_s": round(val_s, 2),
                **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val_metrics.items() if k != "n"}}
         history.append(row)
@@ -301,7 +304,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
                   f"val acc {val_metrics['accuracy']:.4f}{extra}")
 
     summary = {"best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"], "epochs_run": len(history),
-               "train_s": round(elapsed, 1)}
+               "train_s": round(elapsed, 1), "val_s": round(sum(row.get("val_s", 0.0) for row in history), 1)}
     if cfg.test and best_path.exists():
         model.load_state_dict(load_checkpoint(best_path)["model"])
         test = evaluation_set(cfg, "test")

@@ -14,19 +14,23 @@ from saccadelib.sampler import noisy_proxy
 
 def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     monkeypatch.setitem(study.EPOCH_SECONDS, ("sum", 100, "saccade"), 34.0)
+    monkeypatch.setitem(study.VAL_SECONDS, ("sum", 100, "saccade"), 2.0)
     monkeypatch.setitem(study.EPOCH_SECONDS, ("sum", 100, "resnet18"), 292.0)
+    monkeypatch.setitem(study.VAL_SECONDS, ("sum", 100, "resnet18"), 13.0)
     config = study.task_study("sum", "cpu")
-    assert config.training.budget_min == 12.0 and config.training.seeds == (0,)
+    assert config.training.budget_min == 10.0 and config.training.seeds == (0,)
     runs = {r.model: r for r in study.task_runs(config)}
     assert set(runs) == {"saccade", "random_glimpses", "proxy_cnn", "resnet18", "ram"}
-    # 12 min / 34 s per epoch = 21.2 → 21 epochs; ResNet-18 at 292 s → 2
-    assert runs["saccade"].train_overrides["epochs"] == 21
+    # the budget pays for validation too: 10 min / (34 + 2) s per epoch = 16.7 → 17 epochs (nearest);
+    # ResNet-18 at 292 + 13 s: 1.97 → 2, not the 1 that flooring would leave it
+    assert runs["saccade"].train_overrides["epochs"] == 17
     assert runs["resnet18"].train_overrides["epochs"] == 2
     # the epochs are the budget; the time cap only guards against a machine twice as slow
-    assert runs["saccade"].train_overrides["time_budget_s"] == 1440
+    assert runs["saccade"].train_overrides["time_budget_s"] == 1200
     assert runs["saccade"].model_overrides["glimpses"] == 1 and runs["resnet18"].model_overrides == {}  # recipe v5
-
-
+    # ten times the validation canvases take their share of the budget: 600 / (34 + 20) s = 11.1 → 11
+    (larger,) = study.task_runs(study.task_study("sum", "cpu", models="saccade", val_size=20_000))
+    assert larger.train_overrides["epochs"] == 11
 def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
     """The committed probe file (scripts/probes/epoch_seconds.py) sizes every run the cpu profile trains."""
     tasks = [study.task_study("sum", "cpu"), study.task_study("identification", "cpu"),
@@ -34,17 +38,24 @@ def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
     needed = {(s.task, s.canvas, r.model) for s in tasks for r in study.task_runs(s)}
     needed |= {("identification", 100, r.model) for r in study.noise_runs(study.noise_study("cpu"))}
     assert needed <= set(study.EPOCH_SECONDS), needed - set(study.EPOCH_SECONDS)
-    probe = {"probes": [{"task": "sum", "canvas": 100, "model": "ram", "seconds_per_20k": 11.6}]}
+    assert needed <= set(study.VAL_SECONDS), needed - set(study.VAL_SECONDS)
+    probe = {"probes": [{"task": "sum", "canvas": 100, "model": "ram", "seconds_per_20k": 11.6,
+                         "val_seconds_per_2k": 1.1}, {"task": "sum", "canvas": 100, "model": "saccade",
+                                                      "seconds_per_20k": 23.0}]}  # an older file: no validation
     (tmp_path / "e.json").write_text(json.dumps(probe))
-    assert study._load_epoch_seconds(tmp_path / "e.json") == {("sum", 100, "ram"): 11.6}
+    assert study._load_epoch_seconds(tmp_path / "e.json") == {("sum", 100, "ram"): 11.6, ("sum", 100, "saccade"): 23.0}
+    assert study._load_epoch_seconds(tmp_path / "e.json", "val_seconds_per_2k") == {("sum", 100, "ram"): 1.1}
     assert study._load_epoch_seconds(tmp_path / "missing.json") == {}
 
 
-def test_quarter_size_epochs_get_four_times_the_epochs():
-    training = study.Training(budget_min=10, train_size=5000)
+def test_quarter_size_epochs_get_nearly_four_times_the_epochs(monkeypatch):
+    monkeypatch.setitem(study.EPOCH_SECONDS, ("identification", 100, "saccade"), 40.0)
+    monkeypatch.setitem(study.VAL_SECONDS, ("identification", 100, "saccade"), 2.0)
+    quarter = study.Training(budget_min=10, train_size=5000)
     full = study.Training(budget_min=10)
-    assert study.epochs_for("identification", 100, "saccade", training) == \
-        pytest.approx(4 * study.epochs_for("identification", 100, "saccade", full), abs=3)
+    # each epoch is validated, so a quarter-size epoch costs more than a quarter: 600/(10+2) against 600/(40+2)
+    assert study.epochs_for("identification", 100, "saccade", quarter) == 50
+    assert study.epochs_for("identification", 100, "saccade", full) == 14
 
 
 def test_large_canvas_reads_the_lazy_upsample_in_64px_crops():
@@ -211,7 +222,7 @@ def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
 def test_table1_puts_ours_beside_the_paper(tmp_path):
     root = tmp_path / "results"
     rows = [{"label": "saccade", "test_accuracy": 0.9, "parameters": 1_500_000, "s_per_epoch": 34.0,
-             "epochs_run": 26, "device": "cpu", "train_min": 16.0},
+             "epochs_run": 26, "device": "cpu", "train_min": 16.0, "val_min": 1.0},
             {"label": "saccade", "test_accuracy": 0.8, "parameters": 1_500_000, "s_per_epoch": 34.0,
              "epochs_run": 26, "device": "cpu", "train_min": 17.0},
             {"label": "ram", "test_accuracy": 0.5, "parameters": 200_000, "s_per_epoch": 14.0,
@@ -230,7 +241,8 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
                                "(05_efficiency)") and tiles["parameters"] == 11_460_000
     cell = table[(table["system"] == "variational saccading") & (table["column"] == "sum")].iloc[0]
     assert cell["ours_%"] == "85.0 ± 7.1" and cell["paper_%"] == "97.2 ± 0.04" and cell["seeds"] == 2
-    assert cell["budget"] == "cpu: 15 min on cpu (26 epochs, 16.5 min measured)"  # the budget sized the epochs
+    # the budget sized the epochs; measured: training plus validation where timed, (16 + 1 + 17) / 2
+    assert cell["budget"] == "cpu: 15 min on cpu (26 epochs, 17.0 min measured)"
     ram = table[(table["system"] == "RAM") & (table["column"] == "sum")].iloc[0]
     assert ram["ours_%"] == "50.0" and ram["paper_%"] == "91"
     resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
@@ -252,7 +264,8 @@ def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     root = tmp_path / "results"
     (root / "01_two_digit_sum").mkdir(parents=True)
     (root / "01_two_digit_sum" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 600}))
-    pd.DataFrame({"train_min": [10.4, 9.9, 16.2]}).to_csv(root / "01_two_digit_sum" / "runs.csv", index=False)
+    pd.DataFrame({"train_min": [10.4, 9.9, 16.2], "val_min": [0.5, None, 0.25]}).to_csv(
+        root / "01_two_digit_sum" / "runs.csv", index=False)
     (root / "05_efficiency").mkdir()
     (root / "05_efficiency" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 1200}))
     (root / "00_summary").mkdir()  # always rerun: not a cost of its own
@@ -262,3 +275,40 @@ def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     assert table.loc["01_two_digit_sum", "training_min"] == 36.5 and table.loc["01_two_digit_sum", "runs"] == 3
     assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "last_notebook_min"] == 20
     assert table.loc["total", "training_min"] == 36.5 and table.loc["total", "last_notebook_min"] == 30
+    assert table.loc["01_two_digit_sum", "validation_min"] == 0.8 and table.loc["total", "validation_min"] == 0.8
+
+
+def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
+    """scripts/probes/epoch_seconds.py --from-runs: mean seconds over every epoch of finished cpu runs,
+    scaled to 20k training and 2k validation canvases; unfinished and GPU runs do not count."""
+    import importlib.util
+
+    from saccadelib.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("epoch_seconds", REPO_ROOT / "scripts/probes/epoch_seconds.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    def run(name, train_size, rows, device="cpu", finished=True, val_size=2000, image_side=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({
+            "train": {"task": "identification", "train_size": train_size, "val_size": val_size, "threads": 2,
+                      "device": device},
+            "model": {"name": "saccade", "config": {"image_side": image_side}}}))
+        pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
+        if finished:
+            (folder / "metrics.json").write_text("{}")
+        return folder
+
+    runs = [run("full", 20_000, {"train_s": [50.0, 60.0], "val_s": [3.0, 3.0]}),
+            run("quarter", 5_000, {"train_s": [14.0, 16.0]}, val_size=1000),  # older: no val_s column
+            run("large", 5_000, {"train_s": [50.0], "val_s": [5.0]}, val_size=1000, image_side=2528),
+            run("gpu", 20_000, {"train_s": [1.0], "val_s": [0.1]}, device="cuda"),
+            run("unfinished", 20_000, {"train_s": [999.0], "val_s": [99.0]}, finished=False)]
+    measured = probe.from_runs(runs)
+    assert set(measured) == {("identification", 100, "saccade"), ("identification", 2528, "saccade")}
+    small = measured[("identification", 100, "saccade")]
+    assert small["train"] == [50.0, 60.0, 56.0, 64.0] and small["val"] == [3.0, 3.0]
+    assert measured[("identification", 2528, "saccade")] == {"train": [200.0], "val": [10.0],
+                                                              "runs": [str(runs[2])]}

@@ -54,6 +54,18 @@ def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_weights(tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_of_a_run_recorded_before_validation_was_timed(tmp_path, mnist_root):
+    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, META)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    for row in ckpt["history"]:
+        del row["val_s"]  # written before history had the column
+    torch.save(ckpt, tmp_path / "last.pt")
+    summary = fit(_fresh_model(), TrainConfig(**RUN), tmp_path, META)
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [r["val_s"] for r in rows][0] == "" and float(rows[1]["val_s"]) > 0
+    assert summary["val_s"] == pytest.approx(float(rows[1]["val_s"]), abs=0.1)
+
+
 def test_resume_refuses_another_model_or_config(tmp_path, mnist_root):
     fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, META)
     with pytest.raises(ValueError, match="another model or training config"):
@@ -79,8 +91,12 @@ def test_outputs_are_written_and_sane(tmp_path, mnist_root):
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "test": True}), tmp_path, META)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert {"train_loss", "train_nll_class", "val_accuracy", "val_hit_rate", "elapsed_s"} <= set(rows[0])
+    assert {"train_loss", "train_nll_class", "val_accuracy", "val_hit_rate", "elapsed_s", "val_s"} <= set(rows[0])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # validation time is recorded apart from training time (the cpu profile's budgets count both)
+    assert all(float(r["val_s"]) > 0 for r in rows)
+    assert metrics["val_s"] == pytest.approx(sum(float(r["val_s"]) for r in rows), abs=0.1)
+    assert metrics["train_s"] == pytest.approx(float(rows[-1]["elapsed_s"]), abs=0.1)
     assert metrics == json.loads(json.dumps(summary))
     assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["test"]["n"] == 10_000
     assert len(metrics["test"]["step_accuracy"]) == 2 and len(metrics["test"]["hit_rate"]) == 2

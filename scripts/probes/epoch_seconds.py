@@ -1,25 +1,35 @@
-"""Probe: training seconds per epoch of 20,000 canvases for every (task, canvas, model) of the cpu profile.
+"""Probe: seconds per epoch for every (task, canvas, model) of the cpu profile: training on 20,000
+canvases, and scoring the 2,000 validation canvases that follow each epoch.
 
-The cpu profile gives each model the same minutes and turns them into a fixed number of epochs with
-these numbers (``saccadelib.study.EPOCH_SECONDS``, read from ``results/benchmarks/epoch_seconds.json``),
-so a run's result does not depend on what else shares the CPU. Each probe trains two short epochs
-through the shared loop (same settings as the study: recipe, batch size, 2 threads) and keeps the
-faster one, scaled to 20,000 canvases; nothing else may run on the machine meanwhile.
+The cpu profile gives each model the same minutes (training and validation) and turns them into a fixed
+number of epochs with these numbers (``saccadelib.study.EPOCH_SECONDS`` and ``VAL_SECONDS``, read from
+``results/benchmarks/epoch_seconds.json``), so a run's result does not depend on what else shares the CPU.
 
-    .venv/bin/python scripts/probes/epoch_seconds.py            # about 8 minutes on 2 cores
-    .venv/bin/python scripts/probes/epoch_seconds.py --only sum  # one task
-    .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some models
+Training seconds come from the study's own finished cpu runs when ``--from-runs`` names their folders
+(the mean over all their epochs: sustained training, the study's settings); a pair without finished runs
+trains two short probe epochs through the shared loop (same recipe, batch size, 2 threads) and keeps
+their mean. A short probe ran up to a third fast or slow against the runs it sized (session 7), hence
+the runs first. Validation is timed directly: the model, untrained (scoring costs the same), scores the
+validation canvases twice and the mean counts. Nothing else may run on the machine meanwhile.
+
+    .venv/bin/python scripts/probes/epoch_seconds.py --from-runs results/0*/runs   # about 3 minutes
+    .venv/bin/python scripts/probes/epoch_seconds.py            # probes every pair: about 10 minutes
+    .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some
 """
 import argparse
 import csv
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from saccadelib import study
-from saccadelib.experiment import train_model
+import torch
+
+from saccadelib import baselines, study
+from saccadelib.experiment import resolved_settings, train_model
 from saccadelib.runinfo import run_metadata, write_json
+from saccadelib.train import evaluate, evaluation_set
 
 # (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
 PROBES = [("sum", 100, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000), ("grid_glimpses", 6000),
@@ -28,24 +38,68 @@ PROBES = [("sum", 100, m, n) for m, n in [("saccade", 6000), ("random_glimpses",
                                                     ("grid_glimpses", 4000), ("proxy_cnn", 12000),
                                                     ("ram", 12000), ("resnet18", 1500)]] + \
          [("identification", study.LARGE_SIDE, m, 1500) for m in ("saccade", "random_glimpses")]
+VAL_CANVASES = 2_000
 
 
-def probe(task: str, canvas: int, model: str, canvases: int, threads: int) -> dict:
+def key_of(config: dict) -> tuple[str, int, str]:
+    """(task, canvas the model reads, model) of a run's config.json."""
+    model = config["model"]
+    return config["train"]["task"], int(model["config"].get("image_side") or 100), model["name"]
+
+
+def from_runs(folders: list[Path]) -> dict[tuple[str, int, str], dict]:
+    """Mean training seconds per 20k canvases (and validation seconds per 2k, where the history has them)
+    over every epoch of the finished runs in ``folders``."""
+    per_key: dict[tuple, dict[str, list[float]]] = {}
+    for folder in folders:
+        config_path, history_path = folder / "config.json", folder / "history.csv"
+        if not (folder / "metrics.json").exists() or not history_path.exists():
+            continue
+        config = json.loads(config_path.read_text())
+        train = config["train"]
+        if train.get("device", "cpu") != "cpu" or train.get("threads") != 2:
+            continue
+        with open(history_path) as f:
+            rows = list(csv.DictReader(f))
+        entry = per_key.setdefault(key_of(config), {"train": [], "val": [], "runs": []})
+        entry["train"] += [float(r["train_s"]) * 20_000 / train["train_size"] for r in rows]
+        entry["val"] += [float(r["val_s"]) * VAL_CANVASES / train["val_size"] for r in rows if r.get("val_s")]
+        entry["runs"].append(str(folder))
+    return per_key
+
+
+def probe_training(task: str, canvas: int, model: str, canvases: int, threads: int) -> list[float]:
     training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
                               threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         train_model(model, task, tmp, study.model_overrides(task, model, canvas),
                     study.train_overrides(task, canvas, model, training, seed=0))
         with open(Path(tmp) / "history.csv") as f:
-            epochs = [float(row["train_s"]) for row in csv.DictReader(f)]
-    return {"task": task, "canvas": canvas, "model": model, "probe_canvases": canvases, "epoch_train_s": epochs,
-            "seconds_per_20k": round(min(epochs) * 20_000 / canvases, 1)}
+            return [float(row["train_s"]) for row in csv.DictReader(f)]
+
+
+def probe_validation(task: str, canvas: int, model: str, threads: int) -> list[float]:
+    training = study.Training(budget_min=None, epochs=1, val_size=VAL_CANVASES, threads=threads)
+    model_cfg, _, train_cfg = resolved_settings(model, task, study.model_overrides(task, model, canvas),
+                                                study.train_overrides(task, canvas, model, training, seed=0))
+    torch.set_num_threads(threads)
+    net = baselines.build(model, model_cfg)
+    val = evaluation_set(train_cfg, "val")
+    seconds = []
+    for _ in range(2):
+        tick = time.perf_counter()
+        evaluate(net, val, train_cfg.eval_batch_size, VAL_CANVASES, "cpu", train_cfg.precision)
+        seconds.append(round(time.perf_counter() - tick, 2))
+    return seconds
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", help="tasks to probe (default: all); others keep their stored value")
-    parser.add_argument("--models", nargs="*", help="models to probe (default: all); others keep their stored value")
+    parser.add_argument("--from-runs", nargs="*", default=[], type=Path,
+                        help="folders holding finished cpu runs (e.g. results/0*/runs): their epochs give "
+                             "the training seconds; pairs without runs are probed")
+    parser.add_argument("--only", nargs="*", help="tasks to measure (default: all); others keep their stored value")
+    parser.add_argument("--models", nargs="*", help="models to measure (default: all); others keep their stored value")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(study.EPOCH_SECONDS_FILE), help="default: the file study reads")
     args = parser.parse_args()
@@ -58,20 +112,37 @@ def main():
     kept = []
     if (args.only or args.models) and out.exists():
         kept = [r for r in json.loads(out.read_text())["probes"] if not chosen(r["task"], r["model"])]
+    run_folders = [run for parent in args.from_runs for run in sorted(parent.iterdir()) if run.is_dir()]
+    measured = from_runs(run_folders)
     started = time.perf_counter()
     probes = []
     for task, canvas, model, canvases in PROBES:
         if not chosen(task, model):
             continue
-        record = probe(task, canvas, model, canvases, args.threads)
-        meta = run_metadata("cpu")  # per probe: a partial rerun leaves the others' provenance in place
+        record = {"task": task, "canvas": canvas, "model": model}
+        runs = measured.get((task, canvas, model))
+        if runs:
+            record.update(train_source="finished cpu runs", runs=runs["runs"], epochs=len(runs["train"]),
+                          seconds_per_20k=round(statistics.mean(runs["train"]), 1))
+        else:
+            epochs = probe_training(task, canvas, model, canvases, args.threads)
+            record.update(train_source="probe", probe_canvases=canvases, epoch_train_s=epochs,
+                          seconds_per_20k=round(statistics.mean(epochs) * 20_000 / canvases, 1))
+        if runs and runs["val"]:
+            record.update(val_source="finished cpu runs", val_seconds_per_2k=round(statistics.mean(runs["val"]), 2))
+        else:
+            val = probe_validation(task, canvas, model, args.threads)
+            record.update(val_source="probe", val_s=val, val_seconds_per_2k=round(statistics.mean(val), 2))
+        meta = run_metadata("cpu")  # per pair: a partial rerun leaves the others' provenance in place
         record.update({"time_utc": meta["time_utc"], "git_commit": meta["git_commit"]})
-        print(f"{task:15s} {canvas:5d}  {model:16s} {record['epoch_train_s']} s for {canvases} canvases "
-              f"-> {record['seconds_per_20k']} s per 20k", flush=True)
+        print(f"{task:15s} {canvas:5d}  {model:16s} train {record['seconds_per_20k']} s per 20k "
+              f"({record['train_source']}), validation {record['val_seconds_per_2k']} s per 2k", flush=True)
         probes.append(record)
-    write_json(out, {"what": "training seconds per epoch of 20,000 canvases (batch 128, fp32), shared loop",
-                     "command": "python scripts/probes/epoch_seconds.py", "threads": args.threads,
-                     **run_metadata("cpu"),
+    write_json(out, {"what": "seconds per epoch (batch 128, fp32, shared loop): training on 20,000 canvases "
+                             "(seconds_per_20k) and scoring 2,000 validation canvases (val_seconds_per_2k)",
+                     "command": "python scripts/probes/epoch_seconds.py"
+                                + "".join(f" --from-runs {' '.join(map(str, args.from_runs))}" for _ in args.from_runs[:1]),
+                     "threads": args.threads, **run_metadata("cpu"),
                      "wall_s": round(time.perf_counter() - started, 1), "probes": kept + probes})
     print(f"wrote {out}")
 
