@@ -163,3 +163,22 @@ def test_fivek_is_available_at_smoke_and_needs_prepared_data_otherwise(tmp_path,
     assert main(["reproduce", "--profile", "cpu", "--only", "04_fivek", "--results", str(tmp_path / "results"),
                  "--runs", str(tmp_path / "runs")]) == 0
     assert not (tmp_path / "results" / "04_fivek").exists()
+
+
+def test_git_keeps_each_experiments_run_records_and_ignores_checkpoints():
+    """results/<experiment>/runs/<run>/ (history, metrics, config: small) is committed with the results;
+    the checkpoints under the top-level runs/ are not."""
+    import shutil
+    import subprocess
+
+    from saccadelib.paths import REPO_ROOT
+
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT).returncode == 0
+
+    assert not ignored("results/01_two_digit_sum/runs/saccade_s0_0123456789/metrics.json")
+    assert ignored("runs/study/cpu/01_two_digit_sum/saccade_s0_0123456789/last.pt")
+    assert ignored("results/.staging/01_two_digit_sum/run.json")
