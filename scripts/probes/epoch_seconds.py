@@ -140,8 +140,8 @@ def main():
         probes.append(record)
     write_json(out, {"what": "seconds per epoch (batch 128, fp32, shared loop): training on 20,000 canvases "
                              "(seconds_per_20k) and scoring 2,000 validation canvases (val_seconds_per_2k)",
-                     "command": "python scripts/probes/epoch_seconds.py"
-                                + "".join(f" --from-runs {' '.join(map(str, args.from_runs))}" for _ in args.from_runs[:1]),
+                     "command": " ".join(["python scripts/probes/epoch_seconds.py",
+                                          *(["--from-runs", *map(str, args.from_runs)] if args.from_runs else [])]),
                      "threads": args.threads, **run_metadata("cpu"),
                      "wall_s": round(time.perf_counter() - started, 1), "probes": kept + probes})
     print(f"wrote {out}")
