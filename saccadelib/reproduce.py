@@ -9,13 +9,19 @@ run interrupted inside a notebook resumes from its checkpoint under ``runs/study
 (cell error, timeout, dead kernel) is reported with its cell, the failed notebook is kept beside the
 results as ``<name>.failed.ipynb`` with ``failure.json``, the other experiments still run, and the exit
 status is non-zero.
+
+A notebook may finish over several sittings (the machine stops, a person interrupts). Each sitting keeps a
+heartbeat in its staging folder; the next sitting adds the interrupted one's wall time to a ledger, and the
+finished experiment's ``run.json`` lists every sitting it took (``sittings``, ``wall_s_all_sittings``).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -102,6 +108,80 @@ def _swap_in(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+HEARTBEAT_S = 30.0  # how often a running sitting records that it is alive: an interrupted one's error
+
+
+def _ledger_path(results_root: Path, name: str) -> Path:
+    return results_root / ".staging" / f"{name}.sittings.json"
+
+
+def _read_ledger(results_root: Path, name: str) -> list[dict]:
+    path = _ledger_path(results_root, name)
+    try:
+        return json.loads(path.read_text())["sittings"] if path.exists() else []
+    except (ValueError, KeyError, TypeError):  # a torn ledger costs the earlier sittings' times, not the run
+        return []
+
+
+def _close_interrupted_sitting(staging: Path, results_root: Path, name: str) -> list[dict]:
+    """The ledger of this experiment's earlier sittings, with the one whose heartbeat is still in
+    ``staging`` (it was killed before it could finish or fail) added: it ran until its last heartbeat."""
+    ledger = _read_ledger(results_root, name)
+    heartbeat = staging / "sitting.json"
+    if heartbeat.exists():
+        try:
+            beat = json.loads(heartbeat.read_text())
+            ledger.append({**{k: beat[k] for k in ("started", "parameters", "library_settings")},
+                           "wall_s": round(beat["alive_unix"] - beat["started_unix"], 1), "outcome": "interrupted"})
+            write_json(_ledger_path(results_root, name), {"sittings": ledger})
+        except (ValueError, KeyError, TypeError):
+            pass
+    return ledger
+
+
+class _Heartbeat:
+    """Writes ``sitting.json`` (start, parameters, settings, last time alive) now and every HEARTBEAT_S
+    seconds until stopped, so that a sitting killed mid-notebook still says how long it ran."""
+
+    def __init__(self, path: Path, parameters: dict, settings: str):
+        self.path, self.stopped = path, threading.Event()
+        now = time.time()
+        self.beat = {"started": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
+                     "started_unix": now, "alive_unix": now, "parameters": parameters, "library_settings": settings}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _write(self) -> None:
+        self.beat["alive_unix"] = time.time()
+        try:
+            write_json(self.path, self.beat)
+        except OSError:  # the staging folder went away (the notebook ended): nothing left to record
+            pass
+
+    def _run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_S):
+            self._write()
+
+    def start(self) -> "_Heartbeat":
+        self._write()
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """A last beat; the file stays, so a sitting stopped by Ctrl-C is counted by the next one (a sitting
+        that finished or failed removes it with its staging folder)."""
+        self.stopped.set()
+        self.thread.join()
+        self._write()
+
+
+def _sittings(ledger: list[dict], current: dict) -> list[dict]:
+    """The sittings that count towards this result: earlier ones under the same parameters and library
+    settings (time spent under other settings bought runs this result does not use), then this one."""
+    same = [s for s in ledger if s.get("parameters") == current["parameters"]
+            and s.get("library_settings") == current["library_settings"]]
+    return same + [current]
+
+
 def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root: Path, overrides: dict,
                    force: bool = False, cell_timeout_s: float | None = None, log=print,
                    notebooks_dir: Path | None = None) -> dict:
@@ -133,6 +213,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
             log(f"{exp.name}: the library's settings changed since {previous} was written; rerunning")
 
     staging = results_root / ".staging" / exp.name
+    ledger = _close_interrupted_sitting(staging, results_root, exp.name)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -143,6 +224,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     executed = staging / f"{exp.name}.ipynb"
     log(f"{exp.name}: running {exp.notebook} ({', '.join(f'{k}={v}' for k, v in parameters.items())})")
     started, error = time.perf_counter(), None
+    heartbeat = _Heartbeat(staging / "sitting.json", parameters, settings).start()
     # The kernel inherits this environment: whatever backend the caller chose (tests use Agg), the
     # executed notebook must show its figures, which only the inline backend does.
     backend = os.environ.get("MPLBACKEND")
@@ -161,13 +243,19 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
         error = {"kind": type(err).__name__, "cell": _failing_cell(executed), "error": str(err).splitlines()[0]
                  if str(err) else type(err).__name__}
     finally:
+        heartbeat.stop()
         if backend is None:
             os.environ.pop("MPLBACKEND", None)
         else:
             os.environ["MPLBACKEND"] = backend
     wall = round(time.perf_counter() - started, 1)
+    sitting = {"started": heartbeat.beat["started"], "parameters": parameters, "library_settings": settings,
+               "wall_s": wall, "outcome": "failed" if error else "finished"}
+    sittings = _sittings(ledger, sitting)
     record = {"name": exp.name, "notebook": f"notebooks/{exp.notebook}", "profile": profile, "parameters": parameters,
-              "wall_s": wall, "git_commit": git_commit(), "library_settings": settings,
+              "wall_s": wall, "sittings": [{k: s[k] for k in ("started", "wall_s", "outcome")} for s in sittings],
+              "wall_s_all_sittings": round(sum(s["wall_s"] for s in sittings), 1),
+              "git_commit": git_commit(), "library_settings": settings,
               "run": run_metadata(resolve_device(overrides.get("device") or "cpu"))}
     config = staging / "config.json"
     if config.exists():  # what the notebook resolved: seeds, budgets, the dataset hashes
@@ -179,17 +267,22 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
             shutil.copyfile(executed, final / f"{exp.name}.failed.ipynb")
         write_json(final / "failure.json", {**record, "status": "failed", **error})
         shutil.rmtree(staging, ignore_errors=True)
+        # the failed sitting's time counts towards the result that a later sitting finishes
+        write_json(_ledger_path(results_root, exp.name), {"sittings": [*ledger, sitting]})
         where = f"cell {error['cell']}" if error["cell"] is not None else "an unknown cell"
         log(f"{exp.name}: FAILED ({error['kind']}) in {where}: {error['error']}  → {final / 'failure.json'}")
         return {"name": exp.name, "status": "failed", **error, "wall_s": wall}
 
+    (staging / "sitting.json").unlink(missing_ok=True)
     write_json(staging / "run.json", {**record, "status": "ok"})
     _swap_in(staging, final)
+    _ledger_path(results_root, exp.name).unlink(missing_ok=True)  # run.json holds the sittings now
     for name in exp.publish:
         if (final / name).exists():
             with atomic_path(results_root / name) as tmp:
                 shutil.copyfile(final / name, tmp)
-    log(f"{exp.name}: ok in {wall / 60:.1f} min → {final}")
+    more = f" ({len(sittings)} sittings: {record['wall_s_all_sittings'] / 60:.1f} min)" if len(sittings) > 1 else ""
+    log(f"{exp.name}: ok in {wall / 60:.1f} min{more} → {final}")
     return {"name": exp.name, "status": "ok", "wall_s": wall}
 
 

@@ -743,8 +743,10 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
 
 def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
     """What the study's experiments cost, read from their ``run.json`` and ``runs.csv``: per experiment,
-    its training runs' measured minutes (summed) and the wall minutes of the notebook's last execution
-    (less than training when it reused finished runs), then a total row."""
+    its training runs' measured minutes of training and validation (summed), and the notebook's wall
+    minutes: over every sitting it took where the runner recorded them (``sittings``), else its last
+    execution only (``sittings`` "last only": less than its training when it reused runs an earlier sitting
+    finished). Then a total row."""
     import pandas as pd
 
     from .paths import results_dir
@@ -760,18 +762,23 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
         runs = root / exp.name / "runs.csv"
         frame = pd.read_csv(runs) if runs.exists() else pd.DataFrame({"train_min": []})
         validation = frame["val_min"].sum() if "val_min" in frame else 0.0
+        recorded = "wall_s_all_sittings" in record
+        wall = record["wall_s_all_sittings"] if recorded else record.get("wall_s", float("nan"))
         rows.append({"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
                      "runs": len(frame), "training_min": round(float(frame["train_min"].sum()), 1),
                      "validation_min": round(float(validation), 1),
-                     "last_notebook_min": round(record.get("wall_s", float("nan")) / 60, 1)})
-    table = pd.DataFrame(rows, columns=["experiment", "profile", "status", "runs", "training_min",
-                                        "validation_min", "last_notebook_min"])
+                     "notebook_min": round(wall / 60, 1),
+                     "sittings": str(len(record["sittings"])) if recorded else "last only"})
+    columns = ["experiment", "profile", "status", "runs", "training_min", "validation_min", "notebook_min",
+               "sittings"]
+    table = pd.DataFrame(rows, columns=columns)
     if len(table):
         total = {"experiment": "total", "profile": ",".join(dict.fromkeys(table["profile"].astype(str))),
                  "status": "", "runs": int(table["runs"].sum()),
                  "training_min": round(float(table["training_min"].sum()), 1),
                  "validation_min": round(float(table["validation_min"].sum()), 1),
-                 "last_notebook_min": round(float(table["last_notebook_min"].sum()), 1)}
+                 "notebook_min": round(float(table["notebook_min"].sum()), 1),
+                 "sittings": "" if (table["sittings"] != "last only").all() else "some last only"}
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     return table
 

@@ -182,3 +182,55 @@ def test_git_keeps_each_experiments_run_records_and_ignores_checkpoints():
     assert not ignored("results/01_two_digit_sum/runs/saccade_s0_0123456789/metrics.json")
     assert ignored("runs/study/cpu/01_two_digit_sum/saccade_s0_0123456789/last.pt")
     assert ignored("results/.staging/01_two_digit_sum/run.json")
+
+
+def _interrupted_sitting(results: Path, name: str, wall_s: float, parameters: dict, settings: str) -> None:
+    """What a runner killed mid-notebook leaves: its staging folder with the sitting's last heartbeat."""
+    staging = results / ".staging" / name
+    staging.mkdir(parents=True)
+    (staging / "sitting.json").write_text(json.dumps({
+        "started": "2026-01-01T00:00:00+00:00", "started_unix": 1000.0, "alive_unix": 1000.0 + wall_s,
+        "parameters": parameters, "library_settings": settings}))
+
+
+def test_a_result_finished_over_several_sittings_records_each_sittings_wall_time(fake_study):
+    from saccadelib.study import settings_fingerprint
+
+    _, results, _ = fake_study
+    here = {"profile": "smoke"}
+    _interrupted_sitting(results, "ok", 200.0, here, "settings of an older library")
+    run(fake_study, ["ok"])  # picks up that sitting; it does not count: other settings
+    _interrupted_sitting(results, "ok", 100.0, here, settings_fingerprint("smoke"))
+    outcome, lines = run(fake_study, ["ok"], force=True)
+    record = json.loads((results / "ok" / "run.json").read_text())
+    assert [s["outcome"] for s in record["sittings"]] == ["interrupted", "finished"]
+    assert record["sittings"][0]["wall_s"] == 100.0
+    assert record["wall_s_all_sittings"] == pytest.approx(100.0 + record["wall_s"], abs=0.11)
+    assert "2 sittings" in lines[-2]
+    assert not (results / ".staging" / "ok.sittings.json").exists()  # consumed into run.json
+    assert not (results / "ok" / "sitting.json").exists()
+
+
+def test_a_failed_sitting_counts_towards_the_result_that_follows(fake_study):
+    _, results, _ = fake_study
+    assert run(fake_study, ["bad"])[0]["bad"]["status"] == "failed"
+    ledger = json.loads((results / ".staging" / "bad.sittings.json").read_text())["sittings"]
+    assert [s["outcome"] for s in ledger] == ["failed"] and ledger[0]["wall_s"] > 0
+    notebooks, _, _ = fake_study
+    write_notebook(notebooks / "bad.ipynb", "x = 1")  # fixed
+    run(fake_study, ["bad"])
+    record = json.loads((results / "bad" / "run.json").read_text())
+    assert [s["outcome"] for s in record["sittings"]] == ["failed", "finished"]
+
+
+def test_the_heartbeat_says_how_long_a_sitting_ran_until_it_stopped(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(reproduce, "HEARTBEAT_S", 0.05)
+    beat = reproduce._Heartbeat(tmp_path / "sitting.json", {"profile": "smoke"}, "x").start()
+    time.sleep(0.3)
+    written = json.loads((tmp_path / "sitting.json").read_text())
+    assert written["alive_unix"] - written["started_unix"] >= 0.1  # it kept beating while running
+    beat.stop()
+    ledger = reproduce._close_interrupted_sitting(tmp_path, tmp_path, "x")
+    assert ledger[0]["outcome"] == "interrupted" and ledger[0]["wall_s"] >= 0.3 - 0.01

@@ -267,14 +267,18 @@ def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     pd.DataFrame({"train_min": [10.4, 9.9, 16.2], "val_min": [0.5, None, 0.25]}).to_csv(
         root / "01_two_digit_sum" / "runs.csv", index=False)
     (root / "05_efficiency").mkdir()
-    (root / "05_efficiency" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 1200}))
+    (root / "05_efficiency" / "run.json").write_text(json.dumps({  # finished in its second sitting
+        "profile": "cpu", "status": "ok", "wall_s": 1200, "wall_s_all_sittings": 1500,
+        "sittings": [{"wall_s": 300, "outcome": "interrupted"}, {"wall_s": 1200, "outcome": "finished"}]}))
     (root / "00_summary").mkdir()  # always rerun: not a cost of its own
     (root / "00_summary" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 30}))
     table = study.profile_time(root).set_index("experiment")
     assert list(table.index) == ["01_two_digit_sum", "05_efficiency", "total"]
     assert table.loc["01_two_digit_sum", "training_min"] == 36.5 and table.loc["01_two_digit_sum", "runs"] == 3
-    assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "last_notebook_min"] == 20
-    assert table.loc["total", "training_min"] == 36.5 and table.loc["total", "last_notebook_min"] == 30
+    assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "notebook_min"] == 25
+    assert table.loc["05_efficiency", "sittings"] == "2" and table.loc["01_two_digit_sum", "sittings"] == "last only"
+    assert table.loc["total", "training_min"] == 36.5 and table.loc["total", "notebook_min"] == 35
+    assert table.loc["total", "sittings"] == "some last only"
     assert table.loc["01_two_digit_sum", "validation_min"] == 0.8 and table.loc["total", "validation_min"] == 0.8
 
 
