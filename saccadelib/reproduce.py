@@ -21,8 +21,8 @@ import os
 import shutil
 import threading
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -154,7 +154,7 @@ class _Heartbeat:
         self.beat["alive_unix"] = time.time()
         try:
             write_json(self.path, self.beat)
-        except OSError:  # the staging folder went away (the notebook ended): nothing left to record
+        except OSError:  # a full disk costs this beat (the sitting's time), never the notebook
             pass
 
     def _run(self) -> None:
