@@ -12,7 +12,7 @@ status is non-zero.
 
 A notebook may finish over several sittings (the machine stops, a person interrupts). Each sitting keeps a
 heartbeat in its staging folder; the next sitting adds the interrupted one's wall time to a ledger, and the
-finished experiment's ``run.json`` lists every sitting it took (``sittings``, ``wall_s_all_sittings``).
+finished experiment's ``run.json`` lists every sitting it took (``sittings``, each with its ``wall_s``).
 """
 from __future__ import annotations
 
@@ -254,7 +254,6 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     sittings = _sittings(ledger, sitting)
     record = {"name": exp.name, "notebook": f"notebooks/{exp.notebook}", "profile": profile, "parameters": parameters,
               "wall_s": wall, "sittings": [{k: s[k] for k in ("started", "wall_s", "outcome")} for s in sittings],
-              "wall_s_all_sittings": round(sum(s["wall_s"] for s in sittings), 1),
               "git_commit": git_commit(), "library_settings": settings,
               "run": run_metadata(resolve_device(overrides.get("device") or "cpu"))}
     config = staging / "config.json"
@@ -281,7 +280,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
         if (final / name).exists():
             with atomic_path(results_root / name) as tmp:
                 shutil.copyfile(final / name, tmp)
-    more = f" ({len(sittings)} sittings: {record['wall_s_all_sittings'] / 60:.1f} min)" if len(sittings) > 1 else ""
+    more = f" ({len(sittings)} sittings: {sum(s['wall_s'] for s in sittings) / 60:.1f} min)" if len(sittings) > 1 else ""
     log(f"{exp.name}: ok in {wall / 60:.1f} min{more} → {final}")
     return {"name": exp.name, "status": "ok", "wall_s": wall}
 

@@ -762,8 +762,8 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
         runs = root / exp.name / "runs.csv"
         frame = pd.read_csv(runs) if runs.exists() else pd.DataFrame({"train_min": []})
         validation = frame["val_min"].sum() if "val_min" in frame else 0.0
-        recorded = "wall_s_all_sittings" in record
-        wall = record["wall_s_all_sittings"] if recorded else record.get("wall_s", float("nan"))
+        recorded = "sittings" in record
+        wall = sum(s["wall_s"] for s in record["sittings"]) if recorded else record.get("wall_s", float("nan"))
         rows.append({"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
                      "runs": len(frame), "training_min": round(float(frame["train_min"].sum()), 1),
                      "validation_min": round(float(validation), 1),

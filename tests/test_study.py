@@ -268,7 +268,7 @@ def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
         root / "01_two_digit_sum" / "runs.csv", index=False)
     (root / "05_efficiency").mkdir()
     (root / "05_efficiency" / "run.json").write_text(json.dumps({  # finished in its second sitting
-        "profile": "cpu", "status": "ok", "wall_s": 1200, "wall_s_all_sittings": 1500,
+        "profile": "cpu", "status": "ok", "wall_s": 1200,
         "sittings": [{"wall_s": 300, "outcome": "interrupted"}, {"wall_s": 1200, "outcome": "finished"}]}))
     (root / "00_summary").mkdir()  # always rerun: not a cost of its own
     (root / "00_summary" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 30}))
