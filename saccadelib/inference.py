@@ -7,10 +7,8 @@ import torch
 
 from . import data as twodigit
 from .model import ModelConfig, VariationalSaccading
+from .registry import GLIMPSE_MODELS
 from .sampler import FileSource, ImageSource, TensorSource, window_to_box
-
-
-GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")  # registry names built on VariationalSaccading
 
 
 class CheckpointError(ValueError):

@@ -47,6 +47,15 @@ RAW_FILES = {
 }
 
 
+# Content hashes of the four uncompressed files (official MNIST's bytes; the conversion reproduces them)
+RAW_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
 class MNISTError(RuntimeError):
     """MNIST is missing, corrupt or cannot be fetched; the message says which file and the fix."""
 
@@ -96,9 +105,14 @@ def check_raw_file(path: Path, kind: str, n: int | None) -> None:
 
 
 def check_raw_folder(root: Path | str | None = None) -> Path:
+    """The four files exist, parse, and hold MNIST's exact bytes (content hash); else MNISTError."""
     folder = raw_folder(root)
     for name, (kind, n) in RAW_FILES.items():
         check_raw_file(folder / name, kind, n)
+        actual = sha256_file(folder / name)
+        if actual != RAW_SHA256[name]:
+            raise MNISTError(f"MNIST file {folder / name} has SHA-256 {actual[:16]}…, not MNIST's "
+                             f"{RAW_SHA256[name][:16]}… (corrupt or altered); delete it and {PREPARE_HINT}")
     return folder
 
 

@@ -14,13 +14,13 @@ RNN: where to look depends on the proxy and earlier z only, so all T crops are r
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import ClassVar
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import from_dict, to_dict
 from .loss import LossConfig, gaussian_sample, saccade_loss
 from .sampler import ImageSource, TensorSource, UpsampledSource, WindowConfig, noisy_proxy, window_from_z
 
@@ -57,14 +57,12 @@ class ModelConfig:
     posterior_trains_encoder: bool = True
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
     policy: str = "learnt"  # "learnt" (windows from z), or the controls "random" (uniform) and "grid" (fixed)
-    # The noisy-proxy ablation (STUDY.md §1): Gaussian noise std and pixel keep fraction applied to the
+    # The noisy-proxy ablation (docs/tasks.md): Gaussian noise std and pixel keep fraction applied to the
     # proxy the model is shown, never to the crops. Fresh noise in training, a fixed stream in evaluation.
     proxy_noise: float = 0.0
     proxy_keep: float = 1.0
     window: WindowConfig = field(default_factory=WindowConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    # For a field added later: the value a config saved before it existed behaved as (read when absent).
-    LEGACY: ClassVar[dict] = {"proxy_width": None}
 
     def __post_init__(self):
         if self.policy not in ("learnt", "random", "grid"):
@@ -83,20 +81,11 @@ class ModelConfig:
             raise ValueError("need at least one glimpse, crops and proxies of at least 8 pixels")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        values = {**cls.LEGACY, **values}
-        if isinstance(values.get("window"), dict):
-            values["window"] = WindowConfig(**values["window"])
-        if isinstance(values.get("loss"), dict):
-            values["loss"] = LossConfig(**values["loss"])
-        return cls(**values)
+        return from_dict(cls, values)
 
 
 def conv_block(cin: int, cout: int, norm: str, pool: bool = True) -> nn.Sequential:

@@ -16,8 +16,8 @@ from .paths import REPO_ROOT, write_text_atomic
 def git_commit() -> str:
     """HEAD's hash, with ``+dirty`` when tracked files differ from it (an honest label for the result).
 
-    ``SACCADE_GIT_COMMIT`` overrides it, for copies of the tree whose .git is not the code's (the lent
-    GPU machine receives the working tree with the .git of the session's start)."""
+    ``SACCADE_GIT_COMMIT`` overrides it, for copies of the tree whose .git is not the code's (a working
+    tree copied to another machine)."""
     if os.environ.get("SACCADE_GIT_COMMIT"):
         return os.environ["SACCADE_GIT_COMMIT"]
     try:

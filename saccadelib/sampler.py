@@ -36,7 +36,7 @@ class WindowConfig:
       tanh(x)·(1 - scale) so the window always lies inside the image.
     - ``fixed``: scale = ``fixed_scale`` (the original's effective 30%), centre bounded as above.
     - ``original``: the authors' code: scale = 1 / max(|s|, 1/0.3) (so no gradient and 30% whenever
-      |s| < 3.33) and an unbounded centre (x, y). For parity runs only; see README deviations.
+      |s| < 3.33) and an unbounded centre (x, y). For parity runs only; see docs/deviations.md.
     """
     mode: str = "learnt"
     min_scale: float = 0.2
@@ -150,7 +150,7 @@ def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, base_len: i
 
 def noisy_proxy(proxy: torch.Tensor, sigma: float = 0.0, keep: float = 1.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """The proxy ablation's two knobs (STUDY.md §1, paper Fig. 5), applied to the proxy only:
+    """The proxy ablation's two knobs (docs/tasks.md, paper Fig. 5), applied to the proxy only:
     additive Gaussian noise of std ``sigma`` clipped to [0, 1], then pixel dropout keeping a fraction
     ``keep`` of the pixels (the rest read 0; one mask per pixel, shared by the channels)."""
     if sigma < 0 or not 0 < keep <= 1:

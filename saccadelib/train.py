@@ -21,18 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
-from . import data as twodigit
 from .paths import atomic_path, write_text_atomic
 from .runinfo import run_metadata, write_json
-from .sampler import box_contains, window_to_box
+from .tasks import check_name, get_task
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str = "identification"
-    canvas: int = 100
+    task: str = "identification"  # sum, identification or fivek (docs/tasks.md)
     epochs: int = 30
     train_size: int = 20_000  # fresh canvases per epoch
     batch_size: int = 128
@@ -52,11 +50,10 @@ class TrainConfig:
     test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
     device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
     precision: str = "fp32"  # "fp32", or "bf16" (autocast on a GPU: matmuls and convs in bfloat16)
-    data_root: str | None = None  # task "fivek": the prepared folder (default data/fivek)
+    data_root: str | None = None  # a task read from files (fivek): its prepared folder (default data/fivek)
 
     def __post_init__(self):
-        if self.task != "fivek":
-            twodigit.task_spec(self.task)
+        check_name(self.task)
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
         if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
@@ -68,13 +65,6 @@ class TrainConfig:
 
 
 # -------------------------------------------------------------------------------------- evaluation
-
-def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
-    """[N, T, 2] bool: glimpse t's window contains digit d's box centre (canvas pixel coordinates)."""
-    win_box = window_to_box(windows, canvas, canvas)  # [N, T, 4]
-    centres = (boxes[..., :2] + boxes[..., 2:]) / 2  # [N, 2, 2]
-    return box_contains(win_box.unsqueeze(2), centres.unsqueeze(1))
-
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → the GPU if there is one, else the CPU; a GPU asked for by name must exist."""
@@ -96,11 +86,11 @@ def autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def evaluate(model, dataset: "twodigit.TwoDigitSet", batch_size: int = 500, limit: int | None = None,
+def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
              device: torch.device | str | None = None, precision: str = "fp32") -> dict:
-    """Exact-match accuracy; with glimpses also per-step accuracy, per-step hit rate, and the share of
-    images where every digit was hit by some glimpse. Runs where the model's parameters are unless
-    ``device`` says otherwise."""
+    """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
+    objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
+    hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise."""
     model.eval()
     if device is None:
         first = next(model.parameters(), None)
@@ -121,8 +111,8 @@ def evaluate(model, dataset: "twodigit.TwoDigitSet", batch_size: int = 500, limi
         if "step_logits" in out:
             sc = (out["step_logits"].argmax(-1) == label.unsqueeze(1)).sum(0)
             step_correct = sc if step_correct is None else step_correct + sc
-        if "windows" in out and "boxes" in batch:  # digit boxes: two-digit tasks only
-            hm = hit_matrix(out["windows"], batch["boxes"], dataset.canvas)
+        if "windows" in out and hasattr(dataset, "glimpse_hits"):
+            hm = dataset.glimpse_hits(out["windows"], batch)
             h = hm.any(-1).sum(0)
             c = hm.any(1).all(-1).sum()
             hits, covered = (h, c) if hits is None else (hits + h, covered + c)
@@ -145,28 +135,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def training_data(cfg: TrainConfig):
-    """The task's training batches: fresh two-digit canvases (train_size per epoch), or FiveK's training
-    split in a new seeded order each epoch (all of it; train_size is ignored)."""
-    if cfg.task == "fivek":
-        from . import fivek
-
-        return fivek.FiveKStream(cfg.batch_size, cfg.seed, cfg.data_root)
-    return twodigit.TwoDigitStream(cfg.task, cfg.train_size, cfg.batch_size, cfg.seed, cfg.canvas)
-
-
-def evaluation_set(cfg: TrainConfig, split: str):
-    if cfg.task == "fivek":
-        from . import fivek
-
-        return fivek.FiveKSet(split, cfg.data_root)
-    return twodigit.eval_set(cfg.task, split, cfg.canvas)
-
-
-def describe(dataset) -> dict:
-    return dataset.describe() if hasattr(dataset, "describe") else twodigit.describe(dataset)
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
@@ -230,7 +198,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
 
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        if not _same_model(ckpt["model_meta"], model_meta, model) or ckpt["train_config"] != _resumable(cfg):
+        if ckpt["model_meta"] != model_meta or ckpt["train_config"] != _resumable(cfg):
             raise ValueError(f"{last_path} was written by another model or training config; "
                              "use another output folder or resume=False")
         model.load_state_dict(ckpt["model"])
@@ -243,11 +211,14 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     else:
         seed_everything(cfg.seed)
 
-    stream, val = training_data(cfg), evaluation_set(cfg, "val")
-    loader = stream if cfg.task == "fivek" else \
-        DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda")
+    task = get_task(cfg.task, cfg.data_root)
+    stream, val = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed), task.evaluation_set("val")
+    # Generated canvases come through a DataLoader (workers render batches); file-backed batches carry
+    # their sources and are iterated directly.
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda") \
+        if isinstance(stream, IterableDataset) else stream
     write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta,
-                                         "datasets": {"val": describe(val)}, "run": run_metadata(device)})
+                                         "datasets": {"val": val.describe()}, "run": run_metadata(device)})
 
     for epoch in range(start_epoch, cfg.epochs):
         per_epoch = elapsed / epoch if epoch else 0.0
@@ -307,38 +278,62 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
                "train_s": round(elapsed, 1), "val_s": round(sum(row.get("val_s", 0.0) for row in history), 1)}
     if cfg.test and best_path.exists():
         model.load_state_dict(load_checkpoint(best_path)["model"])
-        test = evaluation_set(cfg, "test")
+        test = task.evaluation_set("test")
         summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision)
-        summary["test_dataset"] = describe(test)
+        summary["test_dataset"] = test.describe()
     summary["run"] = run_metadata(device)
     write_json(out_dir / "metrics.json", summary)
     return summary
 
 
-def _same_model(saved: dict, meta: dict, model) -> bool:
-    """Whether a checkpoint's model_meta describes this model; a config field added since the checkpoint
-    was written reads as its LEGACY value (what the code did before the field existed)."""
-    if saved == meta:
-        return True
-    config_type = type(getattr(model, "cfg", None))
-    if not hasattr(config_type, "from_dict") or {k: v for k, v in saved.items() if k != "config"} != \
-            {k: v for k, v in meta.items() if k != "config"}:
-        return False
-    try:
-        return json.loads(json.dumps(config_type.from_dict(saved.get("config", {})).to_dict())) == meta.get("config")
-    except (TypeError, ValueError):
-        return False
-
-
 def _resumable(cfg: TrainConfig) -> dict:
-    """The config fields that must match to resume (epochs, budget and display may change)."""
+    """The config fields that must match to resume: not the epochs of a constant-rate run (more may be
+    added; a schedule depends on them), nor how the run is displayed, timed, placed or scored."""
     values = asdict(cfg)
     if cfg.lr_schedule == "constant":
-        values.pop("epochs")  # more epochs may be added to a constant-rate run; a schedule depends on them
-    if cfg.precision == "fp32":
-        values.pop("precision")  # the default: runs saved before the setting existed still resume
-    if cfg.data_root is None:
-        values.pop("data_root")  # likewise
+        values.pop("epochs")
     for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device"):
         values.pop(key)
     return values
+
+
+# ---------------------------------------------------------------------------------- by name
+
+def resolved_settings(name: str, task: str, model_overrides: dict | None = None,
+                      train_overrides: dict | None = None):
+    """(model config, the model_meta a run records, TrainConfig) for ``KEY=VALUE`` overrides."""
+    from .config import apply_overrides, to_dict
+    from .registry import config_for
+    from .tasks import n_classes
+
+    model_cfg = config_for(name, n_classes(task), model_overrides)
+    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
+    return model_cfg, {"name": name, "task": task, "config": to_dict(model_cfg)}, train_cfg
+
+
+def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict | None = None,
+                train_overrides: dict | None = None) -> dict:
+    """Train the registered model ``name`` on ``task`` with the shared loop (resumes from ``out_dir``)."""
+    from .registry import build
+
+    model_cfg, meta, train_cfg = resolved_settings(name, task, model_overrides, train_overrides)
+    seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
+    return fit(build(name, model_cfg), train_cfg, out_dir, model_meta=meta)
+
+
+def record_run(run_dir: str | Path, record_dir: str | Path, command: list[str]) -> Path:
+    """Copy a finished run's small outputs (history, metrics, config) to ``record_dir`` with the command
+    that produced them, so the numbers there can be regenerated."""
+    import shlex
+    import shutil
+
+    run_dir, record_dir = Path(run_dir), Path(record_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("history.csv", "metrics.json", "config.json"):
+        with atomic_path(record_dir / name) as tmp:
+            shutil.copyfile(run_dir / name, tmp)
+    write_text_atomic(record_dir / "command.txt", "# from the repository root; rerunning resumes or repeats the run\n"
+                      + shlex.join(command) + "\n")
+    return record_dir

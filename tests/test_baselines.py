@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from saccadelib import baselines
+from saccadelib import registry
 from saccadelib.baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, TiledResNet, TiledResNetConfig,
                                   WholeImageResNet, ResNetConfig, tile_starts, tile_windows)
 from saccadelib.data import make_two_digit
@@ -107,15 +107,16 @@ def test_ram_policy_learns_from_reinforce_only():
     assert torch.equal(a["windows"], b["windows"])  # evaluation: fixed first draws, then the policy's mean
 
 
-def test_configs_saved_before_a_field_existed_read_as_they_behaved_then():
+def test_configs_round_trip_and_refuse_unknown_keys():
     from saccadelib.model import ModelConfig
 
-    saved = RAMConfig(n_classes=19).to_dict()
-    del saved["start"]  # written before RAM's start setting existed: it then always began at the centre
-    assert RAMConfig.from_dict(saved).start == "centre" and RAMConfig().start == "random"
-    saved = ModelConfig().to_dict()
-    del saved["proxy_width"]
-    assert ModelConfig.from_dict(saved) == ModelConfig()
+    for cfg in (RAMConfig(n_classes=19, start="centre"), ModelConfig(glimpses=2), TiledResNetConfig(tile=64)):
+        assert type(cfg).from_dict(cfg.to_dict()) == cfg
+    saved = RAMConfig().to_dict()
+    del saved["start"]  # a missing field takes today's default: no compatibility layer
+    assert RAMConfig.from_dict(saved).start == RAMConfig().start
+    with pytest.raises(ValueError, match="unknown setting 'retina'"):
+        RAMConfig.from_dict({**RAMConfig().to_dict(), "retina": 3})
 
 
 @pytest.mark.parametrize("name", ["resnet18", "proxy_cnn", "ram"])
@@ -124,8 +125,8 @@ def test_baselines_fit_one_batch(name):
     # RAM sees the batch through small, noisily placed glimpses, so it is asked for less in the same budget.
     small, steps, ratio = {"resnet18": ({}, 25, 0.3), "proxy_cnn": ({"width": 8}, 40, 0.3),
                            "ram": ({"hidden": 64}, 120, 0.5)}[name]
-    cfg = baselines.default_config(name, 19)
-    model = baselines.build(name, cfg.from_dict({**cfg.to_dict(), **small}))
+    cfg = registry.config_for(name, 19)
+    model = registry.build(name, cfg.from_dict({**cfg.to_dict(), **small}))
     batch = make_two_digit("sum", "train", 12, 1)
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
     first = None
@@ -145,16 +146,16 @@ def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mni
     small["random_glimpses"] = small["grid_glimpses"] = small["saccade"]
     run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
                       progress="none", test=False)
-    assert set(baselines.REGISTRY) == {"saccade", "random_glimpses", "grid_glimpses", "resnet18",
+    assert set(registry.REGISTRY) == {"saccade", "random_glimpses", "grid_glimpses", "resnet18",
                                        "resnet18_tiles", "proxy_cnn", "ram"}
-    for name in baselines.REGISTRY:
-        cfg = baselines.default_config(name, 19)
-        model = baselines.build(name, cfg.to_dict() | small.get(name, {}))
+    for name in registry.REGISTRY:
+        cfg = registry.config_for(name, 19)
+        model = registry.build(name, cfg.to_dict() | small.get(name, {}))
         summary = fit(model, run, tmp_path / name, {"name": name})
         assert summary["epochs_run"] == 1 and 0 <= summary["best_val_accuracy"] <= 1
-    assert baselines.default_config("random_glimpses", 55).policy == "random"
+    assert registry.config_for("random_glimpses", 55).policy == "random"
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
-        baselines.spec("vgg")
+        registry.spec("vgg")
 
 
 def test_cost_is_measured_in_a_fresh_process(mnist_root):

@@ -152,12 +152,27 @@ def test_bytes_do_not_depend_on_thread_count(mnist_root):
 
 
 def test_fixed_sets_match_the_recorded_hashes(mnist_root):
-    cards = json.loads((REPO_ROOT / "results" / "datasets" / "two_digit.json").read_text())["sets"]
+    cards = json.loads(data.SET_CARDS.read_text())["sets"]
     assert {(c["task"], c["split"]) for c in cards} == {(t, s) for t in TASKS for s in ("val", "test")}
     for card in cards:
         fixed = data.eval_set(card["task"], card["split"])
         assert len(fixed) == 10_000
         assert data.describe(fixed) == card, f"{card['task']}/{card['split']} changed: regenerate on purpose"
+
+
+def test_data_two_digit_checks_the_sets_and_records_only_when_asked(mnist_root, tmp_path, capsys):
+    from saccadelib.__main__ import main
+
+    assert main(["data", "two-digit"]) == 0  # the committed cards match the generated sets
+    altered = json.loads(data.SET_CARDS.read_text())
+    altered["sets"][1]["sha256"] = "0" * 64
+    (tmp_path / "cards.json").write_text(json.dumps(altered))
+    assert main(["data", "two-digit", "--cards", str(tmp_path / "cards.json")]) == 2
+    err = capsys.readouterr().err
+    assert "differs from cards.json (sha256)" in err and "--record" in err
+    assert json.loads((tmp_path / "cards.json").read_text()) == altered  # checking never rewrites the record
+    assert main(["data", "two-digit", "--cards", str(tmp_path / "cards.json"), "--record"]) == 0
+    assert json.loads((tmp_path / "cards.json").read_text())["sets"] == json.loads(data.SET_CARDS.read_text())["sets"]
 
 
 def test_eval_batches_cover_every_sample_once(mnist_root):

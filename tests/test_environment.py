@@ -17,9 +17,26 @@ def _pyproject():
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 
 
+def _all(project) -> list[str]:
+    return project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+
+
+def test_library_needs_only_the_core_dependencies():
+    """Importing the model and predict must not pull in the study's packages (the `study` extra)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, saccadelib.model, saccadelib.inference, saccadelib.train, saccadelib.registry; "
+            "print(sorted({'pandas', 'papermill', 'seaborn', 'matplotlib', 'ipywidgets', 'rawpy'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+    core = {_name(r) for r in _pyproject()["dependencies"]}
+    assert core == {"torch", "torchvision", "numpy", "pillow", "tqdm"}
+
+
 def test_environment_yml_lists_exactly_pyprojects_dependencies():
     project = _pyproject()
-    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    wanted = {_name(r) for r in _all(project)}
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
@@ -36,7 +53,7 @@ def test_lock_pins_every_dependency_exactly():
             name, _, version = line.partition("==")
             pins[name.lower().replace("_", "-")] = version
     project = _pyproject()
-    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+    for requirement in _all(project):
         assert pins.get(_name(requirement).replace("_", "-")), f"{requirement} is not pinned in requirements.lock"
 
 

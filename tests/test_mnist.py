@@ -124,6 +124,18 @@ def test_missing_and_truncated_raw_files_name_the_file(tmp_path, mnist_root):
         mnist.check_raw_folder(tmp_path)
 
 
+def test_a_same_size_corrupt_file_is_caught_by_its_content_hash(tmp_path, mnist_root):
+    folder = mnist.raw_folder(tmp_path)
+    folder.mkdir(parents=True)
+    for name in mnist.RAW_FILES:
+        (folder / name).write_bytes((mnist.raw_folder(mnist_root) / name).read_bytes())
+    images = bytearray((folder / "t10k-images-idx3-ubyte").read_bytes())
+    images[5000] ^= 0xFF  # one pixel flipped: header and size still right
+    (folder / "t10k-images-idx3-ubyte").write_bytes(bytes(images))
+    with pytest.raises(mnist.MNISTError, match="t10k-images-idx3-ubyte has SHA-256 .*corrupt or altered"):
+        mnist.check_raw_folder(tmp_path)
+
+
 def test_prepare_repairs_a_truncated_file_from_the_cached_pickle(tmp_path, mnist_root):
     downloads = tmp_path / "downloads"
     downloads.mkdir()

@@ -75,7 +75,7 @@ def test_bad_images_and_configs_are_rejected():
         model(torch.rand(2, 3, 100, 100))
     with pytest.raises(ValueError, match="unknown proxy encoder"):
         ModelConfig(proxy_encoder="attention")
-    with pytest.raises(ValueError, match="unknown model config keys"):
+    with pytest.raises(ValueError, match="unknown setting 'colour' for ModelConfig"):
         ModelConfig.from_dict({"glimpses": 4, "colour": True})
 
 

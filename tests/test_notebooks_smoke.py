@@ -4,7 +4,10 @@ import json
 import pandas as pd
 import pytest
 
-from saccadelib import reproduce
+from saccadelib.study import runner as reproduce
+
+
+pytestmark = pytest.mark.slow  # minutes: every notebook end to end
 
 
 @pytest.fixture(scope="module")

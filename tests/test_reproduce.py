@@ -1,12 +1,12 @@
-"""The study runner (reproduce.py) and the committed notebooks."""
+"""The study runner (saccadelib.study.runner) and the committed notebooks."""
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from saccadelib import reproduce
-from saccadelib.reproduce import Experiment
+from saccadelib.study import runner as reproduce
+from saccadelib.study.experiments import Experiment
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PARAMS = 'profile: str = "cpu"\nout_dir: str = ""\nruns_dir: str = ""\n'
@@ -60,7 +60,7 @@ def test_a_changed_recipe_or_default_makes_an_experiment_rerun(fake_study, monke
     from saccadelib import study
 
     assert run(fake_study, ["ok"])[0]["ok"]["status"] == "ok"
-    monkeypatch.setitem(study.RECIPES, "sum", {**study.RECIPES["sum"], "glimpses": 3})
+    monkeypatch.setitem(study.RECIPES, "sum_one_glimpse", {**study.RECIPES["sum_one_glimpse"], "glimpses": 3})
     outcome, lines = run(fake_study, ["ok"])
     assert outcome["ok"]["status"] == "ok" and "settings changed" in lines[0]
     assert run(fake_study, ["ok"])[0]["ok"]["status"] == "skipped"
@@ -71,8 +71,8 @@ def test_a_changed_profile_budget_changes_the_library_settings(monkeypatch):
 
     before = {profile: study.settings_fingerprint(profile) for profile in study.PROFILES}
     assert len(set(before.values())) == len(study.PROFILES)  # each profile has its own settings
-    original = study._profile_training
-    monkeypatch.setattr(study, "_profile_training",
+    original = study.experiments._profile_training
+    monkeypatch.setattr(study.experiments, "_profile_training",
                         lambda profile, minutes: original(profile, minutes + 1))  # one more minute per run
     assert study.settings_fingerprint("cpu") != before["cpu"]
 
@@ -153,9 +153,9 @@ def test_an_experiment_without_its_data_is_skipped_with_the_reason_not_failed(fa
 def test_fivek_is_available_at_smoke_and_needs_prepared_data_otherwise(tmp_path, monkeypatch):
     from saccadelib import study
 
-    assert study.fivek_available("smoke") is None
+    assert study.experiments.fivek_available("smoke") is None
     monkeypatch.setenv("SACCADE_DATA", str(tmp_path))  # no data/fivek here
-    reason = study.fivek_available("cpu")
+    reason = study.experiments.fivek_available("cpu")
     assert reason and "python -m saccadelib data fivek --source" in reason
     from saccadelib.__main__ import main
 
@@ -184,53 +184,21 @@ def test_git_keeps_each_experiments_run_records_and_ignores_checkpoints():
     assert ignored("results/.staging/01_two_digit_sum/run.json")
 
 
-def _interrupted_sitting(results: Path, name: str, wall_s: float, parameters: dict, settings: str) -> None:
-    """What a runner killed mid-notebook leaves: its staging folder with the sitting's last heartbeat."""
-    staging = results / ".staging" / name
-    staging.mkdir(parents=True)
-    (staging / "sitting.json").write_text(json.dumps({
-        "started": "2026-01-01T00:00:00+00:00", "started_unix": 1000.0, "alive_unix": 1000.0 + wall_s,
-        "parameters": parameters, "library_settings": settings}))
+def test_only_the_committed_profile_writes_results(tmp_path, monkeypatch):
+    """A smoke or paper run never overwrites the committed results: it writes results-<profile>/."""
+    from saccadelib.study.runs import default_out, results_root
+
+    monkeypatch.setenv("SACCADE_RESULTS", str(tmp_path / "results"))
+    assert results_root("cpu") == tmp_path / "results"
+    assert results_root("smoke") == tmp_path / "results-smoke" and results_root("paper") == tmp_path / "results-paper"
+    assert results_root("smoke", tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    assert default_out("01_two_digit_sum", "", "smoke") == tmp_path / "results-smoke" / "01_two_digit_sum"
 
 
-def test_a_result_finished_over_several_sittings_records_each_sittings_wall_time(fake_study):
-    from saccadelib.study import settings_fingerprint
-
+def test_the_runner_log_says_how_long_each_attempt_took(fake_study):
     _, results, _ = fake_study
-    here = {"profile": "smoke"}
-    _interrupted_sitting(results, "ok", 200.0, here, "settings of an older library")
-    run(fake_study, ["ok"])  # picks up that sitting; it does not count: other settings
-    _interrupted_sitting(results, "ok", 100.0, here, settings_fingerprint("smoke"))
-    outcome, lines = run(fake_study, ["ok"], force=True)
+    _, lines = run(fake_study, ["bad", "ok"])
+    assert any(line.startswith("bad: FAILED") and " min: " in line for line in lines)
+    assert any(line.startswith("ok: ok in ") and " min " in line for line in lines)
     record = json.loads((results / "ok" / "run.json").read_text())
-    assert [s["outcome"] for s in record["sittings"]] == ["interrupted", "finished"]
-    assert record["sittings"][0]["wall_s"] == 100.0
-    assert sum(s["wall_s"] for s in record["sittings"]) == pytest.approx(100.0 + record["wall_s"], abs=0.11)
-    assert "2 sittings" in lines[-2]
-    assert not (results / ".staging" / "ok.sittings.json").exists()  # consumed into run.json
-    assert not (results / "ok" / "sitting.json").exists()
-
-
-def test_a_failed_sitting_counts_towards_the_result_that_follows(fake_study):
-    _, results, _ = fake_study
-    assert run(fake_study, ["bad"])[0]["bad"]["status"] == "failed"
-    ledger = json.loads((results / ".staging" / "bad.sittings.json").read_text())["sittings"]
-    assert [s["outcome"] for s in ledger] == ["failed"] and ledger[0]["wall_s"] > 0
-    notebooks, _, _ = fake_study
-    write_notebook(notebooks / "bad.ipynb", "x = 1")  # fixed
-    run(fake_study, ["bad"])
-    record = json.loads((results / "bad" / "run.json").read_text())
-    assert [s["outcome"] for s in record["sittings"]] == ["failed", "finished"]
-
-
-def test_the_heartbeat_says_how_long_a_sitting_ran_until_it_stopped(tmp_path, monkeypatch):
-    import time
-
-    monkeypatch.setattr(reproduce, "HEARTBEAT_S", 0.05)
-    beat = reproduce._Heartbeat(tmp_path / "sitting.json", {"profile": "smoke"}, "x").start()
-    time.sleep(0.3)
-    written = json.loads((tmp_path / "sitting.json").read_text())
-    assert written["alive_unix"] - written["started_unix"] >= 0.1  # it kept beating while running
-    beat.stop()
-    ledger = reproduce._close_interrupted_sitting(tmp_path, tmp_path, "x")
-    assert ledger[0]["outcome"] == "interrupted" and ledger[0]["wall_s"] >= 0.3 - 0.01
+    assert record["wall_s"] > 0 and "sittings" not in record

@@ -1,4 +1,4 @@
-"""The study's configs, runs, noisy proxy, slider callback and Table 1 (study.py, plots.py)."""
+"""The study's configs, runs, noisy proxy, slider callback and Table 1 (saccadelib.study, plots.py)."""
 import json
 
 import pandas as pd
@@ -13,10 +13,10 @@ from saccadelib.sampler import noisy_proxy
 # ------------------------------------------------------------------------------------ configs
 
 def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
-    monkeypatch.setitem(study.EPOCH_SECONDS, ("sum", 100, "saccade"), 34.0)
-    monkeypatch.setitem(study.VAL_SECONDS, ("sum", 100, "saccade"), 2.0)
-    monkeypatch.setitem(study.EPOCH_SECONDS, ("sum", 100, "resnet18"), 292.0)
-    monkeypatch.setitem(study.VAL_SECONDS, ("sum", 100, "resnet18"), 13.0)
+    monkeypatch.setitem(study.experiments.EPOCH_SECONDS, ("sum", 100, "saccade"), 34.0)
+    monkeypatch.setitem(study.experiments.VAL_SECONDS, ("sum", 100, "saccade"), 2.0)
+    monkeypatch.setitem(study.experiments.EPOCH_SECONDS, ("sum", 100, "resnet18"), 292.0)
+    monkeypatch.setitem(study.experiments.VAL_SECONDS, ("sum", 100, "resnet18"), 13.0)
     config = study.task_study("sum", "cpu")
     assert config.training.budget_min == 10.0 and config.training.seeds == (0,)
     runs = {r.model: r for r in study.task_runs(config)}
@@ -27,43 +27,43 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     assert runs["resnet18"].train_overrides["epochs"] == 2
     # the epochs are the budget; the time cap only guards against a machine twice as slow
     assert runs["saccade"].train_overrides["time_budget_s"] == 1200
-    assert runs["saccade"].model_overrides["glimpses"] == 1 and runs["resnet18"].model_overrides == {}  # recipe v5
+    assert runs["saccade"].model_overrides["glimpses"] == 1 and runs["resnet18"].model_overrides == {}  # the sum recipe: one glimpse
     # ten times the validation canvases take their share of the budget: 600 / (34 + 20) s = 11.1 → 11
     (larger,) = study.task_runs(study.task_study("sum", "cpu", models="saccade", val_size=20_000))
     assert larger.train_overrides["epochs"] == 11
 def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
     """The committed probe file (scripts/probes/epoch_seconds.py) sizes every run the cpu profile trains."""
     tasks = [study.task_study("sum", "cpu"), study.task_study("identification", "cpu"),
-             study.task_study("identification", "cpu", canvas=2528)]
-    needed = {(s.task, s.canvas, r.model) for s in tasks for r in study.task_runs(s)}
+             study.task_study("identification", "cpu", image_side=2528)]
+    needed = {(s.task, s.image_side, r.model) for s in tasks for r in study.task_runs(s)}
     needed |= {("identification", 100, r.model) for r in study.noise_runs(study.noise_study("cpu"))}
-    assert needed <= set(study.EPOCH_SECONDS), needed - set(study.EPOCH_SECONDS)
-    assert needed <= set(study.VAL_SECONDS), needed - set(study.VAL_SECONDS)
+    assert needed <= set(study.experiments.EPOCH_SECONDS), needed - set(study.experiments.EPOCH_SECONDS)
+    assert needed <= set(study.experiments.VAL_SECONDS), needed - set(study.experiments.VAL_SECONDS)
     probe = {"probes": [{"task": "sum", "canvas": 100, "model": "ram", "seconds_per_20k": 11.6,
                          "val_seconds_per_2k": 1.1}, {"task": "sum", "canvas": 100, "model": "saccade",
                                                       "seconds_per_20k": 23.0}]}  # an older file: no validation
     (tmp_path / "e.json").write_text(json.dumps(probe))
-    assert study._load_epoch_seconds(tmp_path / "e.json") == {("sum", 100, "ram"): 11.6, ("sum", 100, "saccade"): 23.0}
-    assert study._load_epoch_seconds(tmp_path / "e.json", "val_seconds_per_2k") == {("sum", 100, "ram"): 1.1}
-    assert study._load_epoch_seconds(tmp_path / "missing.json") == {}
+    assert study.experiments.load_calibration(tmp_path / "e.json") == {("sum", 100, "ram"): 11.6, ("sum", 100, "saccade"): 23.0}
+    assert study.experiments.load_calibration(tmp_path / "e.json", "val_seconds_per_2k") == {("sum", 100, "ram"): 1.1}
+    assert study.experiments.load_calibration(tmp_path / "missing.json") == {}
 
 
 def test_quarter_size_epochs_get_nearly_four_times_the_epochs(monkeypatch):
-    monkeypatch.setitem(study.EPOCH_SECONDS, ("identification", 100, "saccade"), 40.0)
-    monkeypatch.setitem(study.VAL_SECONDS, ("identification", 100, "saccade"), 2.0)
+    monkeypatch.setitem(study.experiments.EPOCH_SECONDS, ("identification", 100, "saccade"), 40.0)
+    monkeypatch.setitem(study.experiments.VAL_SECONDS, ("identification", 100, "saccade"), 2.0)
     quarter = study.Training(budget_min=10, train_size=5000)
     full = study.Training(budget_min=10)
     # each epoch is validated, so a quarter-size epoch costs more than a quarter: 600/(10+2) against 600/(40+2)
-    assert study.epochs_for("identification", 100, "saccade", quarter) == 50
-    assert study.epochs_for("identification", 100, "saccade", full) == 14
+    assert study.runs.epochs_for("identification", 100, "saccade", quarter) == 50
+    assert study.runs.epochs_for("identification", 100, "saccade", full) == 14
 
 
 def test_large_canvas_reads_the_lazy_upsample_in_64px_crops():
-    config = study.task_study("identification", "cpu", canvas=2528)
+    config = study.task_study("identification", "cpu", image_side=2528)
     (run,) = study.task_runs(config)
     assert run.model_overrides["image_side"] == 2528 and run.model_overrides["crop_size"] == 64
     with pytest.raises(ValueError, match="05_efficiency"):
-        study.task_study("identification", "cpu", canvas=2528, models="resnet18")
+        study.task_study("identification", "cpu", image_side=2528, models="resnet18")
 
 
 def test_overrides_by_name_strings_and_lists():
@@ -82,7 +82,7 @@ def test_overrides_by_name_strings_and_lists():
     with pytest.raises(ValueError, match="either budget_min"):
         study.Training(budget_min=5, epochs=3)
     with pytest.raises(ValueError, match="no measured epoch time"):
-        study.epochs_for("sum", 100, "resnet18_tiles", study.Training())
+        study.runs.epochs_for("sum", 100, "resnet18_tiles", study.Training())
 
 
 def test_run_folders_change_with_any_setting_and_only_then():
@@ -164,28 +164,24 @@ def test_train_all_trains_once_then_reuses_and_collects(tmp_path):
     assert table["seeds"].tolist() == [1, 1]
 
 
-def test_train_all_sets_aside_runs_trained_under_other_defaults(tmp_path, monkeypatch):
-    # proxy_noise stands for a setting added later, whose new default keeps the old behaviour
-    monkeypatch.setattr(ModelConfig, "LEGACY", {**ModelConfig.LEGACY, "proxy_noise": 0.0})
+def test_a_changed_default_trains_a_new_run_and_leaves_the_old_one(tmp_path, monkeypatch):
+    """Run folders hash the resolved settings, defaults included: no run trained under other defaults is
+    reused, and nothing already trained is deleted."""
+    from saccadelib import registry
+
     _, specs = tiny_specs(tmp_path)
-    specs = specs[1:]  # the saccade run
+    specs = specs[:1]  # the proxy CNN run
     study.train_all(specs, tmp_path / "runs")
-    folder = study.run_folder(tmp_path / "runs", specs[0])
-    config_path = folder / "config.json"
-    saved = json.loads(config_path.read_text())
-    del saved["model"]["config"]["proxy_noise"]  # as written before the field existed: still this run
-    config_path.write_text(json.dumps(saved))
+    old = study.run_folder(tmp_path / "runs", specs[0])
+    entry = registry.REGISTRY["proxy_cnn"]
+    monkeypatch.setitem(registry.REGISTRY, "proxy_cnn", registry.ModelSpec(entry.config, entry.build,
+                                                                           {"features": 64}, entry.about))
+    new = study.run_folder(tmp_path / "runs", specs[0])
+    assert new != old
     lines = []
     study.train_all(specs, tmp_path / "runs", log=lines.append)
-    assert "finished earlier" in lines[0]
-    saved["model"]["config"]["crop_features"] += 1  # a default changed since it was trained
-    config_path.write_text(json.dumps(saved))
-    lines.clear()
-    study.train_all(specs, tmp_path / "runs", log=lines.append)
-    assert "crop_features" in lines[0] and "set aside" in lines[0] and "training" in lines[1]
-    aside = folder.with_name(folder.name + ".stale")
-    assert (aside / "metrics.json").exists() and (folder / "metrics.json").exists()
-    assert json.loads((folder / "config.json").read_text())["model"]["config"]["proxy_noise"] == 0.0
+    assert "training" in lines[0] and (old / "metrics.json").exists() and (new / "metrics.json").exists()
+    assert json.loads((new / "config.json").read_text())["model"]["config"]["features"] == 64
 
 
 def test_summarize_gives_mean_and_std_over_seeds():
@@ -237,8 +233,8 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     (root / "05_efficiency" / "efficiency_cpu.json").write_text(json.dumps({"rows": bench}))
     table = study.table1(root)
     tiles = table[(table["system"] == "resnet18 - 144 crops") & (table["column"] == "identification")].iloc[0]
-    assert tiles["ours_%"] == ("not trained on CPU: 4.30 s per 2528² image to infer, 11.9 s per training step "
-                               "(05_efficiency)") and tiles["parameters"] == 11_460_000
+    assert tiles["ours_%"].startswith("not trained on CPU: 4.30 s per 2528² image to infer, 11.9 s per training "
+                                      "step (05_efficiency)") and tiles["parameters"] == 11_460_000
     cell = table[(table["system"] == "variational saccading") & (table["column"] == "sum")].iloc[0]
     assert cell["ours_%"] == "85.0 ± 7.1" and cell["paper_%"] == "97.2 ± 0.04" and cell["seeds"] == 2
     # the budget sized the epochs; measured: training plus validation where timed, (16 + 1 + 17) / 2
@@ -247,12 +243,9 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     assert ram["ours_%"] == "50.0" and ram["paper_%"] == "91"
     resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
     assert resnet["ours_%"] == "not in this profile"
-    gpu_run = root / study.GPU_TILES_RUN
-    gpu_run.mkdir(parents=True)
-    (gpu_run / "metrics.json").write_text(json.dumps({"train_s": 316.7, "epochs_run": 3, "test": {"accuracy": 0.022}}))
-    tiles = study.table1(root).set_index(["system", "column"]).loc[("resnet18 - 144 crops", "identification"), "ours_%"]
-    assert tiles.endswith("; trained 5 min on one GPU (3 short epochs): 2.2% test (chance 1.8%; "
-                          "baselines/identification_2528_resnet18_tiles_h100)")
+    # the recorded GPU run of the tile model is said beside its CPU costs (records/, read from the repository)
+    recorded = json.loads((study.reports.REPO_ROOT / study.reports.GPU_TILES_RUN / "metrics.json").read_text())
+    assert f"{recorded['test']['accuracy'] * 100:.1f}% test (chance 1.8%; records/baselines/" in tiles["ours_%"]
     missing = table[(table["system"] == "variational saccading") & (table["column"] == "identification")]
     assert missing["ours_%"].str.startswith("not run yet").all()
     assert (table[table["column"] == "fivek"]["ours_%"].str.contains("FiveK")).all()
@@ -267,18 +260,14 @@ def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     pd.DataFrame({"train_min": [10.4, 9.9, 16.2], "val_min": [0.5, None, 0.25]}).to_csv(
         root / "01_two_digit_sum" / "runs.csv", index=False)
     (root / "05_efficiency").mkdir()
-    (root / "05_efficiency" / "run.json").write_text(json.dumps({  # finished in its second sitting
-        "profile": "cpu", "status": "ok", "wall_s": 1200,
-        "sittings": [{"wall_s": 300, "outcome": "interrupted"}, {"wall_s": 1200, "outcome": "finished"}]}))
+    (root / "05_efficiency" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 1500}))
     (root / "00_summary").mkdir()  # always rerun: not a cost of its own
     (root / "00_summary" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 30}))
     table = study.profile_time(root).set_index("experiment")
     assert list(table.index) == ["01_two_digit_sum", "05_efficiency", "total"]
     assert table.loc["01_two_digit_sum", "training_min"] == 36.5 and table.loc["01_two_digit_sum", "runs"] == 3
     assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "notebook_min"] == 25
-    assert table.loc["05_efficiency", "sittings"] == "2" and table.loc["01_two_digit_sum", "sittings"] == "last only"
     assert table.loc["total", "training_min"] == 36.5 and table.loc["total", "notebook_min"] == 35
-    assert table.loc["total", "sittings"] == "some last only"
     assert table.loc["01_two_digit_sum", "validation_min"] == 0.8 and table.loc["total", "validation_min"] == 0.8
 
 

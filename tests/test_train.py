@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from saccadelib import data
-from saccadelib.experiment import apply_overrides, model_config_for
+from saccadelib.config import apply_overrides
 from saccadelib.model import ModelConfig, VariationalSaccading
-from saccadelib.train import TrainConfig, evaluate, fit, hit_matrix, load_checkpoint
+from saccadelib.data import hit_matrix
+from saccadelib.train import TrainConfig, evaluate, fit, load_checkpoint
 
 TINY = dict(n_classes=19, glimpses=2, hidden=32, proxy_features=32, crop_features=32, latent_features=16,
             width=8, rnn_layers=1)
@@ -54,18 +55,6 @@ def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_weights(tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_of_a_run_recorded_before_validation_was_timed(tmp_path, mnist_root):
-    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, META)
-    ckpt = load_checkpoint(tmp_path / "last.pt")
-    for row in ckpt["history"]:
-        del row["val_s"]  # written before history had the column
-    torch.save(ckpt, tmp_path / "last.pt")
-    summary = fit(_fresh_model(), TrainConfig(**RUN), tmp_path, META)
-    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
-    assert [r["val_s"] for r in rows][0] == "" and float(rows[1]["val_s"]) > 0
-    assert summary["val_s"] == pytest.approx(float(rows[1]["val_s"]), abs=0.1)
-
-
 def test_resume_refuses_another_model_or_config(tmp_path, mnist_root):
     fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, META)
     with pytest.raises(ValueError, match="another model or training config"):
@@ -74,14 +63,12 @@ def test_resume_refuses_another_model_or_config(tmp_path, mnist_root):
         fit(_fresh_model(), TrainConfig(**{**RUN, "lr": 0.1}), tmp_path, META)
 
 
-def test_resume_reads_a_setting_added_since_as_its_legacy_value(tmp_path, mnist_root):
+def test_resume_refuses_a_checkpoint_whose_model_settings_differ(tmp_path, mnist_root):
     meta = {"name": "saccade", "config": json.loads(json.dumps(ModelConfig(**TINY).to_dict()))}
     fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, meta)
-    ckpt = load_checkpoint(tmp_path / "last.pt")
-    del ckpt["model_meta"]["config"]["proxy_width"]  # a checkpoint from before the setting existed
-    torch.save(ckpt, tmp_path / "last.pt")
     assert fit(_fresh_model(), TrainConfig(**RUN), tmp_path, meta)["epochs_run"] == 2
-    ckpt["model_meta"]["config"]["crop_features"] = 64  # but a setting that differs is refused
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    del ckpt["model_meta"]["config"]["proxy_width"]  # any difference, a missing setting included, is refused
     torch.save(ckpt, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="another model or training config"):
         fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 3}), tmp_path, meta)
@@ -129,6 +116,11 @@ def test_evaluate_counts_exactly(mnist_root):
 
 
 def test_overrides_are_typed_and_checked():
+    from saccadelib.registry import config_for
+
+    def model_config_for(task, overrides):
+        return config_for("saccade", data.task_spec(task).n_classes, overrides)
+
     cfg = model_config_for("sum", {"glimpses": "2", "loss.kl_weight": "5", "window.mode": "fixed",
                                    "classifier_sees_proxy": "false", "image_side": "2528"})
     assert cfg.n_classes == 19 and cfg.glimpses == 2 and cfg.loss.kl_weight == 5.0
@@ -139,6 +131,12 @@ def test_overrides_are_typed_and_checked():
     assert apply_overrides(TrainConfig(test_size=5), {"test_size": "none"}).test_size is None
     with pytest.raises(ValueError, match="unknown setting 'glimpse'.*glimpses"):
         model_config_for("sum", {"glimpse": "2"})
+    with pytest.raises(ValueError, match="setting loss.kl_weight: expected float, got 'abc'"):
+        model_config_for("sum", {"loss.kl_weight": "abc"})
+    with pytest.raises(ValueError, match="setting lr: expected float"):
+        apply_overrides(TrainConfig(), {"lr": "abc"})
+    with pytest.raises(ValueError, match="unknown setting 'window.mod'"):
+        model_config_for("sum", {"window.mod": "fixed"})
 
 
 def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
@@ -156,7 +154,7 @@ def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
 
 
 def test_record_run_copies_the_small_outputs_and_the_command(tmp_path, mnist_root):
-    from saccadelib.experiment import record_run
+    from saccadelib.train import record_run
 
     with pytest.raises(FileNotFoundError, match="has not finished"):
         record_run(tmp_path / "run", tmp_path / "record", ["python"])

@@ -1,1 +1,1 @@
-"""Benchmarks: each writes its numbers, with run metadata, under results/."""
+"""Benchmarks: each writes its numbers with run metadata (commit, device, threads, wall time)."""

@@ -96,8 +96,8 @@ def _count_macs(model, make_input, label) -> float:
 def measure_here(spec: dict) -> dict:
     import torch
 
-    from .. import baselines
-    from ..experiment import config_for
+    from ..registry import build, config_for
+    from ..tasks import n_classes
 
     base_rss = _rss_mib()  # torch and this package imported, nothing built: the bare process
     device = torch.device(spec.get("device", "cpu"))
@@ -108,8 +108,8 @@ def measure_here(spec: dict) -> dict:
     name, side = spec["model"], spec["side"]
     # A lazy source is read as a side² upsample; a tensor or a file already has its size.
     image_side = side if spec.get("source", "lazy") == "lazy" else None
-    cfg = config_for(name, spec.get("task", "identification"), {"image_side": image_side, **spec.get("config", {})})
-    model = baselines.build(name, cfg).to(device)
+    cfg = config_for(name, n_classes(spec.get("task", "identification")), {"image_side": image_side, **spec.get("config", {})})
+    model = build(name, cfg).to(device)
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     cases = spec.get("cases") or [{"phase": spec["phase"], "batch": spec["batch"]}]

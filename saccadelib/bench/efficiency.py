@@ -1,10 +1,11 @@
-"""Issue 5's benchmark: our model against the 144-tile and whole-image ResNet-18 at large image sides.
+"""The efficiency benchmark: our model against the 144-tile and whole-image ResNet-18 at large image sides.
 
 ``python -m saccadelib bench [--device cpu|cuda] [--sides 2528 5056 10112]`` measures, each configuration
 in its own fresh process (``cost.measure``): inference latency at batch 1 and 16 (median of ``repeats``
 after a warm-up), images per second, one training step, peak memory, parameters and multiply-accumulates
 per image, both model-only (a lazy upsample of the canvases in memory, as the paper's images are) and end
-to end from a JPEG on disk. It writes to ``results/efficiency/``: ``efficiency_<tag>.csv`` and ``.json``
+to end from a JPEG on disk. It writes to ``runs/efficiency/`` (``05_efficiency`` renders the committed
+copy in ``results/``): ``efficiency_<tag>.csv`` and ``.json``
 (every row with its spec), ``efficiency_<tag>.md`` (table and ratios), ``latency_<tag>.png`` and
 ``memory_<tag>.png`` (log-log against the image side), and the per-step profile of a 4000×3000 photo.
 
@@ -224,11 +225,11 @@ def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, ou
 
     Rows are written after each configuration, so a stopped run keeps what it measured.
     """
-    from ..paths import data_dir, results_dir
+    from ..paths import data_dir, runs_dir
     from .cost import measure
 
     tag = device_tag(device)
-    out_dir = Path(out_dir or results_dir() / "efficiency")
+    out_dir = Path(out_dir or runs_dir() / "efficiency")  # 05_efficiency renders the committed copy
     files = {side: write_test_jpeg(data_dir() / "bench" / f"canvas_{side}.jpg", side) for side in sides}
     rows: list[dict] = []
     started = time.perf_counter()
@@ -288,6 +289,7 @@ def _write(out_dir: Path, tag: str, rows: list[dict], device: str, quick: bool, 
               "wall_s": round(time.perf_counter() - started, 1), "rows": rows, "photo": photo,
               **run_metadata(device)}
     write_json(out_dir / f"efficiency_{tag}.json", result)
+    result["out_dir"] = str(out_dir)
     write_text_atomic(out_dir / f"efficiency_{tag}.md", markdown(result))
     if rows:
         plot(rows, out_dir, tag)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU run for issue 5: the efficiency benchmark on the GPU (results/efficiency/efficiency_<gpu>.*).
+# The efficiency benchmark on a GPU (recorded in records/efficiency_gpu_h100/).
 # Usage on the GPU machine, from the repository root: OUT=some/folder bash scripts/gpu/bench_run.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}

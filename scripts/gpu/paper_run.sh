@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU run for issue 3: identification at the paper's scale (2528² lazy upsample, T=4 glimpses read at 64²,
-# batch 100) with recipe v3's loss and policy settings; accuracy against epochs in history.csv.
+# Identification at the paper's scale on a GPU (2528² lazy upsample, T=4 glimpses read at 64², batch 100)
+# with the identification recipe's loss and policy settings (records/identification_2528_gpu_h100/).
 # Usage on the GPU machine, from the repository root: OUT=some/folder bash scripts/gpu/paper_run.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}

@@ -14,12 +14,13 @@ import torch
 
 from saccadelib import baselines
 from saccadelib import data as twodigit
-from saccadelib.experiment import config_for
+from saccadelib.registry import REGISTRY, build, config_for
+from saccadelib.tasks import n_classes
 from saccadelib.train import autocast, to_device
 
 
 def step(name: str, overrides: dict, batch_size: int, device: torch.device) -> tuple[float, float]:
-    model = baselines.build(name, config_for(name, "identification", overrides)).to(device)
+    model = build(name, config_for(name, n_classes("identification"), overrides)).to(device)
     batch = to_device(twodigit.make_two_digit("identification", "train", batch_size, 0), device)
     torch.cuda.reset_peak_memory_stats(device)
     torch.cuda.synchronize(device)
@@ -43,7 +44,7 @@ def main() -> int:
     args = parser.parse_args()
     device = torch.device("cuda")
     print(torch.__version__, torch.cuda.get_device_name(device), flush=True)
-    for name in baselines.REGISTRY:
+    for name in REGISTRY:
         overrides = {"image_side": 2528} if name in ("saccade", "random_glimpses", "grid_glimpses", "ram") else {}
         if name == "resnet18_tiles":
             overrides = {"chunk_tiles": 36}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU run for issue 4: the 144-tile ResNet-18 trained on identification at 2528² (bf16, naive mode).
+# The 144-tile ResNet-18 trained on identification at 2528² on a GPU (bf16, naive mode;
+# records/baselines/identification_2528_resnet18_tiles_h100/).
 # Usage on the GPU machine, from the repository root: OUT=some/folder bash scripts/gpu/tiles_run.sh
 # Budget: about 9 minutes in all (MNIST from data/downloads, smoke check, ~6 minutes of training).
 set -uo pipefail

@@ -2,14 +2,14 @@
 canvases, and scoring the 2,000 validation canvases that follow each epoch.
 
 The cpu profile gives each model the same minutes (training and validation) and turns them into a fixed
-number of epochs with these numbers (``saccadelib.study.EPOCH_SECONDS`` and ``VAL_SECONDS``, read from
-``results/benchmarks/epoch_seconds.json``), so a run's result does not depend on what else shares the CPU.
+number of epochs with these numbers (``saccadelib.study.experiments.EPOCH_SECONDS`` and ``VAL_SECONDS``,
+read from ``reference/epoch_seconds.json``), so a run's result does not depend on what else shares the CPU.
 
 Training seconds come from the study's own finished cpu runs when ``--from-runs`` names their folders
 (the mean over all their epochs: sustained training, the study's settings); a pair without finished runs
 trains two short probe epochs through the shared loop (same recipe, batch size, 2 threads) and keeps
-their mean. A short probe ran up to a third fast or slow against the runs it sized (session 7), hence
-the runs first. Validation is timed directly: the model, untrained (scoring costs the same), scores the
+their mean. A short probe once ran up to a third fast or slow against the runs it sized, hence the
+runs first. Validation is timed directly: the model, untrained (scoring costs the same), scores the
 validation canvases twice and the mean counts. Nothing else may run on the machine meanwhile.
 
     .venv/bin/python scripts/probes/epoch_seconds.py --from-runs results/0*/runs   # about 3 minutes
@@ -26,10 +26,13 @@ from pathlib import Path
 
 import torch
 
-from saccadelib import baselines, study
-from saccadelib.experiment import resolved_settings, train_model
+from saccadelib.registry import build
+from saccadelib.study import experiments as study
+from saccadelib.study.runs import model_overrides, train_overrides
+from saccadelib.tasks import get_task
+from saccadelib.train import resolved_settings, train_model
 from saccadelib.runinfo import run_metadata, write_json
-from saccadelib.train import evaluate, evaluation_set
+from saccadelib.train import evaluate
 
 # (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
 PROBES = [("sum", 100, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000), ("grid_glimpses", 6000),
@@ -72,19 +75,19 @@ def probe_training(task: str, canvas: int, model: str, canvases: int, threads: i
     training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
                               threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
-        train_model(model, task, tmp, study.model_overrides(task, model, canvas),
-                    study.train_overrides(task, canvas, model, training, seed=0))
+        train_model(model, task, tmp, model_overrides(task, model, canvas),
+                    train_overrides(task, canvas, model, training, seed=0))
         with open(Path(tmp) / "history.csv") as f:
             return [float(row["train_s"]) for row in csv.DictReader(f)]
 
 
 def probe_validation(task: str, canvas: int, model: str, threads: int) -> list[float]:
     training = study.Training(budget_min=None, epochs=1, val_size=VAL_CANVASES, threads=threads)
-    model_cfg, _, train_cfg = resolved_settings(model, task, study.model_overrides(task, model, canvas),
-                                                study.train_overrides(task, canvas, model, training, seed=0))
+    model_cfg, _, train_cfg = resolved_settings(model, task, model_overrides(task, model, canvas),
+                                                train_overrides(task, canvas, model, training, seed=0))
     torch.set_num_threads(threads)
-    net = baselines.build(model, model_cfg)
-    val = evaluation_set(train_cfg, "val")
+    net = build(model, model_cfg)
+    val = get_task(task).evaluation_set("val")
     seconds = []
     for _ in range(2):
         tick = time.perf_counter()
@@ -101,7 +104,7 @@ def main():
     parser.add_argument("--only", nargs="*", help="tasks to measure (default: all); others keep their stored value")
     parser.add_argument("--models", nargs="*", help="models to measure (default: all); others keep their stored value")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(study.EPOCH_SECONDS_FILE), help="default: the file study reads")
+    parser.add_argument("--out", default=str(study.CALIBRATION_FILE), help="default: the file study reads")
     args = parser.parse_args()
 
     out = Path(args.out)

@@ -1,6 +1,6 @@
 """Probe: is RAM's failure on sum 100² its policy or its glimpse/core/classifier pathway?
 
-RAM trained through the shared loop stays at the label prior on sum 100² (results/baselines/sum_ram_cpu30,
+RAM trained through the shared loop stays at the label prior on sum 100² (records/baselines/sum_ram_cpu30,
 results/01_two_digit_sum). Here its glimpse network, core LSTM and classifier (the model's own modules, at
 the study's RAMConfig) are trained with the classification loss alone, with the locations *given*:
 
@@ -25,7 +25,9 @@ from saccadelib import baselines
 from saccadelib.data import eval_set
 from saccadelib.paths import REPO_ROOT, atomic_path
 from saccadelib.runinfo import run_metadata, write_json
-from saccadelib.train import TrainConfig, seed_everything, training_data
+from saccadelib.registry import build, config_for
+from saccadelib.tasks import get_task
+from saccadelib.train import seed_everything
 
 ARMS = ("oracle", "random", "centre")
 VAL = 2000  # validation canvases scored per arm
@@ -56,10 +58,10 @@ def logits(model: baselines.RAM, images: torch.Tensor, where: torch.Tensor) -> t
 
 def run_arm(arm: str, steps: int, batch_size: int, seed: int) -> tuple[list[dict], float]:
     seed_everything(seed)
-    model = baselines.build("ram", baselines.default_config("ram", 19))
+    model = build("ram", config_for("ram", 19))
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     generator = torch.Generator().manual_seed(seed)
-    stream = training_data(TrainConfig(task="sum", train_size=steps * batch_size, batch_size=batch_size, seed=seed))
+    stream = get_task("sum").training_stream(steps * batch_size, batch_size, seed)
     curve = []
     for step, batch in enumerate(stream, 1):
         out = logits(model, batch["image"], locations(arm, batch, model.cfg.glimpses, generator))
@@ -83,7 +85,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(REPO_ROOT / "results" / "baselines" / "ram_location_probe"))
+    parser.add_argument("--out", default=str(REPO_ROOT / "records" / "baselines" / "ram_location_probe"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -107,7 +109,7 @@ def main():
                 "classification loss only (no policy); val accuracy on the first 2,000 validation canvases",
         "label_prior_accuracy": round(float(torch.bincount(eval_set("sum", "val").label[:VAL]).max()) / VAL, 4),
         "arms": summary, "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "lr": 1e-3,
-        "ram_config": baselines.default_config("ram", 19).to_dict(),
+        "ram_config": config_for("ram", 19).to_dict(),
         "command": f"python scripts/probes/ram_locations.py --steps {args.steps} --seed {args.seed}",
         "wall_s": round(time.perf_counter() - started, 1), "run": run_metadata(torch.device("cpu"))})
 

@@ -1,4 +1,4 @@
-"""Table of the sum-policy probes (results/recipes/probes/) against recipe v1 at the same epochs.
+"""Table of the sum-policy probes (records/sum_policy_probes/) against the run without free bits at the same epochs.
 
 python scripts/probes/sum_policy_probes.py   → markdown on stdout
 """
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2] / "results" / "recipes"
+ROOT = Path(__file__).resolve().parents[2] / "records" / "sum_policy_probes"
 ABOUT = {"kl0": "T=2, no KL", "fb1": "T=2, free bits 1", "g2fb": "T=2, grid start, free bits 1",
          "g4": "T=4, grid start", "g4fb": "T=4, grid start, free bits 1",
          "fbd": "T=2, free bits 1, posterior detached from the encoder",
@@ -21,13 +21,13 @@ def row(history: pd.DataFrame, epoch: int) -> str:
 
 
 def main() -> None:
-    v1 = pd.read_csv(ROOT / "sum_cpu30" / "history.csv")
-    print("| probe | epochs | val acc | hits | both hit | v1 at that epoch: val acc | hits | both hit |")
+    base = pd.read_csv(ROOT / "no_free_bits" / "history.csv")
+    print("| probe | epochs | val acc | hits | both hit | no free bits at that epoch: val acc | hits | both hit |")
     print("|---|---|---|---|---|---|---|---|")
     for name, about in ABOUT.items():
-        history = pd.read_csv(ROOT / "probes" / name / "history.csv")
+        history = pd.read_csv(ROOT / name / "history.csv")
         last = int(history.epoch.max())
-        print(f"| `{name}`: {about} | {last} | {row(history, last)} | {row(v1, last)} |")
+        print(f"| `{name}`: {about} | {last} | {row(history, last)} | {row(base, last)} |")
 
 
 if __name__ == "__main__":

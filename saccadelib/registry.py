@@ -1,0 +1,62 @@
+"""Every trainable model by name: the paper's model, its glimpse controls and the baselines.
+
+``build(name, config)`` makes one; ``config_for(name, n_classes, overrides)`` resolves its config with
+``KEY=VALUE`` overrides (``saccadelib.config``). The study, the command line and the benchmarks pick
+models through this table only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from .baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, ResNetConfig, TiledResNet, TiledResNetConfig,
+                        WholeImageResNet)
+from .config import apply_overrides
+from .model import ModelConfig, VariationalSaccading
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    config: type
+    build: type
+    defaults: dict  # settings that make this entry what it is (e.g. policy="random")
+    about: str
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "saccade": ModelSpec(ModelConfig, VariationalSaccading, {}, "Variational Saccading (the paper's model)"),
+    "random_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "random"},
+                                 "our crop classifier, windows drawn uniformly at random"),
+    "grid_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "grid"},
+                               "our crop classifier, windows on a fixed grid"),
+    "resnet18": ModelSpec(ResNetConfig, WholeImageResNet, {}, "ResNet-18 on the whole image"),
+    "resnet18_tiles": ModelSpec(TiledResNetConfig, TiledResNet, {}, "ResNet-18 over 224² tiles, features summed (Eq. 8)"),
+    "proxy_cnn": ModelSpec(ProxyCNNConfig, ProxyCNN, {}, "a CNN on the 32² proxy alone"),
+    "ram": ModelSpec(RAMConfig, RAM, {}, "Recurrent Attention Model, REINFORCE"),
+}
+# The entries built on VariationalSaccading: they have glimpses, and `predict` can load them.
+GLIMPSE_MODELS = tuple(name for name, entry in REGISTRY.items() if entry.build is VariationalSaccading)
+
+
+def spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def config_for(name: str, n_classes: int, overrides: dict | None = None):
+    """The named model's config for ``n_classes`` classes, with its entry's defaults and ``overrides``."""
+    entry = spec(name)
+    return apply_overrides(entry.config(), {"n_classes": n_classes, **entry.defaults, **(overrides or {})})
+
+
+def build(name: str, config) -> nn.Module:
+    entry = spec(name)
+    if not isinstance(config, entry.config):
+        config = entry.config.from_dict(config)
+    return entry.build(config)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,21 @@
+"""The study that reproduces the paper: experiments and profiles (``experiments``), training and
+collecting their runs (``runs``), Table 1 and the cost table (``reports``), the noise sliders
+(``explorer``) and the notebook runner (``runner``). Needs the ``study`` extra (pandas, papermill, …).
+
+The notebooks call the names re-exported here.
+"""
+from .experiments import (EXPERIMENTS, LARGE_SIDE, PROFILES, RECIPES, TASK_RECIPE, EfficiencyStudy, Experiment,
+                          FiveKStudy, NoiseStudy, TaskStudy, Training, efficiency_study, fivek_study, noise_study,
+                          settings_fingerprint, task_study)
+from .explorer import NoiseExplorer
+from .reports import PAPER, profile_time, table1, table1_markdown
+from .runs import (RunSpec, collect, datasets_used, default_out, default_runs, first_run, fivek_runs, histories,
+                   load_trained, noise_runs, prepare_fivek_miniature, run_folder, save_config, save_table,
+                   summarize, task_runs, train_all)
+
+__all__ = ["EXPERIMENTS", "LARGE_SIDE", "PROFILES", "RECIPES", "TASK_RECIPE", "EfficiencyStudy", "Experiment",
+           "FiveKStudy", "NoiseStudy", "TaskStudy", "Training", "efficiency_study", "fivek_study", "noise_study",
+           "settings_fingerprint", "task_study", "NoiseExplorer", "PAPER", "profile_time", "table1",
+           "table1_markdown", "RunSpec", "collect", "datasets_used", "default_out", "default_runs", "first_run",
+           "fivek_runs", "histories", "load_trained", "noise_runs", "prepare_fivek_miniature", "run_folder",
+           "save_config", "save_table", "summarize", "task_runs", "train_all"]

@@ -1,0 +1,307 @@
+"""The study declared in one place: the experiments the runner executes, their typed configs at each
+profile, the recipes our model trains with, and the calibration that turns minutes into epochs.
+
+Profiles (docs/study.md):
+- ``smoke``: a few hundred canvases, one epoch; proves every notebook end to end in seconds (CI).
+- ``cpu``: our 2-core machine. Each model gets the same budget in minutes (training and the validation
+  after each epoch), turned into a fixed epoch count from measured seconds per epoch
+  (``reference/epoch_seconds.json``), so a result does not depend on what else shares the CPU.
+- ``paper``: a GPU, three seeds, the paper's sizes at 2528² (64² crops, batch 100); epochs fixed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..config import apply_overrides
+from ..paths import REPO_ROOT, data_dir
+
+PROFILES = ("smoke", "cpu", "paper")
+COMMITTED_PROFILE = "cpu"  # the profile whose results live in results/; the others write results-<profile>/
+LARGE_SIDE, LARGE_CROP = 2528, 64  # the paper's large variant: a lazy 2528² upsample read in 64² crops
+
+# Our model's training recipes (docs/deviations.md says why each setting): a small reconstruction
+# weight, a loss on every glimpse's running prediction, windows learnt in [0.2, 0.45] of the side starting
+# at 0.35, one nat of free bits per latent dimension, and a posterior that does not train the proxy encoder.
+_SHARED_RECIPE = {"loss.reconstruction_weight": 0.01, "loss.every_step": True, "window.max_scale": 0.45,
+                  "init_scale": 0.35, "loss.kl_free_bits": 1.0, "posterior_trains_encoder": False}
+RECIPES = {
+    "sum_one_glimpse": {**_SHARED_RECIPE, "glimpses": 1, "proxy_width": 32},
+    "identification_four_glimpses_grid_start": {**_SHARED_RECIPE, "glimpses": 4, "init_layout": "grid"},
+}
+TASK_RECIPE = {"sum": "sum_one_glimpse", "identification": "identification_four_glimpses_grid_start",
+               "fivek": "identification_four_glimpses_grid_start"}
+GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
+
+# Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
+# training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
+CALIBRATION_FILE = REPO_ROOT / "reference" / "epoch_seconds.json"  # scripts/probes/epoch_seconds.py
+
+
+def load_calibration(path: Path = CALIBRATION_FILE, column: str = "seconds_per_20k") -> dict[tuple[str, int, str], float]:
+    """One column of the calibration: ``seconds_per_20k`` (training) or ``val_seconds_per_2k``."""
+    if not path.exists():  # an installed copy without the reference folder: budgets need measured epochs
+        return {}
+    return {(p["task"], int(p["canvas"]), p["model"]): float(p[column])
+            for p in json.loads(path.read_text())["probes"] if column in p}
+
+
+EPOCH_SECONDS = load_calibration()
+VAL_SECONDS = load_calibration(column="val_seconds_per_2k")
+
+
+# ------------------------------------------------------------------------------------ configs
+
+@dataclass(frozen=True)
+class Training:
+    """How each run of an experiment is trained (shared by every experiment's config)."""
+    seeds: tuple[int, ...] = (0,)
+    budget_min: float | None = 15.0  # per run; sizes the epochs from EPOCH_SECONDS (None: use `epochs`)
+    epochs: int | None = None  # fixed epochs (when budget_min is None)
+    train_size: int = 20_000
+    batch_size: int = 128
+    lr: float = 1e-3
+    val_size: int = 2_000
+    test_size: int | None = None  # None: the whole 10,000-canvas test set
+    device: str = "cpu"
+    threads: int = 2
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        if (self.budget_min is None) == (self.epochs is None):
+            raise ValueError("give either budget_min (minutes per run) or epochs, not both")
+        if not self.seeds:
+            raise ValueError("need at least one seed")
+
+
+@dataclass(frozen=True)
+class TaskStudy:
+    """01 (sum) and 02 (identification at 100² or 2528²): our model beside the baselines."""
+    task: str = "sum"
+    image_side: int = 100  # 100, or 2528: the models read a lazy 2528² upsample of the 100² canvas
+    models: tuple[str, ...] = ("saccade", "random_glimpses", "proxy_cnn", "resnet18", "ram")
+    training: Training = field(default_factory=Training)
+    profile: str = "cpu"
+
+    def __post_init__(self):
+        from ..data import task_spec
+        from ..registry import spec
+
+        task_spec(self.task)
+        if self.image_side not in (100, LARGE_SIDE):
+            raise ValueError(f"image_side must be 100 or {LARGE_SIDE}, got {self.image_side}")
+        for name in self.models:
+            spec(name)
+            if self.image_side == LARGE_SIDE and name not in GLIMPSE_MODELS:
+                raise ValueError(f"{name} does not train at {LARGE_SIDE}² on this study's budgets; "
+                                 f"its costs are in 05_efficiency")
+
+
+@dataclass(frozen=True)
+class NoiseStudy:
+    """03: our model on identification 100² with a noisy proxy (paper Fig. 5): one run per level,
+    Gaussian σ at keep 1, then pixel keep fractions at σ 0."""
+    sigmas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
+    keeps: tuple[float, ...] = (0.5, 0.25, 0.1)
+    training: Training = field(default_factory=Training)
+    profile: str = "cpu"
+
+    def levels(self) -> list[tuple[float, float]]:
+        return [(s, 1.0) for s in self.sigmas] + [(0.0, k) for k in self.keeps]
+
+
+@dataclass(frozen=True)
+class EfficiencyStudy:
+    """05: the efficiency benchmark (saccadelib.bench.efficiency)."""
+    device: str = "cpu"
+    sides: tuple[int, ...] = (2528, 5056, 10112)
+    threads: int = 2
+    repeats: int = 5
+    quick: bool = False  # 64-px tiles and small sides: the smoke profile
+    profile: str = "cpu"
+
+
+@dataclass(frozen=True)
+class FiveKStudy:
+    """04: our model and the 144-tile ResNet-18 on FiveK (Table 1, first column).
+
+    ``data_root`` is the prepared folder (``python -m saccadelib data fivek``). At the smoke profile the
+    notebook writes a synthetic miniature in FiveK's layout and prepares it at ``side`` (small, so that the
+    tile baseline runs on a CPU): a pipeline check, never a result.
+    """
+    models: tuple[str, ...] = ("saccade", "resnet18_tiles")
+    side: int = LARGE_SIDE  # the prepared images' side (2528: the paper's)
+    tile: int = 224  # the tile baseline's tile side (paper: 224, so 12×12 tiles at 2528²)
+    crop: int = LARGE_CROP  # our model's crop side
+    data_root: str = ""  # "" → data/fivek (smoke: data/fivek_miniature_<side>)
+    miniature: bool = False  # smoke: generate and prepare the synthetic miniature first
+    training: Training = field(default_factory=lambda: Training(budget_min=None, epochs=60, batch_size=32,
+                                                                device="cuda"))
+    profile: str = "paper"
+
+    def root(self) -> Path:
+        if self.data_root:
+            return Path(self.data_root)
+        return data_dir() / (f"fivek_miniature_{self.side}" if self.miniature else "fivek")
+
+
+# ------------------------------------------------------------------------------------ profiles
+
+SMOKE_TRAINING = Training(budget_min=None, epochs=1, train_size=256, batch_size=64, val_size=200, test_size=200)
+PAPER_TRAINING = Training(seeds=(0, 1, 2), budget_min=None, epochs=100, device="cuda", threads=4)
+CPU_MINUTES = {("sum", 100): 10.0, ("identification", 100): 20.0, ("identification", LARGE_SIDE): 20.0,
+               "noise": 4.0}
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    return profile
+
+
+def _profile_training(profile: str, cpu_minutes: float) -> Training:
+    return {"smoke": SMOKE_TRAINING, "cpu": Training(budget_min=cpu_minutes),
+            "paper": PAPER_TRAINING}[check_profile(profile)]
+
+
+def task_study(task: str, profile: str = "cpu", image_side: int = 100, **overrides) -> TaskStudy:
+    """The 01/02 config for ``profile``; ``overrides`` set TaskStudy or Training fields by name."""
+    training = _profile_training(profile, CPU_MINUTES.get((task, image_side), 15.0))
+    if profile == "paper" and image_side == LARGE_SIDE:
+        training = dataclasses.replace(training, epochs=40, batch_size=100)
+    if profile == "cpu" and image_side == LARGE_SIDE:  # quarter-size epochs: the curve gets 4× the points
+        training = dataclasses.replace(training, train_size=5_000)
+    models = ("saccade",) if image_side == LARGE_SIDE else TaskStudy.models
+    if profile == "smoke" and image_side == LARGE_SIDE:
+        models = ("saccade", "random_glimpses")
+    study = TaskStudy(task=task, image_side=image_side, models=models, training=training, profile=profile)
+    return override(study, overrides)
+
+
+def noise_study(profile: str = "cpu", **overrides) -> NoiseStudy:
+    training = _profile_training(profile, CPU_MINUTES["noise"])
+    if profile == "cpu":  # a quarter-size epoch gives the curves 4× the points in the same minutes
+        training = dataclasses.replace(training, train_size=5_000)
+    study = NoiseStudy(training=training, profile=profile)
+    if profile == "smoke":
+        study = dataclasses.replace(study, sigmas=(0.0, 0.5), keeps=(0.25,))
+    return override(study, overrides)
+
+
+def efficiency_study(profile: str = "cpu", **overrides) -> EfficiencyStudy:
+    study = EfficiencyStudy(profile=check_profile(profile))
+    if profile == "smoke":
+        study = dataclasses.replace(study, sides=(128,), repeats=1, quick=True)
+    if profile == "paper":
+        study = dataclasses.replace(study, device="cuda")
+    return override(study, overrides)
+
+
+def fivek_study(profile: str = "cpu", **overrides) -> FiveKStudy:
+    """FiveK at ``profile``: smoke trains one epoch on the miniature at 256² (tiles of 128); cpu trains our
+    model alone on the prepared FiveK (one seed, 20 epochs: the 144-tile baseline needs a GPU at 2528²);
+    paper trains both, three seeds, on a GPU."""
+    check_profile(profile)
+    if profile == "smoke":
+        study = FiveKStudy(side=256, tile=128, crop=32, miniature=True, profile=profile,
+                           training=Training(budget_min=None, epochs=1, batch_size=16, device="cpu"))
+    elif profile == "cpu":
+        study = FiveKStudy(models=("saccade",), profile=profile,
+                           training=Training(budget_min=None, epochs=20, batch_size=32, device="cpu"))
+    else:
+        study = FiveKStudy(training=Training(seeds=(0, 1, 2), budget_min=None, epochs=60, batch_size=32,
+                                             device="cuda"), profile=profile)
+    return override(study, overrides)
+
+
+def override(config, overrides: dict):
+    """Notebook parameters onto an experiment config: a name sets a field of the config or of its
+    ``training``; None or "" leaves it as the profile has it (papermill parameters default to that).
+    A budget replaces the profile's fixed epochs, and the other way round."""
+    training_fields = {f.name for f in dataclasses.fields(Training)}
+    own = {f.name for f in dataclasses.fields(config)} - {"training"}
+    dotted = {}
+    for key, value in overrides.items():
+        if value is None or value == "":
+            continue
+        if key in own:
+            dotted[key] = value
+        elif key in training_fields:
+            dotted[f"training.{key}"] = value
+        else:
+            valid = ", ".join(sorted(own | training_fields))
+            raise ValueError(f"unknown setting {key!r} for {type(config).__name__}; valid: {valid}")
+    if "training.budget_min" in dotted and "training.epochs" not in dotted:
+        dotted["training.epochs"] = None
+    if "training.epochs" in dotted and "training.budget_min" not in dotted:
+        dotted["training.budget_min"] = None
+    return apply_overrides(config, dotted)
+
+
+# ------------------------------------------------------------------------------------ the experiments
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # results/<name>/
+    notebook: str  # in notebooks/
+    parameters: dict = field(default_factory=dict)  # fixed for this experiment (e.g. the image side)
+    publish: tuple[str, ...] = ()  # files of its output also copied to results/ itself
+    always: bool = False  # rerun even when its parameters match (the summary reads the others)
+    # profile → None when the experiment can run, else why not (missing data): reported as skipped
+    requires: Callable[[str], str | None] | None = None
+
+
+def fivek_available(profile: str) -> str | None:
+    """None when 04_fivek can run at ``profile``; else why not (the runner reports it as skipped)."""
+    if profile == "smoke":
+        return None  # the miniature is generated
+    from ..fivek import HOW_TO_GET, FiveKError, check_prepared
+
+    try:
+        check_prepared(fivek_study(profile).root())
+    except FiveKError:
+        return HOW_TO_GET
+    return None
+
+
+EXPERIMENTS = (
+    Experiment("01_two_digit_sum", "01_two_digit_sum.ipynb"),
+    Experiment("02_two_digit_identification_100", "02_two_digit_identification.ipynb", {"image_side": 100}),
+    Experiment("02_two_digit_identification_2528", "02_two_digit_identification.ipynb", {"image_side": 2528}),
+    Experiment("03_noisy_proxy_ablation", "03_noisy_proxy_ablation.ipynb"),
+    Experiment("04_fivek", "04_fivek.ipynb", requires=fivek_available),
+    Experiment("05_efficiency", "05_efficiency.ipynb"),
+    Experiment("00_summary", "00_summary.ipynb",
+               publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png",
+                        "profile_time.md"), always=True),
+)
+TABLE1_EXPERIMENTS = {("sum", 100): "01_two_digit_sum", ("identification", 100): "02_two_digit_identification_100",
+                      ("identification", LARGE_SIDE): "02_two_digit_identification_2528",
+                      ("fivek", LARGE_SIDE): "04_fivek"}
+
+
+def settings_fingerprint(profile: str = "cpu") -> str:
+    """A hash of the library settings every experiment's runs resolve from: the recipes, the calibration,
+    each registered model's default config per task, the training defaults and the profile's experiment
+    configs. The runner records it, so an experiment is not skipped as up to date after any changed."""
+    import hashlib
+
+    from ..config import to_dict
+    from ..registry import REGISTRY, config_for
+    from ..tasks import n_classes
+    from ..train import TrainConfig
+
+    studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
+               for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
+    studies.update(noise=to_dict(noise_study(profile)), efficiency=to_dict(efficiency_study(profile)),
+                   fivek=to_dict(fivek_study(profile)))
+    payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE,
+               "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
+               "val_seconds": sorted([*key, value] for key, value in VAL_SECONDS.items()),
+               "models": {f"{name}/{task}": to_dict(config_for(name, n_classes(task)))
+                          for name in REGISTRY for task in ("sum", "identification")},
+               "train": to_dict(TrainConfig()), "studies": studies}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

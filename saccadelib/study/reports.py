@@ -1,0 +1,202 @@
+"""What the study reports: Table 1 with the paper's numbers beside ours, and what the study cost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..paths import REPO_ROOT, results_dir
+from .experiments import EXPERIMENTS, LARGE_SIDE, TABLE1_EXPERIMENTS
+from .runs import mean_std
+
+# The paper's Table 1 (test exact match, %), for the side-by-side tables (docs/tasks.md lists the sources).
+PAPER = {
+    ("sum", 100, "saccade"): "97.2 ± 0.04", ("sum", 100, "resnet18"): "99.86 ± 0.01", ("sum", 100, "ram"): "91",
+    ("sum", 100, "dram"): "97.5",
+    ("identification", 100, "saccade"): "95.42 ± 0.002", ("identification", 100, "resnet18"): "97.4 ± 0.003",
+    ("identification", 100, "ram"): "93", ("identification", 100, "dram"): "95",
+    ("identification", LARGE_SIDE, "saccade"): "95.23 ± 0.03",
+    ("identification", LARGE_SIDE, "resnet18_tiles"): "97.3 ± 0.006",
+    ("fivek", LARGE_SIDE, "saccade"): "62.7 ± 0.03", ("fivek", LARGE_SIDE, "resnet18_tiles"): "63.6 ± 0.03",
+}
+
+
+SYSTEM_NAMES = {"saccade": "variational saccading", "resnet18": "resnet18 - full image",
+                "resnet18_tiles": "resnet18 - 144 crops", "ram": "RAM", "dram": "DRAM",
+                "random_glimpses": "random glimpses (our classifier; beyond the paper)",
+                "proxy_cnn": "proxy-only CNN (32² proxy alone; beyond the paper)"}
+
+
+def _read_runs(results_root: Path, experiment: str):
+    import pandas as pd
+
+    path = results_root / experiment / "runs.csv"
+    if not path.exists():
+        return None, None
+    config = results_root / experiment / "config.json"
+    return pd.read_csv(path), (json.loads(config.read_text()) if config.exists() else {})
+
+
+def _budget_text(cfg: dict, frame) -> str:
+    training = cfg.get("config", {}).get("training", {})
+    profile = cfg.get("config", {}).get("profile", "?")
+    epochs = int(frame["epochs_run"].mean())
+    epochs = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    size = training.get("train_size", 20_000)
+    if size != 20_000:
+        epochs += f" of {size:,}"
+    device = frame["device"].iloc[0] if "device" in frame and len(frame) else "?"
+    if training.get("budget_min") is not None:  # the budget sized the epochs; say what they really took
+        minutes = _run_minutes(frame).dropna()
+        measured = f", {minutes.mean():.1f} min measured" if len(minutes) else ""
+        return f"{profile}: {training['budget_min']:g} min on {device} ({epochs}{measured})"
+    return f"{profile}: {epochs} on {device}"
+
+
+def _run_minutes(frame) -> "pd.Series":  # noqa: F821
+    """Each run's measured minutes: training, plus validation where the run timed it (the budget pays both)."""
+    import pandas as pd
+
+    if "train_min" not in frame:
+        return pd.Series([], dtype=float)
+    return frame["train_min"] + frame["val_min"].fillna(0.0)
+
+
+def tile_costs(results_root: Path) -> tuple[str, int | None]:
+    """What Table 1 says for the 144-tile ResNet-18 on our CPU: its measured per-image costs from
+    05_efficiency (batch 1, first side), and its parameter count."""
+    path = results_root / "05_efficiency" / "efficiency_cpu.json"
+    if not path.exists():
+        return "not trained on CPU; costs: run 05_efficiency", None
+    rows = json.loads(path.read_text())["rows"]
+    naive = {r["phase"]: r for r in rows if r["variant"] == "tiles_naive" and r["source"] == "lazy"
+             and r["batch"] == 1 and "error" not in r}
+    if not {"infer", "train"} <= set(naive):
+        return "not trained on CPU; costs: see 05_efficiency", None
+    side = naive["infer"]["side"]
+    text = (f"not trained on CPU: {naive['infer']['median_s']:.2f} s per {side}² image to infer, "
+            f"{naive['train']['median_s']:.1f} s per training step (05_efficiency)")
+    return text + _gpu_tiles_run(results_root), naive["infer"].get("parameters")
+
+
+GPU_TILES_RUN = Path("records") / "baselines" / "identification_2528_resnet18_tiles_h100"  # scripts/gpu/tiles_run.sh
+
+
+def _gpu_tiles_run(results_root: Path) -> str:
+    """The short GPU run of the 144-tile ResNet-18 (a recorded one-off run): said beside the CPU costs,
+    because it is the only time that model trained here (and it is far from the paper's budget)."""
+    from ..data import TASKS
+
+    path = REPO_ROOT / GPU_TILES_RUN / "metrics.json"
+    if not path.exists():
+        return ""
+    metrics = json.loads(path.read_text())
+    chance = 100 / TASKS["identification"].n_classes
+    return (f"; trained {metrics['train_s'] / 60:.0f} min on one GPU ({metrics['epochs_run']} short epochs): "
+            f"{metrics['test']['accuracy'] * 100:.1f}% test (chance {chance:.1f}%; {GPU_TILES_RUN.as_posix()})")
+
+
+def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+    """Every cell of the paper's Table 1 with our number beside it (long form: one row per cell).
+
+    Ours = mean ± std of test exact match over the seeds that ran, with the profile and budget it was
+    obtained at; cells we did not run say why."""
+    import pandas as pd
+
+    root = Path(results_root) if results_root else results_dir()
+    columns = [("sum", 100), ("identification", 100), ("identification", LARGE_SIDE), ("fivek", LARGE_SIDE)]
+    systems = {100: ["resnet18", "ram", "dram", "saccade", "random_glimpses", "proxy_cnn"],
+               LARGE_SIDE: ["resnet18_tiles", "saccade"]}
+    loaded = {key: _read_runs(root, name) for key, name in TABLE1_EXPERIMENTS.items()}
+    fivek_frame, fivek_cfg = loaded[("fivek", LARGE_SIDE)]
+    fivek_check_only = fivek_frame is not None and fivek_cfg.get("config", {}).get("miniature")
+    rows = []
+    for side in (LARGE_SIDE, 100):
+        for system in systems[side]:
+            for task, col_side in columns:
+                if col_side != side:
+                    continue
+                paper = PAPER.get((task, side, system), "–")
+                ours, budget, seeds, params, spe = "", "", 0, None, None
+                if task == "fivek" and fivek_frame is None:
+                    ours = "not run: FiveK not prepared (04_fivek says how to get it)"
+                elif task == "fivek" and fivek_check_only:
+                    ours = ("not run: FiveK is not on this machine (the synthetic miniature ran as a pipeline "
+                            "check; no number)")
+                elif system == "dram":
+                    ours = "not reimplemented (quoted)"
+                elif system == "resnet18_tiles" and task != "fivek":
+                    ours, params = tile_costs(root)
+                else:
+                    frame, cfg = loaded[(task, side)]
+                    part = None if frame is None else frame[frame["label"] == system]
+                    if part is None:
+                        ours = f"not run yet ({TABLE1_EXPERIMENTS[(task, side)]})"
+                    elif part.empty and task == "fivek" and system == "resnet18_tiles":
+                        ours = "not in this profile (needs a GPU at 2528²)"
+                    elif part.empty:
+                        ours = "not in this profile"
+                    else:
+                        acc = part["test_accuracy"].astype(float) * 100
+                        ours, seeds = mean_std(acc), len(part)
+                        budget = _budget_text(cfg, part)
+                        params, spe = int(part["parameters"].iloc[0]), float(part["s_per_epoch"].mean())
+                rows.append({"image_size": f"{side}²", "system": SYSTEM_NAMES[system], "column": task,
+                             "ours_%": ours, "seeds": seeds, "budget": budget, "paper_%": paper,
+                             "parameters": params, "train_s_per_epoch": spe})
+    return pd.DataFrame(rows)
+
+
+def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+    """What the study's experiments cost, read from their ``run.json`` and ``runs.csv``: per experiment,
+    its training runs' measured minutes of training and validation (each run's own clock, which a resumed
+    run carries over), and the wall minutes of the notebook execution that finished it. Then a total row."""
+    import pandas as pd
+
+    root = Path(results_root) if results_root else results_dir()
+    rows = []
+    for exp in EXPERIMENTS:
+        record_path = root / exp.name / "run.json"
+        if exp.always or not record_path.exists():
+            continue
+        record = json.loads(record_path.read_text())
+        runs = root / exp.name / "runs.csv"
+        frame = pd.read_csv(runs) if runs.exists() else pd.DataFrame({"train_min": [], "val_min": []})
+        rows.append({"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
+                     "runs": len(frame), "training_min": round(float(frame["train_min"].sum()), 1),
+                     "validation_min": round(float(frame["val_min"].sum()), 1),
+                     "notebook_min": round(record.get("wall_s", float("nan")) / 60, 1)})
+    columns = ["experiment", "profile", "status", "runs", "training_min", "validation_min", "notebook_min"]
+    table = pd.DataFrame(rows, columns=columns)
+    if len(table):
+        total = {"experiment": "total", "profile": ",".join(dict.fromkeys(table["profile"].astype(str))),
+                 "status": "", "runs": int(table["runs"].sum()),
+                 **{c: round(float(table[c].sum()), 1) for c in ("training_min", "validation_min", "notebook_min")}}
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return table
+
+
+def table1_markdown(frame) -> str:
+    """The paper's layout: a row per (image size, system), our number and the paper's per column."""
+    names = {"sum": "sum", "identification": "identification", "fivek": "FiveK"}
+    lines = []
+    for side in (f"{LARGE_SIDE}²", "100²"):
+        part = frame[frame["image_size"] == side]
+        cols = list(dict.fromkeys(part["column"]))
+        header = ["system", "params", "s/epoch (ours)"] + [f"{names[c]}: ours" for c in cols] + \
+                 [f"{names[c]}: paper" for c in cols] + ["budget"]
+        lines += [f"**{side}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, rows in part.groupby("system", sort=False):
+            by_col = {r["column"]: r for _, r in rows.iterrows()}
+            first = rows.iloc[0]
+            params = next((f"{r['parameters'] / 1e6:.2f} M" for _, r in rows.iterrows()
+                           if r["parameters"] == r["parameters"] and r["parameters"] is not None), "–")
+            spe = next((f"{r['train_s_per_epoch']:.0f}" for _, r in rows.iterrows()
+                        if r["train_s_per_epoch"] == r["train_s_per_epoch"] and r["train_s_per_epoch"] is not None), "–")
+            ours = [str(by_col[c]["ours_%"]) if c in by_col else "" for c in cols]
+            paper = [str(by_col[c]["paper_%"]) if c in by_col else "" for c in cols]
+            budgets = "; ".join(dict.fromkeys(str(r["budget"]) for _, r in rows.iterrows() if r["budget"]))
+            lines.append("| " + " | ".join([first["system"], params, spe, *ours, *paper, budgets or "–"]) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,279 @@
+"""Training every run of an experiment, and collecting what the runs measured.
+
+Each run trains through the shared loop (``train.train_model``) into its own folder under
+``runs/study/<profile>/<experiment>/``, named by a hash of its *resolved* settings (the model's and the
+training's full configs, defaults included): a rerun resumes it (or reuses it when it has finished), and
+a changed setting or default starts a new one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..config import to_dict
+from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
+from ..runinfo import write_json
+from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, GLIMPSE_MODELS, LARGE_CROP, LARGE_SIDE, RECIPES,
+                          TASK_RECIPE, VAL_SECONDS, FiveKStudy, NoiseStudy, TaskStudy, Training)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    label: str  # what tables and plots call it
+    model: str  # registry name
+    task: str
+    seed: int
+    model_overrides: dict
+    train_overrides: dict
+
+    def resolved(self):
+        """(model config, model_meta, TrainConfig) under today's defaults."""
+        from ..train import resolved_settings
+
+        return resolved_settings(self.model, self.task, self.model_overrides, self.train_overrides)
+
+    def key(self) -> str:
+        """Hash of the resolved settings that decide the weights (not how the run is displayed or timed)."""
+        from ..train import _resumable
+
+        _, meta, train_cfg = self.resolved()
+        resumable = _resumable(train_cfg)
+        resumable["epochs"] = train_cfg.epochs  # a different length is a different run here
+        payload = json.dumps([meta, resumable], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+    def folder(self) -> str:
+        return f"{self.label}_s{self.seed}_{self.key()}".replace(" ", "_")
+
+
+def model_overrides(task: str, model: str, image_side: int = 100) -> dict:
+    """The recipe settings for a glimpse model; the other baselines train at their defaults."""
+    if model not in GLIMPSE_MODELS:
+        return {}
+    settings = dict(RECIPES[TASK_RECIPE[task]])
+    if image_side == LARGE_SIDE:
+        settings.update({"image_side": LARGE_SIDE, "crop_size": LARGE_CROP})
+    return settings
+
+
+def epochs_for(task: str, image_side: int, model: str, training: Training) -> int:
+    if training.budget_min is None:
+        return training.epochs
+    key = (task, image_side, model)
+    if key not in EPOCH_SECONDS or key not in VAL_SECONDS:
+        raise ValueError(f"no measured epoch time for {model} on {task} at {image_side}²: measure it with "
+                         "scripts/probes/epoch_seconds.py (reference/epoch_seconds.json) "
+                         "or give epochs instead of budget_min")
+    # the budget pays for each epoch's validation too: it is time the run takes
+    seconds = EPOCH_SECONDS[key] * training.train_size / 20_000 + VAL_SECONDS[key] * training.val_size / 2_000
+    # nearest, not floor: a model whose epoch is a large share of the budget (ResNet-18, 5 min) would
+    # otherwise lose up to a whole epoch; each run is off its budget by at most half an epoch either way
+    return max(1, round(training.budget_min * 60 / seconds))
+
+
+def train_overrides(task: str, image_side: int, model: str, training: Training, seed: int) -> dict:
+    t = training
+    out = {"epochs": epochs_for(task, image_side, model, t), "lr_schedule": "cosine", "seed": seed,
+           "train_size": t.train_size, "batch_size": t.batch_size, "lr": t.lr, "val_size": t.val_size,
+           "test_size": t.test_size, "device": t.device, "threads": t.threads, "precision": t.precision,
+           "progress": "log"}
+    if t.budget_min is not None:
+        out["time_budget_s"] = 2 * 60 * t.budget_min  # a safety cap only: the epochs are the budget
+    return out
+
+
+def task_runs(study: TaskStudy) -> list[RunSpec]:
+    return [RunSpec(name, name, study.task, seed, model_overrides(study.task, name, study.image_side),
+                    train_overrides(study.task, study.image_side, name, study.training, seed))
+            for name in study.models for seed in study.training.seeds]
+
+
+def noise_runs(study: NoiseStudy) -> list[RunSpec]:
+    task = "identification"
+    runs = []
+    for sigma, keep in study.levels():
+        overrides = {**model_overrides(task, "saccade"), "proxy_noise": sigma, "proxy_keep": keep}
+        for seed in study.training.seeds:
+            runs.append(RunSpec(f"noise_{sigma:g}_keep_{keep:g}", "saccade", task, seed, overrides,
+                                train_overrides(task, 100, "saccade", study.training, seed)))
+    return runs
+
+
+def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
+    runs = []
+    t = study.training
+    for name in study.models:
+        if name == "resnet18_tiles":
+            settings = {"channels": 3, "tile": study.tile, "image_side": study.side}
+        else:
+            settings = {**RECIPES[TASK_RECIPE["fivek"]], "channels": 3, "crop_size": study.crop}
+        for seed in t.seeds:
+            train = {"epochs": t.epochs, "lr_schedule": "cosine", "seed": seed, "batch_size": t.batch_size,
+                     "lr": t.lr, "device": t.device, "threads": t.threads, "precision": t.precision,
+                     "progress": "log", "data_root": str(study.root()), "eval_batch_size": 32}
+            runs.append(RunSpec(name, name, "fivek", seed, settings, train))
+    return runs
+
+
+def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = print) -> Path:
+    """Smoke: the synthetic FiveK-shaped photos (data/fivek_miniature_source) prepared at study.side."""
+    from .. import fivek
+    from ..paths import data_dir
+
+    source = fivek.write_miniature(data_dir() / "fivek_miniature_source")
+    card = fivek.prepare(source, study.root(), fivek.PrepareSettings(side=study.side), progress=False)
+    log(f"miniature (synthetic photos, a pipeline check) prepared at {study.side}²: {card['prepared']} photos")
+    return study.root()
+
+
+def run_folder(runs_dir: str | Path, spec: RunSpec) -> Path:
+    return Path(runs_dir) / spec.folder()
+
+
+def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], None] = print) -> list[dict]:
+    """Train (or resume, or reuse when finished) every run; return one summary per run, in order."""
+    from ..train import train_model
+
+    summaries = []
+    for k, spec in enumerate(specs, 1):
+        folder = run_folder(runs_dir, spec)
+        done = folder / "metrics.json"
+        if done.exists() and "test" in json.loads(done.read_text()):
+            log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: finished earlier ({folder})")
+            summary = json.loads(done.read_text())
+        else:
+            log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: training {spec.train_overrides['epochs']} epochs "
+                f"→ {folder}")
+            summary = train_model(spec.model, spec.task, folder, spec.model_overrides, spec.train_overrides)
+        summaries.append(summary)
+    return summaries
+
+
+def count_parameters(spec: RunSpec) -> int:
+    from ..registry import build, parameter_count
+
+    return parameter_count(build(spec.model, spec.resolved()[0]))
+
+
+def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
+    """One row per run (its test scores, epochs, minutes, seconds per epoch, parameters), written to
+    ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
+    ``out_dir/runs/<folder>/`` so results/ keeps them."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    rows = []
+    for spec in specs:
+        folder = run_folder(runs_dir, spec)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        keep = out_dir / "runs" / spec.folder()
+        for name in ("history.csv", "metrics.json", "config.json"):
+            with atomic_path(keep / name) as tmp:
+                shutil.copyfile(folder / name, tmp)
+        test = metrics.get("test", {})
+        rows.append({
+            "label": spec.label, "model": spec.model, "task": spec.task, "seed": spec.seed,
+            "test_accuracy": test.get("accuracy"), "test_n": test.get("n"),
+            "step_accuracy": json.dumps(test.get("step_accuracy")) if "step_accuracy" in test else "",
+            "hit_rate": json.dumps(test.get("hit_rate")) if "hit_rate" in test else "",
+            "both_digits_hit": test.get("both_digits_hit"),
+            "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+            "epochs_planned": spec.train_overrides["epochs"],
+            "train_min": round(metrics["train_s"] / 60, 2),
+            "val_min": round(metrics["val_s"] / 60, 2),
+            "s_per_epoch": round(metrics["train_s"] / metrics["epochs_run"], 2),
+            "parameters": count_parameters(spec),
+            "device": metrics.get("run", {}).get("device", ""),
+            "test_sha256": metrics.get("test_dataset", {}).get("sha256", ""),
+            "run_folder": spec.folder(),
+        })
+    frame = pd.DataFrame(rows)
+    with atomic_path(out_dir / "runs.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame
+
+
+def mean_std(values) -> str:
+    values = list(values)
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # noqa: F821
+    """Mean ± std of test exact match over seeds, per ``by``, in the frame's order."""
+    import pandas as pd
+
+    out = []
+    for key, group in frame.groupby(by, sort=False):
+        acc = group["test_accuracy"].astype(float) * 100
+        out.append({by: key, "seeds": len(group), "test_exact_match_%": mean_std(acc),
+                    "mean": acc.mean(), "std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
+                    "train_min": group["train_min"].mean(), "epochs": group["epochs_run"].mean(),
+                    "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0])})
+    return pd.DataFrame(out)
+
+
+def save_config(config, out_dir: str | Path, extra: dict | None = None) -> Path:
+    """The resolved experiment config (and its run list) beside the results."""
+    path = Path(out_dir) / "config.json"
+    write_json(path, {"config": to_dict(config), **(extra or {})})
+    return path
+
+
+def save_table(frame, out_dir: str | Path, name: str) -> None:
+    """``name``.csv and ``name``.md (pipe table) side by side, atomically."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / f"{name}.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    write_text_atomic(out_dir / f"{name}.md", frame.to_markdown(index=False) + "\n")
+
+
+def results_root(profile: str, root: str | Path | None = None) -> Path:
+    """Where a profile's results go: results/ for the committed profile, results-<profile>/ (git-ignored)
+    for the others, so a smoke or paper run never overwrites the committed numbers."""
+    if root:
+        return Path(root)
+    base = results_dir()
+    return base if profile == COMMITTED_PROFILE else base.with_name(f"{base.name}-{profile}")
+
+
+def default_out(experiment: str, out_dir: str = "", profile: str = COMMITTED_PROFILE) -> Path:
+    return Path(out_dir) if out_dir else results_root(profile) / experiment
+
+
+def default_runs(experiment: str, profile: str, folder: str = "") -> Path:
+    return Path(folder) if folder else runs_dir() / "study" / profile / experiment
+
+
+def histories(specs: list[RunSpec], runs_dir: str | Path, by_seed: bool = False) -> dict[str, list[dict]]:
+    """label (with the seed when there are several, or ``by_seed``) → that run's history rows."""
+    from ..plots import read_history
+
+    several = by_seed or len({s.seed for s in specs}) > 1
+    return {(f"{s.label} (seed {s.seed})" if several else s.label): read_history(run_folder(runs_dir, s) / "history.csv")
+            for s in specs}
+
+
+def first_run(specs: list[RunSpec], model: str = "saccade") -> RunSpec | None:
+    """The first run (lowest seed listed first) of ``model``, or None when the experiment has none."""
+    return next((s for s in specs if s.model == model), None)
+
+
+def load_trained(spec: RunSpec, runs_dir: str | Path):
+    """The best-on-validation weights of a finished glimpse-model run, as (model, meta)."""
+    from ..inference import load_model
+
+    return load_model(run_folder(runs_dir, spec) / "best.pt")
+
+
+def datasets_used(frame) -> dict:
+    """The test sets' content hashes that the runs in ``frame`` were scored on."""
+    return {"test_sha256": sorted(set(frame["test_sha256"].dropna()))}
