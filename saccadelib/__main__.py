@@ -104,7 +104,6 @@ def _bench(args) -> int:
 
     result = efficiency.run(device=args.device, sides=tuple(args.sides), threads=args.threads,
                             repeats=args.repeats, out_dir=args.out, quick=args.quick)
-    out = Path(args.out) if args.out else None
     print(efficiency.markdown(result))
     print(f"written to {result['out_dir']}/efficiency_{result['device_tag']}.*")
     return 0
@@ -177,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_bench_generator)
 
     be = commands.add_parser("bench", help="efficiency: our model vs the tile and whole-image ResNet-18 at large "
-                                           "sides, model-only and from JPEG files (results/efficiency/)")
+                                           "sides, model-only and from JPEG files (runs/efficiency/)")
     be.add_argument("--device", default="cpu", help="cpu or cuda")
     be.add_argument("--sides", type=int, nargs="+", default=[2528, 5056, 10112])
     be.add_argument("--threads", type=int, default=2)

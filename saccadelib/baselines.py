@@ -25,7 +25,7 @@ import torchvision
 from torch.utils.checkpoint import checkpoint as recompute
 
 from .config import from_dict, to_dict
-from .model import ModelConfig, ProxyEncoder, VariationalSaccading
+from .model import ModelConfig, ProxyEncoder
 from .sampler import ImageSource, TensorSource, UpsampledSource
 
 

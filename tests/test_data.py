@@ -6,7 +6,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from saccadelib import data
-from saccadelib.paths import REPO_ROOT
 
 TASKS = list(data.TASKS)
 

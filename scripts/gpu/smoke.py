@@ -12,7 +12,6 @@ import time
 
 import torch
 
-from saccadelib import baselines
 from saccadelib import data as twodigit
 from saccadelib.registry import REGISTRY, build, config_for
 from saccadelib.tasks import n_classes
