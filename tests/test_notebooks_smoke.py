@@ -52,7 +52,7 @@ def test_task_notebooks_write_their_tables_and_figures(smoke, name, models):
     resolved = json.loads((out / "run.json").read_text())["resolved"]
     assert resolved["config"]["profile"] == "smoke" and resolved["datasets"]["test_sha256"]
     if name.endswith("2528"):
-        assert resolved["config"]["canvas"] == 2528
+        assert resolved["config"]["image_side"] == 2528
 
 
 def test_ablation_notebook_writes_figure5_and_its_views(smoke):
