@@ -40,12 +40,12 @@ class _Config:
         return from_dict(cls, values)
 
 
-def _source(images, channels: int, image_side: int | None) -> ImageSource:
+def _source(images, channels: int) -> ImageSource:
     if isinstance(images, ImageSource):
         return images
     if images.dim() != 4 or images.shape[1] != channels:
         raise ValueError(f"expected images [N, {channels}, H, W], got shape {tuple(images.shape)}")
-    return UpsampledSource(images, image_side) if image_side else TensorSource(images)
+    return TensorSource(images)
 
 
 class _Classifier(nn.Module):
@@ -77,7 +77,6 @@ def resnet18_trunk(channels: int) -> nn.Module:
 class ResNetConfig(_Config):
     n_classes: int = 55
     channels: int = 1
-    image_side: int | None = None  # None: the image as given; N: a lazy N×N upsample, materialized
 
 
 class WholeImageResNet(_Classifier):
@@ -88,7 +87,7 @@ class WholeImageResNet(_Classifier):
         self.fc = nn.Linear(512, cfg.n_classes)
 
     def forward(self, images) -> torch.Tensor:
-        src = _source(images, self.cfg.channels, self.cfg.image_side)
+        src = _source(images, self.cfg.channels)
         if isinstance(src, UpsampledSource):
             whole = src.materialize()
         elif isinstance(src, TensorSource):
@@ -125,7 +124,6 @@ def tile_windows(side: int, tile: int) -> torch.Tensor:
 class TiledResNetConfig(_Config):
     n_classes: int = 55
     channels: int = 1
-    image_side: int = 2528  # the large image: a lazy upsample of the canvas (or a source of that size)
     tile: int = 224
     checkpoint: bool = False  # recompute each chunk's activations in backward (torch.utils.checkpoint)
     chunk_tiles: int = 12  # tiles per trunk call; the same chunks in both modes, so they agree exactly
@@ -144,7 +142,7 @@ class TiledResNet(_Classifier):
 
     def forward(self, images) -> torch.Tensor:
         cfg = self.cfg
-        src = _source(images, cfg.channels, cfg.image_side)
+        src = _source(images, cfg.channels)
         n, height, width = src.count, src.height, src.width
         if height != width:
             raise ValueError(f"tiles need a square image, got {height}×{width}")
@@ -175,7 +173,6 @@ class ProxyCNNConfig(_Config):
     proxy_size: int = 32
     width: int = 32
     features: int = 256
-    image_side: int | None = None
 
 
 class ProxyCNN(_Classifier):
@@ -190,7 +187,7 @@ class ProxyCNN(_Classifier):
 
     def forward(self, images, proxy: torch.Tensor | None = None) -> torch.Tensor:
         if proxy is None:
-            proxy = _source(images, self.cfg.channels, self.cfg.image_side).proxy(self.cfg.proxy_size)
+            proxy = _source(images, self.cfg.channels).proxy(self.cfg.proxy_size)
         return self.fc(self.encoder(proxy))
 
     def logits(self, batch):
@@ -215,7 +212,6 @@ class RAMConfig(_Config):
     # policy starts out exploring the whole image) or "centre". From the centre, a 100² sum canvas stayed at
     # the label prior for 62 epochs: no glimpse found a digit, so REINFORCE had no reward to learn from.
     start: str = "random"
-    image_side: int | None = None
 
     def __post_init__(self):
         if self.start not in ("random", "centre"):
@@ -261,7 +257,7 @@ class RAM(nn.Module):
 
     def forward(self, images, sample: bool | None = None) -> dict:
         cfg = self.cfg
-        src = _source(images, cfg.channels, cfg.image_side)
+        src = _source(images, cfg.channels)
         sample = self.training if sample is None else sample
         n = src.count
         like = {"dtype": src.dtype, "device": src.device}

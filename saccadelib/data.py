@@ -16,6 +16,7 @@ Everything random comes from ``numpy.random.SeedSequence([seed..., task, split, 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -129,6 +130,7 @@ class TwoDigitSet:
     digits: torch.Tensor  # int64 [n, 2]
     boxes: torch.Tensor  # float32 [n, 2, 4] x0, y0, x1, y1 (x1 = x0 + 28, exclusive)
     source: torch.Tensor  # int64 [n, 2] index of each digit in the split's pool
+    image_side: int | None = None  # None: the canvas itself; N: ``image`` is its lazy N×N upsample
 
     def __len__(self) -> int:
         return len(self.label)
@@ -140,7 +142,7 @@ class TwoDigitSet:
     def as_dict(self, start: int = 0, stop: int | None = None) -> dict:
         part = slice(start, stop)
         return {
-            "image": self.canvases[part].unsqueeze(1).to(torch.float32).div_(255.0),
+            "image": _read_as(self.canvases[part].unsqueeze(1).to(torch.float32).div_(255.0), self.image_side),
             "label": self.label[part],
             "digits": self.digits[part],
             "boxes": self.boxes[part],
@@ -152,7 +154,8 @@ class TwoDigitSet:
             yield self.as_dict(start, start + batch_size)
 
     def describe(self) -> dict:
-        return describe(self)
+        card = describe(self)
+        return card if self.image_side is None else {**card, "image_side": self.image_side}
 
     def glimpse_hits(self, windows: torch.Tensor, batch: dict) -> torch.Tensor:
         """[N, T, 2] bool: glimpse t's window holds digit d's box centre (the hit rate's definition)."""
@@ -164,6 +167,15 @@ class TwoDigitSet:
         for tensor in (self.canvases, self.label, self.digits, self.boxes):
             digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
+
+
+def _read_as(images: torch.Tensor, image_side: int | None):
+    """The float canvases, or their lazy ``image_side``² upsample (the paper's large variant)."""
+    if image_side is None:
+        return images
+    from .sampler import UpsampledSource
+
+    return UpsampledSource(images, image_side)
 
 
 def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
@@ -234,9 +246,15 @@ def make_two_digit(task: str, split: str, n: int, seed: int, canvas: int = 100) 
     return generate(task, split, n, seed, canvas).as_dict()
 
 
+def eval_set(task: str, split: str, canvas: int = 100, root: str | None = None,
+             image_side: int | None = None) -> TwoDigitSet:
+    """The fixed 10k validation or test set of a task (generated once per process), its images read at
+    ``image_side`` when given."""
+    return dataclasses.replace(_fixed_set(task, split, canvas, root), image_side=image_side)
+
+
 @lru_cache(maxsize=8)
-def eval_set(task: str, split: str, canvas: int = 100, root: str | None = None) -> TwoDigitSet:
-    """The fixed 10k validation or test set of a task (cached per process)."""
+def _fixed_set(task: str, split: str, canvas: int, root: str | None) -> TwoDigitSet:
     if split not in EVAL_SEEDS:
         raise ValueError(f"fixed sets exist for splits {', '.join(EVAL_SEEDS)}, not {split!r}")
     return generate(task, split, EVAL_SIZE, EVAL_SEEDS[split], canvas, root)
@@ -299,12 +317,12 @@ class TwoDigitStream(IterableDataset):
     """
 
     def __init__(self, task: str, n_per_epoch: int, batch_size: int, seed: int = 0, canvas: int = 100,
-                 split: str = "train", root: str | Path | None = None):
+                 split: str = "train", root: str | Path | None = None, image_side: int | None = None):
         task_spec(task)
         check_split(split)
         if n_per_epoch <= 0 or batch_size <= 0:
             raise ValueError("n_per_epoch and batch_size must be positive")
-        self.task, self.split, self.canvas, self.root = task, split, canvas, root
+        self.task, self.split, self.canvas, self.root, self.image_side = task, split, canvas, root, image_side
         self.n_per_epoch, self.batch_size, self.seed = n_per_epoch, batch_size, seed
         self.epoch = 0
 
@@ -316,7 +334,8 @@ class TwoDigitStream(IterableDataset):
 
     def batch(self, b: int) -> dict:
         size = min(self.batch_size, self.n_per_epoch - b * self.batch_size)
-        return generate(self.task, self.split, size, (self.seed, self.epoch, b), self.canvas, self.root).as_dict()
+        canvases = generate(self.task, self.split, size, (self.seed, self.epoch, b), self.canvas, self.root)
+        return dataclasses.replace(canvases, image_side=self.image_side).as_dict()
 
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .config import from_dict, to_dict
 from .loss import LossConfig, gaussian_sample, saccade_loss
-from .sampler import ImageSource, TensorSource, UpsampledSource, WindowConfig, noisy_proxy, window_from_z
+from .sampler import ImageSource, TensorSource, WindowConfig, noisy_proxy, window_from_z
 
 LATENT = 3  # (scale, x, y)
 
@@ -34,7 +34,6 @@ class ModelConfig:
     glimpses: int = 4
     crop_size: int = 32
     proxy_size: int = 32
-    image_side: int | None = None  # None: use images as given; N: read them as lazy N×N upsamples
     hidden: int = 256
     rnn_layers: int = 2
     proxy_features: int = 256
@@ -264,8 +263,6 @@ class VariationalSaccading(nn.Module):
             return images
         if images.dim() != 4 or images.shape[1] != self.cfg.channels:
             raise ValueError(f"expected images [N, {self.cfg.channels}, H, W], got shape {tuple(images.shape)}")
-        if self.cfg.image_side:
-            return UpsampledSource(images, self.cfg.image_side)
         return TensorSource(images)
 
     def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None) -> SaccadeOutput:

@@ -142,7 +142,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     it is, since the upsample holds no detail beyond it."""
     import torch
 
-    from .sampler import FileBatchSource
+    from .sampler import FileBatchSource, UpsampledSource
 
     plt = _pyplot()
     n = min(n, len(dataset))
@@ -151,6 +151,8 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     with torch.no_grad():
         result = model(batch["image"], proxy=batch.get("proxy"))
     shown = batch["image"]
+    if isinstance(shown, UpsampledSource):
+        shown = shown.base
     if isinstance(shown, FileBatchSource):  # photos on disk: show a 384² reading of each (windows are relative)
         shown = torch.cat([source.proxy(384) for source in shown.sources])
     names = class_names or [str(k) for k in range(result.logits.shape[-1])]

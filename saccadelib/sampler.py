@@ -184,6 +184,10 @@ class ImageSource:
     def crop(self, windows: torch.Tensor, size: int, supersample: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def to(self, device, non_blocking: bool = False) -> "ImageSource":
+        """The same images with proxies and crops computed on ``device`` (file sources read on the CPU)."""
+        return self
+
     def auto_supersample(self, windows: torch.Tensor, size: int) -> int:
         largest = float(windows[..., 0].detach().abs().max()) if windows.numel() else 0.0
         return supersample_factor(largest * self.detail_px, size)
@@ -199,6 +203,9 @@ class TensorSource(ImageSource):
         self.count, self.dtype, self.device = images.shape[0], images.dtype, images.device
         self.channels, self.height, self.width = images.shape[1:]
         self.detail_px = max(self.height, self.width)
+
+    def to(self, device, non_blocking: bool = False) -> "TensorSource":
+        return TensorSource(self.images.to(device, non_blocking=non_blocking))
 
     def proxy(self, size: int) -> torch.Tensor:
         return F.interpolate(self.images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -240,6 +247,9 @@ class UpsampledSource(ImageSource):
         self.channels = base.shape[1]
         self.height, self.width = height, width or height
         self.detail_px = max(base.shape[2], base.shape[3])
+
+    def to(self, device, non_blocking: bool = False) -> "UpsampledSource":
+        return UpsampledSource(self.base.to(device, non_blocking=non_blocking), self.height, self.width)
 
     def materialize(self) -> torch.Tensor:
         """The large images themselves (for tests and small sizes only)."""

@@ -13,19 +13,20 @@ from . import data as twodigit
 
 
 class TwoDigitTask:
-    """Sum or identification on 100² canvases generated from MNIST (fresh training canvases each epoch)."""
+    """Sum or identification on 100² canvases generated from MNIST (fresh training canvases each epoch),
+    read as they are or, with ``image_side``, as their lazy upsample to that side (the paper's 2528²)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, image_side: int | None = None):
         self.spec = twodigit.task_spec(name)
-        self.name = name
+        self.name, self.image_side = name, image_side
         self.n_classes = self.spec.n_classes
         self.class_names = twodigit.class_names(name)
 
     def training_stream(self, train_size: int, batch_size: int, seed: int):
-        return twodigit.TwoDigitStream(self.name, train_size, batch_size, seed)
+        return twodigit.TwoDigitStream(self.name, train_size, batch_size, seed, image_side=self.image_side)
 
     def evaluation_set(self, split: str):
-        return twodigit.eval_set(self.name, split)
+        return twodigit.eval_set(self.name, split, image_side=self.image_side)
 
 
 class FiveKTask:
@@ -70,7 +71,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def get_task(name: str, data_root: str | Path | None = None):
+def get_task(name: str, data_root: str | Path | None = None, image_side: int | None = None):
     if check_name(name) == "fivek":
+        if image_side is not None:
+            raise ValueError("image_side applies to generated canvases; FiveK's photos are read at their own size")
         return FiveKTask(data_root)
-    return TwoDigitTask(name)
+    return TwoDigitTask(name, image_side)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from .paths import atomic_path, write_text_atomic
 from .runinfo import run_metadata, write_json
+from .sampler import ImageSource
 from .tasks import check_name, get_task
 
 
@@ -51,9 +52,12 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
     precision: str = "fp32"  # "fp32", or "bf16" (autocast on a GPU: matmuls and convs in bfloat16)
     data_root: str | None = None  # a task read from files (fivek): its prepared folder (default data/fivek)
+    image_side: int | None = None  # None: canvases as generated; N: each read as its lazy N×N upsample
 
     def __post_init__(self):
         check_name(self.task)
+        if self.image_side is not None and self.image_side < 8:
+            raise ValueError(f"image_side must be at least 8 pixels or None, got {self.image_side}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
         if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
@@ -77,7 +81,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Tensors and image sources of a batch on ``device``."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, (torch.Tensor, ImageSource)) else v
+            for k, v in batch.items()}
 
 
 def autocast(device: torch.device, precision: str):
@@ -211,7 +217,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     else:
         seed_everything(cfg.seed)
 
-    task = get_task(cfg.task, cfg.data_root)
+    task = get_task(cfg.task, cfg.data_root, cfg.image_side)
     stream, val = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed), task.evaluation_set("val")
     # Generated canvases come through a DataLoader (workers render batches); file-backed batches carry
     # their sources and are iterated directly.

@@ -41,7 +41,7 @@ def test_tiles_read_from_a_source_are_the_image_pixels():
 def test_checkpointed_tiles_match_the_naive_forward_and_gradients():
     torch.manual_seed(0)
     base = torch.rand(3, 1, 20, 20)
-    cfg = TiledResNetConfig(n_classes=7, image_side=80, tile=32, chunk_tiles=4, head_hidden=16)
+    cfg = TiledResNetConfig(n_classes=7, tile=32, chunk_tiles=4, head_hidden=16)
     naive = TiledResNet(cfg)
     checked = TiledResNet(TiledResNetConfig(**{**cfg.to_dict(), "checkpoint": True}))
     checked.load_state_dict(naive.state_dict())
@@ -142,7 +142,7 @@ def test_baselines_fit_one_batch(name):
 def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mnist_root):
     small = {"saccade": dict(hidden=16, proxy_features=16, crop_features=16, latent_features=8, width=8,
                              rnn_layers=1, glimpses=2),
-             "resnet18_tiles": dict(image_side=128, tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16)}
+             "resnet18_tiles": dict(tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16)}
     small["random_glimpses"] = small["grid_glimpses"] = small["saccade"]
     run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
                       progress="none", test=False)

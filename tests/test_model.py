@@ -61,9 +61,8 @@ def test_one_batch_training_fits_the_batch():
 def test_lazy_large_images_run_through_the_model():
     torch.manual_seed(0)
     images = torch.rand(2, 1, 100, 100)
-    model = VariationalSaccading(ModelConfig(image_side=2528, **TINY)).eval()
-    assert isinstance(model.source(images), UpsampledSource)
-    out = model(images)
+    model = VariationalSaccading(ModelConfig(**TINY)).eval()
+    out = model(UpsampledSource(images, 2528))
     assert out.logits.shape == (2, 55) and out.crops.shape == (2, 4, 1, 32, 32)
     # the proxy of a 2528² upsample and of the canvas itself agree closely (same picture)
     assert (out.proxy - TensorSource(images).proxy(32)).abs().mean() < 0.02

@@ -61,7 +61,7 @@ def test_quarter_size_epochs_get_nearly_four_times_the_epochs(monkeypatch):
 def test_large_canvas_reads_the_lazy_upsample_in_64px_crops():
     config = study.task_study("identification", "cpu", image_side=2528)
     (run,) = study.task_runs(config)
-    assert run.model_overrides["image_side"] == 2528 and run.model_overrides["crop_size"] == 64
+    assert run.train_overrides["image_side"] == 2528 and run.model_overrides["crop_size"] == 64
     with pytest.raises(ValueError, match="05_efficiency"):
         study.task_study("identification", "cpu", image_side=2528, models="resnet18")
 
@@ -287,8 +287,8 @@ def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({
             "train": {"task": "identification", "train_size": train_size, "val_size": val_size, "threads": 2,
-                      "device": device},
-            "model": {"name": "saccade", "config": {"image_side": image_side}}}))
+                      "device": device, "image_side": image_side},
+            "model": {"name": "saccade", "config": {}}}))
         pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
         if finished:
             (folder / "metrics.json").write_text("{}")

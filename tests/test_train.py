@@ -93,6 +93,26 @@ def test_outputs_are_written_and_sane(tmp_path, mnist_root):
     assert "optimizer" not in torch.load(tmp_path / "best.pt", weights_only=True)
 
 
+def test_a_task_read_at_a_large_side_trains_on_lazy_sources(tmp_path, mnist_root):
+    from saccadelib.sampler import UpsampledSource
+    from saccadelib.tasks import get_task
+    from saccadelib.train import to_device
+
+    task = get_task("sum", image_side=400)
+    batch = to_device(task.evaluation_set("val").as_dict(0, 3), torch.device("cpu"))
+    streamed = next(iter(task.training_stream(8, 4, seed=0)))
+    for image in (batch["image"], streamed["image"]):
+        assert isinstance(image, UpsampledSource) and (image.height, image.width, image.count) == (400, 400, image.count)
+    assert batch["image"].base.shape == (3, 1, 100, 100)
+    assert task.evaluation_set("val").describe()["image_side"] == 400
+    assert "image_side" not in get_task("sum").evaluation_set("val").describe()  # the fixed set's card as recorded
+    summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "image_side": 400}), tmp_path, META)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert summary["epochs_run"] == 1 and config["datasets"]["val"]["image_side"] == 400
+    with pytest.raises(ValueError, match="FiveK's photos are read at their own size"):
+        get_task("fivek", image_side=400)
+
+
 def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 5, "time_budget_s": 1e-6}), tmp_path, META)
     assert summary["epochs_run"] == 1
@@ -122,9 +142,12 @@ def test_overrides_are_typed_and_checked():
         return config_for("saccade", data.task_spec(task).n_classes, overrides)
 
     cfg = model_config_for("sum", {"glimpses": "2", "loss.kl_weight": "5", "window.mode": "fixed",
-                                   "classifier_sees_proxy": "false", "image_side": "2528"})
+                                   "classifier_sees_proxy": "false"})
     assert cfg.n_classes == 19 and cfg.glimpses == 2 and cfg.loss.kl_weight == 5.0
-    assert cfg.window.mode == "fixed" and cfg.classifier_sees_proxy is False and cfg.image_side == 2528
+    assert cfg.window.mode == "fixed" and cfg.classifier_sees_proxy is False
+    assert apply_overrides(TrainConfig(), {"image_side": "2528"}).image_side == 2528
+    with pytest.raises(ValueError, match="image_side must be at least 8"):
+        TrainConfig(image_side=4)
     assert apply_overrides(TrainConfig(), {"clip_norm": "none"}).clip_norm is None
     # a string setting keeps the word "none" (the progress mode), an optional one reads it as None
     assert apply_overrides(TrainConfig(), {"progress": "none", "test_size": "none"}).progress == "none"

@@ -106,9 +106,7 @@ def measure_here(spec: dict) -> dict:
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     name, side = spec["model"], spec["side"]
-    # A lazy source is read as a side² upsample; a tensor or a file already has its size.
-    image_side = side if spec.get("source", "lazy") == "lazy" else None
-    cfg = config_for(name, n_classes(spec.get("task", "identification")), {"image_side": image_side, **spec.get("config", {})})
+    cfg = config_for(name, n_classes(spec.get("task", "identification")), spec.get("config", {}))
     model = build(name, cfg).to(device)
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -99,6 +99,12 @@ class TaskStudy:
                 raise ValueError(f"{name} does not train at {LARGE_SIDE}² on this study's budgets; "
                                  f"its costs are in 05_efficiency")
 
+    def evaluation_set(self, split: str):
+        """The task's fixed ``split`` set as this study's models read it (the lazy upsample at 2528²)."""
+        from ..tasks import get_task
+
+        return get_task(self.task, image_side=None if self.image_side == 100 else self.image_side).evaluation_set(split)
+
 
 @dataclass(frozen=True)
 class NoiseStudy:

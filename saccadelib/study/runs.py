@@ -57,7 +57,7 @@ def model_overrides(task: str, model: str, image_side: int = 100) -> dict:
         return {}
     settings = dict(RECIPES[TASK_RECIPE[task]])
     if image_side == LARGE_SIDE:
-        settings.update({"image_side": LARGE_SIDE, "crop_size": LARGE_CROP})
+        settings["crop_size"] = LARGE_CROP
     return settings
 
 
@@ -82,6 +82,8 @@ def train_overrides(task: str, image_side: int, model: str, training: Training, 
            "train_size": t.train_size, "batch_size": t.batch_size, "lr": t.lr, "val_size": t.val_size,
            "test_size": t.test_size, "device": t.device, "threads": t.threads, "precision": t.precision,
            "progress": "log"}
+    if image_side != 100:
+        out["image_side"] = image_side
     if t.budget_min is not None:
         out["time_budget_s"] = 2 * 60 * t.budget_min  # a safety cap only: the epochs are the budget
     return out
@@ -109,7 +111,7 @@ def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
     t = study.training
     for name in study.models:
         if name == "resnet18_tiles":
-            settings = {"channels": 3, "tile": study.tile, "image_side": study.side}
+            settings = {"channels": 3, "tile": study.tile}
         else:
             settings = {**RECIPES[TASK_RECIPE["fivek"]], "channels": 3, "crop_size": study.crop}
         for seed in t.seeds:

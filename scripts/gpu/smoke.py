@@ -14,13 +14,18 @@ import torch
 
 from saccadelib import data as twodigit
 from saccadelib.registry import REGISTRY, build, config_for
+from saccadelib.sampler import UpsampledSource
 from saccadelib.tasks import n_classes
 from saccadelib.train import autocast, to_device
 
 
-def step(name: str, overrides: dict, batch_size: int, device: torch.device) -> tuple[float, float]:
+def step(name: str, overrides: dict, batch_size: int, device: torch.device,
+         image_side: int | None = None) -> tuple[float, float]:
     model = build(name, config_for(name, n_classes("identification"), overrides)).to(device)
-    batch = to_device(twodigit.make_two_digit("identification", "train", batch_size, 0), device)
+    batch = twodigit.make_two_digit("identification", "train", batch_size, 0)
+    if image_side:
+        batch["image"] = UpsampledSource(batch["image"], image_side)
+    batch = to_device(batch, device)
     torch.cuda.reset_peak_memory_stats(device)
     torch.cuda.synchronize(device)
     tick = time.perf_counter()
@@ -44,10 +49,9 @@ def main() -> int:
     device = torch.device("cuda")
     print(torch.__version__, torch.cuda.get_device_name(device), flush=True)
     for name in REGISTRY:
-        overrides = {"image_side": 2528} if name in ("saccade", "random_glimpses", "grid_glimpses", "ram") else {}
-        if name == "resnet18_tiles":
-            overrides = {"chunk_tiles": 36}
-        seconds, gib = step(name, overrides, 2, device)
+        side = 2528 if name in ("saccade", "random_glimpses", "grid_glimpses", "ram") else None
+        overrides = {"chunk_tiles": 36} if name == "resnet18_tiles" else {}
+        seconds, gib = step(name, overrides, 2, device, side)
         print(f"ok {name:16s} step+eval {seconds:6.2f} s  peak {gib:6.2f} GiB", flush=True)
     if args.tiles_batch:
         for checkpoint in (False, True):

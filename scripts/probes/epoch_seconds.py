@@ -46,8 +46,9 @@ VAL_CANVASES = 2_000
 
 def key_of(config: dict) -> tuple[str, int, str]:
     """(task, canvas the model reads, model) of a run's config.json."""
-    model = config["model"]
-    return config["train"]["task"], int(model["config"].get("image_side") or 100), model["name"]
+    model, train = config["model"], config["train"]
+    side = train.get("image_side") or model["config"].get("image_side") or 100  # older records kept it in the model's
+    return train["task"], int(side), model["name"]
 
 
 def from_runs(folders: list[Path]) -> dict[tuple[str, int, str], dict]:
