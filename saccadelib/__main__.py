@@ -35,11 +35,11 @@ def _data_two_digit(args) -> int:
 
 def _data_fivek(args) -> int:
     """Prepare MIT-Adobe FiveK (or, with --miniature, first write a FiveK-shaped synthetic folder)."""
-    from . import fivek
+    from . import fivek, fivek_miniature
 
     source = args.source
     if args.miniature:
-        source = fivek.write_miniature(args.miniature, per_class=args.per_class)
+        source = fivek_miniature.write_miniature(args.miniature, per_class=args.per_class)
         print(f"miniature (synthetic, a pipeline check) written to {source}")
     if source is None:
         raise ValueError("give --source DIR (the extracted fivek_dataset folder) or --miniature DIR")

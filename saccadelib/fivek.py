@@ -181,7 +181,7 @@ def prepare_one(photo: str, path: Path, out: Path, settings: PrepareSettings) ->
     ``{"id", "error"}``."""
     from PIL import Image
 
-    from .sampler import FileSource
+    from .file_source import FileSource
 
     large, proxy = _outputs(out, photo)
     try:
@@ -321,7 +321,7 @@ class FiveKSet:
         return len(self.ids)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from .sampler import FileBatchSource
+        from .file_source import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         proxies = self.proxies[picked].float().div_(255.0)
@@ -354,7 +354,3 @@ class FiveKStream:
         order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data)).tolist()
         for start in range(0, len(self.data), self.batch_size):
             yield self.data.as_dict(start, start + self.batch_size, order)
-
-
-# The synthetic miniature (a pipeline check in FiveK's layout) lives in its own module.
-from .fivek_miniature import write_miniature  # noqa: E402  (re-exported: fivek.write_miniature)

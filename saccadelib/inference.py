@@ -8,7 +8,8 @@ import torch
 from . import data as twodigit
 from .model import ModelConfig, VariationalSaccading
 from .registry import GLIMPSE_MODELS
-from .sampler import FileSource, ImageSource, TensorSource, window_to_box
+from .file_source import FileSource
+from .sampler import ImageSource, TensorSource, window_to_box
 
 
 class CheckpointError(ValueError):

@@ -142,7 +142,8 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     it is, since the upsample holds no detail beyond it."""
     import torch
 
-    from .sampler import FileBatchSource, UpsampledSource
+    from .file_source import FileBatchSource
+    from .sampler import UpsampledSource
 
     plt = _pyplot()
     n = min(n, len(dataset))

@@ -8,15 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from saccadelib import fivek
+from saccadelib import fivek, fivek_miniature
 from saccadelib.paths import data_dir
-from saccadelib.sampler import FileBatchSource, FileSource
+from saccadelib.file_source import FileBatchSource, FileSource
 
 
 @pytest.fixture(scope="session")
 def miniature():
     """A dozen 3000×2000 synthetic photos per class (shared with the 04 notebook's smoke run)."""
-    return fivek.write_miniature(data_dir() / "fivek_miniature_source")
+    return fivek_miniature.write_miniature(data_dir() / "fivek_miniature_source")
 
 
 @pytest.fixture(scope="session")
@@ -184,11 +184,11 @@ def test_command_line_prepares_a_miniature_and_names_a_missing_source(tmp_path, 
 
 def test_raw_dng_photos_are_demosaiced_and_prepared(tmp_path):
     """The official download holds raw DNGs: LibRaw (rawpy) reads the miniature's DNG mosaics."""
-    source = fivek.write_miniature(tmp_path / "raw", per_class=1, size=(1200, 800), photos="raw")
+    source = fivek_miniature.write_miniature(tmp_path / "raw", per_class=1, size=(1200, 800), photos="raw")
     assert fivek.photo_folders(source) == [source / "raw_photos" / "HQa1to700" / "photos"]
     photo = fivek.read_photo(source / "raw_photos" / "HQa1to700" / "photos" / "a0001.dng")
     assert photo.size == (1200, 800) and photo.mode == "RGB"
-    tiff = fivek.write_miniature(tmp_path / "tiff", per_class=1, size=(1200, 800))  # the same photos
+    tiff = fivek_miniature.write_miniature(tmp_path / "tiff", per_class=1, size=(1200, 800))  # the same photos
     reference = np.asarray(fivek.read_photo(tiff / "tiff16_c" / "a0001.tif"), dtype=np.float32)
     demosaiced = np.asarray(photo, dtype=np.float32)
     for channel in range(3):  # the same picture (LibRaw's gamma and colour matrix change the values)

@@ -1,13 +1,11 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from saccadelib import sampler
-from saccadelib.sampler import (FileBatchSource, FileSource, ImageFileError, TensorSource, UpsampledSource, WindowConfig,
-                                crop_tensor, supersample_factor, window_from_z, window_to_box)
+from saccadelib.sampler import (TensorSource, UpsampledSource, WindowConfig, crop_tensor, supersample_factor, window_from_z, window_to_box)
 
 
 def _window(scale, cx, cy, dtype=torch.float32):
@@ -142,64 +140,6 @@ def test_sources_reject_bad_shapes():
         UpsampledSource(torch.zeros(100, 100), 2528)
 
 
-# ----------------------------------------------------------------------------------- file source
-
-@pytest.fixture()
-def photo(tmp_path):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:600, 0:800]
-    rgb = np.stack([xx / 800, yy / 600, 0.5 + 0.5 * np.sin(xx / 40)], -1)
-    rgb = (rgb * 255 + rng.normal(0, 3, rgb.shape)).clip(0, 255).astype(np.uint8)
-    path = tmp_path / "photo.png"
-    Image.fromarray(rgb).save(path)
-    return path, torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
-
-
-def test_file_source_matches_the_in_memory_image(photo):
-    path, tensor = photo
-    source = FileSource(path)
-    assert (source.height, source.width) == (600, 800)
-    assert torch.equal(source.decode(), tensor)  # PNG is lossless: the full decode is the image itself
-    assert (source.proxy(32) - TensorSource(tensor).proxy(32)).abs().mean() < 0.02
-    windows = torch.tensor([[[0.3, -0.4, 0.2], [0.5, 0.3, -0.3]]])
-    from_file = source.crop(windows, 32)
-    from_memory = TensorSource(tensor).crop(windows, 32)
-    assert from_file.shape == (1, 2, 3, 32, 32)
-    assert (from_file - from_memory).abs().mean() < 0.02
-
-
-def test_file_source_errors_name_the_problem(tmp_path, photo):
-    path, _ = photo
-    with pytest.raises(ImageFileError, match="not found"):
-        FileSource(tmp_path / "missing.jpg")
-    junk = tmp_path / "junk.jpg"
-    junk.write_bytes(b"this is not an image")
-    with pytest.raises(ImageFileError, match="cannot read image"):
-        FileSource(junk)
-    with pytest.raises(ImageFileError, match="colour .* expects 1 channel"):
-        FileSource(path, channels=1)
-    from PIL import Image
-
-    grey = tmp_path / "grey.png"
-    Image.new("L", (50, 40)).save(grey)
-    with pytest.raises(ImageFileError, match="greyscale .* expects 3 channels"):
-        FileSource(grey, channels=3)
-
-
-def test_truncated_jpeg_is_reported_when_decoded(tmp_path, photo):
-    from PIL import Image
-
-    _, tensor = photo
-    jpeg = tmp_path / "photo.jpg"
-    Image.fromarray((tensor[0].permute(1, 2, 0) * 255).byte().numpy()).save(jpeg, quality=90)
-    jpeg.write_bytes(jpeg.read_bytes()[:3000])
-    with pytest.raises(ImageFileError, match="photo.jpg"):
-        source = FileSource(jpeg)
-        source.crop(_window(0.5, 0, 0), 32)
-
-
 @pytest.mark.parametrize("base_len, large_len", [(100, 2528), (100, 10_112), (37, 50), (100, 100)])
 def test_upsample_rows_are_built_only_where_asked_and_equal_torchs(base_len, large_len):
     full = sampler._upsample_rows(base_len, large_len)  # torch's own interpolation, every row
@@ -209,53 +149,3 @@ def test_upsample_rows_are_built_only_where_asked_and_equal_torchs(base_len, lar
     inside = (index >= 0) & (index < large_len)
     assert torch.allclose(rows[inside], full[index[inside]], atol=1e-12)
     assert rows[~inside].abs().max() == 0  # zero padding outside the image, as grid_sample has it
-
-
-def test_file_source_reads_jpeg_crops_at_a_reduced_size(tmp_path, photo):
-    from PIL import Image
-
-    _, tensor = photo
-    big = torch.nn.functional.interpolate(tensor, size=(2400, 3200), mode="bilinear", align_corners=False)
-    jpeg = tmp_path / "big.jpg"
-    Image.fromarray((big[0].permute(1, 2, 0) * 255).round().byte().numpy()).save(jpeg, quality=95)
-    source = FileSource(jpeg)
-    windows = torch.tensor([[[0.4, -0.3, 0.2], [0.6, 0.2, -0.1]]])  # the smaller: 0.4 × 2400 = 960 px high
-    crops = source.crop(windows, 32)
-    # 960 px into 32 needs ≥ 64 px (2× oversampling): the DCT-domain decode may shrink the image 8×
-    assert source.last_decode == (400, 300)
-    full = TensorSource(big).crop(windows, 32)
-    assert (crops - full).abs().mean() < 0.02
-    source.crop(torch.tensor([[[0.02, 0.0, 0.0]]]), 32)  # a 48-px window needs every pixel
-    assert source.last_decode == (3200, 2400)
-
-
-def test_file_source_crops_are_differentiable_like_the_in_memory_crops(photo):
-    """File crops (PIL reads a patch, bilinear sampling inside it) give the windows a gradient that
-    points where the in-memory sampler's does, and values close to PIL's own reading of the window."""
-    path, tensor = photo
-    windows = torch.tensor([[[0.3, -0.4, 0.2], [0.5, 0.3, -0.3], [0.9, 0.05, 0.0]]], requires_grad=True)
-    weights = torch.randn(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    (FileSource(path).crop(windows, 32) * weights).sum().backward()
-    from_file = windows.grad.clone()
-    windows.grad = None
-    (TensorSource(tensor).crop(windows, 32) * weights).sum().backward()
-    cosine = torch.nn.functional.cosine_similarity(from_file.flatten(), windows.grad.flatten(), dim=0)
-    assert torch.isfinite(from_file).all() and cosine > 0.9
-    from PIL import Image
-
-    with Image.open(path) as img:  # PIL's direct reading of window 0's box
-        x0, y0, x1, y1 = sampler.window_to_box(windows.detach()[0, 0], 600, 800).tolist()
-        direct = FileSource._to_tensor(img.convert("RGB").resize((32, 32), Image.BILINEAR, box=(x0, y0, x1, y1)))
-    assert (FileSource(path).crop(windows.detach(), 32)[0, 0] - direct).abs().mean() < 0.01
-
-
-def test_file_batch_source_uses_stored_proxies_and_checks_its_windows(photo):
-    path, tensor = photo
-    stored = torch.rand(2, 3, 32, 32)
-    batch = FileBatchSource([path, path], proxies=stored)
-    assert batch.proxy(32) is stored and batch.proxy(16).shape == (2, 3, 16, 16)
-    assert batch.crop(torch.tensor([[[0.5, 0.0, 0.0]]] * 2), 24).shape == (2, 1, 3, 24, 24)
-    with pytest.raises(ValueError, match="windows for 1 images, the batch has 2"):
-        batch.crop(torch.tensor([[[0.5, 0.0, 0.0]]]), 24)
-    with pytest.raises(ValueError, match="3 proxies for 2 files"):
-        FileBatchSource([path, path], proxies=torch.rand(3, 3, 32, 32))

@@ -59,7 +59,8 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     import torch.nn.functional as F
 
     from .. import data as twodigit
-    from ..sampler import FileSource, TensorSource, UpsampledSource
+    from ..file_source import FileSource
+    from ..sampler import TensorSource, UpsampledSource
 
     task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")
     canvases = twodigit.make_two_digit(task, "test", batch, 0)
@@ -105,7 +106,7 @@ def measure_here(spec: dict) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    name, side = spec["model"], spec["side"]
+    name = spec["model"]
     cfg = config_for(name, n_classes(spec.get("task", "identification")), spec.get("config", {}))
     model = build(name, cfg).to(device)
     params = sum(p.numel() for p in model.parameters())

@@ -124,10 +124,10 @@ def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
 
 def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = print) -> Path:
     """Smoke: the synthetic FiveK-shaped photos (data/fivek_miniature_source) prepared at study.side."""
-    from .. import fivek
+    from .. import fivek, fivek_miniature
     from ..paths import data_dir
 
-    source = fivek.write_miniature(data_dir() / "fivek_miniature_source")
+    source = fivek_miniature.write_miniature(data_dir() / "fivek_miniature_source")
     card = fivek.prepare(source, study.root(), fivek.PrepareSettings(side=study.side), progress=False)
     log(f"miniature (synthetic photos, a pipeline check) prepared at {study.side}²: {card['prepared']} photos")
     return study.root()

@@ -1,0 +1,171 @@
+"""Image files as sources: large photos on disk (JPEG, PNG, TIFF…) read through the same ``proxy`` and
+``crop`` calls as in-memory images (saccadelib.sampler), without holding the full-resolution image."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .sampler import ImageSource, window_to_box
+
+
+class ImageFileError(ValueError):
+    """An image file that cannot be used: unreadable, corrupt, or with the wrong number of channels."""
+
+
+class FileSource(ImageSource):
+    """One large photo on disk (JPEG, PNG, TIFF…), for inference (crops are not differentiable).
+
+    Neither the proxy nor the crops need the full-resolution decode of a JPEG: its DCT-domain reduction
+    (PIL ``draft``) decodes at 1/2, 1/4 or 1/8 of the side directly, and a crop only needs as much
+    resolution as its window has pixels per crop pixel. So the proxy is read at ≥ 4 pixels per proxy
+    pixel and the crops at ≥ ``CROP_OVERSAMPLE`` source pixels per crop pixel (then anti-aliased by PIL's
+    filter). Other formats are decoded in full. ``last_decode`` records the size the crops were read at.
+    """
+    CROP_OVERSAMPLE = 2
+
+    def __init__(self, path: str | Path, channels: int = 3):
+        from PIL import Image, UnidentifiedImageError
+
+        if channels not in (1, 3):
+            raise ImageFileError(f"channels must be 1 or 3, got {channels}")
+        self.path = Path(path)
+        self.channels, self.count = channels, 1
+        self._mode = "L" if channels == 1 else "RGB"
+        try:
+            with Image.open(self.path) as probe:
+                probe.verify()  # catches truncated and corrupt files before any work
+            with Image.open(self.path) as img:
+                self.width, self.height = img.size
+                mode = img.mode
+        except FileNotFoundError:
+            raise ImageFileError(f"image file not found: {self.path}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ImageFileError(f"cannot read image {self.path}: {err}") from None
+        grey = mode in ("1", "L", "LA", "I", "I;16", "F")
+        if grey and channels == 3:
+            raise ImageFileError(f"{self.path} is greyscale (mode {mode}) but the model expects 3 channels")
+        if not grey and channels == 1:
+            raise ImageFileError(f"{self.path} is colour (mode {mode}) but the model expects 1 channel")
+        self.detail_px = max(self.height, self.width)
+        self.last_decode: tuple[int, int] | None = None
+
+    def _open(self):
+        from PIL import Image
+
+        return Image.open(self.path)
+
+    def _decoded(self, img):
+        try:
+            return img.convert(self._mode)
+        except OSError as err:  # truncated or corrupt data shows only when pixels are decoded
+            raise ImageFileError(f"cannot decode image {self.path}: {err}") from None
+
+    @staticmethod
+    def _to_tensor(img) -> torch.Tensor:
+        import numpy as np
+
+        array = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+        return array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
+
+    def decode(self) -> torch.Tensor:
+        """The whole image at full resolution, [1, C, H, W] float in [0, 1] (what a tile model needs)."""
+        with self._open() as img:
+            return self._to_tensor(self._decoded(img)).unsqueeze(0)
+
+    def proxy(self, size: int) -> torch.Tensor:
+        from PIL import Image
+
+        with self._open() as img:
+            img.draft(self._mode, (size * 4, size * 4))  # JPEG: decode at 1/2..1/8 scale directly
+            small = self._decoded(img).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+        return self._to_tensor(small).unsqueeze(0)
+
+    def crop(self, windows, size, supersample=None):
+        """Crops [1, T, C, size, size], differentiable in the windows.
+
+        Each window is read from the decode by PIL (anti-aliased) into a patch a few crop pixels wider
+        than the window, at the crop's pixel density, and the crop is bilinearly sampled from the patch
+        at the window's (differentiable) sample points: at the window itself these are the patch's
+        pixel centres, so the values are PIL's, and the gradient is the patch's local image gradient.
+        Memory is a few crops per window whatever the image size.
+        """
+        if windows.shape[0] != 1:
+            raise ValueError("a FileSource holds one image: windows must be [1, T, 3]")
+        boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
+        # The most demanding window decides how far the decode may be reduced (JPEG only; 1 elsewhere).
+        smallest_px = float((boxes[:, 2:] - boxes[:, :2]).min()) if len(boxes) else float(size)
+        request = max(1, math.ceil(max(self.width, self.height) * self.CROP_OVERSAMPLE * size / max(smallest_px, 1e-6)))
+        sample_box = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)  # keeps the gradient
+        crops = []
+        with self._open() as img:
+            img.draft(self._mode, (max(1, request * self.width // max(self.width, self.height)),
+                                   max(1, request * self.height // max(self.width, self.height))))
+            img = self._decoded(img)
+            self.last_decode = (img.width, img.height)
+            for box, differentiable in zip(boxes.tolist(), sample_box):
+                patch, patch_box = self._patch(img, box, size)
+                crops.append(_sample_patch(patch, patch_box, differentiable, size))
+        return torch.stack(crops).unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
+
+    PATCH_MARGIN = 2  # crop pixels of context on each side: room for the gradient and small moves
+
+    def _patch(self, img, box, size):
+        """The window's box widened by PATCH_MARGIN crop pixels (clipped to the image), read by PIL at
+        the crop's density; returns (patch [C, h, w], its box in full-resolution pixels)."""
+        from PIL import Image
+
+        x0, y0, x1, y1 = box
+        px, py = (x1 - x0) / size, (y1 - y0) / size  # full-resolution pixels per crop pixel
+        m = self.PATCH_MARGIN
+        bx0, by0 = max(0.0, x0 - m * px), max(0.0, y0 - m * py)
+        bx1, by1 = min(float(self.width), x1 + m * px), min(float(self.height), y1 + m * py)
+        w = max(1, round((bx1 - bx0) / max(px, 1e-9)))
+        h = max(1, round((by1 - by0) / max(py, 1e-9)))
+        sx, sy = img.width / self.width, img.height / self.height  # 1 unless the decode was reduced
+        patch = img.resize((w, h), Image.BILINEAR, box=(bx0 * sx, by0 * sy, bx1 * sx, by1 * sy))
+        return self._to_tensor(patch), (bx0, by0, bx1, by1)
+
+
+def _sample_patch(patch: torch.Tensor, patch_box, window_box: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear samples of ``patch`` (covering ``patch_box`` in image pixels) at the size×size pixel
+    centres of ``window_box`` [4] (image pixels, may carry a gradient) → [C, size, size]."""
+    bx0, by0, bx1, by1 = patch_box
+    centres = (torch.arange(size, dtype=window_box.dtype) + 0.5) / size
+    xs = window_box[0] + centres * (window_box[2] - window_box[0])
+    ys = window_box[1] + centres * (window_box[3] - window_box[1])
+    gx = 2 * (xs - bx0) / max(bx1 - bx0, 1e-9) - 1  # align_corners=False: patch pixel j sits at (2j+1)/w - 1
+    gy = 2 * (ys - by0) / max(by1 - by0, 1e-9) - 1
+    grid = torch.stack(torch.broadcast_tensors(gx.view(1, size), gy.view(size, 1)), -1)
+    out = F.grid_sample(patch.unsqueeze(0).to(grid.dtype), grid.unsqueeze(0), mode="bilinear",
+                        padding_mode="border", align_corners=False)
+    return out[0]
+
+
+class FileBatchSource(ImageSource):
+    """N image files as one batch (training on large photos, e.g. FiveK): the proxies can come from
+    stored files (``proxies`` [N, C, s, s]) and the crops are read file by file through ``FileSource``,
+    so memory depends on the crops, not on the image size. Images may differ in size."""
+
+    def __init__(self, paths, channels: int = 3, proxies: torch.Tensor | None = None):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("FileBatchSource needs at least one file")
+        if proxies is not None and len(proxies) != len(self.paths):
+            raise ValueError(f"{len(proxies)} proxies for {len(self.paths)} files")
+        self.channels, self.count, self.stored_proxies = channels, len(self.paths), proxies
+        self.sources = [FileSource(p, channels) for p in self.paths]  # each opened and verified once
+        first = self.sources[0]
+        self.height, self.width, self.detail_px = first.height, first.width, first.detail_px
+
+    def proxy(self, size: int) -> torch.Tensor:
+        if self.stored_proxies is not None and self.stored_proxies.shape[-1] == size:
+            return self.stored_proxies
+        return torch.cat([s.proxy(size) for s in self.sources])
+
+    def crop(self, windows, size, supersample=None):
+        if windows.shape[0] != self.count:
+            raise ValueError(f"windows for {windows.shape[0]} images, the batch has {self.count}")
+        return torch.cat([s.crop(windows[i:i + 1], size) for i, s in enumerate(self.sources)])
