@@ -146,6 +146,7 @@ class TwoDigitSet:
             "label": self.label[part],
             "digits": self.digits[part],
             "boxes": self.boxes[part],
+            "regions": self.boxes[part] / self.canvas * 2 - 1,  # the boxes in [-1, 1] (the oracle's windows)
         }
 
     def batches(self, batch_size: int) -> Iterator[dict]:
@@ -158,7 +159,7 @@ class TwoDigitSet:
         return card if self.image_side is None else {**card, "image_side": self.image_side}
 
     def glimpse_hits(self, windows: torch.Tensor, batch: dict) -> torch.Tensor:
-        """[N, T, 2] bool: glimpse t's window holds digit d's box centre (the hit rate's definition)."""
+        """[N, T, 2] bool: glimpse t's window holds most of digit d's box (the hit rate's definition)."""
         return hit_matrix(windows, batch["boxes"], self.canvas)
 
     def sha256(self) -> str:
@@ -178,13 +179,23 @@ def _read_as(images: torch.Tensor, image_side: int | None):
     return UpsampledSource(images, image_side)
 
 
-def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
-    """[N, T, 2] bool: glimpse t's window contains digit d's box centre (canvas pixel coordinates)."""
-    from .sampler import box_contains, window_to_box
+HIT_COVERAGE = 0.5  # a glimpse hits a digit when its window holds more than this share of the digit's box
 
-    win_box = window_to_box(windows, canvas, canvas)  # [N, T, 4]
-    centres = (boxes[..., :2] + boxes[..., 2:]) / 2  # [N, 2, 2]
-    return box_contains(win_box.unsqueeze(2), centres.unsqueeze(1))
+
+def box_coverage(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """[N, T, D]: the share of each object's box (boxes [N, D, 4], canvas pixels) inside each window."""
+    from .sampler import window_to_box
+
+    win = window_to_box(windows, canvas, canvas).unsqueeze(2)  # [N, T, 1, 4]
+    obj = boxes.to(win.dtype).unsqueeze(1)  # [N, 1, D, 4]
+    overlap = ((torch.minimum(win[..., 2:], obj[..., 2:]) - torch.maximum(win[..., :2], obj[..., :2]))
+               .clamp(min=0).prod(-1))
+    return overlap / (obj[..., 2:] - obj[..., :2]).prod(-1)
+
+
+def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """[N, T, D] bool: glimpse t's window holds more than half of object d's box."""
+    return box_coverage(windows, boxes, canvas) > HIT_COVERAGE
 
 
 def _rng(task: TaskSpec, split: str, seed, canvas: int) -> np.random.Generator:

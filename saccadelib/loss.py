@@ -64,8 +64,13 @@ def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) ->
         classification = F.cross_entropy(out.step_logits.reshape(n * t, -1), label.repeat_interleave(t))
     else:
         classification = F.cross_entropy(out.logits, label)
-    target = out.proxy.unsqueeze(1).expand_as(out.proxy_logits)
-    reconstruction = bernoulli_nll(out.proxy_logits, target).reshape(n, -1).sum(1).mean()
+    if out.proxy_logits is None:  # not decoded: the model skips the decoder when this term has no weight
+        if config.reconstruction_weight != 0:
+            raise ValueError("the loss has a reconstruction term but the proxy was not decoded")
+        reconstruction = out.proxy.new_zeros(())
+    else:
+        target = out.proxy.unsqueeze(1).expand_as(out.proxy_logits)
+        reconstruction = bernoulli_nll(out.proxy_logits, target).reshape(n, -1).sum(1).mean()
     kl_terms = gaussian_kl(out.q_mu, out.q_logvar, out.p_mu, out.p_logvar)  # [N, T, 3]
     kl = kl_terms.reshape(n, -1).sum(1).mean()
     kl_charged = kl_terms.mean(0).clamp(min=config.kl_free_bits).sum() if config.kl_free_bits > 0 else kl

@@ -27,6 +27,10 @@ from .sampler import ImageSource, TensorSource, WindowConfig, noisy_proxy, windo
 LATENT = 3  # (scale, x, y)
 
 
+POLICIES = ("learnt", "random", "grid", "oracle")
+CLASSIFIER_READS = ("crops", "crops+state", "crops+proxy", "crops+state+proxy")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     n_classes: int = 55
@@ -43,8 +47,10 @@ class ModelConfig:
     proxy_width: int | None = None  # the proxy encoder's w when it differs (a 32² proxy is cheap to widen)
     norm: str = "batch"  # conv normalization: "batch" (learns much faster here, see README) or "group" (paper)
     proxy_encoder: str = "spatial"  # "spatial" (flatten: keeps where things are) or "pooled" (global pool)
-    classifier_sees_state: bool = True  # original: crop features are joined with h_{t-1}
-    classifier_sees_proxy: bool = True
+    # What the classifier reads besides the crops (docs/deviations.md): "crops" (the crops' features
+    # alone: the paper's Eq. 6, and the test of whether looking is what works), "crops+state" (joined with
+    # h_{t-1}, as the original code did), "crops+proxy" (with the proxy features e_c), or both.
+    classifier_reads: str = "crops"
     init_scale: float = 0.6  # initial window side (fraction of the image side)
     init_logvar: float = -2.0  # initial posterior log-variance of z
     # Where the T glimpses start: "centre" (all at the image centre, as a plain VRNN starts: the glimpses
@@ -55,7 +61,10 @@ class ModelConfig:
     # encoder (location gradients through the sampler are noisy; the classifier and decoder shape e_c).
     posterior_trains_encoder: bool = True
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
-    policy: str = "learnt"  # "learnt" (windows from z), or the controls "random" (uniform) and "grid" (fixed)
+    train_sample: bool = True  # training draws z from q; False: the posterior mean (the deterministic ablation)
+    # "learnt" (windows from z), or the controls "random" (uniform), "grid" (fixed) and "oracle" (on the
+    # objects' boxes, which the batch must carry as ``regions``: the ceiling for any policy)
+    policy: str = "learnt"
     # The noisy-proxy ablation (docs/tasks.md): Gaussian noise std and pixel keep fraction applied to the
     # proxy the model is shown, never to the crops. Fresh noise in training, a fixed stream in evaluation.
     proxy_noise: float = 0.0
@@ -64,8 +73,10 @@ class ModelConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
-        if self.policy not in ("learnt", "random", "grid"):
-            raise ValueError(f"unknown glimpse policy {self.policy!r}; valid: learnt, random, grid")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown glimpse policy {self.policy!r}; valid: {', '.join(POLICIES)}")
+        if self.classifier_reads not in CLASSIFIER_READS:
+            raise ValueError(f"unknown classifier input {self.classifier_reads!r}; valid: {', '.join(CLASSIFIER_READS)}")
         if self.init_layout not in ("centre", "grid"):
             raise ValueError(f"unknown initial layout {self.init_layout!r}; valid: centre, grid")
         if self.norm not in ("batch", "group"):
@@ -193,18 +204,20 @@ class GlimpseClassifier(nn.Module):
                                       conv_block(2 * w, 4 * w, norm), conv_block(4 * w, 8 * w, norm, pool=False),
                                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(8 * w, cfg.crop_features), nn.ReLU(inplace=True))
-        width = cfg.crop_features + (cfg.hidden if cfg.classifier_sees_state else 0)
-        head_in = width + (cfg.proxy_features if cfg.classifier_sees_proxy else 0)
+        self.reads_state = "state" in cfg.classifier_reads.split("+")
+        self.reads_proxy = "proxy" in cfg.classifier_reads.split("+")
+        head_in = (cfg.crop_features + (cfg.hidden if self.reads_state else 0)
+                   + (cfg.proxy_features if self.reads_proxy else 0))
         self.head = mlp(head_in, 256, cfg.n_classes)
 
     def forward(self, crops, states, proxy_features):
         n, t = crops.shape[:2]
         feats = self.crop_net(crops.flatten(0, 1)).view(n, t, -1)
-        if self.cfg.classifier_sees_state:
+        if self.reads_state:
             feats = torch.cat([feats, states], -1)
         steps = torch.arange(1, t + 1, device=feats.device, dtype=feats.dtype).view(1, t, 1)
         running = feats.cumsum(1) / steps  # the pooled features after 1, 2, …, T glimpses
-        if self.cfg.classifier_sees_proxy:
+        if self.reads_proxy:
             running = torch.cat([running, proxy_features.unsqueeze(1).expand(n, t, -1)], -1)
         return self.head(running)  # [N, T, classes]
 
@@ -229,6 +242,21 @@ def _grid_offsets(cfg: ModelConfig) -> torch.Tensor:
     return torch.cat([torch.zeros(cfg.glimpses, 1), torch.atanh((centres / room).clamp(-0.95, 0.95))], -1)
 
 
+def oracle_windows(regions: torch.Tensor, glimpses: int, min_scale: float) -> torch.Tensor:
+    """[N, T, 3] windows on the objects (regions [N, D, 4], x0, y0, x1, y1 in [-1, 1]): the smallest square
+    holding glimpse t's object (t mod D), at least ``min_scale``. With fewer glimpses than objects, every
+    glimpse holds them all (one window over the union of the boxes)."""
+    n, d = regions.shape[:2]
+    if glimpses >= d:
+        boxes = regions[:, torch.arange(glimpses, device=regions.device) % d]
+    else:
+        union = torch.cat([regions[..., :2].amin(1), regions[..., 2:].amax(1)], -1)
+        boxes = union.unsqueeze(1).expand(n, glimpses, 4)
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    half = ((boxes[..., 2:] - boxes[..., :2]) / 2).amax(-1, keepdim=True)  # the window's scale is its half-side
+    return torch.cat([half.clamp(min=min_scale), centre], -1)
+
+
 @dataclass
 class SaccadeOutput:
     logits: torch.Tensor  # [N, classes] after all T glimpses
@@ -240,7 +268,7 @@ class SaccadeOutput:
     p_mu: torch.Tensor
     p_logvar: torch.Tensor
     proxy: torch.Tensor  # [N, C, J, J] what the model was shown
-    proxy_logits: torch.Tensor  # [N, T, C, J, J]
+    proxy_logits: torch.Tensor | None  # [N, T, C, J, J] when decoded (training with a reconstruction term)
     crops: torch.Tensor  # [N, T, C, S, S]
 
 
@@ -265,43 +293,66 @@ class VariationalSaccading(nn.Module):
             raise ValueError(f"expected images [N, {self.cfg.channels}, H, W], got shape {tuple(images.shape)}")
         return TensorSource(images)
 
-    def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None) -> SaccadeOutput:
+    def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None,
+                regions: torch.Tensor | None = None, decode: bool | None = None) -> SaccadeOutput:
         """``images``: a tensor [N,C,H,W] or an ImageSource; ``proxy`` overrides the source's proxy
-        (e.g. a noisy one). ``sample``: draw z from q (default: in training, or if cfg.eval_sample)."""
+        (e.g. a noisy one). ``sample``: draw z from q (default: in training unless cfg.train_sample is
+        False, or in evaluation if cfg.eval_sample). ``regions`` [N, D, 4]: the objects' boxes (x0, y0,
+        x1, y1 in [-1, 1]) for the oracle policy. ``decode``: reconstruct the proxy (default: only when the
+        loss uses it, in training); otherwise ``proxy_logits`` is None."""
         cfg = self.cfg
         src = self.source(images)
         if proxy is None:
             proxy = self.shown_proxy(src.proxy(cfg.proxy_size))
         proxy = proxy.to(self.core.lstm.weight_ih_l0.device)  # a file source decodes on the CPU
-        sample = (self.training or cfg.eval_sample) if sample is None else sample
+        if sample is None:
+            sample = cfg.train_sample if self.training else cfg.eval_sample
+        if decode is None:
+            decode = self.training and cfg.loss.reconstruction_weight > 0
         n = proxy.shape[0]
         e_c = self.proxy_encoder(proxy)
+        posterior_in = e_c if cfg.posterior_trains_encoder else e_c.detach()
+        offsets = self.glimpse_offset if cfg.init_layout == "grid" else None
+        # The recurrence: only the posterior, z and the core depend on the previous glimpse. The prior
+        # and the decoder read h_{t-1} and z_t but feed nothing back, so they run once, batched, after it.
         h = proxy.new_zeros(n, cfg.hidden)
         state = None
-        record = {k: [] for k in ("z", "q_mu", "q_logvar", "p_mu", "p_logvar", "dec", "h_prev")}
+        record = {k: [] for k in ("z", "q_mu", "q_logvar", "h_prev")}
         for t in range(cfg.glimpses):
-            p_mu, p_logvar = self.prior(h)
-            q_mu, q_logvar = self.posterior(torch.cat([e_c if cfg.posterior_trains_encoder else e_c.detach(), h], -1))
-            if cfg.init_layout == "grid":  # the same shift for both: the KL sees only their difference
-                p_mu, q_mu = p_mu + self.glimpse_offset[t], q_mu + self.glimpse_offset[t]
+            q_mu, q_logvar = self.posterior(torch.cat([posterior_in, h], -1))
+            if offsets is not None:  # the same shift for prior and posterior: the KL sees only their difference
+                q_mu = q_mu + offsets[t]
             z = gaussian_sample(q_mu, q_logvar) if sample else q_mu
-            phi_z = self.latent_embedding(z)
-            record["dec"].append(self.decoder(phi_z, h))
-            record["h_prev"].append(h)
-            for key, value in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("p_mu", p_mu), ("p_logvar", p_logvar)):
+            for key, value in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("h_prev", h)):
                 record[key].append(value)
-            h, state = self.core(torch.cat([e_c, phi_z], -1), state)
+            h, state = self.core(torch.cat([e_c, self.latent_embedding(z)], -1), state)
         stack = {k: torch.stack(v, 1) for k, v in record.items()}
-        if cfg.policy == "learnt":
-            windows = window_from_z(stack["z"], cfg.window)
-        elif cfg.policy == "random":
-            windows = self.random_windows(n, proxy)
-        else:
-            windows = grid_windows(cfg.glimpses).to(proxy).expand(n, -1, -1)
+        t = cfg.glimpses
+        p_mu, p_logvar = (v.view(n, t, LATENT) for v in self.prior(stack["h_prev"].flatten(0, 1)))
+        if offsets is not None:
+            p_mu = p_mu + offsets
+        proxy_logits = None
+        if decode:
+            phi_z = self.latent_embedding(stack["z"].flatten(0, 1))
+            proxy_logits = self.decoder(phi_z, stack["h_prev"].flatten(0, 1)).view(n, t, *proxy.shape[1:])
+        windows = self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, stack["h_prev"], e_c)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
-                             stack["p_mu"], stack["p_logvar"], proxy, stack["dec"], crops)
+                             p_mu, p_logvar, proxy, proxy_logits, crops)
+
+    def windows(self, z: torch.Tensor, n: int, like: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+        """[N, T, 3] windows of the configured policy."""
+        cfg = self.cfg
+        if cfg.policy == "learnt":
+            return window_from_z(z, cfg.window)
+        if cfg.policy == "random":
+            return self.random_windows(n, like)
+        if cfg.policy == "grid":
+            return grid_windows(cfg.glimpses).to(like).expand(n, -1, -1)
+        if regions is None:
+            raise ValueError("the oracle policy needs the objects' boxes: a batch with 'regions' (two-digit tasks)")
+        return oracle_windows(regions.to(like), cfg.glimpses, cfg.window.min_scale)
 
     def shown_proxy(self, proxy: torch.Tensor) -> torch.Tensor:
         """The proxy after the configured ablation noise (unchanged when there is none)."""
@@ -322,10 +373,10 @@ class VariationalSaccading(nn.Module):
 
     # -- the interface the shared training loop uses (train.py) --
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        out = self(batch["image"], proxy=batch.get("proxy"))
+        out = self(batch["image"], proxy=batch.get("proxy"), regions=batch.get("regions"))
         return saccade_loss(out, batch["label"], self.cfg.loss)
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict) -> dict:
-        out = self(batch["image"], proxy=batch.get("proxy"))
+        out = self(batch["image"], proxy=batch.get("proxy"), regions=batch.get("regions"))
         return {"logits": out.logits, "step_logits": out.step_logits, "windows": out.windows}

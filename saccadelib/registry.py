@@ -20,7 +20,7 @@ from .model import ModelConfig, VariationalSaccading
 class ModelSpec:
     config: type
     build: type
-    defaults: dict  # settings that make this entry what it is (e.g. policy="random")
+    defaults: dict  # settings that make this entry what it is (e.g. policy="random"): they win over overrides
     about: str
 
 
@@ -30,6 +30,12 @@ REGISTRY: dict[str, ModelSpec] = {
                                  "our crop classifier, windows drawn uniformly at random"),
     "grid_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "grid"},
                                "our crop classifier, windows on a fixed grid"),
+    "oracle_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "oracle"},
+                                 "our crop classifier, windows on the digits' boxes (the ceiling for a policy)"),
+    "deterministic_glimpses": ModelSpec(
+        ModelConfig, VariationalSaccading,
+        {"train_sample": False, "loss.kl_weight": 0.0, "loss.kl_free_bits": 0.0, "loss.reconstruction_weight": 0.0},
+        "our model without its variational parts: z is the posterior's mean, no KL, no decoder"),
     "resnet18": ModelSpec(ResNetConfig, WholeImageResNet, {}, "ResNet-18 on the whole image"),
     "resnet18_tiles": ModelSpec(TiledResNetConfig, TiledResNet, {}, "ResNet-18 over 224² tiles, features summed (Eq. 8)"),
     "proxy_cnn": ModelSpec(ProxyCNNConfig, ProxyCNN, {}, "a CNN on the 32² proxy alone"),
@@ -46,9 +52,10 @@ def spec(name: str) -> ModelSpec:
 
 
 def config_for(name: str, n_classes: int, overrides: dict | None = None):
-    """The named model's config for ``n_classes`` classes, with its entry's defaults and ``overrides``."""
+    """The named model's config for ``n_classes`` classes: ``overrides``, then the entry's own settings
+    (a recipe shared by the glimpse models cannot turn a control back into the model it controls for)."""
     entry = spec(name)
-    return apply_overrides(entry.config(), {"n_classes": n_classes, **entry.defaults, **(overrides or {})})
+    return apply_overrides(entry.config(), {"n_classes": n_classes, **(overrides or {}), **entry.defaults})
 
 
 def build(name: str, config) -> nn.Module:

@@ -72,12 +72,6 @@ def window_to_box(window: torch.Tensor, height: int, width: int) -> torch.Tensor
                         (cx + scale + 1) / 2 * width, (cy + scale + 1) / 2 * height], -1)
 
 
-def box_contains(box: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """box [..., 4], points [..., 2] (x, y) → bool [...]: the point lies inside the box."""
-    x, y = points.unbind(-1)
-    return (box[..., 0] <= x) & (x <= box[..., 2]) & (box[..., 1] <= y) & (y <= box[..., 3])
-
-
 def supersample_factor(window_px: float, size: int, limit: int = MAX_SUPERSAMPLE) -> int:
     """Samples per output pixel and axis so that sample spacing ≤ one source pixel (capped)."""
     return int(min(max(math.ceil(window_px / size - 1e-6), 1), limit))

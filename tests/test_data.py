@@ -54,7 +54,7 @@ def test_labels_follow_the_digits(task, mnist_root):
 @pytest.mark.parametrize("canvas", [100, 60])
 def test_public_contract_shapes_and_ranges(task, canvas, mnist_root):
     d = data.make_two_digit(task, "val", 64, 3, canvas=canvas)
-    assert set(d) == {"image", "label", "digits", "boxes"}
+    assert set(d) == {"image", "label", "digits", "boxes", "regions"}
     assert d["image"].shape == (64, 1, canvas, canvas) and d["image"].dtype == torch.float32
     assert d["label"].shape == (64,) and d["label"].dtype == torch.int64
     assert d["digits"].shape == (64, 2) and d["digits"].dtype == torch.int64
@@ -63,6 +63,8 @@ def test_public_contract_shapes_and_ranges(task, canvas, mnist_root):
     boxes = d["boxes"]
     assert (boxes[..., :2] >= 0).all() and (boxes[..., 2:] <= canvas).all()
     assert torch.equal(boxes[..., 2:] - boxes[..., :2], torch.full((64, 2, 2), 28.0))
+    # the same boxes in the sampler's [-1, 1] coordinates: a window with these edges holds the digit exactly
+    assert torch.allclose(d["regions"], boxes / canvas * 2 - 1) and d["regions"].abs().max() <= 1
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -131,3 +131,116 @@ def test_posterior_can_be_kept_from_training_the_proxy_encoder():
         grad = model.proxy_encoder.head[1].weight.grad
         assert (grad is not None and grad.abs().sum() > 0) == expect
         assert model.posterior.net[-1].weight.grad.abs().sum() > 0
+
+
+def _per_glimpse_reference(model, images):
+    """The model's recurrence written the plain way: prior, posterior and decoder inside the loop."""
+    from saccadelib.loss import gaussian_sample
+
+    cfg = model.cfg
+    proxy = TensorSource(images).proxy(cfg.proxy_size)
+    e_c = model.proxy_encoder(proxy)
+    h, state = proxy.new_zeros(len(images), cfg.hidden), None
+    rec = {k: [] for k in ("z", "q_mu", "q_logvar", "p_mu", "p_logvar", "dec", "h")}
+    for t in range(cfg.glimpses):
+        p_mu, p_logvar = model.prior(h)
+        q_mu, q_logvar = model.posterior(torch.cat([e_c.detach(), h], -1))
+        p_mu, q_mu = p_mu + model.glimpse_offset[t], q_mu + model.glimpse_offset[t]
+        z = gaussian_sample(q_mu, q_logvar)
+        phi = model.latent_embedding(z)
+        for k, v in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("p_mu", p_mu), ("p_logvar", p_logvar),
+                     ("dec", model.decoder(phi, h)), ("h", h)):
+            rec[k].append(v)
+        h, state = model.core(torch.cat([e_c, phi], -1), state)
+    return {k: torch.stack(v, 1) for k, v in rec.items()}, proxy
+
+
+def test_batched_prior_and_decoder_give_the_per_glimpse_loss():
+    from saccadelib.loss import saccade_loss
+    from saccadelib.model import SaccadeOutput
+    from saccadelib.sampler import window_from_z
+
+    cfg = ModelConfig(n_classes=19, glimpses=3, init_layout="grid", posterior_trains_encoder=False,
+                      classifier_reads="crops+state+proxy", **TINY)
+    torch.manual_seed(0)
+    model = VariationalSaccading(cfg)
+    batch = make_two_digit("sum", "train", 6, 0)
+    torch.manual_seed(1)
+    out = model(batch["image"])
+    torch.manual_seed(1)
+    ref, proxy = _per_glimpse_reference(model, batch["image"])
+    windows = window_from_z(ref["z"], cfg.window)
+    crops = TensorSource(batch["image"]).crop(windows, cfg.crop_size)
+    step_logits = model.classifier(crops, ref["h"], model.proxy_encoder(proxy))
+    expected = SaccadeOutput(step_logits[:, -1], step_logits, windows, ref["z"], ref["q_mu"], ref["q_logvar"],
+                             ref["p_mu"], ref["p_logvar"], proxy, ref["dec"], crops)
+    for name in ("z", "p_mu", "p_logvar", "proxy_logits", "step_logits"):
+        assert torch.allclose(getattr(out, name), getattr(expected, name), atol=1e-5), name
+    (loss, _), (reference, _) = saccade_loss(out, batch["label"]), saccade_loss(expected, batch["label"])
+    assert abs(loss.item() - reference.item()) < 1e-4 * abs(reference.item())  # the tolerance we hold to
+
+
+def test_evaluation_and_a_reconstruction_free_loss_skip_the_decoder():
+    torch.manual_seed(0)
+    images = torch.rand(2, 1, 100, 100)
+    model = VariationalSaccading(ModelConfig(**TINY))
+    assert model(images).proxy_logits is not None  # training with a reconstruction term decodes
+    model.eval()
+    assert model(images).proxy_logits is None
+    assert model(images, decode=True).proxy_logits.shape == (2, 4, 1, 32, 32)
+    free = VariationalSaccading(ModelConfig(loss=LossConfig(reconstruction_weight=0.0), **TINY))
+    assert free(images).proxy_logits is None
+
+
+@pytest.mark.parametrize("reads,sees_proxy", [("crops", False), ("crops+state", False), ("crops+proxy", True),
+                                              ("crops+state+proxy", True)])
+def test_what_the_classifier_reads(reads, sees_proxy):
+    torch.manual_seed(0)
+    model = VariationalSaccading(ModelConfig(policy="grid", classifier_reads=reads, **TINY)).eval()
+    images = torch.rand(3, 1, 100, 100)
+    head_in = model.classifier.head[0].in_features
+    assert head_in == 32 + 32 * ("state" in reads) + 32 * ("proxy" in reads)
+    # grid windows do not depend on the proxy: only a classifier reading the proxy (directly, or through
+    # h_{t-1}) can change its answer when another proxy is shown
+    a = model(images).logits
+    b = model(images, proxy=torch.rand(3, 1, 32, 32)).logits
+    assert torch.allclose(a, b) != (sees_proxy or "state" in reads)
+    with pytest.raises(ValueError, match="unknown classifier input 'proxy'"):
+        ModelConfig(classifier_reads="proxy")
+
+
+def test_oracle_windows_hold_the_digits_by_hand():
+    from saccadelib.model import oracle_windows
+
+    regions = torch.tensor([[[-0.28, -0.28, 0.28, 0.28], [0.2, -1.0, 0.6, -0.7]]])  # 28 px and 20×15 px at 100²
+    four = oracle_windows(regions, 4, 0.1)
+    assert torch.allclose(four[0], torch.tensor([[0.28, 0.0, 0.0], [0.2, 0.4, -0.85]] * 2))
+    one = oracle_windows(regions, 1, 0.1)  # one glimpse: the union of both boxes
+    assert torch.allclose(one[0], torch.tensor([[0.64, 0.16, -0.36]]))  # x in [-0.28, 0.6], y in [-1, 0.28]
+    assert torch.allclose(oracle_windows(regions, 2, 0.25)[0, :, 0], torch.tensor([0.28, 0.25]))
+
+
+def test_the_oracle_reads_the_digits_and_needs_their_boxes():
+    torch.manual_seed(0)
+    batch = make_two_digit("identification", "val", 4, 0)
+    model = VariationalSaccading(ModelConfig(policy="oracle", glimpses=2, crop_size=28, **TINY)).eval()
+    out = model(batch["image"], regions=batch["regions"])
+    for i in range(4):
+        for d in range(2):
+            x0, y0, x1, y1 = batch["boxes"][i, d].int().tolist()
+            assert torch.allclose(out.crops[i, d, 0], batch["image"][i, 0, y0:y1, x0:x1], atol=1e-5)
+    with pytest.raises(ValueError, match="oracle policy needs the objects' boxes"):
+        model(batch["image"])
+
+
+def test_the_deterministic_ablation_keeps_its_settings_under_a_recipe():
+    from saccadelib.registry import config_for
+
+    recipe = {"loss.reconstruction_weight": 0.01, "loss.kl_free_bits": 1.0, "glimpses": 2}
+    cfg = config_for("deterministic_glimpses", 19, recipe)
+    assert (cfg.train_sample, cfg.loss.kl_weight, cfg.loss.kl_free_bits, cfg.loss.reconstruction_weight) == (False, 0, 0, 0)
+    assert cfg.glimpses == 2 and config_for("random_glimpses", 19, {"policy": "learnt"}).policy == "random"
+    torch.manual_seed(0)
+    model = VariationalSaccading(ModelConfig(**{**TINY, "train_sample": False}))
+    images = torch.rand(2, 1, 100, 100)
+    assert torch.equal(model(images).z, model(images).z)  # training without sampling

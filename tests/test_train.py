@@ -119,9 +119,15 @@ def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
 
 
 def test_hit_matrix_by_hand():
+    from saccadelib.data import box_coverage
+
     windows = torch.tensor([[[0.3, 0.0, 0.0], [0.2, -0.8, -0.8]]])  # boxes (35,35,65,65) and (0,0,20,20)
-    boxes = torch.tensor([[[36.0, 36.0, 64.0, 64.0], [70.0, 0.0, 98.0, 28.0]]])  # centres (50,50), (84,14)
-    assert hit_matrix(windows, boxes, 100).tolist() == [[[True, False], [False, False]]]
+    # inside the first window: all of digit 1, 25×25 of digit 2, 15×15 of digit 3 (whose centre is inside)
+    boxes = torch.tensor([[[36.0, 36.0, 64.0, 64.0], [40.0, 40.0, 68.0, 68.0], [50.0, 50.0, 78.0, 78.0]]])
+    coverage = box_coverage(windows, boxes, 100)
+    assert torch.allclose(coverage[0, 0], torch.tensor([1.0, 625 / 784, 225 / 784]))
+    assert torch.all(coverage[0, 1] == 0)
+    assert hit_matrix(windows, boxes, 100).tolist() == [[[True, True, False], [False, False, False]]]
 
 
 def test_evaluate_counts_exactly(mnist_root):
@@ -142,9 +148,9 @@ def test_overrides_are_typed_and_checked():
         return config_for("saccade", data.task_spec(task).n_classes, overrides)
 
     cfg = model_config_for("sum", {"glimpses": "2", "loss.kl_weight": "5", "window.mode": "fixed",
-                                   "classifier_sees_proxy": "false"})
+                                   "classifier_reads": "crops+state"})
     assert cfg.n_classes == 19 and cfg.glimpses == 2 and cfg.loss.kl_weight == 5.0
-    assert cfg.window.mode == "fixed" and cfg.classifier_sees_proxy is False
+    assert cfg.window.mode == "fixed" and cfg.classifier_reads == "crops+state"
     assert apply_overrides(TrainConfig(), {"image_side": "2528"}).image_side == 2528
     with pytest.raises(ValueError, match="image_side must be at least 8"):
         TrainConfig(image_side=4)

@@ -51,7 +51,7 @@ def _peak_rss_mib() -> float:
     return _status_mib("VmHWM")
 
 
-GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses")
+GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses")
 
 
 def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
