@@ -328,12 +328,14 @@ class TwoDigitStream(IterableDataset):
     """
 
     def __init__(self, task: str, n_per_epoch: int, batch_size: int, seed: int = 0, canvas: int = 100,
-                 split: str = "train", root: str | Path | None = None, image_side: int | None = None):
+                 split: str = "train", root: str | Path | None = None, image_side: int | None = None,
+                 rank: int = 0):
         task_spec(task)
         check_split(split)
         if n_per_epoch <= 0 or batch_size <= 0:
             raise ValueError("n_per_epoch and batch_size must be positive")
         self.task, self.split, self.canvas, self.root, self.image_side = task, split, canvas, root, image_side
+        self.rank = rank  # process rank in a multi-process run: each draws its own canvases
         self.n_per_epoch, self.batch_size, self.seed = n_per_epoch, batch_size, seed
         self.epoch = 0
 
@@ -345,7 +347,8 @@ class TwoDigitStream(IterableDataset):
 
     def batch(self, b: int) -> dict:
         size = min(self.batch_size, self.n_per_epoch - b * self.batch_size)
-        canvases = generate(self.task, self.split, size, (self.seed, self.epoch, b), self.canvas, self.root)
+        seed = (self.seed, self.epoch, b) + ((self.rank,) if self.rank else ())  # rank 0: the one-process stream
+        canvases = generate(self.task, self.split, size, seed, self.canvas, self.root)
         return dataclasses.replace(canvases, image_side=self.image_side).as_dict()
 
     def __iter__(self) -> Iterator[dict]:

@@ -338,19 +338,21 @@ class FiveKSet:
 
 class FiveKStream:
     """The training split in a fresh seeded order each epoch (a pure function of (seed, epoch), so a
-    resumed run sees the same batches), the same interface as ``data.TwoDigitStream``."""
+    resumed run sees the same batches), the same interface as ``data.TwoDigitStream``. Process ``rank``
+    of ``world`` takes every world-th image of that order (the same order on every process)."""
 
-    def __init__(self, batch_size: int, seed: int = 0, root: str | Path | None = None):
+    def __init__(self, batch_size: int, seed: int = 0, root: str | Path | None = None, rank: int = 0, world: int = 1):
         self.data = FiveKSet("train", root)
-        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.batch_size, self.seed, self.epoch, self.rank, self.world = batch_size, seed, 0, rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.data) // self.batch_size)
+        return -(-(len(self.data) // self.world) // self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
         order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data)).tolist()
-        for start in range(0, len(self.data), self.batch_size):
-            yield self.data.as_dict(start, start + self.batch_size, order)
+        mine = order[self.rank::self.world][:len(self.data) // self.world]  # equal shares: ranks step together
+        for start in range(0, len(mine), self.batch_size):
+            yield self.data.as_dict(start, start + self.batch_size, mine)

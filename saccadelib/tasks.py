@@ -1,7 +1,8 @@
 """Tasks: what the training loop trains on, without naming any task itself.
 
 A task gives its classes, a training stream (``set_epoch(e)``, ``len()`` batches, iteration: a pure
-function of (seed, epoch), so a resumed run sees the same batches) and its fixed evaluation sets
+function of (seed, epoch), so a resumed run sees the same batches; in a multi-process run each rank's
+share of the epoch and of the batch) and its fixed evaluation sets
 (``len()``, ``as_dict(start, stop)``, ``describe()``, and optionally ``glimpse_hits(windows, batch)`` for
 the hit rate). ``get_task(name, data_root)`` resolves a name; definitions are in docs/tasks.md.
 """
@@ -22,8 +23,11 @@ class TwoDigitTask:
         self.n_classes = self.spec.n_classes
         self.class_names = twodigit.class_names(name)
 
-    def training_stream(self, train_size: int, batch_size: int, seed: int):
-        return twodigit.TwoDigitStream(self.name, train_size, batch_size, seed, image_side=self.image_side)
+    def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        """Process ``rank`` of ``world`` draws its own ``train_size / world`` canvases an epoch in batches of
+        ``batch_size / world``: together one epoch of the one-process run's size and batch."""
+        return twodigit.TwoDigitStream(self.name, train_size // world, batch_size // world, seed,
+                                       image_side=self.image_side, rank=rank)
 
     def evaluation_set(self, split: str):
         return twodigit.eval_set(self.name, split, image_side=self.image_side)
@@ -42,10 +46,10 @@ class FiveKTask:
         self.n_classes = len(fivek.SUBJECTS)
         self.class_names = list(fivek.SUBJECTS)
 
-    def training_stream(self, train_size: int, batch_size: int, seed: int):
+    def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
         from . import fivek
 
-        return fivek.FiveKStream(batch_size, seed, self.root)
+        return fivek.FiveKStream(batch_size // world, seed, self.root, rank, world)
 
     def evaluation_set(self, split: str):
         from . import fivek

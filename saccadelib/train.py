@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -131,6 +132,77 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     return metrics
 
 
+# ------------------------------------------------------------------------------- many processes
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in a ``torchrun`` launch; a plain run is rank 0 of 1.
+
+    With N processes each draws its own 1/N of every batch and epoch (``task.training_stream``), the
+    gradients are averaged by DistributedDataParallel, and rank 0 alone evaluates and writes: a global
+    step sees ``batch_size`` canvases, as in one process. BatchNorm statistics stay per process."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "Processes":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class _TrainingLoss(torch.nn.Module):
+    """``model.training_loss`` as a forward pass, so DistributedDataParallel sees (and syncs) the step."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.training_loss(batch)
+
+
+def _start_processes(procs: Processes, cfg: TrainConfig, device: torch.device) -> tuple[torch.device, bool]:
+    """Join the process group (gloo on CPU, NCCL on GPUs); returns this rank's device and whether this
+    call started the group (and so ends it)."""
+    import torch.distributed as dist
+
+    if cfg.batch_size % procs.world or cfg.train_size % procs.world:
+        raise ValueError(f"batch_size {cfg.batch_size} and train_size {cfg.train_size} must divide among "
+                         f"{procs.world} processes")
+    if device.type == "cuda":
+        device = torch.device("cuda", procs.local_rank)
+        torch.cuda.set_device(device)
+    if dist.is_initialized():
+        return device, False
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, True
+
+
+def _broadcast_flag(flag: bool, device: torch.device) -> bool:
+    """Rank 0's decision, on every rank (e.g. to stop at the time budget together)."""
+    import torch.distributed as dist
+
+    value = torch.tensor([int(flag)], device=device)
+    dist.broadcast(value, 0)
+    return bool(value.item())
+
+
+def _all_sum(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    import torch.distributed as dist
+
+    keys = sorted(values)
+    total = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return dict(zip(keys, total.tolist()))
+
+
 # -------------------------------------------------------------------------------------------- loop
 
 def seed_everything(seed: int) -> None:
@@ -189,10 +261,16 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     rebuild its model, and a resume with a different model is refused.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = Processes.from_env()
+    say = cfg if procs.main else TrainConfig(task=cfg.task, progress="none")  # rank 0 alone logs
+    if procs.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    own_group = False
+    if procs.world > 1:
+        device, own_group = _start_processes(procs, cfg, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     model.to(device)
@@ -201,11 +279,12 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     history: list[dict] = []
     start_epoch, elapsed, best = 0, 0.0, {"accuracy": -1.0, "epoch": -1}
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    resumable = _resumable(cfg) if procs.world == 1 else {**_resumable(cfg), "processes": procs.world}
 
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        if ckpt["model_meta"] != model_meta or ckpt["train_config"] != _resumable(cfg):
-            raise ValueError(f"{last_path} was written by another model or training config; "
+        if ckpt["model_meta"] != model_meta or ckpt["train_config"] != resumable:
+            raise ValueError(f"{last_path} was written by another model, training config or process count; "
                              "use another output folder or resume=False")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -213,23 +292,37 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         start_epoch, elapsed, best, history = ckpt["epoch"], ckpt["elapsed_s"], ckpt["best"], ckpt["history"]
-        _log(cfg, f"resuming {out_dir} at epoch {start_epoch} ({elapsed:.0f} s trained)")
+        _log(say, f"resuming {out_dir} at epoch {start_epoch} ({elapsed:.0f} s trained)")
     else:
         seed_everything(cfg.seed)
 
     task = get_task(cfg.task, cfg.data_root, cfg.image_side)
-    stream, val = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed), task.evaluation_set("val")
+    stream = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed, procs.rank, procs.world)
+    val = task.evaluation_set("val")
     # Generated canvases come through a DataLoader (workers render batches); file-backed batches carry
     # their sources and are iterated directly.
     loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda") \
         if isinstance(stream, IterableDataset) else stream
-    write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta,
-                                         "datasets": {"val": val.describe()}, "run": run_metadata(device)})
+    step = model.training_loss
+    if procs.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Some models leave parameters out of a step (no decoder without a reconstruction term)
+        step = DistributedDataParallel(_TrainingLoss(model), device_ids=[device] if device.type == "cuda" else None,
+                                       find_unused_parameters=True)
+    if procs.main:
+        write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta, "processes": procs.world,
+                                             "datasets": {"val": val.describe()}, "run": run_metadata(device)})
 
     for epoch in range(start_epoch, cfg.epochs):
         per_epoch = elapsed / epoch if epoch else 0.0
-        if cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s:
-            _log(cfg, f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
+        stop = cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s
+        if procs.world > 1:
+            stop = _broadcast_flag(stop, device)
+            # each rank's own random stream (z samples, random windows), a function of the epoch: resumable
+            torch.manual_seed(hash((cfg.seed, procs.rank, epoch)) % 2**63)
+        if stop:
+            _log(say, f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
             break
         stream.set_epoch(epoch)
         for group in optimizer.param_groups:
@@ -239,13 +332,13 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         sums: dict[str, float] = {}
         seen = 0
         batches = loader
-        if cfg.progress == "bar":
+        if say.progress == "bar":
             from tqdm.auto import tqdm
             batches = tqdm(loader, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for batch in batches:
             batch = to_device(batch, device)
             with autocast(device, cfg.precision):
-                loss, parts = model.training_loss(batch)
+                loss, parts = step(batch)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
@@ -257,6 +350,11 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             seen += len(batch["label"])
         train_s = time.perf_counter() - tick
         elapsed += train_s
+        if procs.world > 1:
+            sums = _all_sum({**sums, "_seen": seen}, device)
+            seen = sums.pop("_seen")
+        if not procs.main:
+            continue  # rank 0 evaluates and writes; the others go on to the next epoch's first step
         tick = time.perf_counter()
         val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision)
         val_s = time.perf_counter() - tick  # part of a run's cost: the cpu profile's budgets include it
@@ -272,7 +370,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
                                      "rng": torch.get_rng_state(), "epoch": epoch + 1, "elapsed_s": elapsed,
                                      "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                                      "best": best, "history": history, "model_meta": model_meta,
-                                     "train_config": _resumable(cfg)})
+                                     "train_config": resumable})
         _write_history(out_dir, history)
         extra = ""
         if "hit_rate" in val_metrics:
@@ -280,6 +378,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         _log(cfg, f"epoch {epoch + 1:3d}  {train_s:6.1f}s  loss {row.get('train_loss', float('nan')):.3f}  "
                   f"val acc {val_metrics['accuracy']:.4f}{extra}")
 
+    if not procs.main:
+        return _finish(own_group, {})
     summary = {"best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"], "epochs_run": len(history),
                "train_s": round(elapsed, 1), "val_s": round(sum(row.get("val_s", 0.0) for row in history), 1)}
     if cfg.test and best_path.exists():
@@ -287,8 +387,17 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         test = task.evaluation_set("test")
         summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision)
         summary["test_dataset"] = test.describe()
-    summary["run"] = run_metadata(device)
+    summary["run"] = {**run_metadata(device), "processes": procs.world}
     write_json(out_dir / "metrics.json", summary)
+    return _finish(own_group, summary)
+
+
+def _finish(own_group: bool, summary: dict) -> dict:
+    if own_group:
+        import torch.distributed as dist
+
+        dist.barrier()  # the others wait for rank 0's test score and files before the group ends
+        dist.destroy_process_group()
     return summary
 
 

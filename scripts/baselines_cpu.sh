@@ -7,7 +7,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-RECIPE="--set loss.reconstruction_weight=0.01 --set loss.every_step=true --set window.max_scale=0.45 --set init_scale=0.35 --set loss.kl_free_bits=1.0 --set posterior_trains_encoder=false"
+RECIPE="--set classifier_reads=crops+state+proxy --set loss.reconstruction_weight=0.01 --set loss.every_step=true --set window.max_scale=0.45 --set init_scale=0.35 --set loss.kl_free_bits=1.0 --set posterior_trains_encoder=false"
 
 run() {  # run NAME TASK MODEL BUDGET_S ARGS...
   local name=$1 task=$2 model=$3 budget=$4; shift 4

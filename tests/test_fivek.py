@@ -162,6 +162,11 @@ def test_training_batches_read_the_files_in_a_seeded_order(prepared):
     assert not all(torch.equal(a, b) for a, b in zip(first, [b["label"] for b in stream]))
     stream.set_epoch(0)
     assert all(torch.equal(a, b) for a, b in zip(first, [b["label"] for b in stream]))  # a resume sees the same
+    # two processes: each takes half of the same order, in half-size batches; together every image once
+    shards = [fivek.FiveKStream(8, seed=0, root=out, rank=r, world=2) for r in (0, 1)]
+    assert [len(s) for s in shards] == [4, 4]
+    ids = [[p.stem for b in s for p in b["image"].paths] for s in shards]
+    assert not set(ids[0]) & set(ids[1]) and len(ids[0]) == len(ids[1]) == 30
     batch = train.as_dict(0, 2)
     assert isinstance(batch["image"], FileBatchSource) and batch["proxy"].shape == (2, 3, 32, 32)
     windows = torch.tensor([[[0.3, 0.0, 0.0]], [[0.5, 0.2, -0.2]]], requires_grad=True)

@@ -57,9 +57,9 @@ def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_weights(tmp_path,
 
 def test_resume_refuses_another_model_or_config(tmp_path, mnist_root):
     fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1}), tmp_path, META)
-    with pytest.raises(ValueError, match="another model or training config"):
+    with pytest.raises(ValueError, match="written by another model"):
         fit(_fresh_model(), TrainConfig(**RUN), tmp_path, {"name": "other"})
-    with pytest.raises(ValueError, match="another model or training config"):
+    with pytest.raises(ValueError, match="written by another model"):
         fit(_fresh_model(), TrainConfig(**{**RUN, "lr": 0.1}), tmp_path, META)
 
 
@@ -70,7 +70,7 @@ def test_resume_refuses_a_checkpoint_whose_model_settings_differ(tmp_path, mnist
     ckpt = load_checkpoint(tmp_path / "last.pt")
     del ckpt["model_meta"]["config"]["proxy_width"]  # any difference, a missing setting included, is refused
     torch.save(ckpt, tmp_path / "last.pt")
-    with pytest.raises(ValueError, match="another model or training config"):
+    with pytest.raises(ValueError, match="written by another model"):
         fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 3}), tmp_path, meta)
 
 
@@ -176,7 +176,7 @@ def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
     assert rates[0] == 1e-2 and rates == sorted(rates, reverse=True) and rates[-1] > 1e-4
     fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine"}), tmp_path / "straight", META)
     fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine", "epochs": 1}), tmp_path / "other", META)
-    with pytest.raises(ValueError, match="another model or training config"):  # the schedule would change
+    with pytest.raises(ValueError, match="written by another model"):  # the schedule would change
         fit(_fresh_model(), TrainConfig(**{**RUN, "lr_schedule": "cosine"}), tmp_path / "other", META)
     rows = list(csv.DictReader(open(tmp_path / "straight" / "history.csv")))
     assert float(rows[0]["lr"]) > float(rows[1]["lr"])
