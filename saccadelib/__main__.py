@@ -60,6 +60,16 @@ def _bench_generator(args) -> int:
     return 0
 
 
+def _bench_throughput(args) -> int:
+    from .bench import throughput
+
+    result = throughput.run(threads=args.threads, repeats=args.repeats, steps=args.steps, cases=args.cases,
+                            model_settings=_parse_settings(args.set or []), out=args.out)
+    print(throughput.markdown(result))
+    print(f"written to {result['out']}")
+    return 0
+
+
 def _parse_settings(pairs: list[str]) -> dict:
     settings = {}
     for pair in pairs or []:
@@ -174,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--threads", type=int, default=1)
     b.set_defaults(func=_bench_generator)
+
+    bt = commands.add_parser("bench-throughput", help="training and evaluation canvases per second: our model "
+                                                      "beside the proxy-only CNN (results/benchmarks/)")
+    bt.add_argument("--threads", type=int, default=2)
+    bt.add_argument("--repeats", type=int, default=5)
+    bt.add_argument("--steps", type=int, default=10, help="training steps per case and round")
+    bt.add_argument("--cases", nargs="+", default=None, help="some of the cases (default: all)")
+    bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting for our model in every case")
+    bt.add_argument("--out", default=None, help="JSON path (default results/benchmarks/throughput.json)")
+    bt.set_defaults(func=_bench_throughput)
 
     be = commands.add_parser("bench", help="efficiency: our model vs the tile and whole-image ResNet-18 at large "
                                            "sides, model-only and from JPEG files (runs/efficiency/)")

@@ -109,12 +109,13 @@ def upsample_row_weights(index: torch.Tensor, base_len: int, large_len: int, dty
     source = ((index.double() + 0.5) * (base_len / large_len) - 0.5).clamp(min=0)  # as torch computes it
     lo = source.floor().long()
     hi = torch.where(lo < base_len - 1, lo + 1, lo)
-    frac = source - lo
-    inside = ((index >= 0) & (index < large_len)).double()
-    rows = torch.zeros(*index.shape, base_len, dtype=torch.float64, device=index.device)
+    # positions in float64 (exact for any side); the weights, fractions in [0, 1], in the images' dtype
+    frac = (source - lo).to(dtype)
+    inside = ((index >= 0) & (index < large_len)).to(dtype)
+    rows = torch.zeros(*index.shape, base_len, dtype=dtype, device=index.device)
     rows.scatter_add_(-1, lo.clamp(0, base_len - 1).unsqueeze(-1), ((1 - frac) * inside).unsqueeze(-1))
     rows.scatter_add_(-1, hi.clamp(0, base_len - 1).unsqueeze(-1), (frac * inside).unsqueeze(-1))
-    return rows.to(dtype)
+    return rows
 
 
 def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, base_len: int, large_len: int,

@@ -1,6 +1,7 @@
 """The efficiency benchmark: its report logic (on synthetic rows), and a small real run in fresh processes."""
 import csv
 import json
+import statistics
 
 import pytest
 import torch
@@ -85,3 +86,22 @@ def test_a_large_parent_does_not_inflate_the_measured_peak(mnist_root):
     row = cost.measure({"model": "proxy_cnn", "side": 128, "batch": 1, "phase": "infer", "repeats": 1, "threads": 1})
     assert ballast.sum() > 0
     assert row["peak_rss_mib"] - row["base_rss_mib"] < 300
+
+
+def test_throughput_benchmark_times_our_model_beside_the_proxy_cnn(tmp_path, mnist_root):
+    from saccadelib.bench import throughput
+
+    cases = ["ours, sum 100²", "proxy CNN, sum 100²"]
+    result = throughput.run(threads=1, repeats=2, steps=1, batch_size=16, eval_batch_size=50, eval_batches=1,
+                            cases=cases, out=tmp_path / "throughput.json", log=lambda _: None)
+    saved = json.loads((tmp_path / "throughput.json").read_text())
+    assert [r["case"] for r in saved["rows"]] == cases and saved["repeats"] == 2 and "git_commit" in saved
+    for row in saved["rows"]:
+        assert len(row["train_rates"]) == 2 and row["train_canvases_per_s"] == pytest.approx(statistics.median(row["train_rates"]), abs=0.1)
+    ours, proxy = saved["rows"]
+    ratio = f"{ours['train_canvases_per_s'] / proxy['train_canvases_per_s']:.2f}"
+    table = (tmp_path / "throughput.md").read_text()
+    assert f"| ours, sum 100² | {ours['train_canvases_per_s']:.0f} |  | {ratio} |" in table
+    assert result["out"] == str(tmp_path / "throughput.json")
+    with pytest.raises(ValueError, match="unknown throughput case"):
+        throughput.run(cases=["ours, mnist"], out=tmp_path / "x.json")

@@ -28,9 +28,12 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     # the epochs are the budget; the time cap only guards against a machine twice as slow
     assert runs["saccade"].train_overrides["time_budget_s"] == 1200
     assert runs["saccade"].model_overrides["glimpses"] == 1 and runs["resnet18"].model_overrides == {}  # the sum recipe: one glimpse
-    # ten times the validation canvases take their share of the budget: 600 / (34 + 20) s = 11.1 → 11
+    # ten times the validation canvases: only as many as a tenth of the epoch pays for (3.4 s of 2 s per
+    # 2,000: 3,400), and they take their share of the budget: 600 / (34 + 3.4) s = 16.04 → 16
     (larger,) = study.task_runs(study.task_study("sum", "cpu", models="saccade", val_size=20_000))
-    assert larger.train_overrides["epochs"] == 11
+    assert larger.train_overrides["val_size"] == 3400 and larger.train_overrides["epochs"] == 16
+
+
 def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
     """The committed probe file (scripts/probes/epoch_seconds.py) sizes every run the cpu profile trains."""
     tasks = [study.task_study("sum", "cpu"), study.task_study("identification", "cpu"),
@@ -53,9 +56,28 @@ def test_quarter_size_epochs_get_nearly_four_times_the_epochs(monkeypatch):
     monkeypatch.setitem(study.experiments.VAL_SECONDS, ("identification", 100, "saccade"), 2.0)
     quarter = study.Training(budget_min=10, train_size=5000)
     full = study.Training(budget_min=10)
-    # each epoch is validated, so a quarter-size epoch costs more than a quarter: 600/(10+2) against 600/(40+2)
-    assert study.runs.epochs_for("identification", 100, "saccade", quarter) == 50
+    # each epoch is validated (on at most a tenth of its time), so a quarter-size epoch costs more than a
+    # quarter: 600/(10+1) against 600/(40+2)
+    assert study.runs.epochs_for("identification", 100, "saccade", quarter) == 55
     assert study.runs.epochs_for("identification", 100, "saccade", full) == 14
+
+
+def test_validation_costs_at_most_a_tenth_of_each_epoch():
+    from saccadelib.study.experiments import EPOCH_SECONDS, VAL_SECONDS
+
+    configs = [study.task_study(task, "cpu") for task in ("sum", "identification")]
+    configs.append(study.task_study("identification", "cpu", image_side=2528))
+    sizes = {}
+    for config in configs:
+        for run in study.task_runs(config):
+            key = (config.task, config.image_side, run.model)
+            train = run.train_overrides
+            val_s = VAL_SECONDS[key] * train["val_size"] / 2000
+            assert val_s <= 0.1 * EPOCH_SECONDS[key] * train["train_size"] / 20_000 or train["val_size"] == 100
+            assert train["val_size"] % 100 == 0 and train["val_size"] <= 2000
+            sizes[key] = train["val_size"]
+    assert sizes[("identification", 100, "saccade")] == 2000 and sizes[("identification", 2528, "saccade")] < 2000
+    assert study.task_runs(study.task_study("sum", "smoke"))[0].train_overrides["val_size"] == 200  # fixed epochs
 
 
 def test_large_canvas_reads_the_lazy_upsample_in_64px_crops():

@@ -40,6 +40,7 @@ GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses", "oracle_glimpse
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
+VAL_SHARE = 0.1  # the most of each epoch's training time the validation after it may add (cpu profile)
 CALIBRATION_FILE = REPO_ROOT / "reference" / "epoch_seconds.json"  # scripts/probes/epoch_seconds.py
 
 

@@ -19,7 +19,7 @@ from ..config import to_dict
 from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
 from ..runinfo import write_json
 from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, GLIMPSE_MODELS, LARGE_CROP, LARGE_SIDE, RECIPES,
-                          TASK_RECIPE, VAL_SECONDS, FiveKStudy, NoiseStudy, TaskStudy, Training)
+                          TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, TaskStudy, Training)
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,32 @@ def model_overrides(task: str, model: str, image_side: int = 100) -> dict:
     return settings
 
 
-def epochs_for(task: str, image_side: int, model: str, training: Training) -> int:
-    if training.budget_min is None:
-        return training.epochs
+def _measured(task: str, image_side: int, model: str) -> tuple[float, float]:
     key = (task, image_side, model)
     if key not in EPOCH_SECONDS or key not in VAL_SECONDS:
         raise ValueError(f"no measured epoch time for {model} on {task} at {image_side}²: measure it with "
                          "scripts/probes/epoch_seconds.py (reference/epoch_seconds.json) "
                          "or give epochs instead of budget_min")
+    return EPOCH_SECONDS[key], VAL_SECONDS[key]
+
+
+def validation_size(task: str, image_side: int, model: str, training: Training) -> int:
+    """``training.val_size``, or fewer canvases (whole hundreds) where scoring them after each epoch
+    would cost more than VAL_SHARE of the epoch's training time."""
+    if training.budget_min is None:
+        return training.val_size
+    train_s, val_s = _measured(task, image_side, model)
+    affordable = VAL_SHARE * train_s * training.train_size / 20_000 / val_s * 2_000
+    return max(100, min(training.val_size, int(affordable // 100) * 100))
+
+
+def epochs_for(task: str, image_side: int, model: str, training: Training) -> int:
+    if training.budget_min is None:
+        return training.epochs
+    train_s, val_s = _measured(task, image_side, model)
     # the budget pays for each epoch's validation too: it is time the run takes
-    seconds = EPOCH_SECONDS[key] * training.train_size / 20_000 + VAL_SECONDS[key] * training.val_size / 2_000
+    val_size = validation_size(task, image_side, model, training)
+    seconds = train_s * training.train_size / 20_000 + val_s * val_size / 2_000
     # nearest, not floor: a model whose epoch is a large share of the budget (ResNet-18, 5 min) would
     # otherwise lose up to a whole epoch; each run is off its budget by at most half an epoch either way
     return max(1, round(training.budget_min * 60 / seconds))
@@ -79,7 +95,8 @@ def epochs_for(task: str, image_side: int, model: str, training: Training) -> in
 def train_overrides(task: str, image_side: int, model: str, training: Training, seed: int) -> dict:
     t = training
     out = {"epochs": epochs_for(task, image_side, model, t), "lr_schedule": "cosine", "seed": seed,
-           "train_size": t.train_size, "batch_size": t.batch_size, "lr": t.lr, "val_size": t.val_size,
+           "train_size": t.train_size, "batch_size": t.batch_size, "lr": t.lr,
+           "val_size": validation_size(task, image_side, model, t),
            "test_size": t.test_size, "device": t.device, "threads": t.threads, "precision": t.precision,
            "progress": "log"}
     if image_side != 100:
