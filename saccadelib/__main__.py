@@ -63,8 +63,12 @@ def _bench_generator(args) -> int:
 def _bench_throughput(args) -> int:
     from .bench import throughput
 
+    variants = {}
+    for text in args.variant or ["default:"]:
+        name, _, settings = text.partition(":")
+        variants[name] = _parse_settings([s for s in settings.split(",") if s])
     result = throughput.run(threads=args.threads, repeats=args.repeats, steps=args.steps, cases=args.cases,
-                            model_settings=_parse_settings(args.set or []), out=args.out)
+                            model_settings=_parse_settings(args.set or []), variants=variants, out=args.out)
     print(throughput.markdown(result))
     print(f"written to {result['out']}")
     return 0
@@ -192,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--steps", type=int, default=10, help="training steps per case and round")
     bt.add_argument("--cases", nargs="+", default=None, help="some of the cases (default: all)")
     bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting for our model in every case")
+    bt.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE,...",
+                    help="execution settings to compare in the same process, e.g. bf16:precision=bf16 "
+                         "(default: one variant, the training loop's defaults)")
     bt.add_argument("--out", default=None, help="JSON path (default results/benchmarks/throughput.json)")
     bt.set_defaults(func=_bench_throughput)
 

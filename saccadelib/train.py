@@ -51,7 +51,9 @@ class TrainConfig:
     test: bool = True  # score the best-on-validation weights on the test set at the end
     test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
     device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
-    precision: str = "fp32"  # "fp32", or "bf16" (autocast on a GPU: matmuls and convs in bfloat16)
+    precision: str = "fp32"  # "fp32", or "bf16" (autocast: matmuls and convs in bfloat16, on a GPU or a CPU with bf16 units)
+    channels_last: bool = False  # convolutions in NHWC memory layout
+    compile: bool = False  # torch.compile the model (compiles on the first steps; pays on long runs)
     data_root: str | None = None  # a task read from files (fivek): its prepared folder (default data/fivek)
     image_side: int | None = None  # None: canvases as generated; N: each read as its lazy N×N upsample
 
@@ -88,8 +90,19 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast on a GPU; full precision otherwise (CPU runs stay in float32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16" and device.type == "cuda")
+    """bf16 autocast when asked for (a GPU, or a CPU with bf16 units: measure before choosing it there)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def prepare_model(model, cfg: TrainConfig, device: torch.device):
+    """The model on ``device`` in the configured memory layout, compiled if asked (in place: the model's
+    own methods, e.g. ``training_loss``, then call the compiled forward)."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model.compile()
+    return model
 
 
 @torch.no_grad()
@@ -273,7 +286,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         device, own_group = _start_processes(procs, cfg, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    model.to(device)
+    prepare_model(model, cfg, device)
     model_meta = model_meta or {}
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
@@ -407,7 +420,8 @@ def _resumable(cfg: TrainConfig) -> dict:
     values = asdict(cfg)
     if cfg.lr_schedule == "constant":
         values.pop("epochs")
-    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device"):
+    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
+                "channels_last", "compile"):
         values.pop(key)
     return values
 

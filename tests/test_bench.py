@@ -92,16 +92,21 @@ def test_throughput_benchmark_times_our_model_beside_the_proxy_cnn(tmp_path, mni
     from saccadelib.bench import throughput
 
     cases = ["ours, sum 100²", "proxy CNN, sum 100²"]
+    variants = {"default": {}, "nhwc": {"channels_last": True}}
     result = throughput.run(threads=1, repeats=2, steps=1, batch_size=16, eval_batch_size=50, eval_batches=1,
-                            cases=cases, out=tmp_path / "throughput.json", log=lambda _: None)
+                            cases=cases, variants=variants, out=tmp_path / "throughput.json", log=lambda _: None)
     saved = json.loads((tmp_path / "throughput.json").read_text())
-    assert [r["case"] for r in saved["rows"]] == cases and saved["repeats"] == 2 and "git_commit" in saved
+    assert [(r["case"], r["variant"]) for r in saved["rows"]] == [(c, v) for c in cases for v in variants]
+    assert saved["repeats"] == 2 and "git_commit" in saved and saved["rows"][1]["execution"] == {"channels_last": True}
     for row in saved["rows"]:
-        assert len(row["train_rates"]) == 2 and row["train_canvases_per_s"] == pytest.approx(statistics.median(row["train_rates"]), abs=0.1)
-    ours, proxy = saved["rows"]
-    ratio = f"{ours['train_canvases_per_s'] / proxy['train_canvases_per_s']:.2f}"
+        assert len(row["train_rates"]) == 2
+        assert row["train_canvases_per_s"] == pytest.approx(statistics.median(row["train_rates"]), abs=0.1)
+    rows = {(r["case"], r["variant"]): r for r in saved["rows"]}
     table = (tmp_path / "throughput.md").read_text()
-    assert f"| ours, sum 100² | {ours['train_canvases_per_s']:.0f} |  | {ratio} |" in table
+    for variant in variants:  # each ratio against the proxy CNN under the same execution
+        ours, proxy = rows["ours, sum 100²", variant], rows["proxy CNN, sum 100²", variant]
+        ratio = f"{ours['train_canvases_per_s'] / proxy['train_canvases_per_s']:.2f}"
+        assert f"| ours, sum 100² | {variant} | {ours['train_canvases_per_s']:.0f} |  | {ratio} |" in table
     assert result["out"] == str(tmp_path / "throughput.json")
     with pytest.raises(ValueError, match="unknown throughput case"):
         throughput.run(cases=["ours, mnist"], out=tmp_path / "x.json")

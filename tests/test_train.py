@@ -225,3 +225,23 @@ def test_learning_curve_reads_a_runs_history(tmp_path, mnist_root):
     empty.write_text("epoch,val_accuracy\n")
     with pytest.raises(ValueError, match="holds no epochs"):
         read_history(empty)
+
+
+def test_execution_settings_keep_the_loss_within_tolerance(mnist_root):
+    """channels_last is a layout (same loss to rounding); bf16 autocast rounds matmuls and convs to 8 bits
+    of mantissa (within 2% here); both train."""
+    from saccadelib.train import autocast, prepare_model
+
+    batch = data.make_two_digit("sum", "train", 32, 0)
+    losses = {}
+    for name, settings in {"fp32": {}, "nhwc": {"channels_last": True}, "bf16": {"precision": "bf16"}}.items():
+        cfg = TrainConfig(**settings)
+        model = prepare_model(_fresh_model(), cfg, torch.device("cpu"))
+        torch.manual_seed(0)
+        with autocast(torch.device("cpu"), cfg.precision):
+            loss, _ = model.training_loss(batch)
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        losses[name] = loss.item()
+    assert losses["nhwc"] == pytest.approx(losses["fp32"], rel=1e-4)
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
