@@ -265,8 +265,8 @@ class SaccadeOutput:
     z: torch.Tensor  # [N, T, 3]
     q_mu: torch.Tensor
     q_logvar: torch.Tensor
-    p_mu: torch.Tensor
-    p_logvar: torch.Tensor
+    p_mu: torch.Tensor | None  # the prior: computed with the loss terms (in training)
+    p_logvar: torch.Tensor | None
     proxy: torch.Tensor  # [N, C, J, J] what the model was shown
     proxy_logits: torch.Tensor | None  # [N, T, C, J, J] when decoded (training with a reconstruction term)
     crops: torch.Tensor  # [N, T, C, S, S]
@@ -294,12 +294,13 @@ class VariationalSaccading(nn.Module):
         return TensorSource(images)
 
     def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None,
-                regions: torch.Tensor | None = None, decode: bool | None = None) -> SaccadeOutput:
+                regions: torch.Tensor | None = None, loss_terms: bool | None = None) -> SaccadeOutput:
         """``images``: a tensor [N,C,H,W] or an ImageSource; ``proxy`` overrides the source's proxy
         (e.g. a noisy one). ``sample``: draw z from q (default: in training unless cfg.train_sample is
         False, or in evaluation if cfg.eval_sample). ``regions`` [N, D, 4]: the objects' boxes (x0, y0,
-        x1, y1 in [-1, 1]) for the oracle policy. ``decode``: reconstruct the proxy (default: only when the
-        loss uses it, in training); otherwise ``proxy_logits`` is None."""
+        x1, y1 in [-1, 1]) for the oracle policy. ``loss_terms``: also compute what only the loss reads, the
+        prior and (when the loss weighs it) the proxy reconstruction (default: in training); otherwise
+        ``p_mu``, ``p_logvar`` and ``proxy_logits`` are None."""
         cfg = self.cfg
         src = self.source(images)
         if proxy is None:
@@ -307,8 +308,8 @@ class VariationalSaccading(nn.Module):
         proxy = proxy.to(self.core.lstm.weight_ih_l0.device)  # a file source decodes on the CPU
         if sample is None:
             sample = cfg.train_sample if self.training else cfg.eval_sample
-        if decode is None:
-            decode = self.training and cfg.loss.reconstruction_weight > 0
+        if loss_terms is None:
+            loss_terms = self.training
         n = proxy.shape[0]
         e_c = self.proxy_encoder(proxy)
         posterior_in = e_c if cfg.posterior_trains_encoder else e_c.detach()
@@ -327,14 +328,15 @@ class VariationalSaccading(nn.Module):
                 record[key].append(value)
             h, state = self.core(torch.cat([e_c, self.latent_embedding(z)], -1), state)
         stack = {k: torch.stack(v, 1) for k, v in record.items()}
-        t = cfg.glimpses
-        p_mu, p_logvar = (v.view(n, t, LATENT) for v in self.prior(stack["h_prev"].flatten(0, 1)))
-        if offsets is not None:
-            p_mu = p_mu + offsets
-        proxy_logits = None
-        if decode:
-            phi_z = self.latent_embedding(stack["z"].flatten(0, 1))
-            proxy_logits = self.decoder(phi_z, stack["h_prev"].flatten(0, 1)).view(n, t, *proxy.shape[1:])
+        p_mu = p_logvar = proxy_logits = None
+        if loss_terms:
+            t, h_prev = cfg.glimpses, stack["h_prev"].flatten(0, 1)
+            p_mu, p_logvar = (v.view(n, t, LATENT) for v in self.prior(h_prev))
+            if offsets is not None:
+                p_mu = p_mu + offsets
+            if cfg.loss.reconstruction_weight > 0:
+                phi_z = self.latent_embedding(stack["z"].flatten(0, 1))
+                proxy_logits = self.decoder(phi_z, h_prev).view(n, t, *proxy.shape[1:])
         windows = self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, stack["h_prev"], e_c)

@@ -104,7 +104,7 @@ def test_grid_layout_starts_the_glimpses_apart_and_leaves_the_kl_alone():
 
     cfg = ModelConfig(glimpses=4, init_layout="grid", init_scale=0.35, **TINY)
     model = VariationalSaccading(cfg).eval()
-    out = model(torch.rand(3, 1, 100, 100))
+    out = model(torch.rand(3, 1, 100, 100), loss_terms=True)
     assert torch.allclose(out.windows[0, :, 1:], grid_windows(4)[:, 1:], atol=0.01)  # the four quadrants' centres
     assert torch.allclose(out.windows[..., 0], torch.full((3, 4), 0.35), atol=0.01)
     # The first glimpse (h_0 = 0): prior and posterior heads are both shifted by the same learnt offset,
@@ -180,16 +180,19 @@ def test_batched_prior_and_decoder_give_the_per_glimpse_loss():
     assert abs(loss.item() - reference.item()) < 1e-4 * abs(reference.item())  # the tolerance we hold to
 
 
-def test_evaluation_and_a_reconstruction_free_loss_skip_the_decoder():
+def test_evaluation_skips_what_only_the_loss_reads():
     torch.manual_seed(0)
     images = torch.rand(2, 1, 100, 100)
     model = VariationalSaccading(ModelConfig(**TINY))
-    assert model(images).proxy_logits is not None  # training with a reconstruction term decodes
+    out = model(images)  # training with a reconstruction term: prior and decoder
+    assert out.proxy_logits.shape == (2, 4, 1, 32, 32) and out.p_mu.shape == (2, 4, 3)
     model.eval()
-    assert model(images).proxy_logits is None
-    assert model(images, decode=True).proxy_logits.shape == (2, 4, 1, 32, 32)
+    out = model(images)
+    assert out.proxy_logits is None and out.p_mu is None and out.p_logvar is None
+    assert model(images, loss_terms=True).proxy_logits.shape == (2, 4, 1, 32, 32)
     free = VariationalSaccading(ModelConfig(loss=LossConfig(reconstruction_weight=0.0), **TINY))
-    assert free(images).proxy_logits is None
+    out = free(images)
+    assert out.proxy_logits is None and out.p_mu is not None  # no decoder when the loss does not weigh it
 
 
 @pytest.mark.parametrize("reads,sees_proxy", [("crops", False), ("crops+state", False), ("crops+proxy", True),

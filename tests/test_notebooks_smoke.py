@@ -30,10 +30,11 @@ def test_every_notebook_runs_at_the_smoke_profile(smoke):
         assert (results / name / f"{name}.ipynb").exists()
 
 
-FIVE = {"saccade", "random_glimpses", "proxy_cnn", "resnet18", "ram"}
+ALL_MODELS = {"saccade", "deterministic_glimpses", "random_glimpses", "grid_glimpses", "oracle_glimpses", "proxy_cnn",
+        "resnet18", "ram"}
 
 
-@pytest.mark.parametrize("name,models", [("01_two_digit_sum", FIVE), ("02_two_digit_identification_100", FIVE),
+@pytest.mark.parametrize("name,models", [("01_two_digit_sum", ALL_MODELS), ("02_two_digit_identification_100", ALL_MODELS),
                                          ("02_two_digit_identification_2528", {"saccade", "random_glimpses"})])
 def test_task_notebooks_write_their_tables_and_figures(smoke, name, models):
     results, _, _ = smoke

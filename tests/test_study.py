@@ -20,7 +20,7 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     config = study.task_study("sum", "cpu")
     assert config.training.budget_min == 10.0 and config.training.seeds == (0,)
     runs = {r.model: r for r in study.task_runs(config)}
-    assert set(runs) == {"saccade", "random_glimpses", "proxy_cnn", "resnet18", "ram"}
+    assert set(runs) == set(study.TaskStudy.models) and {"oracle_glimpses", "grid_glimpses"} <= set(runs)
     # the budget pays for validation too: 10 min / (34 + 2) s per epoch = 16.7 → 17 epochs (nearest);
     # ResNet-18 at 292 + 13 s: 1.97 → 2, not the 1 that flooring would leave it
     assert runs["saccade"].train_overrides["epochs"] == 17

@@ -85,7 +85,10 @@ class TaskStudy:
     """01 (sum) and 02 (identification at 100² or 2528²): our model beside the baselines."""
     task: str = "sum"
     image_side: int = 100  # 100, or 2528: the models read a lazy 2528² upsample of the 100² canvas
-    models: tuple[str, ...] = ("saccade", "random_glimpses", "proxy_cnn", "resnet18", "ram")
+    # our model, its controls with the same classifier (random, grid and oracle windows; no variational
+    # parts), and the baselines
+    models: tuple[str, ...] = ("saccade", "deterministic_glimpses", "random_glimpses", "grid_glimpses",
+                               "oracle_glimpses", "proxy_cnn", "resnet18", "ram")
     training: Training = field(default_factory=Training)
     profile: str = "cpu"
 

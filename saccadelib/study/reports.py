@@ -23,6 +23,9 @@ PAPER = {
 SYSTEM_NAMES = {"saccade": "variational saccading", "resnet18": "resnet18 - full image",
                 "resnet18_tiles": "resnet18 - 144 crops", "ram": "RAM", "dram": "DRAM",
                 "random_glimpses": "random glimpses (our classifier; beyond the paper)",
+                "grid_glimpses": "grid glimpses (our classifier; beyond the paper)",
+                "oracle_glimpses": "oracle glimpses on the digits (our classifier; the ceiling for a policy)",
+                "deterministic_glimpses": "ours without KL, decoder or sampling (ablation)",
                 "proxy_cnn": "proxy-only CNN (32² proxy alone; beyond the paper)"}
 
 
@@ -104,7 +107,8 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
 
     root = Path(results_root) if results_root else results_dir()
     columns = [("sum", 100), ("identification", 100), ("identification", LARGE_SIDE), ("fivek", LARGE_SIDE)]
-    systems = {100: ["resnet18", "ram", "dram", "saccade", "random_glimpses", "proxy_cnn"],
+    systems = {100: ["resnet18", "ram", "dram", "saccade", "deterministic_glimpses", "random_glimpses",
+                     "grid_glimpses", "oracle_glimpses", "proxy_cnn"],
                LARGE_SIDE: ["resnet18_tiles", "saccade"]}
     loaded = {key: _read_runs(root, name) for key, name in TABLE1_EXPERIMENTS.items()}
     fivek_frame, fivek_cfg = loaded[("fivek", LARGE_SIDE)]

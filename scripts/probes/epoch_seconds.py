@@ -35,11 +35,11 @@ from saccadelib.runinfo import run_metadata, write_json
 from saccadelib.train import evaluate
 
 # (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
-PROBES = [("sum", 100, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000), ("grid_glimpses", 6000),
-                                         ("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
-         [("identification", 100, m, n) for m, n in [("saccade", 4000), ("random_glimpses", 4000),
-                                                    ("grid_glimpses", 4000), ("proxy_cnn", 12000),
-                                                    ("ram", 12000), ("resnet18", 1500)]] + \
+GLIMPSE = ("saccade", "deterministic_glimpses", "random_glimpses", "grid_glimpses", "oracle_glimpses")
+PROBES = [("sum", 100, m, 6000) for m in GLIMPSE] + \
+         [("sum", 100, m, n) for m, n in [("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
+         [("identification", 100, m, 4000) for m in GLIMPSE] + \
+         [("identification", 100, m, n) for m, n in [("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
          [("identification", study.LARGE_SIDE, m, 1500) for m in ("saccade", "random_glimpses")]
 VAL_CANVASES = 2_000
 
