@@ -224,7 +224,8 @@ class RAM(nn.Module):
 
     Loss = cross-entropy of the last step + REINFORCE (reward 1 if the final prediction is right, minus a
     learnt baseline b_t(h_t)) on the location policy only + the baseline's squared error. ``windows`` report
-    the finest patch, for the hit rate.
+    the second-finest patch (twice the finest: 24 px of 100), for the hit rate: the smallest of its
+    patches that can hold most of a 28-px digit.
     """
 
     def __init__(self, cfg: RAMConfig = RAMConfig()):
@@ -280,7 +281,7 @@ class RAM(nn.Module):
             log_prob = -0.5 * ((location - mean) / cfg.location_std) ** 2  # up to a constant
             record["log_prob"].append(log_prob.sum(-1))
         out = {k: torch.stack(v, 1) for k, v in record.items()}
-        scale = torch.full((n, cfg.glimpses, 1), cfg.patch_fraction, **like)
+        scale = torch.full((n, cfg.glimpses, 1), cfg.patch_fraction * (2 if cfg.scales > 1 else 1), **like)
         out["windows"] = torch.cat([scale, out["location"]], -1)
         return out
 

@@ -88,6 +88,9 @@ def test_ram_policy_learns_from_reinforce_only():
     batch = make_two_digit("sum", "train", 8, 0)
     out = model(batch["image"])
     assert out["logits"].shape == (8, 3, 19) and out["windows"].shape == (8, 3, 3)
+    # the hit rate's window: the 24-px patch at the glimpse's location
+    assert torch.allclose(out["windows"][..., 0], torch.full((8, 3), 0.24))
+    assert torch.equal(out["windows"][..., 1:], out["location"])
     first = out["location"][:, 0]  # the first glimpse: anywhere on the image, a fresh draw in training
     assert first.abs().max() <= 1 and first.std() > 0.2 and not torch.equal(first, model(batch["image"])["location"][:, 0])
     assert out["location"].abs().max() <= 1
