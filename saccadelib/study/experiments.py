@@ -31,7 +31,9 @@ _SHARED_RECIPE = {"classifier_reads": "crops", "loss.reconstruction_weight": 0.0
                   "window.max_scale": 0.45, "init_scale": 0.35, "loss.kl_free_bits": 1.0,
                   "posterior_trains_encoder": False}
 RECIPES = {
-    "sum_one_glimpse": {**_SHARED_RECIPE, "glimpses": 1, "proxy_width": 32},
+    # One window cannot hold both digits of a sum canvas, so this recipe's classifier also reads the
+    # recurrent state and the proxy (docs/controls.md); a crops-only sum recipe needs two glimpses or more.
+    "sum_one_glimpse": {**_SHARED_RECIPE, "glimpses": 1, "proxy_width": 32, "classifier_reads": "crops+state+proxy"},
     "identification_four_glimpses_grid_start": {**_SHARED_RECIPE, "glimpses": 4, "init_layout": "grid"},
 }
 TASK_RECIPE = {"sum": "sum_one_glimpse", "identification": "identification_four_glimpses_grid_start",
