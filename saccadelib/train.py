@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from .paths import atomic_path, write_text_atomic
 from .runinfo import run_metadata, write_json
 from .sampler import ImageSource
+from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .tasks import check_name, get_task
 
 
@@ -145,77 +145,6 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     return metrics
 
 
-# ------------------------------------------------------------------------------- many processes
-
-@dataclass(frozen=True)
-class Processes:
-    """This process's place in a ``torchrun`` launch; a plain run is rank 0 of 1.
-
-    With N processes each draws its own 1/N of every batch and epoch (``task.training_stream``), the
-    gradients are averaged by DistributedDataParallel, and rank 0 alone evaluates and writes: a global
-    step sees ``batch_size`` canvases, as in one process. BatchNorm statistics stay per process."""
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> "Processes":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world == 1:
-            return cls()
-        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-class _TrainingLoss(torch.nn.Module):
-    """``model.training_loss`` as a forward pass, so DistributedDataParallel sees (and syncs) the step."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch):
-        return self.model.training_loss(batch)
-
-
-def _start_processes(procs: Processes, cfg: TrainConfig, device: torch.device) -> tuple[torch.device, bool]:
-    """Join the process group (gloo on CPU, NCCL on GPUs); returns this rank's device and whether this
-    call started the group (and so ends it)."""
-    import torch.distributed as dist
-
-    if cfg.batch_size % procs.world or cfg.train_size % procs.world:
-        raise ValueError(f"batch_size {cfg.batch_size} and train_size {cfg.train_size} must divide among "
-                         f"{procs.world} processes")
-    if device.type == "cuda":
-        device = torch.device("cuda", procs.local_rank)
-        torch.cuda.set_device(device)
-    if dist.is_initialized():
-        return device, False
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device, True
-
-
-def _broadcast_flag(flag: bool, device: torch.device) -> bool:
-    """Rank 0's decision, on every rank (e.g. to stop at the time budget together)."""
-    import torch.distributed as dist
-
-    value = torch.tensor([int(flag)], device=device)
-    dist.broadcast(value, 0)
-    return bool(value.item())
-
-
-def _all_sum(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    import torch.distributed as dist
-
-    keys = sorted(values)
-    total = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(total)
-    return dict(zip(keys, total.tolist()))
-
-
 # -------------------------------------------------------------------------------------------- loop
 
 def seed_everything(seed: int) -> None:
@@ -283,7 +212,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     device = resolve_device(cfg.device)
     own_group = False
     if procs.world > 1:
-        device, own_group = _start_processes(procs, cfg, device)
+        device, own_group = start_processes(procs, cfg.batch_size, cfg.train_size, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     prepare_model(model, cfg, device)
@@ -321,7 +250,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         from torch.nn.parallel import DistributedDataParallel
 
         # Some models leave parameters out of a step (no decoder without a reconstruction term)
-        step = DistributedDataParallel(_TrainingLoss(model), device_ids=[device] if device.type == "cuda" else None,
+        step = DistributedDataParallel(TrainingLoss(model), device_ids=[device] if device.type == "cuda" else None,
                                        find_unused_parameters=True)
     if procs.main:
         write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta, "processes": procs.world,
@@ -331,7 +260,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         per_epoch = elapsed / epoch if epoch else 0.0
         stop = cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s
         if procs.world > 1:
-            stop = _broadcast_flag(stop, device)
+            stop = broadcast_flag(stop, device)
             # each rank's own random stream (z samples, random windows), a function of the epoch: resumable
             torch.manual_seed(hash((cfg.seed, procs.rank, epoch)) % 2**63)
         if stop:
@@ -364,7 +293,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         train_s = time.perf_counter() - tick
         elapsed += train_s
         if procs.world > 1:
-            sums = _all_sum({**sums, "_seen": seen}, device)
+            sums = all_sum({**sums, "_seen": seen}, device)
             seen = sums.pop("_seen")
         if not procs.main:
             continue  # rank 0 evaluates and writes; the others go on to the next epoch's first step
@@ -392,7 +321,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
                   f"val acc {val_metrics['accuracy']:.4f}{extra}")
 
     if not procs.main:
-        return _finish(own_group, {})
+        return finish(own_group, {})
     summary = {"best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"], "epochs_run": len(history),
                "train_s": round(elapsed, 1), "val_s": round(sum(row.get("val_s", 0.0) for row in history), 1)}
     if cfg.test and best_path.exists():
@@ -402,16 +331,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         summary["test_dataset"] = test.describe()
     summary["run"] = {**run_metadata(device), "processes": procs.world}
     write_json(out_dir / "metrics.json", summary)
-    return _finish(own_group, summary)
-
-
-def _finish(own_group: bool, summary: dict) -> dict:
-    if own_group:
-        import torch.distributed as dist
-
-        dist.barrier()  # the others wait for rank 0's test score and files before the group ends
-        dist.destroy_process_group()
-    return summary
+    return finish(own_group, summary)
 
 
 def _resumable(cfg: TrainConfig) -> dict:
