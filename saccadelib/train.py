@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .paths import atomic_path, write_text_atomic
 from .runinfo import run_metadata, write_json
 from .sampler import ImageSource
-from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .tasks import check_name, get_task
 
 
