@@ -51,15 +51,13 @@ def _peak_rss_mib() -> float:
     return _status_mib("VmHWM")
 
 
-GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses")
-
-
 def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     """A function returning the model's ``images`` input (timed with the work), and the labels."""
     import torch.nn.functional as F
 
     from .. import data as twodigit
     from ..file_source import FileSource
+    from ..registry import GLIMPSE_MODELS
     from ..sampler import TensorSource, UpsampledSource
 
     task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")

@@ -128,11 +128,11 @@ def markdown(result: dict) -> str:
     lines = [f"Training steps with the batch generated inside the timing, {result['threads']} threads, batch "
              f"{result['batch_size']}, median of {result['repeats']} rounds of {result['steps_per_round']} steps "
              f"(`python -m saccadelib bench-throughput`).", "",
-             "| case | execution | training canvases/s | target | × proxy CNN (same task, same execution) | "
+             "| case | execution | training canvases/s | target | × proxy CNN (same task and side, same execution) | "
              "evaluation canvases/s |", "|---|---|---|---|---|---|"]
     for row in rows:
-        proxy = next((r for r in rows if r["case"] == f"proxy CNN, {row['task']} 100²"
-                      and r["variant"] == row["variant"]), None)
+        proxy = next((r for r in rows if r["model"] == "proxy_cnn" and r["task"] == row["task"]
+                      and r["image_side"] == row["image_side"] and r["variant"] == row["variant"]), None)
         ratio = f"{row['train_canvases_per_s'] / proxy['train_canvases_per_s']:.2f}" if proxy else ""
         target = row["target_train_canvases_per_s"] or ""
         lines.append(f"| {row['case']} | {row['variant']} | {row['train_canvases_per_s']:.0f} | {target} | {ratio} | "

@@ -38,7 +38,6 @@ RECIPES = {
 }
 TASK_RECIPE = {"sum": "sum_one_glimpse", "identification": "identification_four_glimpses_grid_start",
                "fivek": "identification_four_glimpses_grid_start"}
-GLIMPSE_MODELS = ("saccade", "random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses")
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
@@ -96,7 +95,7 @@ class TaskStudy:
 
     def __post_init__(self):
         from ..data import task_spec
-        from ..registry import spec
+        from ..registry import GLIMPSE_MODELS, spec
 
         task_spec(self.task)
         if self.image_side not in (100, LARGE_SIDE):

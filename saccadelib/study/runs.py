@@ -18,7 +18,7 @@ from typing import Callable
 from ..config import to_dict
 from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
 from ..runinfo import write_json
-from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, GLIMPSE_MODELS, LARGE_CROP, LARGE_SIDE, RECIPES,
+from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, LARGE_CROP, LARGE_SIDE, RECIPES,
                           TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, TaskStudy, Training)
 
 
@@ -53,6 +53,8 @@ class RunSpec:
 
 def model_overrides(task: str, model: str, image_side: int = 100) -> dict:
     """The recipe settings for a glimpse model; the other baselines train at their defaults."""
+    from ..registry import GLIMPSE_MODELS
+
     if model not in GLIMPSE_MODELS:
         return {}
     settings = dict(RECIPES[TASK_RECIPE[task]])
