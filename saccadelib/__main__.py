@@ -74,6 +74,15 @@ def _bench_throughput(args) -> int:
     return 0
 
 
+def _bench_time_to_accuracy(args) -> int:
+    from .bench import time_to_accuracy
+
+    result = time_to_accuracy.run(cases=args.cases, seeds=tuple(args.seeds), out=args.out)
+    print(time_to_accuracy.markdown(result))
+    print(f"written to {result['out']}")
+    return 0
+
+
 def _parse_settings(pairs: list[str]) -> dict:
     settings = {}
     for pair in pairs or []:
@@ -201,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: one variant, the training loop's defaults)")
     bt.add_argument("--out", default=None, help="JSON path (default results/benchmarks/throughput.json)")
     bt.set_defaults(func=_bench_throughput)
+
+    bta = commands.add_parser("bench-time-to-accuracy", help="test accuracy of our model after a fixed number of "
+                                                             "training minutes (results/benchmarks/)")
+    bta.add_argument("--cases", nargs="+", default=None, help="some of the cases (default: all)")
+    bta.add_argument("--seeds", type=int, nargs="+", default=[0])
+    bta.add_argument("--out", default=None, help="JSON path (default results/benchmarks/time_to_accuracy.json)")
+    bta.set_defaults(func=_bench_time_to_accuracy)
 
     be = commands.add_parser("bench", help="efficiency: our model vs the tile and whole-image ResNet-18 at large "
                                            "sides, model-only and from JPEG files (runs/efficiency/)")

@@ -77,6 +77,13 @@ def resnet18_trunk(channels: int) -> nn.Module:
 class ResNetConfig(_Config):
     n_classes: int = 55
     channels: int = 1
+    # None: the image at its own resolution; a side: the image first downsampled (anti-aliased) to that
+    # side², as a practitioner would feed a large image to ResNet-18 (e.g. 224)
+    input_side: int | None = None
+
+    def __post_init__(self):
+        if self.input_side is not None and self.input_side < 32:
+            raise ValueError(f"input_side must be at least 32 pixels or None, got {self.input_side}")
 
 
 class WholeImageResNet(_Classifier):
@@ -88,6 +95,8 @@ class WholeImageResNet(_Classifier):
 
     def forward(self, images) -> torch.Tensor:
         src = _source(images, self.cfg.channels)
+        if self.cfg.input_side is not None:  # the sources' proxy is that downsample, never the large image
+            return self.fc(self.trunk(src.proxy(self.cfg.input_side)))
         if isinstance(src, UpsampledSource):
             whole = src.materialize()
         elif isinstance(src, TensorSource):

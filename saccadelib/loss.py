@@ -27,10 +27,16 @@ class LossConfig:
     # batch-mean KL for free. With h_0 = 0 the first glimpse's prior cannot see the image, so the full KL
     # pulls that glimpse to one place for every image (posterior collapse); λ > 0 lets it depend on c.
     kl_free_bits: float = 0.0
+    # The reconstruction term sums T decodes of the proxy. "all" decodes every glimpse; "one" decodes one
+    # glimpse per canvas, drawn uniformly, and counts it T times: an unbiased estimate of the same sum at
+    # 1/T of the decoder's cost (at T = 4 the decoder is a quarter of a training step otherwise).
+    reconstruction_glimpses: str = "all"
 
     def __post_init__(self):
         if self.combine not in ("add", "multiply"):
             raise ValueError(f"unknown loss combination {self.combine!r}; valid: add, multiply")
+        if self.reconstruction_glimpses not in ("all", "one"):
+            raise ValueError(f"unknown reconstruction_glimpses {self.reconstruction_glimpses!r}; valid: all, one")
         if self.kl_free_bits < 0:
             raise ValueError(f"kl_free_bits must be ≥ 0, got {self.kl_free_bits}")
 
@@ -70,7 +76,8 @@ def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) ->
         reconstruction = out.proxy.new_zeros(())
     else:
         target = out.proxy.unsqueeze(1).expand_as(out.proxy_logits)
-        reconstruction = bernoulli_nll(out.proxy_logits, target).reshape(n, -1).sum(1).mean()
+        glimpses, decoded = out.q_mu.shape[1], out.proxy_logits.shape[1]  # decoded < glimpses: an estimate
+        reconstruction = bernoulli_nll(out.proxy_logits, target).reshape(n, -1).sum(1).mean() * (glimpses / decoded)
     kl_terms = gaussian_kl(out.q_mu, out.q_logvar, out.p_mu, out.p_logvar)  # [N, T, 3]
     kl = kl_terms.reshape(n, -1).sum(1).mean()
     kl_charged = kl_terms.mean(0).clamp(min=config.kl_free_bits).sum() if config.kl_free_bits > 0 else kl

@@ -28,6 +28,7 @@ LATENT = 3  # (scale, x, y)
 
 
 POLICIES = ("learnt", "random", "grid", "oracle")
+STEMS = ("space_to_depth", "conv")
 CLASSIFIER_READS = ("crops", "crops+state", "crops+proxy", "crops+state+proxy")
 
 
@@ -46,6 +47,13 @@ class ModelConfig:
     width: int = 16  # conv channels: crop net (w, 2w, 4w, 8w), proxy encoder (w, 2w, 4w), decoder (2w, 2w, w)
     proxy_width: int | None = None  # the proxy encoder's w when it differs (a 32² proxy is cheap to widen)
     norm: str = "batch"  # conv normalization: "batch" (learns much faster here, see README) or "group" (paper)
+    # How the conv nets (crop net, proxy encoder) read full-resolution pixels: "space_to_depth" (each 2×2
+    # pixel block folded into channels, the first conv at half the side) or "conv" (a 3×3 conv at full
+    # side, then 2×2 max-pooling, as the original code did). See conv_stem.
+    stem: str = "space_to_depth"
+    # The side of the pixel blocks the crop net's space_to_depth stem folds: 2 for 32² crops; 4 for 64²
+    # crops runs the rest of the crop net at the same 16² side, at the 32² crops' cost.
+    crop_fold: int = 2
     proxy_encoder: str = "spatial"  # "spatial" (flatten: keeps where things are) or "pooled" (global pool)
     # What the classifier reads besides the crops (docs/deviations.md): "crops" (the crops' features
     # alone: the paper's Eq. 6, and the test of whether looking is what works), "crops+state" (joined with
@@ -79,6 +87,13 @@ class ModelConfig:
             raise ValueError(f"unknown classifier input {self.classifier_reads!r}; valid: {', '.join(CLASSIFIER_READS)}")
         if self.init_layout not in ("centre", "grid"):
             raise ValueError(f"unknown initial layout {self.init_layout!r}; valid: centre, grid")
+        if self.stem not in STEMS:
+            raise ValueError(f"unknown stem {self.stem!r}; valid: {', '.join(STEMS)}")
+        if self.stem == "space_to_depth" and (self.crop_size % self.crop_fold or self.proxy_size % 2):
+            raise ValueError(f"stem=space_to_depth needs crop_size divisible by crop_fold ({self.crop_size}, "
+                             f"{self.crop_fold}) and an even proxy_size ({self.proxy_size}); change them or use stem=conv")
+        if self.crop_fold < 2 or (self.stem == "conv" and self.crop_fold != 2):
+            raise ValueError(f"crop_fold must be ≥ 2 and is only set with stem=space_to_depth, got {self.crop_fold}")
         if self.norm not in ("batch", "group"):
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
         if self.proxy_encoder not in ("spatial", "pooled"):
@@ -99,10 +114,23 @@ class ModelConfig:
 
 
 def conv_block(cin: int, cout: int, norm: str, pool: bool = True) -> nn.Sequential:
-    """3×3 conv, normalization, ReLU, then 2×2 max-pooling (halves the side)."""
-    layers = [nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+    """3×3 conv, then (when ``pool``) 2×2 max-pooling, normalization and ReLU. Pooling straight after the
+    conv lets the normalization and ReLU run on a quarter of the pixels: max-pooling commutes with ReLU,
+    and only the normalization's statistics change (those of the pooled map)."""
+    layers = [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), *([nn.MaxPool2d(2)] if pool else []),
               nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
+    return nn.Sequential(*layers)
+
+
+def conv_stem(cin: int, cout: int, norm: str, stem: str, fold: int = 2) -> nn.Sequential:
+    """The block that reads full-resolution pixels and divides the side by ``fold``. ``space_to_depth``
+    folds each fold×fold pixel block into fold²·cin channels and convolves at the reduced side: no pixel is
+    dropped before the conv (its 3×3 kernel spans 3·fold pixels), and on a CPU, where a conv with one input
+    channel at full side is bound by memory traffic, it costs about a third as much as ``conv``, a plain
+    conv_block at full side (docs/efficiency.md)."""
+    if stem == "conv":
+        return conv_block(cin, cout, norm)
+    return nn.Sequential(nn.PixelUnshuffle(fold), *conv_block(fold * fold * cin, cout, norm, pool=False))
 
 
 def mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
@@ -116,7 +144,7 @@ class ProxyEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         w, norm = cfg.proxy_width or cfg.width, cfg.norm
-        self.trunk = nn.Sequential(conv_block(cfg.channels, w, norm), conv_block(w, 2 * w, norm),
+        self.trunk = nn.Sequential(conv_stem(cfg.channels, w, norm, cfg.stem), conv_block(w, 2 * w, norm),
                                    conv_block(2 * w, 4 * w, norm),
                                    nn.AdaptiveAvgPool2d(4 if cfg.proxy_encoder == "spatial" else 1))
         width = 4 * w * (16 if cfg.proxy_encoder == "spatial" else 1)
@@ -200,7 +228,8 @@ class GlimpseClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         w, norm = cfg.width, cfg.norm
-        self.crop_net = nn.Sequential(conv_block(cfg.channels, w, norm), conv_block(w, 2 * w, norm),
+        self.crop_net = nn.Sequential(conv_stem(cfg.channels, w, norm, cfg.stem, cfg.crop_fold),
+                                      conv_block(w, 2 * w, norm),
                                       conv_block(2 * w, 4 * w, norm), conv_block(4 * w, 8 * w, norm, pool=False),
                                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(8 * w, cfg.crop_features), nn.ReLU(inplace=True))
@@ -268,7 +297,8 @@ class SaccadeOutput:
     p_mu: torch.Tensor | None  # the prior: computed with the loss terms (in training)
     p_logvar: torch.Tensor | None
     proxy: torch.Tensor  # [N, C, J, J] what the model was shown
-    proxy_logits: torch.Tensor | None  # [N, T, C, J, J] when decoded (training with a reconstruction term)
+    proxy_logits: torch.Tensor | None  # [N, D, C, J, J] when decoded (training with a reconstruction term):
+    # D = T, or D = 1 with loss.reconstruction_glimpses="one"
     crops: torch.Tensor  # [N, T, C, S, S]
 
 
@@ -335,13 +365,24 @@ class VariationalSaccading(nn.Module):
             if offsets is not None:
                 p_mu = p_mu + offsets
             if cfg.loss.reconstruction_weight > 0:
-                phi_z = self.latent_embedding(stack["z"].flatten(0, 1))
-                proxy_logits = self.decoder(phi_z, h_prev).view(n, t, *proxy.shape[1:])
+                decoded = self.decoded_glimpses(n, proxy.device)
+                z_dec, h_dec = (stack[key].gather(1, decoded.unsqueeze(-1).expand(-1, -1, stack[key].shape[-1]))
+                                for key in ("z", "h_prev"))
+                proxy_logits = self.decoder(self.latent_embedding(z_dec.flatten(0, 1)), h_dec.flatten(0, 1))
+                proxy_logits = proxy_logits.view(n, decoded.shape[1], *proxy.shape[1:])
         windows = self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, stack["h_prev"], e_c)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
                              p_mu, p_logvar, proxy, proxy_logits, crops)
+
+    def decoded_glimpses(self, n: int, device) -> torch.Tensor:
+        """[N, D] the glimpses whose proxy decode the loss reads: all T, or one per canvas drawn uniformly
+        (``loss.reconstruction_glimpses``)."""
+        t = self.cfg.glimpses
+        if self.cfg.loss.reconstruction_glimpses == "one":
+            return torch.randint(t, (n, 1), device=device)
+        return torch.arange(t, device=device).expand(n, t)
 
     def windows(self, z: torch.Tensor, n: int, like: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
         """[N, T, 3] windows of the configured policy."""

@@ -84,13 +84,14 @@ def crop_tensor(images: torch.Tensor, windows: torch.Tensor, size: int, supersam
     n, t = windows.shape[:2]
     c = images.shape[1]
     k = supersample
-    theta = windows.new_zeros(n * t, 2, 3)
-    flat = windows.reshape(n * t, 3)
-    theta[:, 0, 0] = flat[:, 0]
-    theta[:, 1, 1] = flat[:, 0]
-    theta[:, 0, 2] = flat[:, 1]
-    theta[:, 1, 2] = flat[:, 2]
-    grid = F.affine_grid(theta, [n * t, c, size * k, size * k], align_corners=False)
+    # The sampling grid of an axis-aligned window, as F.affine_grid(align_corners=False) builds it but
+    # without its [N·T, m², 3] × [3, 2] batched matmul: pixel centres of an m-sample side, scaled and shifted.
+    m = size * k
+    flat = windows.reshape(n * t, 3, 1)
+    base = (2 * torch.arange(m, device=windows.device, dtype=windows.dtype) + 1) / m - 1
+    gx = (flat[:, 0] * base + flat[:, 1]).unsqueeze(1).expand(n * t, m, m)
+    gy = (flat[:, 0] * base + flat[:, 2]).unsqueeze(2).expand(n * t, m, m)
+    grid = torch.stack([gx, gy], -1)
     # Sample every glimpse of image i from image i without copying it T times.
     grid = grid.view(n, t * size * k, size * k, 2)
     samples = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros",

@@ -52,7 +52,7 @@ class TrainConfig:
     test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
     device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
     precision: str = "fp32"  # "fp32", or "bf16" (autocast: matmuls and convs in bfloat16, on a GPU or a CPU with bf16 units)
-    channels_last: bool = False  # convolutions in NHWC memory layout
+    channels_last: bool = True  # convolutions in NHWC memory layout (1.1-1.3× on our CPU, docs/efficiency.md)
     compile: bool = False  # torch.compile the model (compiles on the first steps; pays on long runs)
     data_root: str | None = None  # a task read from files (fivek): its prepared folder (default data/fivek)
     image_side: int | None = None  # None: canvases as generated; N: each read as its lazy N×N upsample
@@ -101,7 +101,7 @@ def prepare_model(model, cfg: TrainConfig, device: torch.device):
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.compile:
-        model.compile()
+        model.compile(dynamic=False)  # a few fixed batch shapes; dynamic shapes fail in the sampler's backward
     return model
 
 

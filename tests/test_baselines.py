@@ -172,3 +172,18 @@ def test_cost_is_measured_in_a_fresh_process(mnist_root):
     assert row["median_s"] > 0 and row["peak_rss_mib"] >= row["idle_rss_mib"] > 0
     with pytest.raises(RuntimeError, match="failed"):
         cost.measure({"model": "vgg", "side": 128, "batch": 1, "phase": "infer"})
+
+
+def test_downsampled_resnet_reads_the_anti_aliased_downsample_of_a_lazy_image():
+    torch.manual_seed(0)
+    base = torch.rand(2, 1, 20, 20)
+    model = WholeImageResNet(ResNetConfig(n_classes=5, input_side=64)).eval()
+    source = UpsampledSource(base, 4000)  # never materialized: 4000² would be 128 MB per image
+    seen = []
+    handle = model.trunk.conv1.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    logits = model(source)
+    handle.remove()
+    assert logits.shape == (2, 5) and seen == [(2, 1, 64, 64)]
+    assert torch.allclose(logits, model(source.proxy(64)), atol=1e-5)
+    with pytest.raises(ValueError, match="input_side"):
+        ResNetConfig(input_side=8)

@@ -110,3 +110,35 @@ def test_throughput_benchmark_times_our_model_beside_the_proxy_cnn(tmp_path, mni
     assert result["out"] == str(tmp_path / "throughput.json")
     with pytest.raises(ValueError, match="unknown throughput case"):
         throughput.run(cases=["ours, mnist"], out=tmp_path / "x.json")
+
+
+def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(tmp_path, monkeypatch):
+    from saccadelib import train
+    from saccadelib.bench import time_to_accuracy
+
+    calls = []
+
+    def fake_train(name, task, out_dir, model_settings, train_settings):
+        calls.append((name, task, train_settings))
+        out_dir.mkdir(parents=True)
+        seed = train_settings["seed"]
+        metrics = {"epochs_run": train_settings["epochs"], "best_epoch": 3, "train_s": 500.0, "val_s": 40.0,
+                   "best_val_accuracy": 0.9, "test": {"accuracy": 0.88 + 0.04 * seed}, "run": {"device": "cpu"}}
+        (out_dir / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+    monkeypatch.setattr(train, "train_model", fake_train)
+    out = tmp_path / "tta.json"
+    result = time_to_accuracy.run(["identification_100"], seeds=(0, 1), out=out, out_root=tmp_path / "runs")
+    rows = result["rows"]
+    assert [r["seed"] for r in rows] == [0, 1] and [r["met"] for r in rows] == [False, True]  # target 90%
+    settings = calls[0][2]
+    assert settings["lr_schedule"] == "cosine" and settings["epochs"] >= 1 and rows[0]["minutes"] == 9.0
+    assert rows[0]["canvases_seen"] == settings["epochs"] * settings["train_size"]
+    assert rows[0]["model_settings"]["classifier_reads"] == "crops"  # the task's recipe
+    text = out.with_suffix(".md").read_text()
+    assert "90.0% ± 2.8" in text and "| no |" in text  # mean ± std over seeds; not all seeds met the target
+    time_to_accuracy.run(["identification_100"], seeds=(0, 1), out=out, out_root=tmp_path / "runs")
+    assert len(calls) == 2  # finished runs are read back, not retrained
+    with pytest.raises(ValueError, match="unknown time-to-accuracy case"):
+        time_to_accuracy.run(["identification_64"], out=out)

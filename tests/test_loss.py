@@ -88,6 +88,21 @@ def test_loss_terms_and_combinations():
         LossConfig(combine="max")
 
 
+def test_one_decoded_glimpse_estimates_the_sum_over_glimpses_without_bias():
+    out, label = _Out(), torch.tensor([0, 1])
+    out.proxy_logits = torch.tensor([-1.0, 0.5]).view(1, 2, 1, 1, 1).expand(2, 2, 1, 2, 2).clone()
+    _, full = saccade_loss(out, label)
+    estimates = []
+    for t in range(2):  # the one decode the model drew, for each choice of glimpse
+        one = _Out()
+        one.proxy_logits = out.proxy_logits[:, t:t + 1]
+        estimates.append(saccade_loss(one, label)[1]["nll_proxy"])
+    assert estimates[0] != pytest.approx(estimates[1])  # each draw alone is off
+    assert sum(estimates) / 2 == pytest.approx(full["nll_proxy"], rel=1e-6)  # their mean is the sum over T
+    with pytest.raises(ValueError, match="reconstruction_glimpses"):
+        LossConfig(reconstruction_glimpses="two")
+
+
 def test_free_bits_charge_at_least_lambda_per_dimension_and_free_the_small_ones():
     out, label = _Out(), torch.tensor([0, 1])
     ce = (math.log(1 + math.exp(-2)) + math.log(2)) / 2

@@ -68,12 +68,46 @@ def test_lazy_large_images_run_through_the_model():
     assert (out.proxy - TensorSource(images).proxy(32)).abs().mean() < 0.02
 
 
+@pytest.mark.parametrize("stem,crop,fold", [("space_to_depth", 32, 2), ("space_to_depth", 64, 4), ("conv", 32, 2)])
+def test_stems_bring_crops_and_proxy_to_half_or_less_of_their_side(stem, crop, fold):
+    torch.manual_seed(0)
+    model = VariationalSaccading(ModelConfig(stem=stem, crop_size=crop, crop_fold=fold, **TINY))
+    crops = torch.rand(3, 1, crop, crop, requires_grad=True)
+    after_stem = model.classifier.crop_net[0](crops)
+    assert after_stem.shape == (3, TINY["width"], crop // fold, crop // fold)
+    assert model.proxy_encoder.trunk[0](torch.rand(3, 1, 32, 32)).shape == (3, TINY["width"], 16, 16)
+    after_stem[:, :, 0, 0].sum().backward()  # the first output cell reads a whole fold×fold block, and more
+    assert (crops.grad[0, 0, :fold, :fold] != 0).all()
+    out = model(torch.rand(2, 1, 100, 100))
+    assert out.logits.shape == (2, 55) and out.crops.shape == (2, 4, 1, crop, crop)
+
+
+def test_one_decoded_glimpse_is_one_of_the_full_decodes():
+    cfg = dict(glimpses=3, loss=LossConfig(reconstruction_weight=0.01), **TINY)
+    images = torch.rand(6, 1, 100, 100)
+    torch.manual_seed(0)
+    model = VariationalSaccading(ModelConfig(**cfg))
+    torch.manual_seed(1)
+    full = model(images).proxy_logits  # [6, 3, 1, 32, 32]
+    one_cfg = ModelConfig(**{**cfg, "loss": LossConfig(reconstruction_weight=0.01, reconstruction_glimpses="one")})
+    model.cfg = one_cfg
+    torch.manual_seed(1)  # the same z: the glimpse is drawn after the recurrence
+    one = model(images).proxy_logits
+    assert one.shape == (6, 1, 1, 32, 32)
+    matches = (one - full).flatten(2).abs().amax(-1) < 1e-5  # [6, 3]: which full decode each one equals
+    assert (matches.sum(1) == 1).all()
+
+
 def test_bad_images_and_configs_are_rejected():
     model = VariationalSaccading(ModelConfig(**TINY))
     with pytest.raises(ValueError, match=r"expected images \[N, 1, H, W\]"):
         model(torch.rand(2, 3, 100, 100))
     with pytest.raises(ValueError, match="unknown proxy encoder"):
         ModelConfig(proxy_encoder="attention")
+    with pytest.raises(ValueError, match="crop_size divisible by crop_fold"):
+        ModelConfig(crop_size=30, crop_fold=4)
+    with pytest.raises(ValueError, match="only set with stem=space_to_depth"):
+        ModelConfig(stem="conv", crop_fold=4)
     with pytest.raises(ValueError, match="unknown setting 'colour' for ModelConfig"):
         ModelConfig.from_dict({"glimpses": 4, "colour": True})
 

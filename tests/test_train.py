@@ -204,7 +204,7 @@ def test_device_and_precision_are_checked_and_recorded(tmp_path, mnist_root):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="sees no GPU"):
             fit(_fresh_model(), TrainConfig(**{**RUN, "device": "cuda"}), tmp_path / "cuda", META)
-    # "auto" takes the GPU when there is one; bf16 only applies on a GPU, so a CPU run stays float32
+    # "auto" takes the GPU when there is one
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "device": "auto", "precision": "bf16",
                                                  "test": True, "test_size": 150}), tmp_path / "auto", META)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -234,7 +234,8 @@ def test_execution_settings_keep_the_loss_within_tolerance(mnist_root):
 
     batch = data.make_two_digit("sum", "train", 32, 0)
     losses = {}
-    for name, settings in {"fp32": {}, "nhwc": {"channels_last": True}, "bf16": {"precision": "bf16"}}.items():
+    for name, settings in {"fp32": {"channels_last": False}, "nhwc": {"channels_last": True},
+                           "bf16": {"precision": "bf16"}}.items():
         cfg = TrainConfig(**settings)
         model = prepare_model(_fresh_model(), cfg, torch.device("cpu"))
         torch.manual_seed(0)

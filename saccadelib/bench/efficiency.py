@@ -28,7 +28,7 @@ from ..paths import atomic_path
 SIDES = (2528, 5056, 10112)
 PHOTO_SIZE = (4000, 3000)
 # The paper's model size for identification: T = 4 glimpses read at 64² (0.6 GMAC in the paper's nets).
-SACCADE = {"glimpses": 4, "crop_size": 64}
+SACCADE = {"glimpses": 4, "crop_size": 64, "crop_fold": 4}
 
 VARIANTS = {  # label → (registry name, config overrides)
     "saccade": ("saccade", SACCADE),

@@ -20,7 +20,7 @@ import torch
 CASES = {
     "ours, identification 100²": ("saccade", "identification", None, {}),
     "proxy CNN, identification 100²": ("proxy_cnn", "identification", None, {}),
-    "ours, identification 2528²": ("saccade", "identification", 2528, {"crop_size": 64}),
+    "ours, identification 2528²": ("saccade", "identification", 2528, {"crop_size": 64, "crop_fold": 4}),
     "ours, sum 100²": ("saccade", "sum", None, {}),
     "proxy CNN, sum 100²": ("proxy_cnn", "sum", None, {}),
 }

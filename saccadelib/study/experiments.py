@@ -23,13 +23,19 @@ PROFILES = ("smoke", "cpu", "paper")
 COMMITTED_PROFILE = "cpu"  # the profile whose results live in results/; the others write results-<profile>/
 LARGE_SIDE, LARGE_CROP = 2528, 64  # the paper's large variant: a lazy 2528² upsample read in 64² crops
 
+
+def crop_settings(crop: int) -> dict:
+    """Our model's settings for ``crop``² glimpses: the crop net's stem folds pixel blocks so that the
+    rest of it runs at 16² (64² crops then cost what 32² ones do; docs/efficiency.md)."""
+    return {"crop_size": crop, "crop_fold": max(2, crop // 16)}
+
 # Our model's training recipes (docs/deviations.md says why each setting): a classifier that reads the
 # crops alone, a small reconstruction weight, a loss on every glimpse's running prediction, windows learnt
-# in [0.2, 0.45] of the side starting at 0.35, one nat of free bits per latent dimension, and a posterior
-# that does not train the proxy encoder.
+# in [0.2, 0.45] of the side starting at 0.35, one nat of free bits per latent dimension, a posterior
+# that does not train the proxy encoder, and the reconstruction term estimated from one decoded glimpse.
 _SHARED_RECIPE = {"classifier_reads": "crops", "loss.reconstruction_weight": 0.01, "loss.every_step": True,
                   "window.max_scale": 0.45, "init_scale": 0.35, "loss.kl_free_bits": 1.0,
-                  "posterior_trains_encoder": False}
+                  "posterior_trains_encoder": False, "loss.reconstruction_glimpses": "one"}
 RECIPES = {
     # One window cannot hold both digits of a sum canvas, so this recipe's classifier also reads the
     # recurrent state and the proxy (docs/controls.md); a crops-only sum recipe needs two glimpses or more.

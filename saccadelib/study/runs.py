@@ -19,7 +19,8 @@ from ..config import to_dict
 from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
 from ..runinfo import write_json
 from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, LARGE_CROP, LARGE_SIDE, RECIPES,
-                          TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, TaskStudy, Training)
+                          TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, TaskStudy, Training,
+                          crop_settings)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def model_overrides(task: str, model: str, image_side: int = 100) -> dict:
         return {}
     settings = dict(RECIPES[TASK_RECIPE[task]])
     if image_side == LARGE_SIDE:
-        settings["crop_size"] = LARGE_CROP
+        settings.update(crop_settings(LARGE_CROP))
     return settings
 
 
@@ -132,7 +133,7 @@ def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
         if name == "resnet18_tiles":
             settings = {"channels": 3, "tile": study.tile}
         else:
-            settings = {**RECIPES[TASK_RECIPE["fivek"]], "channels": 3, "crop_size": study.crop}
+            settings = {**RECIPES[TASK_RECIPE["fivek"]], "channels": 3, **crop_settings(study.crop)}
         for seed in t.seeds:
             train = {"epochs": t.epochs, "lr_schedule": "cosine", "seed": seed, "batch_size": t.batch_size,
                      "lr": t.lr, "device": t.device, "threads": t.threads, "precision": t.precision,

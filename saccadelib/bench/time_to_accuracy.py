@@ -1,0 +1,107 @@
+"""Time to accuracy: what our model reaches in a fixed number of training minutes on 2 CPU threads.
+
+``python -m saccadelib bench-time-to-accuracy [--cases NAME ...] [--seeds 0 1 2]`` trains each case as the
+study's ``cpu`` profile trains a run (``study.runs``: the task's recipe, a cosine schedule over the epochs
+the budget pays for at the measured seconds per epoch, validation after every epoch, the best-on-validation
+weights scored on the whole test set) and writes ``results/benchmarks/time_to_accuracy.{json,md}``: per
+case and seed the test accuracy, the minutes it trained, the canvases it saw, and whether it met its
+target. Runs live in ``runs/time_to_accuracy/<case>/seed<k>/`` and resume; a finished run is read back,
+not retrained.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Case:
+    task: str
+    image_side: int  # 100, or 2528 (the lazy upsample)
+    model: str  # a registry name; glimpse models train with the task's recipe (study.runs.model_overrides)
+    minutes: float  # training budget, validation included
+    target: float  # test accuracy the model should reach within it
+    settings: tuple[tuple[str, object], ...] = ()  # model settings on top of the recipe
+
+
+CASES = {
+    "identification_100": Case("identification", 100, "saccade", 20, 0.90),
+    "sum_100": Case("sum", 100, "saccade", 30, 0.95),
+    "identification_2528": Case("identification", 2528, "saccade", 30, 0.85),
+}
+
+
+def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
+    """Train (or resume, or read back) one case at one seed; returns its row."""
+    import json
+
+    from ..study.experiments import Training
+    from ..study.runs import model_overrides, train_overrides
+    from ..train import train_model
+
+    case = CASES[name]
+    training = Training(budget_min=case.minutes, seeds=(seed,))
+    model_settings = {**model_overrides(case.task, case.model, case.image_side), **dict(case.settings)}
+    train_settings = train_overrides(case.task, case.image_side, case.model, training, seed)
+    out_dir = out_root / name / f"seed{seed}"
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+    else:
+        log(f"== {name} seed {seed}: {train_settings['epochs']} epochs in a {case.minutes:g}-minute budget")
+        metrics = train_model(case.model, case.task, out_dir, model_settings, train_settings)
+    epochs = metrics["epochs_run"]
+    return {"case": name, "seed": seed, "task": case.task, "image_side": case.image_side, "model": case.model,
+            "budget_min": case.minutes, "target": case.target, "model_settings": model_settings,
+            "train_settings": train_settings, "epochs": epochs, "best_epoch": metrics["best_epoch"],
+            "canvases_seen": epochs * train_settings["train_size"],
+            "minutes": round((metrics["train_s"] + metrics["val_s"]) / 60, 2),
+            "best_val_accuracy": metrics["best_val_accuracy"], "test_accuracy": metrics["test"]["accuracy"],
+            "test_step_accuracy": metrics["test"].get("step_accuracy"), "run": metrics["run"],
+            "met": metrics["test"]["accuracy"] >= case.target}
+
+
+def run(cases: list[str] | None = None, seeds: tuple[int, ...] = (0,), out: Path | None = None,
+        out_root: Path | None = None, log=print) -> dict:
+    from ..paths import results_dir, runs_dir, write_text_atomic
+    from ..runinfo import run_metadata, write_json
+
+    names = cases or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise ValueError(f"unknown time-to-accuracy case(s) {unknown}; valid: {', '.join(CASES)}")
+    out = Path(out or results_dir() / "benchmarks" / "time_to_accuracy.json")
+    out_root = Path(out_root or runs_dir() / "time_to_accuracy")
+    started = time.perf_counter()
+    rows = []
+    for name in names:
+        for seed in seeds:
+            rows.append(run_case(name, seed, out_root, log))
+            result = {"benchmark": "time_to_accuracy", "rows": rows, "wall_s": round(time.perf_counter() - started, 1),
+                      **run_metadata("cpu")}
+            write_json(out, result)  # after every run: a stopped benchmark keeps what it measured
+            write_text_atomic(out.with_suffix(".md"), markdown(result))
+    result["out"] = str(out)
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = ["Training on 2 CPU threads within a fixed budget (validation included), the best-on-validation "
+             "weights scored on the 10,000 test canvases (`python -m saccadelib bench-time-to-accuracy`).", "",
+             "| case | model | budget min | target | seeds | test accuracy | per seed | minutes | epochs | canvases seen | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    by_case: dict[str, list[dict]] = {}
+    for row in result["rows"]:
+        by_case.setdefault(row["case"], []).append(row)
+    for name, rows in by_case.items():
+        accs = [r["test_accuracy"] for r in rows]
+        spread = f" ± {100 * statistics.stdev(accs):.1f}" if len(accs) > 1 else ""
+        first = rows[0]
+        lines.append(f"| {name} | {first['model']} | {first['budget_min']:g} | {100 * first['target']:.0f}% | "
+                     f"{len(rows)} | {100 * statistics.mean(accs):.1f}%{spread} | "
+                     f"{', '.join(f'{100 * a:.1f}' for a in accs)} | "
+                     f"{statistics.mean(r['minutes'] for r in rows):.1f} | {first['epochs']} | "
+                     f"{first['canvases_seen']:,} | {'yes' if all(r['met'] for r in rows) else 'no'} |")
+    return "\n".join(lines) + "\n"
