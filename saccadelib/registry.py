@@ -37,6 +37,8 @@ REGISTRY: dict[str, ModelSpec] = {
         {"train_sample": False, "loss.kl_weight": 0.0, "loss.kl_free_bits": 0.0, "loss.reconstruction_weight": 0.0},
         "our model without its variational parts: z is the posterior's mean, no KL, no decoder"),
     "resnet18": ModelSpec(ResNetConfig, WholeImageResNet, {}, "ResNet-18 on the whole image"),
+    "resnet18_downsampled": ModelSpec(ResNetConfig, WholeImageResNet, {"input_side": 224},
+                                      "ResNet-18 on a 224² anti-aliased downsample of the image"),
     "resnet18_tiles": ModelSpec(TiledResNetConfig, TiledResNet, {}, "ResNet-18 over 224² tiles, features summed (Eq. 8)"),
     "proxy_cnn": ModelSpec(ProxyCNNConfig, ProxyCNN, {}, "a CNN on the 32² proxy alone"),
     "ram": ModelSpec(RAMConfig, RAM, {}, "Recurrent Attention Model, REINFORCE"),

@@ -17,18 +17,24 @@ def _fake_row(spec, case, seconds, mib):
 
 
 def test_report_has_ratios_memory_growth_and_failures(tmp_path, monkeypatch, mnist_root):
-    costs = {"saccade": (0.01, 50.0), "tiles_naive": (2.0, 3000.0), "tiles_checkpointed": (3.0, 600.0),
-             "resnet18_whole": (1.0, 1000.0)}
+    costs = {"saccade": (0.01, 50.0), "tiles_naive": (2.0, 3000.0), "tiles_chunked": (1.5, 400.0),
+             "tiles_checkpointed": (3.0, 600.0), "resnet18_whole": (1.0, 1000.0),
+             "resnet18_downsampled": (0.02, 80.0), "proxy_cnn": (0.001, 10.0)}
 
     def fake_measure(spec, timeout_s=None):
         if spec["variant"] == "resnet18_whole" and spec["phase"] == "train":
             raise RuntimeError("cost measurement failed:\nRuntimeError: out of memory")
         seconds, mib = costs[spec["variant"]]
-        grow = 1.0 if spec["variant"] == "saccade" else (spec["side"] / 128) ** 2
+        grow = 1.0 if spec["variant"] in ("saccade", "resnet18_downsampled", "proxy_cnn") else (spec["side"] / 128) ** 2
         return _fake_row(spec, {"phase": spec["phase"], "batch": spec["batch"]}, seconds * grow, mib * grow)
 
     monkeypatch.setattr(cost, "measure", fake_measure)
-    result = efficiency.run("cpu", sides=(128, 256), threads=1, repeats=1, out_dir=tmp_path, quick=True, log=lambda s: None)
+    accuracy_file = tmp_path / "tta.json"
+    accuracy_file.write_text(json.dumps({"rows": [
+        {"case": "identification_2528", "seed": 0, "test_accuracy": 0.86, "minutes": 29.0},
+        {"case": "identification_2528_proxy_cnn", "seed": 0, "test_accuracy": 0.80, "minutes": 30.0}]}))
+    result = efficiency.run("cpu", sides=(128, 256), threads=1, repeats=1, out_dir=tmp_path, quick=True,
+                            accuracy_file=accuracy_file, log=lambda s: None)
     rows = list(csv.DictReader(open(tmp_path / "efficiency_cpu.csv")))
     assert len(rows) == len(result["rows"]) == len(efficiency.plan("cpu", (128, 256), quick=True))
     failed = [r for r in rows if r["error"]]
@@ -37,11 +43,19 @@ def test_report_has_ratios_memory_growth_and_failures(tmp_path, monkeypatch, mni
     ratios = {(q["baseline"], q["source"], q["side"], q["phase"]): q for q in efficiency.ratios(result["rows"])}
     q = ratios[("tiles_naive", "lazy", 128, "infer")]
     assert q["time_ratio"] == pytest.approx(200) and q["memory_ratio"] == pytest.approx(60)
+    assert q["peak_ratio"] == pytest.approx(3100 / 150)  # the bare process (100 MiB) counted on both sides
+    strongest = ratios[("tiles (strongest)", "lazy", 128, "infer")]  # the chunked tiles: faster and leaner
+    assert strongest["time_ratio"] == pytest.approx(150) and strongest["memory_ratio"] == pytest.approx(8)
+    trained = ratios[("tiles (strongest)", "lazy", 128, "train")]  # naive is faster, checkpointed leaner
+    assert (trained["timed_variant"], trained["weighed_variant"]) == ("tiles_naive", "tiles_checkpointed")
     assert ("resnet18_whole", "lazy", 128, "train") not in ratios  # a failed row gives no ratio
     growth = {(g["source"], g["phase"], g["batch"]): g for g in efficiency.memory_growth(result["rows"])}
     assert growth[("lazy", "infer", 1)]["growth"] == pytest.approx(0.0)
     text = (tmp_path / "efficiency_cpu.md").read_text()
-    assert "| tiles_naive | lazy | 128 | infer | 1 | 200 | 60.0 |" in text and "failed: " in text
+    assert "| tiles_naive | lazy | 128 | infer | 1 | 200 | 60.0 | 20.67 |" in text and "failed: " in text
+    beside = text.split("## Cost beside accuracy")[1]
+    assert "| saccade | 86.0% | 29 | 10.0 |" in beside and "| proxy_cnn | 80.0% | 30 | 1.0 |" in beside
+    assert "resnet18_downsampled" not in beside.split("\n\n")[1]  # no accuracy measured for it: no row
     assert (tmp_path / "latency_cpu.png").stat().st_size > 0 and (tmp_path / "memory_cpu.png").stat().st_size > 0
     assert json.loads((tmp_path / "efficiency_cpu.json").read_text())["device_tag"] == "cpu"
 

@@ -60,7 +60,8 @@ def test_a_changed_recipe_or_default_makes_an_experiment_rerun(fake_study, monke
     from saccadelib import study
 
     assert run(fake_study, ["ok"])[0]["ok"]["status"] == "ok"
-    monkeypatch.setitem(study.RECIPES, "sum_one_glimpse", {**study.RECIPES["sum_one_glimpse"], "glimpses": 3})
+    monkeypatch.setitem(study.RECIPES, "four_glimpses_grid_start",
+                        {**study.RECIPES["four_glimpses_grid_start"], "glimpses": 3})
     outcome, lines = run(fake_study, ["ok"])
     assert outcome["ok"]["status"] == "ok" and "settings changed" in lines[0]
     assert run(fake_study, ["ok"])[0]["ok"]["status"] == "skipped"

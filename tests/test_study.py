@@ -27,7 +27,7 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     assert runs["resnet18"].train_overrides["epochs"] == 2
     # the epochs are the budget; the time cap only guards against a machine twice as slow
     assert runs["saccade"].train_overrides["time_budget_s"] == 1200
-    assert runs["saccade"].model_overrides["glimpses"] == 1 and runs["resnet18"].model_overrides == {}  # the sum recipe: one glimpse
+    assert runs["saccade"].model_overrides["glimpses"] == 4 and runs["resnet18"].model_overrides == {}  # the recipe
     # ten times the validation canvases: only as many as a tenth of the epoch pays for (3.4 s of 2 s per
     # 2,000: 3,400), and they take their share of the budget: 600 / (34 + 3.4) s = 16.04 → 16
     (larger,) = study.task_runs(study.task_study("sum", "cpu", models="saccade", val_size=20_000))

@@ -32,10 +32,21 @@ SACCADE = {"glimpses": 4, "crop_size": 64, "crop_fold": 4}
 
 VARIANTS = {  # label → (registry name, config overrides)
     "saccade": ("saccade", SACCADE),
-    "tiles_naive": ("resnet18_tiles", {"checkpoint": False}),
-    "tiles_checkpointed": ("resnet18_tiles", {"checkpoint": True}),
+    # the paper's tile baseline three ways: all 144 tiles in one trunk call (naive, the paper's), in chunks
+    # of 12 (faster and a tenth of the memory at inference), and chunks of 12 recomputed in backward
+    "tiles_naive": ("resnet18_tiles", {"checkpoint": False, "chunk_tiles": 144}),
+    "tiles_chunked": ("resnet18_tiles", {"checkpoint": False, "chunk_tiles": 12}),
+    "tiles_checkpointed": ("resnet18_tiles", {"checkpoint": True, "chunk_tiles": 12}),
     "resnet18_whole": ("resnet18", {}),
+    # what a practitioner would try first: ResNet-18 on a 224² downsample, and a CNN on our 32² proxy
+    "resnet18_downsampled": ("resnet18_downsampled", {}),
+    "proxy_cnn": ("proxy_cnn", {}),
 }
+TILE_VARIANTS = ("tiles_naive", "tiles_chunked", "tiles_checkpointed")
+# Each baseline's accuracy on the same task (identification at 2528²) at the same training budget as ours,
+# from the time-to-accuracy benchmark (results/benchmarks/time_to_accuracy.json): variant → its case.
+ACCURACY_CASES = {"saccade": "identification_2528", "proxy_cnn": "identification_2528_proxy_cnn",
+                  "resnet18_downsampled": "identification_2528_resnet18_downsampled"}
 
 
 def _case(phase: str, batch: int) -> dict:
@@ -57,12 +68,8 @@ def plan(device: str, sides=SIDES, quick: bool = False) -> list[dict]:
     def add(variant: str, side: int, source: str, cases: list[dict]):
         name, config = VARIANTS[variant]
         config = dict(config)
-        if name == "resnet18_tiles":
-            # Naive is the paper's: all of an image's tiles in one trunk call. Checkpointing keeps its
-            # chunks small, since one chunk's activations are what it holds at a time.
-            config.setdefault("chunk_tiles", 12 if config["checkpoint"] else 144)
-            if quick:
-                config["tile"] = 64
+        if name == "resnet18_tiles" and quick:
+            config["tile"] = 64
         base = {"variant": variant, "model": name, "config": config, "side": side, "source": source,
                 "device": device, "macs": True}
         if gpu:
@@ -83,19 +90,27 @@ def plan(device: str, sides=SIDES, quick: bool = False) -> list[dict]:
             add("tiles_checkpointed", side, "lazy", [_case("train", 1)] + ([] if big else [_case("train", 16)]))
             add("resnet18_whole", side, "lazy", [_case("infer", 1), _case("train", 1)] if side == first else
                 [_case("infer", 1)] + ([] if big else [_case("train", 1)]))
-        add("tiles_naive", first, "file", [_case("infer", 1)])
+            add("tiles_chunked", side, "lazy", [_case("infer", 1), _case("infer", 16)])
+            # these read a downsample, so their cost does not depend on the side
+            add("resnet18_downsampled", side, "lazy", ALL_CASES)
+            add("proxy_cnn", side, "lazy", ALL_CASES)
+        add("tiles_chunked", first, "file", [_case("infer", 1)])
     else:
         add("tiles_naive", first, "lazy", [_case("infer", 1), _case("train", 1)])
+        add("tiles_chunked", first, "lazy", [_case("infer", 1)])
         add("tiles_checkpointed", first, "lazy", [_case("infer", 1), _case("train", 1)])
-        add("tiles_naive", first, "file", [_case("infer", 1)])
+        add("tiles_chunked", first, "file", [_case("infer", 1)])
         add("resnet18_whole", first, "lazy", [_case("infer", 1), _case("train", 1)])
+        add("resnet18_downsampled", first, "lazy", ALL_CASES)
+        add("proxy_cnn", first, "lazy", ALL_CASES)
     return specs
 
 
 NOT_MEASURED = {
-    "cpu": "On 2 CPU cores the baselines run at the first side and batch 1 only: the 144-tile ResNet-18 takes "
-           "3.4-4.3 s per 2528² image forward and 12-13 s per training step (×4 at 5056², ×16 at 10112²), so batch 16 "
-           "or larger sides would take hours per row; the GPU run covers them.",
+    "cpu": "On 2 CPU cores the tile and whole-image baselines run at the first side and batch 1 only: the 144-tile "
+           "ResNet-18 takes 3.4-4.3 s per 2528² image forward and 12-13 s per training step (×4 at 5056², ×16 at "
+           "10112²), so batch 16 or larger sides would take hours per row; the GPU run covers them. The downsampled "
+           "ResNet-18 and the proxy CNN read a downsample, so their cost does not depend on the side.",
     "cuda": "The naive tile model trains at batch 16 only at the first side and the checkpointed one at batch 1 "
             "at 10112² (36,864 tiles per step otherwise); the whole-image ResNet-18 trains only up to 5056² "
             "(its first activation alone is 6.5 GB at 10112²).",
@@ -220,16 +235,17 @@ def _work_memory(row: dict) -> float | None:
 
 
 def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, out_dir: Path | None = None,
-        quick: bool = False, timeout_s: float = 1800, log=print) -> dict:
+        quick: bool = False, timeout_s: float = 1800, accuracy_file: Path | None = None, log=print) -> dict:
     """Measure every configuration of ``plan`` and write CSV, JSON, markdown and plots; returns the result.
 
     Rows are written after each configuration, so a stopped run keeps what it measured.
     """
-    from ..paths import data_dir, runs_dir
+    from ..paths import data_dir, results_dir, runs_dir
     from .cost import measure
 
     tag = device_tag(device)
     out_dir = Path(out_dir or runs_dir() / "efficiency")  # 05_efficiency renders the committed copy
+    accuracy = accuracy_from(Path(accuracy_file) if accuracy_file else results_dir() / "benchmarks" / "time_to_accuracy.json")
     files = {side: write_test_jpeg(data_dir() / "bench" / f"canvas_{side}.jpg", side) for side in sides}
     rows: list[dict] = []
     started = time.perf_counter()
@@ -254,10 +270,10 @@ def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, ou
             row["work_mib"] = _work_memory(row)
             rows.append(row)
             log(_row_line(row))
-        _write(out_dir, tag, rows, device, quick, started)
+        _write(out_dir, tag, rows, device, quick, started, accuracy=accuracy)
     photo = photo_profile(write_test_photo(data_dir() / "bench" / "photo_4000x3000.jpg"), repeats, threads) \
         if not quick else None
-    return _write(out_dir, tag, rows, device, quick, started, photo)
+    return _write(out_dir, tag, rows, device, quick, started, photo, accuracy)
 
 
 def _row_line(row: dict) -> str:
@@ -273,7 +289,7 @@ CSV_FIELDS = ["variant", "model", "source", "side", "phase", "batch", "device", 
 
 
 def _write(out_dir: Path, tag: str, rows: list[dict], device: str, quick: bool, started: float,
-           photo: dict | None = None) -> dict:
+           photo: dict | None = None, accuracy: dict | None = None) -> dict:
     from ..paths import write_text_atomic
     from ..runinfo import run_metadata, write_json
 
@@ -287,7 +303,7 @@ def _write(out_dir: Path, tag: str, rows: list[dict], device: str, quick: bool, 
     result = {"benchmark": "efficiency", "device_tag": tag, "quick": quick, "statistic": "median",
               "not_measured": NOT_MEASURED["cuda" if device.startswith("cuda") else "cpu"],
               "wall_s": round(time.perf_counter() - started, 1), "rows": rows, "photo": photo,
-              **run_metadata(device)}
+              "accuracy": accuracy or {}, **run_metadata(device)}
     write_json(out_dir / f"efficiency_{tag}.json", result)
     result["out_dir"] = str(out_dir)
     write_text_atomic(out_dir / f"efficiency_{tag}.md", markdown(result))
@@ -306,21 +322,38 @@ def _find(rows, variant, side, phase, batch, source="lazy"):
     return None
 
 
+def _peak_mib(row: dict) -> float | None:
+    return row.get("peak_allocated_mib") or row.get("peak_rss_mib")
+
+
 def ratios(rows: list[dict]) -> list[dict]:
-    """Baseline ÷ model for time and memory at each side and case both were measured in."""
+    """Baseline ÷ model for time, work memory and the whole process's peak memory, at each side and case
+    both were measured in. ``tiles (strongest)`` is, per case, the fastest of the tile settings for time
+    and the leanest for memory: the headline compares against it, not against the naive one."""
     out = []
-    for base in ("tiles_naive", "tiles_checkpointed", "resnet18_whole"):
-        for row in rows:
-            if row["variant"] != base or "error" in row:
-                continue
-            ours = _find(rows, "saccade", row["side"], row["phase"], row["batch"], row["source"])
-            if ours is None:
-                continue
-            mem = (row["work_mib"] / ours["work_mib"]) if ours.get("work_mib") and row.get("work_mib") else None
-            out.append({"baseline": base, "source": row["source"], "side": row["side"], "phase": row["phase"],
-                        "batch": row["batch"], "time_ratio": row["median_s"] / ours["median_s"],
-                        "memory_ratio": mem})
+    for row in rows:
+        if row["variant"] == "saccade" or "error" in row:
+            continue
+        ours = _find(rows, "saccade", row["side"], row["phase"], row["batch"], row["source"])
+        if ours is not None:
+            out.append(_ratio(row["variant"], row, row, ours))
+    cases = {(r["side"], r["phase"], r["batch"], r["source"]) for r in rows if r["variant"] in TILE_VARIANTS}
+    for side, phase, batch, source in sorted(cases):
+        tiles = [t for t in (_find(rows, v, side, phase, batch, source) for v in TILE_VARIANTS) if t]
+        ours = _find(rows, "saccade", side, phase, batch, source)
+        if tiles and ours:
+            fastest = min(tiles, key=lambda r: r["median_s"])
+            leanest = min(tiles, key=lambda r: r.get("work_mib") or float("inf"))
+            out.append(_ratio("tiles (strongest)", fastest, leanest, ours))
     return out
+
+
+def _ratio(label: str, timed: dict, weighed: dict, ours: dict) -> dict:
+    work = weighed["work_mib"] / ours["work_mib"] if ours.get("work_mib") and weighed.get("work_mib") else None
+    peak = _peak_mib(weighed) / _peak_mib(ours) if _peak_mib(ours) and _peak_mib(weighed) else None
+    return {"baseline": label, "source": timed["source"], "side": timed["side"], "phase": timed["phase"],
+            "batch": timed["batch"], "time_ratio": timed["median_s"] / ours["median_s"], "memory_ratio": work,
+            "peak_ratio": peak, "timed_variant": timed["variant"], "weighed_variant": weighed["variant"]}
 
 
 def memory_growth(rows: list[dict]) -> list[dict]:
@@ -349,23 +382,32 @@ def markdown(result: dict) -> str:
              f"{'' if gpu else str(rows[0]['threads']) + ' threads, ' if rows else ''}float32, median of "
              f"{rows[0]['repeats'] if rows else '?'} runs after a warm-up, each configuration in a fresh process. "
              f"Written by `python -m saccadelib bench --device {result['device']}` in {result['wall_s']:.0f} s.", "",
-             f"| variant | source | side | phase | batch | median ms | images/s | {memory_label} | GMAC/image | params M |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"| variant | source | side | phase | batch | median ms | images/s | {memory_label} | "
+             f"whole-process peak MiB | GMAC/image | params M |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['variant']} | {r['source']} | {r['side']} | {r['phase']} | {r['batch']} | "
-                         f"failed: {r['error']} | | | | |")
+                         f"failed: {r['error']} | | | | | |")
             continue
         macs = f"{r['macs_per_image'] / 1e9:.3g}" if r.get("macs_per_image") else ""
         lines.append(f"| {r['variant']} | {r['source']} | {r['side']} | {r['phase']} | {r['batch']} | "
-                     f"{r['median_s'] * 1000:.1f} | {r['images_per_s']:.3g} | {r['work_mib']:.0f} | {macs} | "
-                     f"{r['parameters'] / 1e6:.2f} |")
+                     f"{r['median_s'] * 1000:.1f} | {r['images_per_s']:.3g} | {r['work_mib']:.0f} | "
+                     f"{_peak_mib(r):.0f} | {macs} | {r['parameters'] / 1e6:.2f} |")
     lines += ["", "## Ratios (baseline ÷ our model, same run)", "",
-              "| baseline | source | side | phase | batch | time × | memory × |", "|---|---|---|---|---|---|---|"]
+              "`tiles (strongest)`: per case the fastest tile setting for time and the leanest for memory. Work "
+              "memory leaves out what every PyTorch process holds; the whole-process peak includes it.", "",
+              "| baseline | source | side | phase | batch | time × | work memory × | whole-process peak × |",
+              "|---|---|---|---|---|---|---|---|"]
     for q in ratios(rows):
         mem = f"{q['memory_ratio']:.1f}" if q["memory_ratio"] else ""
-        lines.append(f"| {q['baseline']} | {q['source']} | {q['side']} | {q['phase']} | {q['batch']} | "
-                     f"{q['time_ratio']:.0f} | {mem} |")
+        peak = f"{q['peak_ratio']:.2f}" if q["peak_ratio"] else ""
+        label = q["baseline"]
+        if label == "tiles (strongest)":
+            label += f" ({q['timed_variant']}; {q['weighed_variant']})"
+        lines.append(f"| {label} | {q['source']} | {q['side']} | {q['phase']} | {q['batch']} | "
+                     f"{q['time_ratio']:.3g} | {mem} | {peak} |")
+    lines += _accuracy_lines(result)
     growth = memory_growth(rows)
     if growth:
         lines += ["", "## Our model's memory against the image side", "",
@@ -388,6 +430,46 @@ def markdown(result: dict) -> str:
     if result.get("memory_note"):
         lines += ["Memory note: " + result["memory_note"], ""]
     return "\n".join(lines)
+
+
+def _accuracy_lines(result: dict) -> list[str]:
+    """Cost and accuracy side by side for the models trained on the same task at the same budget."""
+    accuracy = result.get("accuracy") or {}
+    if not accuracy:
+        return []
+    rows = result["rows"]
+    lines = ["", "## Cost beside accuracy (identification at 2528², the same training budget)", "",
+             "| model | test accuracy | trained minutes | inference ms per image (batch 1) | "
+             "training images/s (batch 16) | whole-process peak MiB (inference) |", "|---|---|---|---|---|---|"]
+    side = min(r["side"] for r in rows)
+    for variant, acc in accuracy.items():
+        infer = _find(rows, variant, side, "infer", 1)
+        train = _find(rows, variant, side, "train", 16)
+        cells = [variant, f"{100 * acc['test_accuracy']:.1f}%", f"{acc['minutes']:.0f}",
+                 f"{infer['median_s'] * 1000:.1f}" if infer else "",
+                 f"{train['images_per_s']:.0f}" if train else "",
+                 f"{_peak_mib(infer):.0f}" if infer else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "The tile and full-side ResNet-18 were not trained at this budget: on 2 CPU cores a 144-tile "
+                  "training step takes 12-13 s, so 30 minutes are 150 steps."]
+    return lines
+
+
+def accuracy_from(path: Path) -> dict:
+    """Variant → its time-to-accuracy row (mean over seeds) for the variants in ACCURACY_CASES."""
+    import statistics
+
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text())["rows"]
+    out = {}
+    for variant, case in ACCURACY_CASES.items():
+        found = [r for r in rows if r["case"] == case]
+        if found:
+            out[variant] = {"case": case, "seeds": [r["seed"] for r in found],
+                            "test_accuracy": statistics.mean(r["test_accuracy"] for r in found),
+                            "minutes": statistics.mean(r["minutes"] for r in found)}
+    return out
 
 
 def plot(rows: list[dict], out_dir: Path, tag: str) -> None:

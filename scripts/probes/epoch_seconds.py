@@ -36,11 +36,12 @@ from saccadelib.train import evaluate
 
 # (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
 GLIMPSE = ("saccade", "deterministic_glimpses", "random_glimpses", "grid_glimpses", "oracle_glimpses")
-PROBES = [("sum", 100, m, 6000) for m in GLIMPSE] + \
+PROBES = [("sum", 100, m, 8000) for m in GLIMPSE] + \
          [("sum", 100, m, n) for m, n in [("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
-         [("identification", 100, m, 4000) for m in GLIMPSE] + \
+         [("identification", 100, m, 8000) for m in GLIMPSE] + \
          [("identification", 100, m, n) for m, n in [("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
-         [("identification", study.LARGE_SIDE, m, 1500) for m in ("saccade", "random_glimpses")]
+         [("identification", study.LARGE_SIDE, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000),
+                                                                  ("proxy_cnn", 12000), ("resnet18_downsampled", 400)]]
 VAL_CANVASES = 2_000
 
 
@@ -88,7 +89,7 @@ def probe_validation(task: str, canvas: int, model: str, threads: int) -> list[f
                                                 train_overrides(task, canvas, model, training, seed=0))
     torch.set_num_threads(threads)
     net = build(model, model_cfg)
-    val = get_task(task).evaluation_set("val")
+    val = get_task(task, image_side=None if canvas == 100 else canvas).evaluation_set("val")
     seconds = []
     for _ in range(2):
         tick = time.perf_counter()
