@@ -145,13 +145,14 @@ def test_baselines_fit_one_batch(name):
 def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mnist_root):
     small = {"saccade": dict(hidden=16, proxy_features=16, crop_features=16, latent_features=8, width=8,
                              rnn_layers=1, glimpses=2),
-             "resnet18_tiles": dict(tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16)}
+             "resnet18_tiles": dict(tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16),
+             "resnet18_downsampled": dict(input_side=64)}
     for name in ("random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses"):
         small[name] = small["saccade"]
     run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
                       progress="none", test=False)
     assert set(registry.REGISTRY) == {"saccade", "random_glimpses", "grid_glimpses", "oracle_glimpses",
-                                       "deterministic_glimpses", "resnet18",
+                                       "deterministic_glimpses", "resnet18", "resnet18_downsampled",
                                        "resnet18_tiles", "proxy_cnn", "ram"}
     for name in registry.REGISTRY:
         cfg = registry.config_for(name, 19)

@@ -179,7 +179,7 @@ def test_train_all_trains_once_then_reuses_and_collects(tmp_path):
     assert list(frame["label"]) == ["proxy_cnn", "saccade"]
     assert frame["test_accuracy"].between(0, 1).all() and (frame["test_n"] == 50).all()
     assert frame["parameters"].gt(1000).all() and frame["epochs_run"].eq(1).all()
-    assert len(json.loads(frame.loc[1, "hit_rate"])) == 1 and frame.loc[0, "hit_rate"] == ""  # T=1; no glimpses
+    assert len(json.loads(frame.loc[1, "hit_rate"])) == 4 and frame.loc[0, "hit_rate"] == ""  # T=4; no glimpses
     assert pd.read_csv(tmp_path / "out" / "runs.csv").shape == frame.shape
     assert (tmp_path / "out" / "runs" / specs[1].folder() / "history.csv").exists()
     table = study.summarize(frame)
