@@ -49,7 +49,7 @@ class ModelConfig:
     norm: str = "batch"  # conv normalization: "batch" (learns much faster here, see README) or "group" (paper)
     # How the conv nets (crop net, proxy encoder) read full-resolution pixels: "space_to_depth" (each 2×2
     # pixel block folded into channels, the first conv at half the side) or "conv" (a 3×3 conv at full
-    # side, then 2×2 max-pooling, as the original code did). See conv_stem.
+    # side, then 2×2 max-pooling). See conv_stem.
     stem: str = "space_to_depth"
     # The side of the pixel blocks the crop net's space_to_depth stem folds: 2 for 32² crops; 4 for 64²
     # crops runs the rest of the crop net at the same 16² side, at the 32² crops' cost.
