@@ -154,5 +154,9 @@ def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(
     assert "90.0% ± 2.8" in text and "| no |" in text  # mean ± std over seeds; not all seeds met the target
     time_to_accuracy.run(["identification_100"], seeds=(0, 1), out=out, out_root=tmp_path / "runs")
     assert len(calls) == 2  # finished runs are read back, not retrained
+    time_to_accuracy.run(["sum_100"], out=out, out_root=tmp_path / "runs")  # a subset adds to the table
+    saved = json.loads(out.read_text())["rows"]
+    assert [(r["case"], r["seed"]) for r in saved] == [("identification_100", 0), ("identification_100", 1),
+                                                       ("sum_100", 0)]
     with pytest.raises(ValueError, match="unknown time-to-accuracy case"):
         time_to_accuracy.run(["identification_64"], out=out)

@@ -11,6 +11,7 @@ not retrained.
 """
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -40,8 +41,6 @@ HEADLINE = ("identification_100", "sum_100", "identification_2528")  # the cases
 
 def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
     """Train (or resume, or read back) one case at one seed; returns its row."""
-    import json
-
     from ..study.experiments import Training
     from ..study.runs import model_overrides, train_overrides
     from ..train import train_model
@@ -80,10 +79,12 @@ def run(cases: list[str] | None = None, seeds: tuple[int, ...] = (0,), out: Path
     out = Path(out or results_dir() / "benchmarks" / "time_to_accuracy.json")
     out_root = Path(out_root or runs_dir() / "time_to_accuracy")
     started = time.perf_counter()
-    rows = []
+    # rows of other cases and seeds already in ``out`` stay: running a subset adds to the table
+    rows = json.loads(out.read_text())["rows"] if out.exists() else []
     for name in names:
         for seed in seeds:
-            rows.append(run_case(name, seed, out_root, log))
+            row = run_case(name, seed, out_root, log)
+            rows = [r for r in rows if (r["case"], r["seed"]) != (name, seed)] + [row]
             result = {"benchmark": "time_to_accuracy", "rows": rows, "wall_s": round(time.perf_counter() - started, 1),
                       **run_metadata("cpu")}
             write_json(out, result)  # after every run: a stopped benchmark keeps what it measured
