@@ -24,11 +24,12 @@ import time
 from pathlib import Path
 
 from ..paths import atomic_path
+from ..study.experiments import LARGE_CROP, crop_settings
 
 SIDES = (2528, 5056, 10112)
 PHOTO_SIZE = (4000, 3000)
 # The paper's model size for identification: T = 4 glimpses read at 64² (0.6 GMAC in the paper's nets).
-SACCADE = {"glimpses": 4, "crop_size": 64, "crop_fold": 4}
+SACCADE = {"glimpses": 4, **crop_settings(LARGE_CROP)}
 
 VARIANTS = {  # label → (registry name, config overrides)
     "saccade": ("saccade", SACCADE),

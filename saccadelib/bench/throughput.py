@@ -15,12 +15,14 @@ from pathlib import Path
 
 import torch
 
+from ..study.experiments import LARGE_CROP, LARGE_SIDE, crop_settings
+
 # label → (registry model, task, image side the canvases are read at (None: as generated), model settings
 # on top of the task's recipe for glimpse models)
 CASES = {
     "ours, identification 100²": ("saccade", "identification", None, {}),
     "proxy CNN, identification 100²": ("proxy_cnn", "identification", None, {}),
-    "ours, identification 2528²": ("saccade", "identification", 2528, {"crop_size": 64, "crop_fold": 4}),
+    "ours, identification 2528²": ("saccade", "identification", LARGE_SIDE, crop_settings(LARGE_CROP)),
     "ours, sum 100²": ("saccade", "sum", None, {}),
     "proxy CNN, sum 100²": ("proxy_cnn", "sum", None, {}),
 }
