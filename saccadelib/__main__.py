@@ -33,6 +33,19 @@ def _data_two_digit(args) -> int:
     return 0
 
 
+def _data_megapixel(args) -> int:
+    """Generate Megapixel MNIST's three splits (the missing ones) and check them against their hashes."""
+    from . import megapixel
+
+    config = megapixel.MegapixelConfig(side=args.side, order=args.order)
+    root = args.root or megapixel.default_root(config)
+    for card in megapixel.prepare(root, config, record=args.record):
+        print(f"megapixel {card['split']:>5} n={card['n']} sha256={card['sha256'][:16]}… "
+              f"{card['nonzero_pixels_mean']:.0f} nonzero pixels per canvas")
+    print(f"Megapixel MNIST ready in {root}" + (" (hashes recorded)" if args.record else ""))
+    return 0
+
+
 def _data_fivek(args) -> int:
     """Prepare MIT-Adobe FiveK (or, with --miniature, first write a FiveK-shaped synthetic folder)."""
     from . import fivek, fivek_miniature
@@ -156,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--record", action="store_true",
                    help="write the sets' hashes instead of checking them (after changing their definition on purpose)")
     t.set_defaults(func=_data_two_digit)
+    mp = which.add_parser("megapixel", help="Megapixel MNIST: 5,000/1,000/1,000 sparse 1500² canvases, checked "
+                                            "against their recorded hashes")
+    mp.add_argument("--root", default=None, help="folder (default data/megapixel_mnist)")
+    mp.add_argument("--order", default="noise_first", help="noise_first (default) or digits_first")
+    mp.add_argument("--side", type=int, default=1500)
+    mp.add_argument("--record", action="store_true",
+                    help="write the sets' hashes instead of checking them (after changing the definition on purpose)")
+    mp.set_defaults(func=_data_megapixel)
     f = which.add_parser("fivek", help="MIT-Adobe FiveK from its official download: 2528² images, 32² proxies, "
                                        "a stratified 80/10/10 split (resumable)")
     f.add_argument("--source", default=None, help="the extracted fivek_dataset folder (categories.txt, raw_photos/…)")
@@ -176,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a task")
     tr.add_argument("--model", default="saccade",
                     help="saccade (default), random_glimpses, grid_glimpses, resnet18, resnet18_tiles, proxy_cnn, ram")
-    tr.add_argument("--task", required=True, help="sum, identification or fivek (docs/tasks.md)")
+    tr.add_argument("--task", required=True, help="sum, identification, megapixel_majority|max|top or fivek (docs/tasks.md)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")

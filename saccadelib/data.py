@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import mnist
+from .sparse import SparseImages
 
 DIGIT = 28
 CLUTTER_SIZE = 8
@@ -125,7 +126,7 @@ class TwoDigitSet:
     task: str
     split: str
     seed: tuple
-    canvases: torch.Tensor  # uint8 [n, C, C]
+    canvases: "torch.Tensor | SparseImages"  # uint8 [n, C, C]; above DENSE_LIMIT, their nonzero pixels
     label: torch.Tensor  # int64 [n]
     digits: torch.Tensor  # int64 [n, 2]
     boxes: torch.Tensor  # float32 [n, 2, 4] x0, y0, x1, y1 (x1 = x0 + 28, exclusive)
@@ -137,12 +138,16 @@ class TwoDigitSet:
 
     @property
     def canvas(self) -> int:
-        return self.canvases.shape[-1]
+        return self.canvases.side if isinstance(self.canvases, SparseImages) else self.canvases.shape[-1]
 
     def as_dict(self, start: int = 0, stop: int | None = None) -> dict:
         part = slice(start, stop)
+        if isinstance(self.canvases, SparseImages):
+            image = self.canvases[part].source()
+        else:
+            image = _read_as(self.canvases[part].unsqueeze(1).to(torch.float32).div_(255.0), self.image_side)
         return {
-            "image": _read_as(self.canvases[part].unsqueeze(1).to(torch.float32).div_(255.0), self.image_side),
+            "image": image,
             "label": self.label[part],
             "digits": self.digits[part],
             "boxes": self.boxes[part],
@@ -165,7 +170,11 @@ class TwoDigitSet:
     def sha256(self) -> str:
         """Content hash of what a model sees and is scored on (the float image is canvases / 255)."""
         digest = hashlib.sha256()
-        for tensor in (self.canvases, self.label, self.digits, self.boxes):
+        if isinstance(self.canvases, SparseImages):
+            self.canvases.digest(digest)
+        else:
+            digest.update(self.canvases.contiguous().numpy().tobytes())
+        for tensor in (self.label, self.digits, self.boxes):
             digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
@@ -238,9 +247,7 @@ def generate(task: str, split: str, n: int, seed: int | Sequence[int], canvas: i
         index.insert(0, _patch_indices(c_pos[..., 0], c_pos[..., 1], CLUTTER_SIZE, canvas).view(n, -1))
         values.insert(0, fragments.reshape(n, -1))
 
-    flat = torch.zeros(n, canvas * canvas, dtype=torch.int32)
-    flat.scatter_add_(1, torch.cat(index, 1), torch.cat(values, 1).to(torch.int32))
-    canvases = flat.clamp_(max=255).to(torch.uint8).view(n, canvas, canvas)
+    canvases = _render(torch.cat(index, 1), torch.cat(values, 1), canvas)
 
     digits = labels[source]
     if spec.name == "sum":
@@ -249,6 +256,25 @@ def generate(task: str, split: str, n: int, seed: int | Sequence[int], canvas: i
         label = pair_index(digits[:, 0], digits[:, 1])
     boxes = torch.cat([corner, corner + DIGIT], dim=-1).to(torch.float32)
     return TwoDigitSet(task, split, tuple(np.atleast_1d(seed).tolist()), canvases, label, digits, boxes, source)
+
+
+DENSE_LIMIT = 256  # canvases above this side are kept as their nonzero pixels (the same pixels)
+
+
+def _render(index: torch.Tensor, values: torch.Tensor, canvas: int):
+    """Patches [n, P] (flat positions, uint8 values) summed per pixel and clipped at 255: dense uint8
+    [n, C, C] canvases, or above ``DENSE_LIMIT`` the same pixels as ``SparseImages``."""
+    n = index.shape[0]
+    if canvas <= DENSE_LIMIT:
+        flat = torch.zeros(n, canvas * canvas, dtype=torch.int32)
+        flat.scatter_add_(1, index, values.to(torch.int32))
+        return flat.clamp_(max=255).to(torch.uint8).view(n, canvas, canvas)
+    keyed = (torch.arange(n).unsqueeze(1) * canvas * canvas + index).view(-1).numpy()
+    pixels, where = np.unique(keyed, return_inverse=True)
+    summed = np.minimum(np.bincount(where, weights=values.reshape(-1).numpy()), 255).astype(np.uint8)
+    image, position = np.divmod(pixels, canvas * canvas)
+    cuts = np.searchsorted(image, np.arange(1, n))
+    return SparseImages.from_pixels(list(zip(np.split(position, cuts), np.split(summed, cuts))), canvas)
 
 
 def make_two_digit(task: str, split: str, n: int, seed: int, canvas: int = 100) -> dict:

@@ -14,12 +14,18 @@ from . import data as twodigit
 
 
 class TwoDigitTask:
-    """Sum or identification on 100² canvases generated from MNIST (fresh training canvases each epoch),
-    read as they are or, with ``image_side``, as their lazy upsample to that side (the paper's 2528²)."""
+    """Sum or identification generated from MNIST (fresh training canvases each epoch): on the paper's 100²
+    canvas, read as it is or, with ``image_side``, as its lazy upsample to that side (the paper's 2528²);
+    or, with ``canvas_side``, native-size digits and clutter on a larger canvas (kept sparse above 256²)."""
 
-    def __init__(self, name: str, image_side: int | None = None):
+    def __init__(self, name: str, image_side: int | None = None, canvas_side: int = 100):
         self.spec = twodigit.task_spec(name)
-        self.name, self.image_side = name, image_side
+        if canvas_side < twodigit.DIGIT:
+            raise ValueError(f"canvas_side must be at least {twodigit.DIGIT} to hold a digit, got {canvas_side}")
+        if image_side is not None and canvas_side > twodigit.DENSE_LIMIT:
+            raise ValueError(f"image_side upsamples a small canvas; a {canvas_side}² canvas of native-size digits "
+                             "is read as it is: leave image_side unset")
+        self.name, self.image_side, self.canvas_side = name, image_side, canvas_side
         self.n_classes = self.spec.n_classes
         self.class_names = twodigit.class_names(name)
 
@@ -27,10 +33,37 @@ class TwoDigitTask:
         """Process ``rank`` of ``world`` draws its own ``train_size / world`` canvases an epoch in batches of
         ``batch_size / world``: together one epoch of the one-process run's size and batch."""
         return twodigit.TwoDigitStream(self.name, train_size // world, batch_size // world, seed,
-                                       image_side=self.image_side, rank=rank)
+                                       canvas=self.canvas_side, image_side=self.image_side, rank=rank)
 
     def evaluation_set(self, split: str):
-        return twodigit.eval_set(self.name, split, image_side=self.image_side)
+        return twodigit.eval_set(self.name, split, canvas=self.canvas_side, image_side=self.image_side)
+
+
+class MegapixelTask:
+    """Megapixel MNIST with one of its single labels (``megapixel_majority``, ``_max``, ``_top``) from the
+    stored sets (``python -m saccadelib data megapixel``); an epoch is the training split in a fresh
+    seeded order, or its first ``train_size`` canvases when that is smaller."""
+
+    def __init__(self, name: str, root: str | Path | None = None):
+        from . import megapixel
+
+        self.name, self.root = name, root
+        self.label = name.removeprefix("megapixel_")
+        if self.label not in megapixel.LABELS:
+            raise ValueError(f"unknown Megapixel MNIST task {name!r}; valid: "
+                             + ", ".join(f"megapixel_{k}" for k in megapixel.LABELS))
+        self.n_classes, self.class_names = 10, [str(d) for d in range(10)]
+
+    def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        from . import megapixel
+
+        return megapixel.MegapixelStream(self.evaluation_set("train"), batch_size // world, seed, rank, world,
+                                         train_size=train_size)
+
+    def evaluation_set(self, split: str):
+        from . import megapixel
+
+        return megapixel.stored_set(split, self.root).with_label(self.label)
 
 
 class FiveKTask:
@@ -57,7 +90,8 @@ class FiveKTask:
         return fivek.FiveKSet(split, self.root)
 
 
-TASK_NAMES = (*twodigit.TASKS, "fivek")
+MEGAPIXEL_TASKS = ("megapixel_majority", "megapixel_max", "megapixel_top")
+TASK_NAMES = (*twodigit.TASKS, *MEGAPIXEL_TASKS, "fivek")
 
 
 def n_classes(name: str) -> int:
@@ -66,6 +100,8 @@ def n_classes(name: str) -> int:
         from .fivek import SUBJECTS
 
         return len(SUBJECTS)
+    if name in MEGAPIXEL_TASKS:
+        return 10
     return twodigit.task_spec(name).n_classes
 
 
@@ -75,9 +111,13 @@ def check_name(name: str) -> str:
     return name
 
 
-def get_task(name: str, data_root: str | Path | None = None, image_side: int | None = None):
-    if check_name(name) == "fivek":
-        if image_side is not None:
-            raise ValueError("image_side applies to generated canvases; FiveK's photos are read at their own size")
-        return FiveKTask(data_root)
-    return TwoDigitTask(name, image_side)
+def get_task(name: str, data_root: str | Path | None = None, image_side: int | None = None,
+             canvas_side: int = 100):
+    """The task ``name``: ``data_root`` for the tasks read from files (FiveK, Megapixel MNIST),
+    ``image_side`` and ``canvas_side`` for the generated two-digit ones."""
+    if check_name(name) in ("fivek", *MEGAPIXEL_TASKS):
+        if image_side is not None or canvas_side != 100:
+            raise ValueError(f"image_side and canvas_side apply to generated two-digit canvases; {name} is "
+                             "read at its own size")
+        return FiveKTask(data_root) if name == "fivek" else MegapixelTask(name, data_root)
+    return TwoDigitTask(name, image_side, canvas_side)

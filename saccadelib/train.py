@@ -32,9 +32,9 @@ from .tasks import check_name, get_task
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str = "identification"  # sum, identification or fivek (docs/tasks.md)
+    task: str = "identification"  # sum, identification, megapixel_majority|max|top or fivek (docs/tasks.md)
     epochs: int = 30
-    train_size: int = 20_000  # fresh canvases per epoch
+    train_size: int = 20_000  # canvases per epoch: fresh ones (generated tasks), at most the split (stored sets)
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "constant"  # "constant" or "cosine" (from lr down to lr/100 over `epochs`)
@@ -54,8 +54,9 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32", or "bf16" (autocast: matmuls and convs in bfloat16, on a GPU or a CPU with bf16 units)
     channels_last: bool = True  # convolutions in NHWC memory layout (1.1-1.3× on our CPU, docs/efficiency.md)
     compile: bool = False  # torch.compile the model (compiles on the first steps; pays on long runs)
-    data_root: str | None = None  # a task read from files (fivek): its prepared folder (default data/fivek)
+    data_root: str | None = None  # a task read from files (fivek, megapixel_*): its folder (default under data/)
     image_side: int | None = None  # None: canvases as generated; N: each read as its lazy N×N upsample
+    canvas_side: int = 100  # two-digit tasks: the canvas the native-size digits are pasted on (100: the paper's)
 
     def __post_init__(self):
         check_name(self.task)
@@ -141,7 +142,7 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
         metrics["step_accuracy"] = (step_correct.double() / total).tolist()
     if hits is not None:
         metrics["hit_rate"] = (hits.double() / total).tolist()
-        metrics["both_digits_hit"] = covered.item() / total
+        metrics["both_digits_hit"] = covered.item() / total  # every object held by some glimpse (all five on Megapixel)
     return metrics
 
 
@@ -238,7 +239,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     else:
         seed_everything(cfg.seed)
 
-    task = get_task(cfg.task, cfg.data_root, cfg.image_side)
+    task = get_task(cfg.task, cfg.data_root, cfg.image_side, cfg.canvas_side)
     stream = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed, procs.rank, procs.world)
     val = task.evaluation_set("val")
     # Generated canvases come through a DataLoader (workers render batches); file-backed batches carry
