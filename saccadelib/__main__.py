@@ -46,6 +46,24 @@ def _data_megapixel(args) -> int:
     return 0
 
 
+def _data_megapixel_png(args) -> int:
+    from . import megapixel
+
+    labels = megapixel.export_png(args.split, args.out, label=args.label, root=args.root, limit=args.limit)
+    print(f"wrote {sum(1 for _ in open(labels)) - 1} PNG canvases and {labels}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .inference import evaluate_folder
+
+    result = evaluate_folder(args.checkpoint, args.images, args.labels, out_dir=args.out)
+    print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
+          f"({result['seconds_per_image'] * 1000:.0f} ms per image)"
+          + (f"; predictions.csv and metrics.json in {args.out}" if args.out else ""))
+    return 0
+
+
 def _data_fivek(args) -> int:
     """Prepare MIT-Adobe FiveK (or, with --miniature, first write a FiveK-shaped synthetic folder)."""
     from . import fivek, fivek_miniature
@@ -177,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--record", action="store_true",
                     help="write the sets' hashes instead of checking them (after changing the definition on purpose)")
     mp.set_defaults(func=_data_megapixel)
+    mpng = which.add_parser("megapixel-png", help="export a stored Megapixel MNIST split as PNG files with a "
+                                                 "labels.csv (file,label), e.g. for `evaluate`")
+    mpng.add_argument("--out", required=True, help="folder to write")
+    mpng.add_argument("--split", default="test", help="train, val or test (default test)")
+    mpng.add_argument("--label", default="majority", help="the labels.csv label column: majority, max or top")
+    mpng.add_argument("--root", default=None, help="the stored sets (default data/megapixel_mnist)")
+    mpng.add_argument("--limit", type=int, default=None, help="only the first N canvases")
+    mpng.set_defaults(func=_data_megapixel_png)
     f = which.add_parser("fivek", help="MIT-Adobe FiveK from its official download: 2528² images, 32² proxies, "
                                        "a stratified 80/10/10 split (resumable)")
     f.add_argument("--source", default=None, help="the extracted fivek_dataset folder (categories.txt, raw_photos/…)")
@@ -212,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", default=None, help="save the image with numbered saccades here")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=_predict)
+
+    ev = commands.add_parser("evaluate", help="score a trained checkpoint on a folder of image files of any size "
+                                              "(PNG, JPEG, TIFF) listed in a file,label CSV")
+    ev.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
+    ev.add_argument("--images", required=True, help="the folder the CSV's file names are relative to")
+    ev.add_argument("--labels", required=True, help="CSV with a header: file,label (a class name or index)")
+    ev.add_argument("--out", default=None, help="folder for predictions.csv and metrics.json")
+    ev.set_defaults(func=_evaluate)
 
     b = commands.add_parser("bench-generator", help="two-digit generator throughput (results/benchmarks/)")
     b.add_argument("--n", type=int, default=5000)

@@ -169,3 +169,18 @@ class FileBatchSource(ImageSource):
         if windows.shape[0] != self.count:
             raise ValueError(f"windows for {windows.shape[0]} images, the batch has {self.count}")
         return torch.cat([s.crop(windows[i:i + 1], size) for i, s in enumerate(self.sources)])
+
+
+LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
+
+
+def open_image(path: str | Path, channels: int) -> ImageSource:
+    """An image file as a source: a JPEG through ``FileSource`` (never decoded at full size when the
+    proxy and crops do not need it); a lossless file (PNG, TIFF, …), which PIL decodes in full anyway,
+    as its pixels in memory, read exactly as a model reads an in-memory canvas."""
+    from .sampler import TensorSource
+
+    source = FileSource(path, channels)  # checks that the file reads and has the model's channels
+    with source._open() as img:
+        lean = img.format in LEAN_FORMATS
+    return source if lean else TensorSource(source.decode())

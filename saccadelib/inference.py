@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from . import data as twodigit
-from .model import ModelConfig, VariationalSaccading
+from .model import VariationalSaccading
 from .registry import GLIMPSE_MODELS
 from .file_source import FileSource
 from .sampler import ImageSource, TensorSource, window_to_box
@@ -16,7 +16,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot serve: unreadable, not ours, or not matching its recorded config."""
 
 
-def load_model(checkpoint: str | Path) -> tuple[VariationalSaccading, dict]:
+def load_model(checkpoint: str | Path, glimpses_only: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The model a training checkpoint (``best.pt``, ``last.pt``) holds, in evaluation mode, and its recorded
+    meta (name, task, config). ``glimpses_only``: refuse models without glimpses (``predict`` draws them)."""
+    from .registry import REGISTRY, build
+
     path = Path(checkpoint)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -25,11 +29,12 @@ def load_model(checkpoint: str | Path) -> tuple[VariationalSaccading, dict]:
     except Exception as err:  # pickle errors, truncated zip archives, foreign objects
         raise CheckpointError(f"cannot load checkpoint {path}: {err}") from None
     meta = ckpt.get("model_meta") if isinstance(ckpt, dict) else None
-    if not meta or meta.get("name") not in GLIMPSE_MODELS or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a Variational Saccading checkpoint "
-                              f"(model_meta name not one of {', '.join(GLIMPSE_MODELS)})")
+    known = GLIMPSE_MODELS if glimpses_only else tuple(REGISTRY)
+    if not meta or meta.get("name") not in known or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a checkpoint of {'a glimpse model' if glimpses_only else 'a saccadelib model'} "
+                              f"(model_meta name not one of {', '.join(known)})")
     try:
-        model = VariationalSaccading(ModelConfig.from_dict(meta["config"]))
+        model = build(meta["name"], meta["config"])
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"checkpoint {path} does not match its recorded model config: {err}") from None
@@ -41,6 +46,10 @@ def _class_names(meta: dict, n_classes: int) -> list[str]:
     if task in twodigit.TASKS:
         return twodigit.class_names(task)
     return meta.get("class_names") or [str(k) for k in range(n_classes)]
+
+
+def _channels(model) -> int:
+    return model.cfg.channels
 
 
 @torch.no_grad()
@@ -115,3 +124,82 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
         pen.text((3, size[1] - 12), title, fill="#ffffff")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
+
+
+# ---------------------------------------------------------------------------------- a folder of images
+
+def read_labels(labels: str | Path, images: str | Path, class_names: list[str]) -> list[tuple[Path, int]]:
+    """(image path, class index) per row of a ``file,label`` CSV; a label is a class name or its index."""
+    import csv
+
+    labels, images = Path(labels), Path(images)
+    if not labels.exists():
+        raise FileNotFoundError(f"labels file not found: {labels}")
+    with open(labels, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise ValueError(f"{labels} must be a CSV with a header row naming the columns file and label")
+    index = {name: k for k, name in enumerate(class_names)}
+    out = []
+    for line, row in enumerate(rows, start=2):
+        path = images / row["file"]
+        if not path.exists():
+            raise FileNotFoundError(f"{labels} line {line}: no image {path}")
+        label = row["label"].strip()
+        if label not in index and not (label.isdigit() and int(label) < len(class_names)):
+            raise ValueError(f"{labels} line {line}: label {label!r} is not one of the model's {len(class_names)} "
+                             f"classes ({', '.join(class_names[:12])}{'…' if len(class_names) > 12 else ''}) nor an index")
+        out.append((path, index[label] if label in index else int(label)))
+    return out
+
+
+@torch.no_grad()
+def evaluate_folder(checkpoint: str | Path, images: str | Path, labels: str | Path,
+                    out_dir: str | Path | None = None) -> dict:
+    """Score a trained model on image files of any size (``file,label`` CSV): accuracy, and one row per
+    image (its prediction, probability and, for glimpse models, the windows in image pixels), written
+    to ``out_dir`` as ``predictions.csv`` and ``metrics.json``. Files are read by ``file_source.open_image``:
+    the in-memory path for lossless formats, so a model scores a canvas the same from its PNG."""
+    import time
+
+    from .file_source import open_image
+    from .runinfo import run_metadata
+
+    model, meta = load_model(checkpoint, glimpses_only=False)
+    names = _class_names(meta, model.cfg.n_classes)
+    rows, correct, started = [], 0, time.perf_counter()
+    for path, label in read_labels(labels, images, names):
+        source = open_image(path, _channels(model))
+        out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
+        probs = out["logits"].softmax(-1)[0]
+        guess = int(probs.argmax())
+        correct += guess == label
+        row = {"file": str(path.relative_to(images)), "label": names[label], "prediction": names[guess],
+               "correct": int(guess == label), "probability": round(float(probs[guess]), 4)}
+        if "windows" in out:
+            boxes = window_to_box(out["windows"][0], source.height, source.width)
+            row["windows"] = ";".join(",".join(f"{v:.0f}" for v in box) for box in boxes.tolist())
+        rows.append(row)
+    metrics = {"accuracy": correct / len(rows), "n": len(rows), "correct": correct,
+               "checkpoint": str(checkpoint), "model": meta.get("name"), "task": meta.get("task"),
+               "images": str(images), "labels": str(labels),
+               "seconds_per_image": round((time.perf_counter() - started) / len(rows), 4), "run": run_metadata()}
+    if out_dir is not None:
+        _write_predictions(Path(out_dir), rows, metrics)
+    return {**metrics, "predictions": rows}
+
+
+def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict) -> None:
+    import csv
+    import io
+
+    from .paths import write_text_atomic
+    from .runinfo import write_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "predictions.csv", buffer.getvalue())
+    write_json(out_dir / "metrics.json", metrics)

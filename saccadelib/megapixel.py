@@ -298,3 +298,31 @@ class MegapixelStream:
         mine = order[self.rank::self.world][:self.size // self.world]
         for start in range(0, len(mine), self.batch_size):
             yield self.data.as_dict(start, start + self.batch_size, mine)
+
+
+def export_png(split: str, out_dir: str | Path, label: str = "majority", root: str | Path | None = None,
+               limit: int | None = None) -> Path:
+    """Write a stored split as 8-bit greyscale PNG files (``00000.png``, …) with ``labels.csv`` (``file,label``
+    and every label as its own column), so any tool can read the canvases. Returns the labels file."""
+    import csv
+    import io
+
+    from PIL import Image
+
+    from .paths import write_text_atomic
+
+    if label not in LABELS:
+        raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
+    data = stored_set(split, root)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    count = len(data) if limit is None else min(limit, len(data))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "label", *LABELS])
+    for i in range(count):
+        name = f"{i:05d}.png"
+        Image.fromarray(data.images[i:i + 1].dense()[0].numpy(), mode="L").save(out_dir / name)
+        writer.writerow([name, int(data.labels[label][i]), *(int(data.labels[k][i]) for k in LABELS)])
+    write_text_atomic(out_dir / "labels.csv", buffer.getvalue())
+    return out_dir / "labels.csv"

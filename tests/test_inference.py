@@ -76,7 +76,7 @@ def test_bad_checkpoints_get_clear_errors(checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="does not match its recorded model config"):
         load_model(tmp_path / "mismatch.pt")
     torch.save({"state": torch.zeros(2)}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="not a Variational Saccading checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of a glimpse model"):
         load_model(tmp_path / "foreign.pt")
     torch.save({"model_meta": {"name": "saccade"}, "model": {}, "evil": Image.new("L", (2, 2))}, tmp_path / "pickled.pt")
     with pytest.raises(CheckpointError, match="cannot load checkpoint"):  # weights_only refuses objects

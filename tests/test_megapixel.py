@@ -195,3 +195,40 @@ def test_saccade_trains_on_native_size_digits_on_a_large_canvas(mnist_root, tmp_
                            "canvas_side": 1000, "progress": "none"})
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert summary["epochs_run"] == 1 and config["datasets"]["val"]["canvas"] == 1000
+
+
+def test_a_model_scores_the_same_through_png_files_as_in_memory(mnist_root, tmp_path, monkeypatch):
+    from saccadelib import inference
+    from saccadelib.train import train_model
+
+    monkeypatch.setattr(data, "digit_pool", lambda split, root=None, _pool=data.digit_pool: _pool(split, mnist_root))
+    root = tmp_path / "sets"
+    for split, n in (("train", 8), ("val", 4), ("test", 6)):
+        megapixel.save(megapixel.generate(split, n=n, config=megapixel.MegapixelConfig(side=300)),
+                       megapixel.set_path(split, root))
+    train_model("saccade", "megapixel_top", tmp_path / "run", {"proxy_size": 32, "window.min_scale": 0.1},
+                {"epochs": 1, "batch_size": 4, "val_size": 4, "test": False, "data_root": str(root), "progress": "none"})
+    labels = megapixel.export_png("test", tmp_path / "png", label="top", root=root)
+    result = inference.evaluate_folder(tmp_path / "run" / "best.pt", tmp_path / "png", labels, tmp_path / "scored")
+    model, _ = inference.load_model(tmp_path / "run" / "best.pt")
+    test = megapixel.stored_set("test", root).with_label("top")
+    in_memory = model.evaluate_batch(test.as_dict())
+    assert [int(r["prediction"]) for r in result["predictions"]] == in_memory["logits"].argmax(-1).tolist()
+    assert result["accuracy"] == pytest.approx(float((in_memory["logits"].argmax(-1) == test.labels["top"]).double().mean()))
+    assert (tmp_path / "scored" / "predictions.csv").read_text().startswith("file,label,prediction,correct")
+    assert json.loads((tmp_path / "scored" / "metrics.json").read_text())["n"] == 6
+
+
+def test_evaluate_names_what_is_wrong_with_the_labels(tmp_path):
+    from saccadelib.inference import read_labels
+
+    (tmp_path / "a.png").write_bytes(b"")
+    cases = {"name,class\na.png,1\n": "header row naming the columns file and label",
+             "file,label\nb.png,1\n": "line 2: no image",
+             "file,label\na.png,cat\n": "label 'cat' is not one of the model's 10 classes"}
+    for text, message in cases.items():
+        (tmp_path / "labels.csv").write_text(text)
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            read_labels(tmp_path / "labels.csv", tmp_path, [str(k) for k in range(10)])
+    (tmp_path / "labels.csv").write_text("file,label\na.png,7\n")
+    assert read_labels(tmp_path / "labels.csv", tmp_path, [str(k) for k in range(10)]) == [(tmp_path / "a.png", 7)]
