@@ -55,6 +55,11 @@ class ModelConfig:
     # crops runs the rest of the crop net at the same 16² side, at the 32² crops' cost.
     crop_fold: int = 2
     proxy_encoder: str = "spatial"  # "spatial" (flatten: keeps where things are) or "pooled" (global pool)
+    # How the posterior places a glimpse: "pooled" (an MLP over the proxy features e_c and h_{t-1}, the
+    # paper's) or "map" (a score map over the proxy encoder's features at a quarter of the proxy's side,
+    # modulated by h_{t-1}; the window's centre is the map's soft-argmax): a map says *where* to the
+    # precision of its cells, which a few pooled cells cannot when a digit is 2% of the image side.
+    posterior_head: str = "pooled"
     # What the classifier reads besides the crops (docs/deviations.md): "crops" (the crops' features
     # alone: the paper's Eq. 6, and the test of whether looking is what works), "crops+state" (joined with
     # h_{t-1}, as the original code did), "crops+proxy" (with the proxy features e_c), or both.
@@ -96,6 +101,10 @@ class ModelConfig:
             raise ValueError(f"crop_fold must be ≥ 2 and is only set with stem=space_to_depth, got {self.crop_fold}")
         if self.norm not in ("batch", "group"):
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
+        if self.posterior_head not in ("pooled", "map"):
+            raise ValueError(f"unknown posterior head {self.posterior_head!r}; valid: pooled, map")
+        if self.posterior_head == "map" and self.window.mode != "learnt":
+            raise ValueError("posterior_head=map places windows through the learnt window mode; set window.mode=learnt")
         if self.proxy_encoder not in ("spatial", "pooled"):
             raise ValueError(f"unknown proxy encoder {self.proxy_encoder!r}; valid: spatial, pooled")
         if self.proxy_noise < 0 or not 0 < self.proxy_keep <= 1:
@@ -149,9 +158,13 @@ class ProxyEncoder(nn.Module):
                                    nn.AdaptiveAvgPool2d(4 if cfg.proxy_encoder == "spatial" else 1))
         width = 4 * w * (16 if cfg.proxy_encoder == "spatial" else 1)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(width, cfg.proxy_features), nn.ReLU(inplace=True))
+        self.map_channels = 2 * w
 
-    def forward(self, proxy):
-        return self.head(self.trunk(proxy))
+    def forward(self, proxy, with_map: bool = False):
+        """e_c [N, proxy_features]; with ``with_map`` also the feature map at a quarter of the proxy's side."""
+        fmap = self.trunk[:2](proxy)
+        e_c = self.head(self.trunk[2:](fmap))
+        return (e_c, fmap) if with_map else e_c
 
 
 class GaussianHead(nn.Module):
@@ -186,6 +199,35 @@ class Prior(GaussianHead):
 
 class Posterior(GaussianHead):
     """q(z_t | c, h_{t-1})."""
+
+
+class MapPosterior(nn.Module):
+    """q(z_t | c, h_{t-1}) with the position read off a map: the proxy features at a quarter of the proxy's
+    side, scaled and shifted per channel by h_{t-1} (so each glimpse can look elsewhere), scored per cell;
+    the centre is the softmax-weighted mean of the cell centres (differentiable in every score), written in
+    z's coordinates (atanh: ``window_from_z`` maps it back). The scale's mean and every log-variance come
+    from h_{t-1}, as in ``Posterior``. The scores start at 0: the first centre is the image's."""
+
+    def __init__(self, channels: int, cfg: ModelConfig):
+        super().__init__()
+        self.film = nn.Linear(cfg.hidden, 2 * channels)
+        self.score = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+                                   nn.Conv2d(channels, 1, 1))
+        nn.init.zeros_(self.score[-1].weight)
+        nn.init.zeros_(self.score[-1].bias)
+        self.rest = GaussianHead(cfg.hidden, 256, cfg)  # its (mu_s, logvar) are used; its position is not
+
+    def forward(self, fmap: torch.Tensor, h: torch.Tensor):
+        gamma, beta = self.film(h).unsqueeze(-1).unsqueeze(-1).chunk(2, 1)
+        scores = self.score(fmap * (1 + gamma) + beta).flatten(1)  # [N, m·m]
+        weights = scores.softmax(-1)
+        m = fmap.shape[-1]
+        centres = (2 * torch.arange(m, device=fmap.device, dtype=weights.dtype) + 1) / m - 1
+        cx = weights.view(-1, m, m).sum(1) @ centres  # columns
+        cy = weights.view(-1, m, m).sum(2) @ centres  # rows
+        mu, logvar = self.rest(h)
+        position = torch.atanh(torch.stack([cx, cy], -1).clamp(-0.999, 0.999))
+        return torch.cat([mu[:, :1], position], -1), logvar
 
 
 class ProxyDecoder(nn.Module):
@@ -309,7 +351,10 @@ class VariationalSaccading(nn.Module):
         self.proxy_encoder = ProxyEncoder(cfg)
         self.latent_embedding = nn.Sequential(nn.Linear(LATENT, cfg.latent_features), nn.ReLU(inplace=True))
         self.prior = Prior(cfg.hidden, 256, cfg)
-        self.posterior = Posterior(cfg.proxy_features + cfg.hidden, 256, cfg)
+        if cfg.posterior_head == "map":
+            self.posterior = MapPosterior(self.proxy_encoder.map_channels, cfg)
+        else:
+            self.posterior = Posterior(cfg.proxy_features + cfg.hidden, 256, cfg)
         self.decoder = ProxyDecoder(cfg)
         self.core = CoreRNN(cfg)
         self.classifier = GlimpseClassifier(cfg)
@@ -341,8 +386,9 @@ class VariationalSaccading(nn.Module):
         if loss_terms is None:
             loss_terms = self.training
         n = proxy.shape[0]
-        e_c = self.proxy_encoder(proxy)
-        posterior_in = e_c if cfg.posterior_trains_encoder else e_c.detach()
+        by_map = cfg.posterior_head == "map"
+        e_c, fmap = self.proxy_encoder(proxy, with_map=True) if by_map else (self.proxy_encoder(proxy), None)
+        posterior_in = (fmap if by_map else e_c) if cfg.posterior_trains_encoder else (fmap if by_map else e_c).detach()
         offsets = self.glimpse_offset if cfg.init_layout == "grid" else None
         # The recurrence: only the posterior, z and the core depend on the previous glimpse. The prior
         # and the decoder read h_{t-1} and z_t but feed nothing back, so they run once, batched, after it.
@@ -350,7 +396,8 @@ class VariationalSaccading(nn.Module):
         state = None
         record = {k: [] for k in ("z", "q_mu", "q_logvar", "h_prev")}
         for t in range(cfg.glimpses):
-            q_mu, q_logvar = self.posterior(torch.cat([posterior_in, h], -1))
+            q_mu, q_logvar = (self.posterior(posterior_in, h) if by_map
+                              else self.posterior(torch.cat([posterior_in, h], -1)))
             if offsets is not None:  # the same shift for prior and posterior: the KL sees only their difference
                 q_mu = q_mu + offsets[t]
             z = gaussian_sample(q_mu, q_logvar) if sample else q_mu

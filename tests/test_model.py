@@ -281,3 +281,45 @@ def test_the_deterministic_ablation_keeps_its_settings_under_a_recipe():
     model = VariationalSaccading(ModelConfig(**{**TINY, "train_sample": False}))
     images = torch.rand(2, 1, 100, 100)
     assert torch.equal(model(images).z, model(images).z)  # training without sampling
+
+
+def test_the_map_posterior_starts_at_the_centre_and_moves_toward_high_scores():
+    from saccadelib.model import MapPosterior
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_classes=10, glimpses=3, proxy_size=64, posterior_head="map", init_scale=0.05,
+                      window=WindowConfig(min_scale=0.03, max_scale=0.1), **TINY)
+    model = VariationalSaccading(cfg).eval()
+    out = model(torch.rand(2, 1, 300, 300))
+    assert torch.allclose(out.windows[..., 1:], torch.zeros(2, 3, 2), atol=1e-6)  # flat scores: the centre
+    assert torch.allclose(out.windows[..., 0], torch.full((2, 3), 0.05), atol=1e-3)
+    head = MapPosterior(channels=4, cfg=cfg)
+    with torch.no_grad():  # a score map that is high in one cell only: the centre goes to that cell
+        for conv in (head.score[0], head.score[-1]):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        head.score[0].weight[0, 0, 1, 1] = 1.0  # channel 0 passes through
+        head.score[-1].weight[0, 0] = 1.0
+    fmap = torch.zeros(1, 4, 8, 8)
+    fmap[0, 0, 1, 6] = 50.0  # row 1, column 6 of 8: centre ((2·6+1)/8 - 1, (2·1+1)/8 - 1)
+    head.film.weight.data.zero_()
+    head.film.bias.data.zero_()
+    mu, _ = head(fmap, torch.zeros(1, cfg.hidden))
+    assert torch.allclose(torch.tanh(mu[0, 1:]), torch.tensor([0.625, -0.625]), atol=1e-3)
+
+
+def test_the_map_posterior_learns_from_the_crops_and_trains_the_proxy_encoder():
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_classes=19, glimpses=2, posterior_head="map", **TINY)
+    model = VariationalSaccading(cfg)
+    batch = make_two_digit("sum", "train", 8, 0)
+    for _ in range(2):  # the first step moves the score map off zero; the second reaches the features
+        model.zero_grad()
+        loss, _ = model.training_loss(batch)
+        loss.backward()
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert model.posterior.score[-1].weight.grad.abs().sum() > 0
+    assert model.posterior.film.weight.grad.abs().sum() > 0
+    assert model.proxy_encoder.trunk[0][1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown posterior head"):
+        ModelConfig(posterior_head="dense")
