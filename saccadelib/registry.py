@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from .baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, ResNetConfig, TiledResNet, TiledResNetConfig,
+from .baselines import (RAM, AttentionSampling, AttentionSamplingConfig, ProxyCNN, ProxyCNNConfig, RAMConfig, ResNetConfig, TiledResNet, TiledResNetConfig,
                         WholeImageResNet)
 from .config import apply_overrides
 from .model import ModelConfig, VariationalSaccading
@@ -42,6 +42,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "resnet18_tiles": ModelSpec(TiledResNetConfig, TiledResNet, {}, "ResNet-18 over 224² tiles, features summed (Eq. 8)"),
     "proxy_cnn": ModelSpec(ProxyCNNConfig, ProxyCNN, {}, "a CNN on the 32² proxy alone"),
     "ram": ModelSpec(RAMConfig, RAM, {}, "Recurrent Attention Model, REINFORCE"),
+    "attention_sampling": ModelSpec(AttentionSamplingConfig, AttentionSampling, {},
+                                    "attention sampling: patches drawn from an attention map over a low-resolution view"),
 }
 # The entries built on VariationalSaccading: they have glimpses, and `predict` can load them.
 GLIMPSE_MODELS = tuple(name for name, entry in REGISTRY.items() if entry.build is VariationalSaccading)

@@ -188,3 +188,42 @@ def test_downsampled_resnet_reads_the_anti_aliased_downsample_of_a_lazy_image():
     assert torch.allclose(logits, model(source.proxy(64)), atol=1e-5)
     with pytest.raises(ValueError, match="input_side"):
         ResNetConfig(input_side=8)
+
+
+def test_attention_sampling_estimate_and_its_gradient_are_unbiased():
+    from saccadelib.baselines import sampled_means
+
+    torch.manual_seed(0)
+    scores = torch.randn(1, 6, requires_grad=True)
+    f = torch.randn(6, 2)  # a fixed feature per position
+    exact = (scores.softmax(-1) @ f)[0]
+    exact_grad, = torch.autograd.grad(exact.sum(), scores)
+    draws = 20_000
+    a = scores.softmax(-1).expand(draws, 6)
+    gumbel = -torch.log(-torch.log(torch.rand(draws, 6).clamp(1e-10, 1 - 1e-7)))
+    chosen = (a.detach().log() + gumbel).topk(3, -1).indices  # without replacement, in draw order
+    estimate = sampled_means(a, chosen, f[chosen])  # [draws, 3, 2]
+    for k in range(3):  # after 1, 2 and 3 draws
+        assert torch.allclose(estimate[:, k].mean(0), exact, atol=0.03)
+    grad, = torch.autograd.grad(estimate[:, -1].sum(-1).mean(), scores)
+    assert torch.allclose(grad, exact_grad, atol=0.03)
+    # a distribution with all its mass on one position: every estimate is that position's feature
+    point = torch.tensor([[1e-7, 1 - 2e-7, 1e-7]])
+    assert torch.allclose(sampled_means(point, torch.tensor([[1, 0]]), f[[1, 0]].unsqueeze(0))[0], f[1].expand(2, 2),
+                          atol=1e-5)
+
+
+def test_attention_sampling_trains_and_reports_its_patches():
+    from saccadelib.baselines import AttentionSampling, AttentionSamplingConfig
+
+    torch.manual_seed(0)
+    model = AttentionSampling(AttentionSamplingConfig(n_classes=19, view_size=24, patches=4, patch_scale=0.3,
+                                                      patch_size=24))
+    batch = make_two_digit("sum", "train", 8, 0)
+    loss, parts = model.training_loss(batch)
+    loss.backward()
+    assert model.attention[0].weight.grad.abs().sum() > 0 and "attention_entropy" in parts
+    model.eval()
+    first, second = model.evaluate_batch(batch), model.evaluate_batch(batch)
+    assert torch.equal(first["logits"], second["logits"])  # evaluation draws from a fixed seed
+    assert first["windows"].shape == (8, 4, 3) and torch.all(first["windows"][..., 0] == 0.3)
