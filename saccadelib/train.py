@@ -60,6 +60,19 @@ class TrainConfig:
 
     def __post_init__(self):
         check_name(self.task)
+        for name, low in (("epochs", 1), ("train_size", 1), ("batch_size", 1), ("val_size", 1),
+                          ("eval_batch_size", 1), ("workers", 0), ("canvas_side", 28)):
+            if getattr(self, name) < low:
+                raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("test_size", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"setting {name} must be at least 1 (or unset), got {getattr(self, name)}")
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"setting {name} must be positive{'' if name == 'lr' else ' (or unset)'}, "
+                                 f"got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ValueError(f"setting weight_decay must be at least 0, got {self.weight_decay}")
         if self.image_side is not None and self.image_side < 8:
             raise ValueError(f"image_side must be at least 8 pixels or None, got {self.image_side}")
         if self.precision not in ("fp32", "bf16"):

@@ -166,6 +166,15 @@ def test_overrides_are_typed_and_checked():
         apply_overrides(TrainConfig(), {"lr": "abc"})
     with pytest.raises(ValueError, match="unknown setting 'window.mod'"):
         model_config_for("sum", {"window.mod": "fixed"})
+    # out-of-range settings are refused when the config is built, naming the setting and the range
+    for setting, value, message in (("epochs", "-1", "epochs must be at least 1, got -1"),
+                                    ("val_size", "0", "val_size must be at least 1, got 0"),
+                                    ("lr", "0", "lr must be positive, got 0.0"),
+                                    ("test_size", "0", "test_size must be at least 1 .or unset., got 0"),
+                                    ("clip_norm", "-1", "clip_norm must be positive .or unset., got -1.0"),
+                                    ("canvas_side", "10", "canvas_side must be at least 28, got 10")):
+        with pytest.raises(ValueError, match=message):
+            apply_overrides(TrainConfig(), {setting: value})
 
 
 def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
