@@ -27,7 +27,7 @@ from .sampler import ImageSource, TensorSource, WindowConfig, noisy_proxy, windo
 LATENT = 3  # (scale, x, y)
 
 
-POLICIES = ("learnt", "random", "grid", "oracle")
+POLICIES = ("learnt", "random", "grid", "oracle", "salient")
 STEMS = ("space_to_depth", "conv")
 CLASSIFIER_READS = ("crops", "crops+state", "crops+proxy", "crops+state+proxy")
 
@@ -75,8 +75,9 @@ class ModelConfig:
     posterior_trains_encoder: bool = True
     eval_sample: bool = False  # evaluation uses the posterior mean unless True
     train_sample: bool = True  # training draws z from q; False: the posterior mean (the deterministic ablation)
-    # "learnt" (windows from z), or the controls "random" (uniform), "grid" (fixed) and "oracle" (on the
-    # objects' boxes, which the batch must carry as ``regions``: the ceiling for any policy)
+    # "learnt" (windows from z), or the controls "random" (uniform), "grid" (fixed), "salient" (where the
+    # proxy is bright: a hand-made policy that looks where the ink is) and "oracle" (on the objects' boxes,
+    # which the batch must carry as ``regions``: the ceiling for any policy)
     policy: str = "learnt"
     # The noisy-proxy ablation (docs/tasks.md): Gaussian noise std and pixel keep fraction applied to the
     # proxy the model is shown, never to the crops. Fresh noise in training, a fixed stream in evaluation.
@@ -328,6 +329,31 @@ def oracle_windows(regions: torch.Tensor, glimpses: int, min_scale: float) -> to
     return torch.cat([half.clamp(min=min_scale), centre], -1)
 
 
+def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """[N, T, 3] windows of side ``scale`` on T distinct cells of a grid of cells about a window wide,
+    drawn without replacement with probability proportional to each cell's ink in the proxy (Gumbel
+    top-k), each centred on its cell's ink-weighted centroid: where the ink is, without any learning."""
+    n, _, m, _ = proxy.shape
+    r = max(1, min(m, round(m * scale)))  # proxy pixels per cell side
+    g = m // r
+    ink = proxy[:, :, :g * r, :g * r].mean(1).clamp(min=0).reshape(n, g, r, g, r)
+    centres = (2 * torch.arange(g * r, device=proxy.device, dtype=proxy.dtype) + 1) / m - 1
+    mass = ink.sum((2, 4)) + 1e-8  # [N, g, g]
+    cx = (ink * centres.view(g, r)[None, None, None]).sum((2, 4)) / mass  # ink-weighted column centre per cell
+    cy = (ink * centres.view(g, r)[None, :, :, None, None]).sum((2, 4)) / mass
+    empty = mass <= 1e-7  # no ink: the cell's own centre
+    cell = centres.view(g, r).mean(1)
+    cx = torch.where(empty, cell.view(1, 1, g).expand_as(cx), cx)
+    cy = torch.where(empty, cell.view(1, g, 1).expand_as(cy), cy)
+    u = torch.rand(n, g * g, generator=generator, device=proxy.device, dtype=proxy.dtype).clamp(1e-10, 1 - 1e-7)
+    chosen = (mass.flatten(1).log() - torch.log(-torch.log(u))).topk(min(glimpses, g * g), -1).indices
+    chosen = chosen.repeat(1, -(-glimpses // chosen.shape[1]))[:, :glimpses]  # fewer cells than glimpses
+    room = 1.0 - scale
+    centre = torch.stack([cx.flatten(1).gather(1, chosen), cy.flatten(1).gather(1, chosen)], -1).clamp(-room, room)
+    return torch.cat([torch.full((n, glimpses, 1), scale, device=proxy.device, dtype=proxy.dtype), centre], -1)
+
+
 @dataclass
 class SaccadeOutput:
     logits: torch.Tensor  # [N, classes] after all T glimpses
@@ -440,6 +466,9 @@ class VariationalSaccading(nn.Module):
             return self.random_windows(n, like)
         if cfg.policy == "grid":
             return grid_windows(cfg.glimpses).to(like).expand(n, -1, -1)
+        if cfg.policy == "salient":
+            generator = None if self.training else torch.Generator(device=like.device).manual_seed(n)
+            return salient_windows(like, cfg.glimpses, cfg.window.min_scale, generator)
         if regions is None:
             raise ValueError("the oracle policy needs the objects' boxes: a batch with 'regions' (two-digit tasks)")
         return oracle_windows(regions.to(like), cfg.glimpses, cfg.window.min_scale)

@@ -30,6 +30,8 @@ REGISTRY: dict[str, ModelSpec] = {
                                  "our crop classifier, windows drawn uniformly at random"),
     "grid_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "grid"},
                                "our crop classifier, windows on a fixed grid"),
+    "salient_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "salient"},
+                                  "our crop classifier, windows drawn where the proxy has ink (no learning)"),
     "oracle_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "oracle"},
                                  "our crop classifier, windows on the digits' boxes (the ceiling for a policy)"),
     "deterministic_glimpses": ModelSpec(

@@ -323,3 +323,18 @@ def test_the_map_posterior_learns_from_the_crops_and_trains_the_proxy_encoder():
     assert model.proxy_encoder.trunk[0][1].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown posterior head"):
         ModelConfig(posterior_head="dense")
+
+
+def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
+    from saccadelib.model import salient_windows
+
+    proxy = torch.zeros(1, 1, 32, 32)
+    proxy[0, 0, 5:7, 20:22] = 1.0  # a blob in the cell of rows 4-7, columns 20-23 (8×8 cells of 4 px)
+    proxy[0, 0, 25, 3] = 0.5
+    for seed in range(5):
+        windows = salient_windows(proxy, 3, 0.125, torch.Generator().manual_seed(seed))[0]
+        assert windows[:, 0].eq(0.125).all()
+        # the two inked cells are drawn first (nearly all the mass), each at its ink's centroid
+        inked = {tuple(round(v, 4) for v in w[1:].tolist()) for w in windows[:2]}
+        assert inked == {(0.3125, -0.625), (-0.7812, 0.5938)}
+        assert tuple(windows[2, 1:].tolist()) not in inked  # then a third, distinct cell
