@@ -135,6 +135,9 @@ def draw_saccades(ax, image, windows, boxes=None, title: str = "", colour_title:
     ax.set_title(title, fontsize=8, color=colour_title or "black")
 
 
+SHOWN_SPARSE_SIDE = 512
+
+
 def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, title: str = "",
                     class_names: list[str] | None = None, columns: int = 4):
     """The first ``n`` images of ``dataset`` (not picked) with the model's saccades, its prediction and
@@ -144,6 +147,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
 
     from .file_source import FileBatchSource
     from .sampler import UpsampledSource
+    from .sparse import SparseSource
 
     plt = _pyplot()
     n = min(n, len(dataset))
@@ -151,9 +155,12 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     model.eval()
     with torch.no_grad():
         result = model(batch["image"], proxy=batch.get("proxy"))
-    shown = batch["image"]
+    shown, boxes = batch["image"], batch.get("boxes")
     if isinstance(shown, UpsampledSource):
         shown = shown.base
+    if isinstance(shown, SparseSource):  # a large sparse canvas: shown at 512², its boxes scaled to match
+        boxes = None if boxes is None else boxes * (SHOWN_SPARSE_SIDE / shown.side)
+        shown = shown.proxy(SHOWN_SPARSE_SIDE).clamp(0, 1) ** 0.5  # the square root keeps thin strokes visible
     if isinstance(shown, FileBatchSource):  # photos on disk: show a 384² reading of each (windows are relative)
         shown = torch.cat([source.proxy(384) for source in shown.sources])
     names = class_names or [str(k) for k in range(result.logits.shape[-1])]
@@ -165,7 +172,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
             ax.axis("off")
             continue
         pred, true = int(result.logits[k].argmax()), int(batch["label"][k])
-        draw_saccades(ax, shown[k], result.windows[k], batch["boxes"][k] if "boxes" in batch else None,
+        draw_saccades(ax, shown[k], result.windows[k], boxes[k] if boxes is not None else None,
                       f"pred {names[pred]} · true {names[true]}", "#1a7f37" if pred == true else "#cf222e")
     fig.suptitle(title, fontsize=10)
     if out is not None:
@@ -256,6 +263,37 @@ def side_by_side(images: dict[str, str | Path], out: str | Path | None = None):
         ax.imshow(mpimg.imread(str(path)))
         ax.set_title(title)
         ax.axis("off")
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+def proxy_sweep(table, proxy_sides: dict[str, int], out: str | Path | None = None, title: str = ""):
+    """Test accuracy of the proxy-only CNN against its proxy side, per data set (the label's prefix), with
+    every other model's accuracy as a horizontal line: where the proxy stops being enough. ``table`` has
+    ``label`` ("<data set>/<run name>") and ``mean`` (test %) columns; ``proxy_sides`` maps the run names
+    of the proxy-only CNN to their sides."""
+    plt = _pyplot()
+    sets = list(dict.fromkeys(label.split("/")[0] for label in table["label"]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        rows = table[table["label"].str.startswith(name + "/")]
+        sweep = sorted((proxy_sides[label.split("/")[1]], mean) for label, mean in zip(rows["label"], rows["mean"])
+                       if label.split("/")[1] in proxy_sides)
+        if sweep:
+            ax.plot([s for s, _ in sweep], [m for _, m in sweep], "o-", color="black", lw=2, label="proxy-only CNN")
+        others = [(label.split("/")[1], mean) for label, mean in zip(rows["label"], rows["mean"])
+                  if label.split("/")[1] not in proxy_sides]
+        for k, (run, mean) in enumerate(others):
+            ax.axhline(mean, ls="--", lw=1.2, color=GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)], label=run)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("proxy side (pixels)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{title} {name}".strip(), fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     if out is not None:
         save_figure(fig, out)

@@ -113,3 +113,17 @@ def test_a_second_run_skips_what_is_done(smoke, tmp_path):
                                    runs_root=results.parent / "runs", log=lines.append)
     status = {o["name"]: o["status"] for o in outcomes}
     assert status == {"01_two_digit_sum": "skipped", "00_summary": "ok"}
+
+
+def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_sweep(smoke):
+    results, _, _ = smoke
+    out = results / "06_resolution"
+    runs = pd.read_csv(out / "runs.csv")
+    models = {"saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses", "attention_sampling", "proxy_cnn",
+              "proxy_cnn_32"}
+    assert set(runs["label"]) == {f"{data}/{m}" for data in ("megapixel", "id1000") for m in models}
+    assert runs["test_accuracy"].between(0, 1).all() and (runs["test_n"] == 32).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["canvases_seen"].gt(0).all()
+    for figure in ("proxy_sweep.png", "saccades_megapixel.png", "saccades_id1000.png"):
+        assert (out / figure).stat().st_size > 5000, figure

@@ -43,6 +43,10 @@ RECIPES = {
 }
 TASK_RECIPE = {"sum": "four_glimpses_grid_start", "identification": "four_glimpses_grid_start",
                "fivek": "four_glimpses_grid_start"}
+# Where a glimpse must land on a digit 2-3% of the image side (06): six windows of 3-10% of the side read at
+# 32², a 128² proxy, and positions read off a map over the proxy's features (docs/model.md).
+SMALL_GLIMPSES = {**_SHARED_RECIPE, "glimpses": 6, "window.min_scale": 0.03, "window.max_scale": 0.1,
+                  "init_scale": 0.04, "proxy_size": 128, "posterior_head": "map", "posterior_trains_encoder": True}
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
@@ -166,12 +170,47 @@ class FiveKStudy:
         return data_dir() / (f"fivek_miniature_{self.side}" if self.miniature else "fivek")
 
 
+MEGAPIXEL_SIDE, NATIVE_SIDE = 1500, 1000  # Megapixel MNIST's canvas; native-size identification's (06)
+
+
+@dataclass(frozen=True)
+class ResolutionStudy:
+    """06: where resolution matters. Megapixel MNIST (majority label, 1500²) and identification with
+    native-size digits on a 1000² canvas: our model beside random, salient and oracle windows with the
+    same classifier, attention sampling and the proxy-only CNN at our proxy side, and the proxy-only CNN
+    swept over proxy sides (where does the proxy stop being enough?)."""
+    tasks: tuple[str, ...] = ("megapixel_majority", "identification")
+    models: tuple[str, ...] = ("saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses",
+                               "attention_sampling", "proxy_cnn")
+    proxy_sweep: tuple[int, ...] = (32, 64, 180)  # the proxy-only CNN at these sides too (128 is in models)
+    recipe: dict = field(default_factory=lambda: dict(SMALL_GLIMPSES))  # our model's and its controls'
+    data_root: str = ""  # Megapixel MNIST's stored sets ("" → data/megapixel_mnist; smoke: a miniature)
+    training: Training = field(default_factory=lambda: Training(train_size=5_000, val_size=1_000))
+    profile: str = "cpu"
+
+    def __post_init__(self):
+        from ..registry import spec
+        from ..tasks import check_name
+
+        for task in self.tasks:
+            check_name(task)
+        for name in self.models:
+            spec(name)
+
+    def side(self, task: str) -> int:
+        return MEGAPIXEL_SIDE if task.startswith("megapixel") else NATIVE_SIDE
+
+    @property
+    def proxy_size(self) -> int:
+        return int(self.recipe.get("proxy_size", 32))
+
+
 # ------------------------------------------------------------------------------------ profiles
 
 SMOKE_TRAINING = Training(budget_min=None, epochs=1, train_size=256, batch_size=64, val_size=200, test_size=200)
 PAPER_TRAINING = Training(seeds=(0, 1, 2), budget_min=None, epochs=100, device="cuda", threads=4)
 CPU_MINUTES = {("sum", 100): 10.0, ("identification", 100): 20.0, ("identification", LARGE_SIDE): 20.0,
-               "noise": 4.0}
+               "noise": 4.0, "resolution": 10.0}
 
 
 def check_profile(profile: str) -> str:
@@ -206,6 +245,19 @@ def noise_study(profile: str = "cpu", **overrides) -> NoiseStudy:
     study = NoiseStudy(training=training, profile=profile)
     if profile == "smoke":
         study = dataclasses.replace(study, sigmas=(0.0, 0.5), keeps=(0.25,))
+    return override(study, overrides)
+
+
+def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
+    """06 at ``profile``: smoke trains one epoch on a miniature of Megapixel MNIST (generated, 64 training
+    canvases) and on 256 native-size identification canvases."""
+    training = dataclasses.replace(_profile_training(profile, CPU_MINUTES["resolution"]), train_size=5_000,
+                                   val_size=1_000)
+    study = ResolutionStudy(training=training, profile=profile)
+    if profile == "smoke":
+        study = dataclasses.replace(study, proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
+                                    training=dataclasses.replace(SMOKE_TRAINING, batch_size=16, val_size=32,
+                                                                 test_size=32))
     return override(study, overrides)
 
 
@@ -285,6 +337,20 @@ def fivek_available(profile: str) -> str | None:
     return None
 
 
+def resolution_calibrated(profile: str) -> str | None:
+    """None when 06 can run at ``profile``: its runs' budgets need their measured epoch times."""
+    if profile != "cpu":
+        return None
+    from .runs import resolution_entries
+
+    missing = [name for task, side, name, _, _ in resolution_entries(resolution_study(profile))
+               if (task, side, name) not in EPOCH_SECONDS]
+    if missing:
+        return (f"no measured epoch times for {', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}: "
+                "run `python scripts/probes/epoch_seconds.py --sides 1500 1000`")
+    return None
+
+
 EXPERIMENTS = (
     Experiment("01_two_digit_sum", "01_two_digit_sum.ipynb"),
     Experiment("02_two_digit_identification_100", "02_two_digit_identification.ipynb", {"image_side": 100}),
@@ -292,6 +358,7 @@ EXPERIMENTS = (
     Experiment("03_noisy_proxy_ablation", "03_noisy_proxy_ablation.ipynb"),
     Experiment("04_fivek", "04_fivek.ipynb", requires=fivek_available),
     Experiment("05_efficiency", "05_efficiency.ipynb"),
+    Experiment("06_resolution", "06_resolution.ipynb", requires=resolution_calibrated),
     Experiment("00_summary", "00_summary.ipynb",
                publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png",
                         "profile_time.md"), always=True),
@@ -315,8 +382,8 @@ def settings_fingerprint(profile: str = "cpu") -> str:
     studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
     studies.update(noise=to_dict(noise_study(profile)), efficiency=to_dict(efficiency_study(profile)),
-                   fivek=to_dict(fivek_study(profile)))
-    payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE,
+                   fivek=to_dict(fivek_study(profile)), resolution=to_dict(resolution_study(profile)))
+    payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE, "small_glimpses": SMALL_GLIMPSES,
                "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
                "val_seconds": sorted([*key, value] for key, value in VAL_SECONDS.items()),
                "models": {f"{name}/{task}": to_dict(config_for(name, n_classes(task)))

@@ -18,9 +18,9 @@ from typing import Callable
 from ..config import to_dict
 from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
 from ..runinfo import write_json
-from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, LARGE_CROP, LARGE_SIDE, RECIPES,
-                          TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, TaskStudy, Training,
-                          crop_settings)
+from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, LARGE_CROP, LARGE_SIDE, NATIVE_SIDE, RECIPES,
+                          TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
+                          Training, crop_settings)
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,94 @@ def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = prin
     card = fivek.prepare(source, study.root(), fivek.PrepareSettings(side=study.side), progress=False)
     log(f"miniature (synthetic photos, a pipeline check) prepared at {study.side}²: {card['prepared']} photos")
     return study.root()
+
+
+def resolution_label(task: str, name: str) -> str:
+    """A run's label in 06: the data set and the model (``megapixel/saccade``, ``id1000/proxy_cnn_64``)."""
+    return f"{'megapixel' if task.startswith('megapixel') else f'id{NATIVE_SIDE}'}/{name}"
+
+
+def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str, dict]]:
+    """(task, canvas side, run name, registry model, model settings) of 06: per task, each model (the
+    glimpse models with the study's recipe, the proxy-only CNN at the recipe's proxy side), then the
+    proxy-only CNN at the sweep's other sides."""
+    from ..registry import GLIMPSE_MODELS
+
+    entries = []
+    for task in study.tasks:
+        side = study.side(task)
+        for name in study.models:
+            if name in GLIMPSE_MODELS:
+                settings = dict(study.recipe)
+            elif name == "proxy_cnn":
+                settings = {"proxy_size": study.proxy_size}
+            elif name == "attention_sampling":
+                settings = _attention_view(side)
+            else:
+                settings = {}
+            entries.append((task, side, name, name, settings))
+        entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
+                    for size in study.proxy_sweep if size != study.proxy_size]
+    return entries
+
+
+def resolution_data(study: ResolutionStudy, task: str, side: int) -> dict:
+    """The training settings that say which data a 06 run reads."""
+    if task.startswith("megapixel"):
+        return {"data_root": study.data_root or None}
+    return {"canvas_side": side}
+
+
+def resolution_runs(study: ResolutionStudy) -> list[RunSpec]:
+    """06's runs. Budgets become epochs from the calibration of (task, canvas side, run name), as in every
+    other experiment (scripts/probes/epoch_seconds.py measures them)."""
+    runs = []
+    for task, side, name, model, settings in resolution_entries(study):
+        for seed in study.training.seeds:
+            train = train_overrides(task, side, name, study.training, seed)
+            train.pop("image_side", None)
+            runs.append(RunSpec(resolution_label(task, name), model, task, seed, settings,
+                                {**train, **resolution_data(study, task, side)}))
+    return runs
+
+
+def _attention_view(side: int) -> dict:
+    """Attention sampling as its paper set it up on Megapixel MNIST, scaled to ``side``: a view of 12% of
+    the side, patches of 50 pixels."""
+    return {"view_size": round(0.12 * side / 2) * 2, "patch_scale": 50 / side}
+
+
+def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
+    """A 06 task's fixed ``split`` set as its runs read it."""
+    from ..tasks import get_task
+
+    data = resolution_data(study, task, study.side(task))
+    return get_task(task, data.get("data_root"), canvas_side=data.get("canvas_side", 100)).evaluation_set(split)
+
+
+def canvases_per_epoch(study: ResolutionStudy, task: str) -> int:
+    """Training canvases a 06 epoch reads: ``train_size`` fresh ones, or at most the stored training split."""
+    if task.startswith("megapixel"):
+        return min(study.training.train_size, len(resolution_evaluation_set(study, task, "train")))
+    return study.training.train_size
+
+
+def prepare_resolution_data(study: ResolutionStudy, log: Callable[[str], None] = print) -> None:
+    """Megapixel MNIST's stored sets: checked against their hashes (made on first use, about 2 minutes);
+    at the smoke profile a small miniature (64/32/32 canvases), never a result."""
+    from .. import megapixel
+
+    if not any(task.startswith("megapixel") for task in study.tasks):
+        return
+    if study.profile == "smoke":
+        root = Path(study.data_root)
+        for split, n in (("train", 64), ("val", 32), ("test", 32)):
+            if not megapixel.set_path(split, root).exists():
+                megapixel.save(megapixel.generate(split, n=n), megapixel.set_path(split, root))
+        log(f"Megapixel MNIST miniature (64/32/32 canvases, a pipeline check) in {root}")
+        return
+    cards = megapixel.prepare(study.data_root or None)
+    log("Megapixel MNIST: " + ", ".join(f"{c['split']} {c['n']} (sha256 {c['sha256'][:12]}…)" for c in cards))
 
 
 def run_folder(runs_dir: str | Path, spec: RunSpec) -> Path:

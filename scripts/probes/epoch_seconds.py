@@ -15,6 +15,7 @@ validation canvases twice and the mean counts. Nothing else may run on the machi
     .venv/bin/python scripts/probes/epoch_seconds.py --from-runs results/0*/runs   # about 3 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py            # probes every pair: about 10 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some
+    .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 1000   # 06's runs, by run name
 """
 import argparse
 import csv
@@ -43,6 +44,16 @@ PROBES = [("sum", 100, m, 8000) for m in GLIMPSE] + \
          [("identification", study.LARGE_SIDE, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000),
                                                                   ("proxy_cnn", 12000), ("resnet18_downsampled", 400)]]
 VAL_CANVASES = 2_000
+RESOLUTION_CANVASES = 1_000  # per probe epoch in 06 (Megapixel MNIST has 5,000 training canvases)
+
+
+def resolution_probes() -> list[tuple]:
+    """(task, side, run name, model, settings, data settings, canvases) of 06 (study.runs.resolution_entries)."""
+    from saccadelib.study.runs import resolution_data, resolution_entries
+
+    config = study.resolution_study("cpu")
+    return [(task, side, name, model, settings, resolution_data(config, task, side), RESOLUTION_CANVASES)
+            for task, side, name, model, settings in resolution_entries(config)]
 
 
 def key_of(config: dict) -> tuple[str, int, str]:
@@ -73,28 +84,38 @@ def from_runs(folders: list[Path]) -> dict[tuple[str, int, str], dict]:
     return per_key
 
 
-def probe_training(task: str, canvas: int, model: str, canvases: int, threads: int) -> list[float]:
+def probe_training(task: str, canvas: int, model: str, canvases: int, threads: int, settings: dict | None = None,
+                   data: dict | None = None) -> list[float]:
     training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
                               threads=threads)
+    settings = model_overrides(task, model, canvas) if settings is None else settings
+    train = train_overrides(task, canvas, model, training, seed=0)
+    if data is not None:  # 06: the data settings say which canvases, not image_side
+        train = {**{k: v for k, v in train.items() if k != "image_side"}, **data}
     with tempfile.TemporaryDirectory() as tmp:
-        train_model(model, task, tmp, model_overrides(task, model, canvas),
-                    train_overrides(task, canvas, model, training, seed=0))
+        train_model(model, task, tmp, settings, train)
         with open(Path(tmp) / "history.csv") as f:
             return [float(row["train_s"]) for row in csv.DictReader(f)]
 
 
-def probe_validation(task: str, canvas: int, model: str, threads: int) -> list[float]:
+def probe_validation(task: str, canvas: int, model: str, threads: int, settings: dict | None = None,
+                     data: dict | None = None) -> list[float]:
     training = study.Training(budget_min=None, epochs=1, val_size=VAL_CANVASES, threads=threads)
-    model_cfg, _, train_cfg = resolved_settings(model, task, model_overrides(task, model, canvas),
+    settings = model_overrides(task, model, canvas) if settings is None else settings
+    model_cfg, _, train_cfg = resolved_settings(model, task, settings,
                                                 train_overrides(task, canvas, model, training, seed=0))
     torch.set_num_threads(threads)
     net = build(model, model_cfg)
-    val = get_task(task, image_side=None if canvas == 100 else canvas).evaluation_set("val")
+    if data is None:
+        val = get_task(task, image_side=None if canvas == 100 else canvas).evaluation_set("val")
+    else:
+        val = get_task(task, data.get("data_root"), canvas_side=data.get("canvas_side", 100)).evaluation_set("val")
     seconds = []
+    scored = min(VAL_CANVASES, len(val))  # Megapixel MNIST's validation split has 1,000: scaled to 2,000
     for _ in range(2):
         tick = time.perf_counter()
         evaluate(net, val, train_cfg.eval_batch_size, VAL_CANVASES, "cpu", train_cfg.precision)
-        seconds.append(round(time.perf_counter() - tick, 2))
+        seconds.append(round((time.perf_counter() - tick) * VAL_CANVASES / scored, 2))
     return seconds
 
 
@@ -105,38 +126,43 @@ def main():
                              "the training seconds; pairs without runs are probed")
     parser.add_argument("--only", nargs="*", help="tasks to measure (default: all); others keep their stored value")
     parser.add_argument("--models", nargs="*", help="models to measure (default: all); others keep their stored value")
+    parser.add_argument("--sides", nargs="*", type=int, help="canvas sides to measure (default: all), e.g. 1500 1000 "
+                                                             "for 06; others keep their stored value")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(study.CALIBRATION_FILE), help="default: the file study reads")
     args = parser.parse_args()
 
     out = Path(args.out)
 
-    def chosen(task: str, model: str) -> bool:
-        return (not args.only or task in args.only) and (not args.models or model in args.models)
+    def chosen(task: str, model: str, side: int) -> bool:
+        return ((not args.only or task in args.only) and (not args.models or model in args.models)
+                and (not args.sides or side in args.sides))
 
     kept = []
-    if (args.only or args.models) and out.exists():
-        kept = [r for r in json.loads(out.read_text())["probes"] if not chosen(r["task"], r["model"])]
+    if (args.only or args.models or args.sides) and out.exists():
+        kept = [r for r in json.loads(out.read_text())["probes"] if not chosen(r["task"], r["model"], r["canvas"])]
     run_folders = [run for parent in args.from_runs for run in sorted(parent.iterdir()) if run.is_dir()]
     measured = from_runs(run_folders)
     started = time.perf_counter()
     probes = []
-    for task, canvas, model, canvases in PROBES:
-        if not chosen(task, model):
+    # the two-digit pairs by model name; 06's by run name (its model, settings and data given)
+    pairs = [(task, canvas, model, model, None, None, canvases) for task, canvas, model, canvases in PROBES]
+    for task, canvas, name, model, settings, data, canvases in pairs + resolution_probes():
+        if not chosen(task, name, canvas):
             continue
-        record = {"task": task, "canvas": canvas, "model": model}
-        runs = measured.get((task, canvas, model))
+        record = {"task": task, "canvas": canvas, "model": name}
+        runs = measured.get((task, canvas, name))
         if runs:
             record.update(train_source="finished cpu runs", runs=runs["runs"], epochs=len(runs["train"]),
                           seconds_per_20k=round(statistics.mean(runs["train"]), 1))
         else:
-            epochs = probe_training(task, canvas, model, canvases, args.threads)
+            epochs = probe_training(task, canvas, model, canvases, args.threads, settings, data)
             record.update(train_source="probe", probe_canvases=canvases, epoch_train_s=epochs,
                           seconds_per_20k=round(statistics.mean(epochs) * 20_000 / canvases, 1))
         if runs and runs["val"]:
             record.update(val_source="finished cpu runs", val_seconds_per_2k=round(statistics.mean(runs["val"]), 2))
         else:
-            val = probe_validation(task, canvas, model, args.threads)
+            val = probe_validation(task, canvas, model, args.threads, settings, data)
             record.update(val_source="probe", val_s=val, val_seconds_per_2k=round(statistics.mean(val), 2))
         meta = run_metadata("cpu")  # per pair: a partial rerun leaves the others' provenance in place
         record.update({"time_utc": meta["time_utc"], "git_commit": meta["git_commit"]})
