@@ -204,23 +204,25 @@ class Posterior(GaussianHead):
 
 class MapPosterior(nn.Module):
     """q(z_t | c, h_{t-1}) with the position read off a map: the proxy features at a quarter of the proxy's
-    side, scaled and shifted per channel by h_{t-1} (so each glimpse can look elsewhere), scored per cell;
+    side through a 3×3 convolution (once per image), scaled and shifted per channel by h_{t-1} (so each
+    glimpse can look elsewhere), scored per cell;
     the centre is the softmax-weighted mean of the cell centres (differentiable in every score), written in
     z's coordinates (atanh: ``window_from_z`` maps it back). The scale's mean and every log-variance come
     from h_{t-1}, as in ``Posterior``. The scores start at 0: the first centre is the image's."""
 
     def __init__(self, channels: int, cfg: ModelConfig):
         super().__init__()
+        self.features = nn.Conv2d(channels, channels, 3, padding=1)  # once per image, before the glimpses
         self.film = nn.Linear(cfg.hidden, 2 * channels)
-        self.score = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                                   nn.Conv2d(channels, 1, 1))
-        nn.init.zeros_(self.score[-1].weight)
-        nn.init.zeros_(self.score[-1].bias)
+        self.score = nn.Conv2d(channels, 1, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
         self.rest = GaussianHead(cfg.hidden, 256, cfg)  # its (mu_s, logvar) are used; its position is not
 
     def forward(self, fmap: torch.Tensor, h: torch.Tensor):
+        """``fmap``: ``features`` of the proxy encoder's map (computed once for all glimpses)."""
         gamma, beta = self.film(h).unsqueeze(-1).unsqueeze(-1).chunk(2, 1)
-        scores = self.score(fmap * (1 + gamma) + beta).flatten(1)  # [N, m·m]
+        scores = self.score(F.relu(fmap * (1 + gamma) + beta)).flatten(1)  # [N, m·m]
         weights = scores.softmax(-1)
         m = fmap.shape[-1]
         centres = (2 * torch.arange(m, device=fmap.device, dtype=weights.dtype) + 1) / m - 1
@@ -415,6 +417,8 @@ class VariationalSaccading(nn.Module):
         by_map = cfg.posterior_head == "map"
         e_c, fmap = self.proxy_encoder(proxy, with_map=True) if by_map else (self.proxy_encoder(proxy), None)
         posterior_in = (fmap if by_map else e_c) if cfg.posterior_trains_encoder else (fmap if by_map else e_c).detach()
+        if by_map:  # the map's convolution does not depend on the glimpse: once, before the recurrence
+            posterior_in = self.posterior.features(posterior_in)
         offsets = self.glimpse_offset if cfg.init_layout == "grid" else None
         # The recurrence: only the posterior, z and the core depend on the previous glimpse. The prior
         # and the decoder read h_{t-1} and z_t but feed nothing back, so they run once, batched, after it.

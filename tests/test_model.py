@@ -295,16 +295,13 @@ def test_the_map_posterior_starts_at_the_centre_and_moves_toward_high_scores():
     assert torch.allclose(out.windows[..., 0], torch.full((2, 3), 0.05), atol=1e-3)
     head = MapPosterior(channels=4, cfg=cfg)
     with torch.no_grad():  # a score map that is high in one cell only: the centre goes to that cell
-        for conv in (head.score[0], head.score[-1]):
-            conv.weight.zero_()
-            conv.bias.zero_()
-        head.score[0].weight[0, 0, 1, 1] = 1.0  # channel 0 passes through
-        head.score[-1].weight[0, 0] = 1.0
+        head.score.weight.zero_()
+        head.score.weight[0, 0] = 1.0  # the score is channel 0
     fmap = torch.zeros(1, 4, 8, 8)
     fmap[0, 0, 1, 6] = 50.0  # row 1, column 6 of 8: centre ((2·6+1)/8 - 1, (2·1+1)/8 - 1)
     head.film.weight.data.zero_()
     head.film.bias.data.zero_()
-    mu, _ = head(fmap, torch.zeros(1, cfg.hidden))
+    mu, _ = head(fmap, torch.zeros(1, cfg.hidden))  # (the features convolution is applied before the call)
     assert torch.allclose(torch.tanh(mu[0, 1:]), torch.tensor([0.625, -0.625]), atol=1e-3)
 
 
@@ -318,7 +315,7 @@ def test_the_map_posterior_learns_from_the_crops_and_trains_the_proxy_encoder():
         loss, _ = model.training_loss(batch)
         loss.backward()
         torch.optim.SGD(model.parameters(), lr=0.1).step()
-    assert model.posterior.score[-1].weight.grad.abs().sum() > 0
+    assert model.posterior.score.weight.grad.abs().sum() > 0 and model.posterior.features.weight.grad.abs().sum() > 0
     assert model.posterior.film.weight.grad.abs().sum() > 0
     assert model.proxy_encoder.trunk[0][1].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown posterior head"):
