@@ -57,7 +57,7 @@ def _data_megapixel_png(args) -> int:
 def _evaluate(args) -> int:
     from .inference import evaluate_folder
 
-    result = evaluate_folder(args.checkpoint, args.images, args.labels, out_dir=args.out)
+    result = evaluate_folder(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels)
     print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
           f"({result['seconds_per_image'] * 1000:.0f} ms per image)"
           + (f"; predictions.csv and metrics.json in {args.out}" if args.out else ""))
@@ -139,7 +139,7 @@ def _train(args) -> int:
 def _predict(args) -> int:
     from .inference import predict
 
-    result = predict(args.image, checkpoint=args.checkpoint, overlay=args.overlay)
+    result = predict(args.image, checkpoint=args.checkpoint, overlay=args.overlay, max_pixels=args.max_pixels)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -171,6 +171,11 @@ def _reproduce(args) -> int:
                          runs_root=Path(args.runs) if args.runs else None, device=args.device,
                          cell_timeout_s=args.cell_timeout)
     return 1 if any(o["status"] == "failed" for o in outcomes) else 0
+
+
+MAX_PIXELS = 8192 * 8192  # file_source.MAX_PIXELS (not imported here: the CLI starts without torch)
+MAX_PIXELS_HELP = (f"refuse images above this many pixels (default {MAX_PIXELS:,}: an 8192 × 8192 photo); "
+                   "raise it for larger images you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a training run")
     p.add_argument("--overlay", default=None, help="save the image with numbered saccades here")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=MAX_PIXELS_HELP)
     p.set_defaults(func=_predict)
 
     ev = commands.add_parser("evaluate", help="score a trained checkpoint on a folder of image files of any size "
@@ -245,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--images", required=True, help="the folder the CSV's file names are relative to")
     ev.add_argument("--labels", required=True, help="CSV with a header: file,label (a class name or index)")
     ev.add_argument("--out", default=None, help="folder for predictions.csv and metrics.json")
+    ev.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=MAX_PIXELS_HELP)
     ev.set_defaults(func=_evaluate)
 
     b = commands.add_parser("bench-generator", help="two-digit generator throughput (results/benchmarks/)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -12,7 +13,28 @@ from .sampler import ImageSource, window_to_box
 
 
 class ImageFileError(ValueError):
-    """An image file that cannot be used: unreadable, corrupt, or with the wrong number of channels."""
+    """An image file that cannot be used: unreadable, corrupt, too large or too small, or with channels the
+    model cannot take."""
+
+
+# Pillow refuses images above about 179 million pixels (a guard against decompression bombs) with a
+# long traceback. This library reads large images on purpose, so it applies its own, stated limit
+# instead: large enough for an 8192 × 8192 photo, raised per call (``max_pixels``, ``--max-pixels``).
+MAX_PIXELS = 8192 * 8192
+MIN_SIDE = 16  # an image smaller than this on either side is refused: there is nothing to look at
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+@contextmanager
+def _pillow_limit_lifted():
+    """Pillow's own pixel limit off while a file whose size this module has checked is opened."""
+    from PIL import Image
+
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 class FileSource(ImageSource):
@@ -26,7 +48,7 @@ class FileSource(ImageSource):
     """
     CROP_OVERSAMPLE = 2
 
-    def __init__(self, path: str | Path, channels: int = 3):
+    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int = MAX_PIXELS):
         from PIL import Image, UnidentifiedImageError
 
         if channels not in (1, 3):
@@ -35,27 +57,40 @@ class FileSource(ImageSource):
         self.channels, self.count = channels, 1
         self._mode = "L" if channels == 1 else "RGB"
         try:
-            with Image.open(self.path) as probe:
-                probe.verify()  # catches truncated and corrupt files before any work
-            with Image.open(self.path) as img:
+            with _pillow_limit_lifted(), Image.open(self.path) as img:  # the header only: no pixels decoded
                 self.width, self.height = img.size
-                mode = img.mode
+                mode, transparent = img.mode, "transparency" in img.info
+            if self.width * self.height > max_pixels:
+                raise ImageFileError(f"{self.path} is {self.width} × {self.height} = {self.width * self.height / 1e6:.0f} "
+                                     f"million pixels, above the limit of {max_pixels / 1e6:.0f} million "
+                                     "(--max-pixels): raise it if you trust the file")
+            with _pillow_limit_lifted(), Image.open(self.path) as probe:
+                probe.verify()  # catches truncated and corrupt files before any work
         except FileNotFoundError:
             raise ImageFileError(f"image file not found: {self.path}") from None
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ImageFileError(f"cannot read image {self.path}: {err}") from None
-        grey = mode in ("1", "L", "LA", "I", "I;16", "F")
+        if min(self.width, self.height) < MIN_SIDE:
+            raise ImageFileError(f"{self.path} is {self.width} × {self.height}: images must be at least {MIN_SIDE} "
+                                 "pixels on each side")
+        if mode in ALPHA_MODES or transparent:
+            raise ImageFileError(f"{self.path} has an alpha channel (mode {mode}); the model takes {channels}: "
+                                 "flatten it onto a background and save it without alpha")
+        grey = mode in ("1", "L", "I", "I;16", "F")
         if grey and channels == 3:
-            raise ImageFileError(f"{self.path} is greyscale (mode {mode}) but the model expects 3 channels")
+            raise ImageFileError(f"{self.path} is greyscale (mode {mode}) but the model takes 3 channels: convert "
+                                 "it to RGB (PIL: .convert('RGB')) or use a model trained on greyscale images")
         if not grey and channels == 1:
-            raise ImageFileError(f"{self.path} is colour (mode {mode}) but the model expects 1 channel")
+            raise ImageFileError(f"{self.path} is colour (mode {mode}) but the model takes 1 channel: convert it "
+                                 "to greyscale (PIL: .convert('L')) or use a model trained on colour images")
         self.detail_px = max(self.height, self.width)
         self.last_decode: tuple[int, int] | None = None
 
     def _open(self):
         from PIL import Image
 
-        return Image.open(self.path)
+        with _pillow_limit_lifted():  # the size was checked against max_pixels when the source was made
+            return Image.open(self.path)
 
     def _decoded(self, img):
         try:
@@ -174,13 +209,13 @@ class FileBatchSource(ImageSource):
 LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
 
 
-def open_image(path: str | Path, channels: int) -> ImageSource:
+def open_image(path: str | Path, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
     """An image file as a source: a JPEG through ``FileSource`` (never decoded at full size when the
     proxy and crops do not need it); a lossless file (PNG, TIFF, …), which PIL decodes in full anyway,
     as its pixels in memory, read exactly as a model reads an in-memory canvas."""
     from .sampler import TensorSource
 
-    source = FileSource(path, channels)  # checks that the file reads and has the model's channels
+    source = FileSource(path, channels, max_pixels)  # checks that the file reads and the model can take it
     with source._open() as img:
         lean = img.format in LEAN_FORMATS
     return source if lean else TensorSource(source.decode())

@@ -8,7 +8,7 @@ import torch
 from . import data as twodigit
 from .model import VariationalSaccading
 from .registry import GLIMPSE_MODELS
-from .file_source import FileSource
+from .file_source import MAX_PIXELS, FileSource
 from .sampler import ImageSource, TensorSource, window_to_box
 
 
@@ -54,7 +54,7 @@ def _channels(model) -> int:
 
 @torch.no_grad()
 def predict(image, checkpoint: str | Path | None = None, model: VariationalSaccading | None = None,
-            meta: dict | None = None, overlay: str | Path | None = None) -> dict:
+            meta: dict | None = None, overlay: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> dict:
     """Classify one image: a file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W], or a source.
 
     Returns {"class", "label", "probabilities", "windows": [{"glimpse", "box": [x0, y0, x1, y1]}],
@@ -67,7 +67,7 @@ def predict(image, checkpoint: str | Path | None = None, model: VariationalSacca
         model, meta = load_model(checkpoint)
     meta = meta or {}
     cfg = model.cfg
-    source = _as_source(image, cfg.channels)
+    source = _as_source(image, cfg.channels, max_pixels)
     out = model(source)
     probs = out.logits.softmax(-1)[0]
     names = _class_names(meta, cfg.n_classes)
@@ -85,11 +85,11 @@ def predict(image, checkpoint: str | Path | None = None, model: VariationalSacca
     return result
 
 
-def _as_source(image, channels: int) -> ImageSource:
+def _as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
     if isinstance(image, ImageSource):
         return image
     if isinstance(image, (str, Path)):
-        return FileSource(image, channels=channels)
+        return FileSource(image, channels=channels, max_pixels=max_pixels)
     if isinstance(image, torch.Tensor):
         tensor = image.unsqueeze(0) if image.dim() == 3 else image
         if tensor.dim() != 4 or tensor.shape[0] != 1 or tensor.shape[1] != channels:
@@ -155,7 +155,7 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str]) 
 
 @torch.no_grad()
 def evaluate_folder(checkpoint: str | Path, images: str | Path, labels: str | Path,
-                    out_dir: str | Path | None = None) -> dict:
+                    out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> dict:
     """Score a trained model on image files of any size (``file,label`` CSV): accuracy, and one row per
     image (its prediction, probability and, for glimpse models, the windows in image pixels), written
     to ``out_dir`` as ``predictions.csv`` and ``metrics.json``. Files are read by ``file_source.open_image``:
@@ -169,7 +169,7 @@ def evaluate_folder(checkpoint: str | Path, images: str | Path, labels: str | Pa
     names = _class_names(meta, model.cfg.n_classes)
     rows, correct, started = [], 0, time.perf_counter()
     for path, label in read_labels(labels, images, names):
-        source = open_image(path, _channels(model))
+        source = open_image(path, _channels(model), max_pixels)
         out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
         probs = out["logits"].softmax(-1)[0]
         guess = int(probs.argmax())

@@ -1,4 +1,6 @@
 """File sources: photos read through proxy and crop without the full-resolution decode."""
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -45,13 +47,13 @@ def test_file_source_errors_name_the_problem(tmp_path, photo):
     junk.write_bytes(b"this is not an image")
     with pytest.raises(ImageFileError, match="cannot read image"):
         FileSource(junk)
-    with pytest.raises(ImageFileError, match="colour .* expects 1 channel"):
+    with pytest.raises(ImageFileError, match=r"colour .* takes 1 channel: convert it to greyscale"):
         FileSource(path, channels=1)
     from PIL import Image
 
     grey = tmp_path / "grey.png"
     Image.new("L", (50, 40)).save(grey)
-    with pytest.raises(ImageFileError, match="greyscale .* expects 3 channels"):
+    with pytest.raises(ImageFileError, match=r"greyscale .* takes 3 channels: convert it to RGB"):
         FileSource(grey, channels=3)
 
 
@@ -115,3 +117,34 @@ def test_file_batch_source_uses_stored_proxies_and_checks_its_windows(photo):
         batch.crop(torch.tensor([[[0.5, 0.0, 0.0]]]), 24)
     with pytest.raises(ValueError, match="3 proxies for 2 files"):
         FileBatchSource([path, path], proxies=torch.rand(3, 3, 32, 32))
+
+
+def test_sizes_and_alpha_the_model_cannot_take_are_refused_in_one_line(tmp_path):
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("L", (12_000, 6_000)).save(big)
+    with pytest.raises(ImageFileError, match="12000 × 6000 = 72 million pixels, above the limit of 67 million"):
+        FileSource(big, channels=1)
+    assert FileSource(big, channels=1, max_pixels=72_000_000).width == 12_000  # raised on purpose: read
+    # a header claiming 30000² (900 million pixels, where Pillow's own guard raises a long traceback)
+    claims = tmp_path / "claims.png"
+    Image.new("L", (16, 16)).save(claims)
+    data = bytearray(claims.read_bytes())
+    data[16:24] = (30_000).to_bytes(4, "big") * 2  # IHDR width and height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    claims.write_bytes(bytes(data))
+    with pytest.raises(ImageFileError, match="30000 × 30000 = 900 million pixels"):
+        FileSource(claims, channels=1)
+    tiny = tmp_path / "tiny.png"
+    Image.new("L", (1, 1)).save(tiny)
+    with pytest.raises(ImageFileError, match="1 × 1: images must be at least 16 pixels"):
+        FileSource(tiny, channels=1)
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (64, 64)).save(rgba)
+    with pytest.raises(ImageFileError, match="alpha channel .mode RGBA.; the model takes 3"):
+        FileSource(rgba, channels=3)
+    from saccadelib import __main__ as cli
+    from saccadelib import file_source
+
+    assert cli.MAX_PIXELS == file_source.MAX_PIXELS  # the command line's default is the library's
