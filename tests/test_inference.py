@@ -60,7 +60,7 @@ def test_bad_images_get_clear_errors(checkpoint, tmp_path, capsys):
     rgb = tmp_path / "colour.png"
     Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(rgb)
     assert main(["predict", str(rgb), "--checkpoint", str(checkpoint)]) == 2
-    assert "colour (mode RGB) but the model expects 1 channel" in capsys.readouterr().err
+    assert "colour (mode RGB) but the model takes 1 channel: convert it to greyscale" in capsys.readouterr().err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     assert main(["predict", str(broken), "--checkpoint", str(checkpoint)]) == 2
