@@ -112,8 +112,13 @@ class ModelConfig:
             raise ValueError(f"proxy_noise must be >= 0 and proxy_keep in (0, 1], got {self.proxy_noise}, {self.proxy_keep}")
         if self.proxy_width is not None and self.proxy_width < 1:
             raise ValueError(f"proxy_width must be a positive channel count or None, got {self.proxy_width}")
-        if self.glimpses < 1 or self.crop_size < 8 or self.proxy_size < 8:
-            raise ValueError("need at least one glimpse, crops and proxies of at least 8 pixels")
+        for name, low in (("n_classes", 2), ("channels", 1), ("glimpses", 1), ("crop_size", 8), ("proxy_size", 8),
+                          ("hidden", 1), ("rnn_layers", 1), ("proxy_features", 1), ("crop_features", 1),
+                          ("latent_features", 1), ("width", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
+        if not 0 < self.init_scale <= 1:
+            raise ValueError(f"setting init_scale must be in (0, 1] (a window's side over the image's), got {self.init_scale}")
 
     def to_dict(self) -> dict:
         return to_dict(self)

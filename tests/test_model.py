@@ -110,6 +110,12 @@ def test_bad_images_and_configs_are_rejected():
         ModelConfig(stem="conv", crop_fold=4)
     with pytest.raises(ValueError, match="unknown setting 'colour' for ModelConfig"):
         ModelConfig.from_dict({"glimpses": 4, "colour": True})
+    with pytest.raises(ValueError, match="setting glimpses must be at least 1, got 0"):
+        ModelConfig(glimpses=0)
+    with pytest.raises(ValueError, match="setting n_classes must be at least 2, got 1"):
+        ModelConfig(n_classes=1)
+    with pytest.raises(ValueError, match=r"setting init_scale must be in \(0, 1\]"):
+        ModelConfig(init_scale=1.5)
 
 
 def test_config_round_trips_through_a_dict():
