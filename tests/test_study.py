@@ -327,3 +327,23 @@ def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
     assert small["train"] == [50.0, 60.0, 56.0, 64.0] and small["val"] == [3.0, 3.0]
     assert measured[("identification", 2528, "saccade")] == {"train": [200.0], "val": [10.0],
                                                               "runs": [str(runs[2])]}
+
+
+def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(monkeypatch):
+    from saccadelib.study import experiments, runs
+
+    config = study.resolution_study("smoke")
+    specs = study.resolution_runs(config)
+    by_label = {s.label: s for s in specs}
+    assert {"megapixel/saccade", "megapixel/proxy_cnn", "megapixel/proxy_cnn_32", "id1000/oracle_glimpses"} <= set(by_label)
+    saccade = by_label["megapixel/saccade"]
+    assert saccade.model_overrides["posterior_head"] == "map" and saccade.model_overrides["proxy_size"] == 128
+    assert by_label["megapixel/proxy_cnn"].model_overrides == {"proxy_size": 128}  # our proxy side
+    assert by_label["id1000/saccade"].train_overrides["canvas_side"] == 1000
+    assert by_label["megapixel/attention_sampling"].model_overrides == {"view_size": 180, "patch_scale": 50 / 1500}
+    assert by_label["id1000/attention_sampling"].model_overrides["view_size"] == 120
+    # at the cpu profile 06 is skipped, naming the command, until every run has a measured epoch time
+    assert "epoch_seconds.py --sides 1500 1000" in experiments.resolution_calibrated("cpu")
+    entries = runs.resolution_entries(study.resolution_study("cpu"))
+    monkeypatch.setattr(experiments, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries})
+    assert experiments.resolution_calibrated("cpu") is None
