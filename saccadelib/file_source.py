@@ -48,7 +48,7 @@ class FileSource(ImageSource):
     """
     CROP_OVERSAMPLE = 2
 
-    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int = MAX_PIXELS):
+    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS):
         from PIL import Image, UnidentifiedImageError
 
         if channels not in (1, 3):
@@ -60,7 +60,7 @@ class FileSource(ImageSource):
             with _pillow_limit_lifted(), Image.open(self.path) as img:  # the header only: no pixels decoded
                 self.width, self.height = img.size
                 mode, transparent = img.mode, "transparency" in img.info
-            if self.width * self.height > max_pixels:
+            if max_pixels is not None and self.width * self.height > max_pixels:  # None: files made here
                 raise ImageFileError(f"{self.path} is {self.width} × {self.height} = {self.width * self.height / 1e6:.0f} "
                                      f"million pixels, above the limit of {max_pixels / 1e6:.0f} million "
                                      "(--max-pixels): raise it if you trust the file")

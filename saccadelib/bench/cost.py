@@ -74,9 +74,9 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
             raise ValueError("the file source reads one image: use batch 1")
         path = spec["file"]
         if model_name in GLIMPSE_MODELS:
-            return (lambda: FileSource(path, channels=cfg.channels)), label[:1]
+            return (lambda: FileSource(path, channels=cfg.channels, max_pixels=None)), label[:1]  # our own file
         # what a baseline does with a photo: decode it whole, then run on the tensor
-        return (lambda: TensorSource(FileSource(path, channels=cfg.channels).decode().to(device))), label[:1]
+        return (lambda: TensorSource(FileSource(path, channels=cfg.channels, max_pixels=None).decode().to(device))), label[:1]
     raise ValueError(f"unknown source {source!r}; valid: lazy, tensor, file")
 
 
