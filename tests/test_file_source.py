@@ -136,8 +136,7 @@ def test_sizes_and_alpha_the_model_cannot_take_are_refused_in_one_line(tmp_path)
     claims.write_bytes(bytes(data))
     with pytest.raises(ImageFileError, match="30000 × 30000 = 900 million pixels"):
         FileSource(claims, channels=1)
-    with pytest.raises(ImageFileError, match="cannot read image"):  # no limit (the benchmarks' own files):
-        FileSource(claims, channels=1, max_pixels=None)  # past the size check, the missing pixels are found
+    assert FileSource(claims, channels=1, max_pixels=None).width == 30_000  # no limit: the benchmarks' own files
     tiny = tmp_path / "tiny.png"
     Image.new("L", (1, 1)).save(tiny)
     with pytest.raises(ImageFileError, match="1 × 1: images must be at least 16 pixels"):
