@@ -97,7 +97,7 @@ class MegapixelSet:
     split: str
     images: SparseImages
     labels: dict[str, torch.Tensor]  # majority, max, top: int64 [n]; multi: uint8 [n, 10]
-    digits: torch.Tensor  # int64 [n, 5] the digits' classes (the first three are the majority class)
+    digits: torch.Tensor  # int64 [n, 5] the digits' classes, in a random order (three are the majority class)
     boxes: torch.Tensor  # float32 [n, 5, 4] x0, y0, x1, y1 canvas pixels
     source: torch.Tensor  # int64 [n, 5] each digit's index in the split's MNIST pool
     config: MegapixelConfig = MegapixelConfig()
@@ -159,7 +159,9 @@ def generate(split: str, n: int | None = None, seed: int | None = None, config: 
         corners[i] = digit_corners(rng, config.side)
         noise = rng.integers(0, BANK, size=STROKES)
         noise_at = rng.integers(DIGIT, config.side - 2 * DIGIT + DIGIT, size=(STROKES, 2))
-        patches = [(bank[noise], noise_at), (images[sources[i]], corners[i])]
+        listed = rng.permutation(DIGITS)  # the digits are listed in a random order: the order says nothing
+        sources[i], corners[i] = sources[i][listed], corners[i][listed]  # of the label (the oracle reads it)
+        patches = [(bank[noise], noise_at), (images[sources[i]], corners[i].copy())]
         if config.order == "digits_first":
             patches.reverse()
         pixels.append(_paste(patches, offsets, config.side))
@@ -179,10 +181,10 @@ def _paste(patches: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarray, si
 
 
 def _labels(digits: torch.Tensor, corners: torch.Tensor) -> dict[str, torch.Tensor]:
-    top = torch.argmin(corners[..., 1], dim=1)  # smallest row; ties go to the first digit
-    multi = torch.zeros(len(digits), 10, dtype=torch.uint8).scatter_(1, digits, 1)
-    return {"majority": digits[:, 0].clone(), "max": digits.max(1).values,
-            "top": digits.gather(1, top[:, None]).squeeze(1), "multi": multi}
+    top = torch.argmin(corners[..., 1], dim=1)  # smallest row; ties go to the first listed
+    counts = torch.zeros(len(digits), 10, dtype=torch.long).scatter_add_(1, digits, torch.ones_like(digits))
+    return {"majority": counts.argmax(1), "max": digits.max(1).values,
+            "top": digits.gather(1, top[:, None]).squeeze(1), "multi": (counts > 0).to(torch.uint8)}
 
 
 # ------------------------------------------------------------------------------------ storage
