@@ -83,6 +83,9 @@ class SparseImages:
             digest.update(values[used].numpy().tobytes())
 
 
+TILE_BUDGET = 32 * 2 ** 20  # floats of dense tiles built at once by SparseSource.crop (128 MiB)
+
+
 @lru_cache(maxsize=16)
 def _proxy_taps(side: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each canvas row (or column) of ``side``: the proxy rows it feeds and with what weight, as
@@ -134,19 +137,23 @@ class SparseSource(ImageSource):
         # coordinates (an affine map, so the gradient flows), is then sampled exactly as from a dense image.
         tile = math.ceil(float(flat[:, 0].detach().abs().max()) * self.side) + 3 if len(flat) else 3
         origin = torch.floor(((flat[:, 1:].detach() - flat[:, :1].detach().abs() + 1) * self.side - 1) / 2).long()
-        tiles = self._tiles(origin, tile, t)
         shift = (self.side - 2 * origin.to(flat.dtype)) / tile - 1  # tile coordinate of image coordinate 0
         in_tile = torch.cat([flat[:, :1] * self.side / tile, flat[:, 1:] * self.side / tile + shift], 1)
-        crops = crop_tensor(tiles, in_tile.view(n * t, 1, 3), size, k)
-        return crops.view(n, t, 1, size, size)
+        owner = torch.arange(n, device=flat.device).repeat_interleave(t)  # the image each glimpse reads
+        # large windows make large tiles: a few glimpses at a time keeps the tiles under TILE_BUDGET floats
+        step = max(1, TILE_BUDGET // (tile * tile))
+        crops = [crop_tensor(self._tiles(origin[a:a + step], tile, owner[a:a + step]), in_tile[a:a + step].unsqueeze(1),
+                             size, k) for a in range(0, n * t, step)]
+        return torch.cat(crops).view(n, t, 1, size, size)
 
-    def _tiles(self, origin: torch.Tensor, tile: int, glimpses: int) -> torch.Tensor:
-        """[n·t, 1, tile, tile]: image pixels (x, y) in [origin, origin + tile) of each glimpse's image."""
-        pixel = self.index.long()
-        x, y = (pixel % self.side).repeat_interleave(glimpses, 0), (pixel // self.side).repeat_interleave(glimpses, 0)
+    def _tiles(self, origin: torch.Tensor, tile: int, owner: torch.Tensor) -> torch.Tensor:
+        """[g, 1, tile, tile]: pixels (x, y) in [origin, origin + tile) of image ``owner`` for g glimpses."""
+        pixel = self.index[owner].long()
+        x, y = pixel % self.side, pixel // self.side
         dx, dy = x - origin[:, :1], y - origin[:, 1:]
-        inside = (dx >= 0) & (dx < tile) & (dy >= 0) & (dy < tile)  # the padding lies past every tile
+        # the padding reads as pixel (0, side): outside the image, where the value is 0 anyway
+        inside = (dx >= 0) & (dx < tile) & (dy >= 0) & (dy < tile)
         local = torch.where(inside, dy * tile + dx, tile * tile)
         tiles = torch.zeros(len(origin), tile * tile + 1, dtype=self.dtype, device=self.device)
-        tiles.scatter_(1, local, self.values.repeat_interleave(glimpses, 0))
+        tiles.scatter_(1, local, self.values[owner])
         return tiles[:, :-1].view(len(origin), 1, tile, tile)
