@@ -147,13 +147,15 @@ def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mni
                              rnn_layers=1, glimpses=2),
              "resnet18_tiles": dict(tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16),
              "resnet18_downsampled": dict(input_side=64)}
-    for name in ("random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses"):
+    for name in ("random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses", "salient_glimpses"):
         small[name] = small["saccade"]
+    small["attention_sampling"] = {"view_size": 24, "patch_size": 16, "patch_scale": 0.3}
     run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
                       progress="none", test=False)
     assert set(registry.REGISTRY) == {"saccade", "random_glimpses", "grid_glimpses", "oracle_glimpses",
                                        "deterministic_glimpses", "resnet18", "resnet18_downsampled",
-                                       "resnet18_tiles", "proxy_cnn", "ram"}
+                                       "resnet18_tiles", "proxy_cnn", "ram", "salient_glimpses",
+                                       "attention_sampling"}
     for name in registry.REGISTRY:
         cfg = registry.config_for(name, 19)
         model = registry.build(name, cfg.to_dict() | small.get(name, {}))

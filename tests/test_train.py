@@ -109,7 +109,7 @@ def test_a_task_read_at_a_large_side_trains_on_lazy_sources(tmp_path, mnist_root
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "image_side": 400}), tmp_path, META)
     config = json.loads((tmp_path / "config.json").read_text())
     assert summary["epochs_run"] == 1 and config["datasets"]["val"]["image_side"] == 400
-    with pytest.raises(ValueError, match="FiveK's photos are read at their own size"):
+    with pytest.raises(ValueError, match="fivek is read at its own size"):
         get_task("fivek", image_side=400)
 
 
