@@ -421,7 +421,9 @@ class VariationalSaccading(nn.Module):
         n = proxy.shape[0]
         by_map = cfg.posterior_head == "map"
         e_c, fmap = self.proxy_encoder(proxy, with_map=True) if by_map else (self.proxy_encoder(proxy), None)
-        posterior_in = (fmap if by_map else e_c) if cfg.posterior_trains_encoder else (fmap if by_map else e_c).detach()
+        posterior_in = fmap if by_map else e_c
+        if not cfg.posterior_trains_encoder:
+            posterior_in = posterior_in.detach()
         if by_map:  # the map's convolution does not depend on the glimpse: once, before the recurrence
             posterior_in = self.posterior.features(posterior_in)
         offsets = self.glimpse_offset if cfg.init_layout == "grid" else None
