@@ -28,7 +28,7 @@ import torchvision
 from torch.utils.checkpoint import checkpoint as recompute
 
 from .config import from_dict, to_dict
-from .model import ModelConfig, ProxyEncoder
+from .model import ModelConfig, ProxyEncoder, sampled_means
 from .sampler import ImageSource, TensorSource, UpsampledSource
 
 
@@ -336,18 +336,6 @@ class AttentionSamplingConfig(_Config):
     def __post_init__(self):
         if not 0 < self.patch_scale <= 1 or self.patches < 1 or self.view_size < 4:
             raise ValueError("attention sampling needs 0 < patch_scale <= 1, at least one patch and a view of 4 px")
-
-
-def sampled_means(a: torch.Tensor, chosen: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-    """[N, k, D]: after each of the k draws ``chosen`` [N, k] (without replacement, in draw order, from the
-    distribution ``a`` [N, M]), the unbiased estimate of Σ_m a_m f_m from the features ``feats`` [N, k, D]
-    of the draws so far (AttentionSampling's docstring), its gradient in ``a`` unbiased too."""
-    picked = a.gather(1, chosen).unsqueeze(-1)  # [N, k, 1]
-    left = (1 - (picked.cumsum(1) - picked)).detach()  # the mass not yet drawn at each draw
-    weighted = picked * feats
-    estimates = weighted.cumsum(1) - weighted + left * (picked / picked.detach()) * feats  # F_i
-    count = torch.arange(1, chosen.shape[1] + 1, device=feats.device, dtype=feats.dtype).view(1, -1, 1)
-    return estimates.cumsum(1) / count
 
 
 class AttentionSampling(nn.Module):

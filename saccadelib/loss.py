@@ -31,12 +31,18 @@ class LossConfig:
     # glimpse per canvas, drawn uniformly, and counts it T times: an unbiased estimate of the same sum at
     # 1/T of the decoder's cost (at T = 4 the decoder is a quarter of a training step otherwise).
     reconstruction_glimpses: str = "all"
+    # The weight of the KL of a categorical location posterior to its prior (posterior_head=cells: one
+    # categorical per image, counted once). 1 is the bound; less lets the policy leave the ink prior
+    # sooner, as attention sampling's small entropy weight does.
+    cell_kl_weight: float = 1.0
 
     def __post_init__(self):
         if self.combine not in ("add", "multiply"):
             raise ValueError(f"unknown loss combination {self.combine!r}; valid: add, multiply")
         if self.reconstruction_glimpses not in ("all", "one"):
             raise ValueError(f"unknown reconstruction_glimpses {self.reconstruction_glimpses!r}; valid: all, one")
+        if self.cell_kl_weight < 0:
+            raise ValueError(f"cell_kl_weight must be ≥ 0, got {self.cell_kl_weight}")
         if self.kl_free_bits < 0:
             raise ValueError(f"kl_free_bits must be ≥ 0, got {self.kl_free_bits}")
 
@@ -82,10 +88,13 @@ def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) ->
     kl = kl_terms.reshape(n, -1).sum(1).mean()
     kl_charged = kl_terms.mean(0).clamp(min=config.kl_free_bits).sum() if config.kl_free_bits > 0 else kl
     elbo_loss = config.reconstruction_weight * reconstruction + config.kl_weight * kl_charged
+    cell_kl = out.cell_kl.mean() if out.cell_kl is not None else None
+    if cell_kl is not None:
+        elbo_loss = elbo_loss + config.cell_kl_weight * cell_kl
     if config.combine == "add":
         total = config.classification_weight * classification + elbo_loss
     else:
         total = config.classification_weight * classification * elbo_loss
     parts = {"loss": total.item(), "nll_class": classification.item(), "nll_proxy": reconstruction.item(),
-             "kl": kl.item()}
+             "kl": kl.item(), **({"kl_cells": cell_kl.item()} if cell_kl is not None else {})}
     return total, parts

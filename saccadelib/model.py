@@ -29,6 +29,7 @@ LATENT = 3  # (scale, x, y)
 
 POLICIES = ("learnt", "random", "grid", "oracle", "salient")
 STEMS = ("space_to_depth", "conv")
+POSTERIOR_HEADS = ("pooled", "map", "cells")
 CLASSIFIER_READS = ("crops", "crops+state", "crops+proxy", "crops+state+proxy")
 
 
@@ -58,7 +59,10 @@ class ModelConfig:
     # How the posterior places a glimpse: "pooled" (an MLP over the proxy features e_c and h_{t-1}, the
     # paper's) or "map" (a score map over the proxy encoder's features at a quarter of the proxy's side,
     # modulated by h_{t-1}; the window's centre is the map's soft-argmax): a map says *where* to the
-    # precision of its cells, which a few pooled cells cannot when a digit is 2% of the image side.
+    # precision of its cells, which a few pooled cells cannot when a digit is 2% of the image side;
+    # "cells" (a categorical over the map's cells, drawn without replacement, times a Gaussian for the
+    # window's scale and its offset within the cell: CellPosterior) chooses among places, which a position
+    # moved along the image gradient inside its window cannot do when most windows hold nothing.
     posterior_head: str = "pooled"
     # What the classifier reads besides the crops (docs/deviations.md): "crops" (the crops' features
     # alone: the paper's Eq. 6, and the test of whether looking is what works), "crops+state" (joined with
@@ -102,10 +106,13 @@ class ModelConfig:
             raise ValueError(f"crop_fold must be ≥ 2 and is only set with stem=space_to_depth, got {self.crop_fold}")
         if self.norm not in ("batch", "group"):
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
-        if self.posterior_head not in ("pooled", "map"):
-            raise ValueError(f"unknown posterior head {self.posterior_head!r}; valid: pooled, map")
-        if self.posterior_head == "map" and self.window.mode != "learnt":
-            raise ValueError("posterior_head=map places windows through the learnt window mode; set window.mode=learnt")
+        if self.posterior_head not in POSTERIOR_HEADS:
+            raise ValueError(f"unknown posterior head {self.posterior_head!r}; valid: {', '.join(POSTERIOR_HEADS)}")
+        if self.posterior_head != "pooled" and self.window.mode != "learnt":
+            raise ValueError(f"posterior_head={self.posterior_head} places windows through the learnt window mode; "
+                             "set window.mode=learnt")
+        if self.posterior_head == "cells" and self.init_layout != "centre":
+            raise ValueError("posterior_head=cells chooses its own places; init_layout must stay centre")
         if self.proxy_encoder not in ("spatial", "pooled"):
             raise ValueError(f"unknown proxy encoder {self.proxy_encoder!r}; valid: spatial, pooled")
         if self.proxy_noise < 0 or not 0 < self.proxy_keep <= 1:
@@ -238,6 +245,102 @@ class MapPosterior(nn.Module):
         return torch.cat([mu[:, :1], position], -1), logvar
 
 
+def cell_ink(proxy: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The proxy's ink per cell of r×r proxy pixels (g×g cells, g = side // r; the last rows and columns
+    beyond a whole number of cells left out): mass [N, g, g] and the ink-weighted centre of each cell
+    [N, g, g, 2] (x, y in [-1, 1]; the cell's own centre where it holds no ink)."""
+    n, _, side, _ = proxy.shape
+    g = side // r
+    ink = proxy[:, :, :g * r, :g * r].mean(1).clamp(min=0).reshape(n, g, r, g, r)
+    centres = ((2 * torch.arange(g * r, device=proxy.device, dtype=proxy.dtype) + 1) / side - 1).view(g, r)
+    mass = ink.sum((2, 4))
+    safe = mass.clamp(min=1e-8)
+    cx = (ink * centres[None, None, None]).sum((2, 4)) / safe
+    cy = (ink * centres[None, :, :, None, None]).sum((2, 4)) / safe
+    empty = mass <= 1e-7
+    own = centres.mean(1)
+    cx = torch.where(empty, own.view(1, 1, g).expand_as(cx), cx)
+    cy = torch.where(empty, own.view(1, g, 1).expand_as(cy), cy)
+    return mass, torch.stack([cx, cy], -1)
+
+
+def gumbel_top_k(log_p: torch.Tensor, k: int, sample: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[N, k] indices: k draws without replacement from the categorical ``log_p`` [N, M], in draw order
+    (Gumbel top-k), or with ``sample`` False the k most probable, most probable first."""
+    keys = log_p.detach()
+    if sample:
+        u = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype).clamp(1e-10, 1 - 1e-7)
+        keys = keys - torch.log(-torch.log(u))
+    return keys.topk(min(k, keys.shape[1]), -1).indices
+
+
+def sampled_means(a: torch.Tensor, chosen: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """[N, k, D]: after each of the k draws ``chosen`` [N, k] (without replacement, in draw order, from the
+    distribution ``a`` [N, M]), the unbiased estimate of Σ_m a_m f_m from the features ``feats`` [N, k, D]
+    of the draws so far, its gradient in ``a`` unbiased too (attention sampling's estimator). Draw i is
+    unbiased once scaled by the mass left, F_i = Σ_{j<i} a_j f_j + (1 - Σ_{j<i} a_j) f_i, and the estimate
+    after i draws is the average of F_1..F_i. The gradient reaches a through a_j in the first sum and, for
+    the drawn term, through a_i / stopgrad(a_i), the score-function factor."""
+    picked = a.gather(1, chosen).unsqueeze(-1)  # [N, k, 1]
+    left = (1 - (picked.cumsum(1) - picked)).detach()  # the mass not yet drawn at each draw
+    weighted = picked * feats
+    estimates = weighted.cumsum(1) - weighted + left * (picked / picked.detach()) * feats  # F_i
+    count = torch.arange(1, chosen.shape[1] + 1, device=feats.device, dtype=feats.dtype).view(1, -1, 1)
+    return estimates.cumsum(1) / count
+
+
+class CellPosterior(nn.Module):
+    """q(c, z_t | proxy, h_{t-1}): where to look as a choice among the cells of the proxy encoder's map,
+    then the window within it.
+
+    - Which cells: one categorical per image over the map's m×m cells, a = softmax(β·log ink + s), where
+      ink is the cell's ink in the proxy (a start that looks where something is drawn, as the salient
+      control does), β (learnt, from 1) lets the model favour denser cells and s is a learnt score of the
+      cell's features (from 0). The T glimpses take T distinct cells: drawn without replacement in
+      training (Gumbel top-k), the T most probable in evaluation. A draw has no pathwise derivative; the
+      scores learn through attention sampling's estimator (``sampled_means``), which the classifier reads
+      in place of the plain mean of the glimpse features. The categorical's prior is the ink alone
+      (β = 1, s = 0); its KL is a loss term of its own weight (loss.cell_kl_weight).
+    - The window: centred on the cell's ink centroid shifted by up to one cell (tanh of z's position),
+      scaled by z's first component; (mu, logvar) of z from h_{t-1} and the chosen cell's features, so
+      scale and offset stay pathwise and variational against the Gaussian prior p(z | h_{t-1})."""
+
+    def __init__(self, channels: int, cfg: ModelConfig):
+        super().__init__()
+        self.features = nn.Conv2d(channels, channels, 3, padding=1)  # once per image, before the glimpses
+        self.score = nn.Conv2d(channels, 1, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+        self.ink_sharpness = nn.Parameter(torch.ones(()))
+        self.rest = GaussianHead(cfg.hidden + channels, 256, cfg)
+
+    def cells(self, fmap: torch.Tensor, proxy: torch.Tensor) -> dict:
+        """Once per image, from ``features`` of the map: the log-probabilities of the cells ``log_a`` and of
+        the prior ``log_prior`` [N, M], their ink centroids ``centroid`` [N, M, 2] and features ``local``
+        [N, M, C] (M = m²), and the cell side ``cell`` (in [-1, 1] units)."""
+        n, channels, m, _ = fmap.shape
+        mass, centroid = cell_ink(proxy, max(1, proxy.shape[-1] // m))
+        log_ink = (mass.flatten(1) + 1e-4).log()
+        local = F.relu(fmap)
+        log_a = (self.ink_sharpness * log_ink + self.score(local).flatten(1)).log_softmax(-1)
+        return {"log_a": log_a, "log_prior": log_ink.log_softmax(-1), "centroid": centroid.flatten(1, 2),
+                "local": local.flatten(2).transpose(1, 2), "cell": 2 / m}
+
+    def forward(self, cells: dict, chosen: torch.Tensor, h: torch.Tensor):
+        """(mu, logvar) of z for the cells ``chosen`` [N] given h_{t-1}."""
+        local = cells["local"].gather(1, chosen.view(-1, 1, 1).expand(-1, 1, cells["local"].shape[-1]))[:, 0]
+        return self.rest(torch.cat([h, local], -1))
+
+    @staticmethod
+    def window(cells: dict, chosen: torch.Tensor, z: torch.Tensor, window: WindowConfig) -> torch.Tensor:
+        """[N, 3] the window of z within the cells ``chosen`` [N]."""
+        centroid = cells["centroid"].gather(1, chosen.view(-1, 1, 1).expand(-1, 1, 2))[:, 0]
+        scale = window.min_scale + (window.max_scale - window.min_scale) * torch.sigmoid(z[:, :1])
+        room = 1.0 - scale
+        centre = torch.maximum(torch.minimum(centroid + torch.tanh(z[:, 1:]) * cells["cell"], room), -room)
+        return torch.cat([scale, centre], -1)
+
+
 class ProxyDecoder(nn.Module):
     """p(c | z_t, h_{t-1}): conv-transpose layers from the latent back to the J×J proxy (logits)."""
 
@@ -289,13 +392,18 @@ class GlimpseClassifier(nn.Module):
                    + (cfg.proxy_features if self.reads_proxy else 0))
         self.head = mlp(head_in, 256, cfg.n_classes)
 
-    def forward(self, crops, states, proxy_features):
+    def forward(self, crops, states, proxy_features, draws: tuple | None = None):
+        """``draws``: (a [N, M], chosen [N, T]) when the glimpses' places were drawn from a categorical a
+        (CellPosterior): the pooled features are then sampled_means's estimate of their a-weighted mean."""
         n, t = crops.shape[:2]
         feats = self.crop_net(crops.flatten(0, 1)).view(n, t, -1)
         if self.reads_state:
             feats = torch.cat([feats, states], -1)
-        steps = torch.arange(1, t + 1, device=feats.device, dtype=feats.dtype).view(1, t, 1)
-        running = feats.cumsum(1) / steps  # the pooled features after 1, 2, …, T glimpses
+        if draws is None:
+            steps = torch.arange(1, t + 1, device=feats.device, dtype=feats.dtype).view(1, t, 1)
+            running = feats.cumsum(1) / steps  # the pooled features after 1, 2, …, T glimpses
+        else:
+            running = sampled_means(*draws, feats)
         if self.reads_proxy:
             running = torch.cat([running, proxy_features.unsqueeze(1).expand(n, t, -1)], -1)
         return self.head(running)  # [N, T, classes]
@@ -341,23 +449,14 @@ def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float,
     """[N, T, 3] windows of side ``scale`` on T distinct cells of a grid of cells about a window wide,
     drawn without replacement with probability proportional to each cell's ink in the proxy (Gumbel
     top-k), each centred on its cell's ink-weighted centroid: where the ink is, without any learning."""
-    n, _, m, _ = proxy.shape
-    r = max(1, min(m, round(m * scale)))  # proxy pixels per cell side
-    g = m // r
-    ink = proxy[:, :, :g * r, :g * r].mean(1).clamp(min=0).reshape(n, g, r, g, r)
-    centres = (2 * torch.arange(g * r, device=proxy.device, dtype=proxy.dtype) + 1) / m - 1
-    mass = ink.sum((2, 4)) + 1e-8  # [N, g, g]
-    cx = (ink * centres.view(g, r)[None, None, None]).sum((2, 4)) / mass  # ink-weighted column centre per cell
-    cy = (ink * centres.view(g, r)[None, :, :, None, None]).sum((2, 4)) / mass
-    empty = mass <= 1e-7  # no ink: the cell's own centre
-    cell = centres.view(g, r).mean(1)
-    cx = torch.where(empty, cell.view(1, 1, g).expand_as(cx), cx)
-    cy = torch.where(empty, cell.view(1, g, 1).expand_as(cy), cy)
-    u = torch.rand(n, g * g, generator=generator, device=proxy.device, dtype=proxy.dtype).clamp(1e-10, 1 - 1e-7)
-    chosen = (mass.flatten(1).log() - torch.log(-torch.log(u))).topk(min(glimpses, g * g), -1).indices
+    m = proxy.shape[-1]
+    mass, centroid = cell_ink(proxy, max(1, min(m, round(m * scale))))  # cells about a window wide
+    mass = mass + 1e-8
+    n = mass.shape[0]
+    chosen = gumbel_top_k(mass.flatten(1).log(), glimpses, True, generator)
     chosen = chosen.repeat(1, -(-glimpses // chosen.shape[1]))[:, :glimpses]  # fewer cells than glimpses
     room = 1.0 - scale
-    centre = torch.stack([cx.flatten(1).gather(1, chosen), cy.flatten(1).gather(1, chosen)], -1).clamp(-room, room)
+    centre = centroid.flatten(1, 2).gather(1, chosen.unsqueeze(-1).expand(-1, -1, 2)).clamp(-room, room)
     return torch.cat([torch.full((n, glimpses, 1), scale, device=proxy.device, dtype=proxy.dtype), centre], -1)
 
 
@@ -375,6 +474,7 @@ class SaccadeOutput:
     proxy_logits: torch.Tensor | None  # [N, D, C, J, J] when decoded (training with a reconstruction term):
     # D = T, or D = 1 with loss.reconstruction_glimpses="one"
     crops: torch.Tensor  # [N, T, C, S, S]
+    cell_kl: torch.Tensor | None = None  # [N] KL of the cells' categorical to its prior (posterior_head=cells, in training)
 
 
 class VariationalSaccading(nn.Module):
@@ -386,6 +486,8 @@ class VariationalSaccading(nn.Module):
         self.prior = Prior(cfg.hidden, 256, cfg)
         if cfg.posterior_head == "map":
             self.posterior = MapPosterior(self.proxy_encoder.map_channels, cfg)
+        elif cfg.posterior_head == "cells":
+            self.posterior = CellPosterior(self.proxy_encoder.map_channels, cfg)
         else:
             self.posterior = Posterior(cfg.proxy_features + cfg.hidden, 256, cfg)
         self.decoder = ProxyDecoder(cfg)
@@ -419,30 +521,43 @@ class VariationalSaccading(nn.Module):
         if loss_terms is None:
             loss_terms = self.training
         n = proxy.shape[0]
-        by_map = cfg.posterior_head == "map"
-        e_c, fmap = self.proxy_encoder(proxy, with_map=True) if by_map else (self.proxy_encoder(proxy), None)
-        posterior_in = fmap if by_map else e_c
+        head = cfg.posterior_head
+        e_c, fmap = self.proxy_encoder(proxy, with_map=True) if head != "pooled" else (self.proxy_encoder(proxy), None)
+        posterior_in = e_c if head == "pooled" else fmap
         if not cfg.posterior_trains_encoder:
             posterior_in = posterior_in.detach()
-        if by_map:  # the map's convolution does not depend on the glimpse: once, before the recurrence
+        if head != "pooled":  # the map's convolution does not depend on the glimpse: once, before the recurrence
             posterior_in = self.posterior.features(posterior_in)
+        cells = chosen = None
+        if head == "cells":  # which cells: drawn once, before the recurrence (the categorical reads no h)
+            cells = self.posterior.cells(posterior_in, proxy)
+            generator = None if self.training else torch.Generator(device=proxy.device).manual_seed(n)
+            chosen = gumbel_top_k(cells["log_a"], cfg.glimpses, sample, generator)
         offsets = self.glimpse_offset if cfg.init_layout == "grid" else None
         # The recurrence: only the posterior, z and the core depend on the previous glimpse. The prior
         # and the decoder read h_{t-1} and z_t but feed nothing back, so they run once, batched, after it.
         h = proxy.new_zeros(n, cfg.hidden)
         state = None
-        record = {k: [] for k in ("z", "q_mu", "q_logvar", "h_prev")}
+        record = {k: [] for k in ("z", "q_mu", "q_logvar", "h_prev", "code", "window")}
         for t in range(cfg.glimpses):
-            q_mu, q_logvar = (self.posterior(posterior_in, h) if by_map
-                              else self.posterior(torch.cat([posterior_in, h], -1)))
+            if head == "cells":
+                q_mu, q_logvar = self.posterior(cells, chosen[:, t], h)
+            elif head == "map":
+                q_mu, q_logvar = self.posterior(posterior_in, h)
+            else:
+                q_mu, q_logvar = self.posterior(torch.cat([posterior_in, h], -1))
             if offsets is not None:  # the same shift for prior and posterior: the KL sees only their difference
                 q_mu = q_mu + offsets[t]
             z = gaussian_sample(q_mu, q_logvar) if sample else q_mu
-            for key, value in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("h_prev", h)):
+            # What the core reads of the glimpse: z, or with cells the window, which says which cell it took
+            window = self.posterior.window(cells, chosen[:, t], z, cfg.window) if head == "cells" else None
+            code = z if window is None else window
+            for key, value in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("h_prev", h), ("code", code),
+                               ("window", window)):
                 record[key].append(value)
-            h, state = self.core(torch.cat([e_c, self.latent_embedding(z)], -1), state)
-        stack = {k: torch.stack(v, 1) for k, v in record.items()}
-        p_mu = p_logvar = proxy_logits = None
+            h, state = self.core(torch.cat([e_c, self.latent_embedding(code)], -1), state)
+        stack = {k: torch.stack(v, 1) for k, v in record.items() if v[0] is not None}
+        p_mu = p_logvar = proxy_logits = cell_kl = None
         if loss_terms:
             t, h_prev = cfg.glimpses, stack["h_prev"].flatten(0, 1)
             p_mu, p_logvar = (v.view(n, t, LATENT) for v in self.prior(h_prev))
@@ -451,14 +566,17 @@ class VariationalSaccading(nn.Module):
             if cfg.loss.reconstruction_weight > 0:
                 decoded = self.decoded_glimpses(n, proxy.device)
                 z_dec, h_dec = (stack[key].gather(1, decoded.unsqueeze(-1).expand(-1, -1, stack[key].shape[-1]))
-                                for key in ("z", "h_prev"))
+                                for key in ("code", "h_prev"))
                 proxy_logits = self.decoder(self.latent_embedding(z_dec.flatten(0, 1)), h_dec.flatten(0, 1))
                 proxy_logits = proxy_logits.view(n, decoded.shape[1], *proxy.shape[1:])
-        windows = self.windows(stack["z"], n, proxy, regions)
+            if cells is not None:
+                cell_kl = (cells["log_a"].exp() * (cells["log_a"] - cells["log_prior"])).sum(-1)
+        windows = stack["window"] if "window" in stack and cfg.policy == "learnt" else self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
-        step_logits = self.classifier(crops, stack["h_prev"], e_c)
+        draws = (cells["log_a"].exp(), chosen) if cells is not None and cfg.policy == "learnt" else None
+        step_logits = self.classifier(crops, stack["h_prev"], e_c, draws)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
-                             p_mu, p_logvar, proxy, proxy_logits, crops)
+                             p_mu, p_logvar, proxy, proxy_logits, crops, cell_kl)
 
     def decoded_glimpses(self, n: int, device) -> torch.Tensor:
         """[N, D] the glimpses whose proxy decode the loss reads: all T, or one per canvas drawn uniformly

@@ -66,6 +66,7 @@ class _Out:
         self.q_logvar = torch.zeros(2, 2, 3)
         self.p_mu = torch.ones(2, 2, 3)
         self.p_logvar = torch.zeros(2, 2, 3)
+        self.cell_kl = None
 
 
 def test_loss_terms_and_combinations():
@@ -86,6 +87,17 @@ def test_loss_terms_and_combinations():
     assert every.item() == pytest.approx(ce + recon + kl, rel=1e-6)  # both steps predict the same here
     with pytest.raises(ValueError, match="unknown loss combination"):
         LossConfig(combine="max")
+
+
+def test_the_cells_kl_is_added_with_its_own_weight():
+    out, label = _Out(), torch.tensor([0, 1])
+    plain, _ = saccade_loss(out, label)
+    out.cell_kl = torch.tensor([1.0, 3.0])
+    total, parts = saccade_loss(out, label, LossConfig(cell_kl_weight=0.5))
+    assert parts["kl_cells"] == pytest.approx(2.0)
+    assert total.item() == pytest.approx(plain.item() + 0.5 * 2.0, rel=1e-6)
+    with pytest.raises(ValueError, match="cell_kl_weight"):
+        LossConfig(cell_kl_weight=-1)
 
 
 def test_one_decoded_glimpse_estimates_the_sum_over_glimpses_without_bias():

@@ -328,6 +328,43 @@ def test_the_map_posterior_learns_from_the_crops_and_trains_the_proxy_encoder():
         ModelConfig(posterior_head="dense")
 
 
+def _cells_model(**extra):
+    cfg = ModelConfig(n_classes=10, glimpses=3, proxy_size=32, posterior_head="cells", init_scale=0.05,
+                      window=WindowConfig(min_scale=0.03, max_scale=0.1), **{**TINY, **extra})
+    return VariationalSaccading(cfg)
+
+
+def test_the_cells_posterior_starts_on_the_ink_prior_and_looks_at_distinct_inked_cells():
+    torch.manual_seed(0)
+    model = _cells_model()
+    images = torch.zeros(2, 1, 320, 320)  # a 32² proxy: 8×8 cells of 4 proxy px (40 image px)
+    images[:, :, 50:70, 210:230] = 1.0  # the most ink, in the cell of rows 40-79, columns 200-239
+    images[:, :, 250:256, 20:40] = 1.0  # less ink, in the cell of rows 240-279, columns 0-39
+    model.eval()
+    out = model(images, loss_terms=True)
+    assert out.cell_kl.abs().max() < 1e-5  # the categorical starts as its prior
+    first, second = out.windows[0, 0], out.windows[0, 1]
+    assert abs(first[1] - (220 / 160 - 1)) < 0.03 and abs(first[2] - (60 / 160 - 1)) < 0.03  # the blob's centre
+    assert abs(second[1] - (30 / 160 - 1)) < 0.03 and abs(second[2] - (253 / 160 - 1)) < 0.03
+    model.train()
+    for _ in range(5):  # in training the cells are drawn, never the same one twice in an image
+        windows = model(images).windows[0]
+        assert len({tuple(w[1:].tolist()) for w in windows}) == 3
+
+
+def test_the_cells_posterior_learns_its_scores_through_the_classifier():
+    torch.manual_seed(0)
+    model = _cells_model(**{"loss": LossConfig(reconstruction_weight=0.0, kl_weight=0.0, cell_kl_weight=0.0)})
+    images = torch.rand(4, 1, 320, 320)
+    loss, _ = model.training_loss({"image": images, "label": torch.tensor([0, 1, 2, 3])})
+    loss.backward()  # the classification loss alone: the draws' gradient is the estimator's
+    posterior = model.posterior
+    assert posterior.score.weight.grad.abs().sum() > 0 and posterior.ink_sharpness.grad.abs() > 0
+    assert posterior.rest.net[0].weight.grad.abs().sum() > 0  # scale and offset: pathwise through the crops
+    with pytest.raises(ValueError, match="init_layout must stay centre"):
+        _cells_model(init_layout="grid")
+
+
 def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
     from saccadelib.model import salient_windows
 
