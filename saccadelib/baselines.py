@@ -28,7 +28,7 @@ import torchvision
 from torch.utils.checkpoint import checkpoint as recompute
 
 from .config import from_dict, to_dict
-from .model import ModelConfig, ProxyEncoder, sampled_means
+from .model import ModelConfig, ProxyEncoder, gumbel_top_k, sampled_means
 from .sampler import ImageSource, TensorSource, UpsampledSource
 
 
@@ -374,14 +374,13 @@ class AttentionSampling(nn.Module):
         log_a = scores.log_softmax(-1)
         a = log_a.exp()
         generator = None if self.training else torch.Generator(device=scores.device).manual_seed(n)
-        u = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=scores.dtype).clamp(1e-10, 1 - 1e-7)
-        chosen = (log_a.detach() - torch.log(-torch.log(u))).topk(min(cfg.patches, m * m), -1).indices  # draw order
+        chosen = gumbel_top_k(log_a, cfg.patches, True, generator)  # without replacement, in draw order
         centres = (2 * torch.arange(m, device=view.device, dtype=view.dtype) + 1) / m - 1
         windows = torch.stack([torch.full(chosen.shape, cfg.patch_scale, dtype=view.dtype, device=view.device),
                                centres[chosen % m], centres[chosen // m]], -1)  # [N, k, 3]
         crops = src.crop(windows, cfg.patch_size)
         feats = F.normalize(self.features(crops.flatten(0, 1)).view(n, chosen.shape[1], -1), dim=-1)
-        step_logits = self.classifier(sampled_means(a, chosen, feats))
+        step_logits = self.classifier(sampled_means(a.gather(1, chosen), feats))
         entropy = -(a * log_a).sum(-1)
         return {"logits": step_logits[:, -1], "step_logits": step_logits, "windows": windows, "entropy": entropy}
 

@@ -68,6 +68,10 @@ class ModelConfig:
     # alone: the paper's Eq. 6, and the test of whether looking is what works), "crops+state" (joined with
     # h_{t-1}, as the original code did), "crops+proxy" (with the proxy features e_c), or both.
     classifier_reads: str = "crops"
+    # posterior_head=cells: a drawn cell takes the cells within this many cells of it out of later draws
+    # (its glimpse shows them too), so the T glimpses land on T different things rather than on one
+    # object's neighbouring cells.
+    cell_reach: int = 1
     init_scale: float = 0.6  # initial window side (fraction of the image side)
     init_logvar: float = -2.0  # initial posterior log-variance of z
     # Where the T glimpses start: "centre" (all at the image centre, as a plain VRNN starts: the glimpses
@@ -119,7 +123,7 @@ class ModelConfig:
             raise ValueError(f"proxy_noise must be >= 0 and proxy_keep in (0, 1], got {self.proxy_noise}, {self.proxy_keep}")
         if self.proxy_width is not None and self.proxy_width < 1:
             raise ValueError(f"proxy_width must be a positive channel count or None, got {self.proxy_width}")
-        for name, low in (("n_classes", 2), ("channels", 1), ("glimpses", 1), ("crop_size", 8), ("proxy_size", 8),
+        for name, low in (("cell_reach", 0), ("n_classes", 2), ("channels", 1), ("glimpses", 1), ("crop_size", 8), ("proxy_size", 8),
                           ("hidden", 1), ("rnn_layers", 1), ("proxy_features", 1), ("crop_features", 1),
                           ("latent_features", 1), ("width", 1)):
             if getattr(self, name) < low:
@@ -274,18 +278,47 @@ def gumbel_top_k(log_p: torch.Tensor, k: int, sample: bool, generator: torch.Gen
     return keys.topk(min(k, keys.shape[1]), -1).indices
 
 
-def sampled_means(a: torch.Tensor, chosen: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-    """[N, k, D]: after each of the k draws ``chosen`` [N, k] (without replacement, in draw order, from the
-    distribution ``a`` [N, M]), the unbiased estimate of Σ_m a_m f_m from the features ``feats`` [N, k, D]
-    of the draws so far, its gradient in ``a`` unbiased too (attention sampling's estimator). Draw i is
-    unbiased once scaled by the mass left, F_i = Σ_{j<i} a_j f_j + (1 - Σ_{j<i} a_j) f_i, and the estimate
-    after i draws is the average of F_1..F_i. The gradient reaches a through a_j in the first sum and, for
-    the drawn term, through a_i / stopgrad(a_i), the score-function factor."""
-    picked = a.gather(1, chosen).unsqueeze(-1)  # [N, k, 1]
+def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """k draws from the categorical ``log_a`` [N, M] over a side×side grid of cells, each taking the cell
+    drawn and the cells within ``reach`` of it (a (2·reach+1)² block) out of later draws: a glimpse centred
+    on a cell shows its neighbours too. Drawn by Gumbel-max on keys perturbed once (exact sampling without
+    replacement from what is left), or with ``sample`` False the most probable cell left each time.
+    Returns the cells ``chosen`` [N, k] and the mass each draw took out ``taken`` [N, k] (differentiable in
+    log_a): the probability of the block it stands for. When every cell is taken, the grid starts over."""
+    keys = log_a.detach()
+    if sample:
+        u = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype).clamp(1e-10, 1 - 1e-7)
+        keys = keys - torch.log(-torch.log(u))
+    a = log_a.exp()
+    index = torch.arange(keys.shape[1], device=keys.device)
+    rows, cols = index // side, index % side
+    free = torch.ones_like(keys, dtype=torch.bool)
+    chosen, taken = [], []
+    for _ in range(k):
+        free = free | ~free.any(-1, keepdim=True)
+        cell = keys.masked_fill(~free, float("-inf")).argmax(-1)
+        block = (((rows - (cell // side).unsqueeze(-1)).abs() <= reach)
+                 & ((cols - (cell % side).unsqueeze(-1)).abs() <= reach) & free)
+        chosen.append(cell)
+        taken.append((a * block).sum(-1))
+        free = free & ~block
+    return torch.stack(chosen, 1), torch.stack(taken, 1)
+
+
+def sampled_means(picked: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """[N, k, D]: after each of k draws without replacement from a distribution a, in draw order, the
+    unbiased estimate of Σ_m a_m f_m from the features ``feats`` [N, k, D] of the draws so far, its
+    gradient in a unbiased too (attention sampling's estimator); ``picked`` [N, k] is the probability
+    of what each draw took (a_i for a single item). Draw i is unbiased once scaled by the mass left,
+    F_i = Σ_{j<i} a_j f_j + (1 - Σ_{j<i} a_j) f_i, and the estimate after i draws is the average of
+    F_1..F_i. The gradient reaches a through a_j in the first sum and, for the drawn term, through
+    a_i / stopgrad(a_i), the score-function factor."""
+    picked = picked.unsqueeze(-1)  # [N, k, 1]
     left = (1 - (picked.cumsum(1) - picked)).detach()  # the mass not yet drawn at each draw
     weighted = picked * feats
-    estimates = weighted.cumsum(1) - weighted + left * (picked / picked.detach()) * feats  # F_i
-    count = torch.arange(1, chosen.shape[1] + 1, device=feats.device, dtype=feats.dtype).view(1, -1, 1)
+    estimates = weighted.cumsum(1) - weighted + left * (picked / picked.detach().clamp(min=1e-30)) * feats  # F_i
+    count = torch.arange(1, picked.shape[1] + 1, device=feats.device, dtype=feats.dtype).view(1, -1, 1)
     return estimates.cumsum(1) / count
 
 
@@ -317,14 +350,14 @@ class CellPosterior(nn.Module):
     def cells(self, fmap: torch.Tensor, proxy: torch.Tensor) -> dict:
         """Once per image, from ``features`` of the map: the log-probabilities of the cells ``log_a`` and of
         the prior ``log_prior`` [N, M], their ink centroids ``centroid`` [N, M, 2] and features ``local``
-        [N, M, C] (M = m²), and the cell side ``cell`` (in [-1, 1] units)."""
+        [N, M, C] (M = m²), the cell's side ``cell`` (in [-1, 1] units) and the grid's ``side`` m."""
         n, channels, m, _ = fmap.shape
         mass, centroid = cell_ink(proxy, max(1, proxy.shape[-1] // m))
         log_ink = (mass.flatten(1) + 1e-4).log()
         local = F.relu(fmap)
         log_a = (self.ink_sharpness * log_ink + self.score(local).flatten(1)).log_softmax(-1)
         return {"log_a": log_a, "log_prior": log_ink.log_softmax(-1), "centroid": centroid.flatten(1, 2),
-                "local": local.flatten(2).transpose(1, 2), "cell": 2 / m}
+                "local": local.flatten(2).transpose(1, 2), "cell": 2 / m, "side": m}
 
     def forward(self, cells: dict, chosen: torch.Tensor, h: torch.Tensor):
         """(mu, logvar) of z for the cells ``chosen`` [N] given h_{t-1}."""
@@ -392,9 +425,10 @@ class GlimpseClassifier(nn.Module):
                    + (cfg.proxy_features if self.reads_proxy else 0))
         self.head = mlp(head_in, 256, cfg.n_classes)
 
-    def forward(self, crops, states, proxy_features, draws: tuple | None = None):
-        """``draws``: (a [N, M], chosen [N, T]) when the glimpses' places were drawn from a categorical a
-        (CellPosterior): the pooled features are then sampled_means's estimate of their a-weighted mean."""
+    def forward(self, crops, states, proxy_features, draws: torch.Tensor | None = None):
+        """``draws`` [N, T]: when the glimpses' places were drawn from a categorical (CellPosterior), the
+        probability of what each draw took; the pooled features are then sampled_means's estimate of
+        their mean under that categorical."""
         n, t = crops.shape[:2]
         feats = self.crop_net(crops.flatten(0, 1)).view(n, t, -1)
         if self.reads_state:
@@ -403,7 +437,7 @@ class GlimpseClassifier(nn.Module):
             steps = torch.arange(1, t + 1, device=feats.device, dtype=feats.dtype).view(1, t, 1)
             running = feats.cumsum(1) / steps  # the pooled features after 1, 2, …, T glimpses
         else:
-            running = sampled_means(*draws, feats)
+            running = sampled_means(draws, feats)
         if self.reads_proxy:
             running = torch.cat([running, proxy_features.unsqueeze(1).expand(n, t, -1)], -1)
         return self.head(running)  # [N, T, classes]
@@ -528,11 +562,11 @@ class VariationalSaccading(nn.Module):
             posterior_in = posterior_in.detach()
         if head != "pooled":  # the map's convolution does not depend on the glimpse: once, before the recurrence
             posterior_in = self.posterior.features(posterior_in)
-        cells = chosen = None
+        cells = chosen = taken = None
         if head == "cells":  # which cells: drawn once, before the recurrence (the categorical reads no h)
             cells = self.posterior.cells(posterior_in, proxy)
             generator = None if self.training else torch.Generator(device=proxy.device).manual_seed(n)
-            chosen = gumbel_top_k(cells["log_a"], cfg.glimpses, sample, generator)
+            chosen, taken = draw_cells(cells["log_a"], cfg.glimpses, cells["side"], cfg.cell_reach, sample, generator)
         offsets = self.glimpse_offset if cfg.init_layout == "grid" else None
         # The recurrence: only the posterior, z and the core depend on the previous glimpse. The prior
         # and the decoder read h_{t-1} and z_t but feed nothing back, so they run once, batched, after it.
@@ -573,7 +607,7 @@ class VariationalSaccading(nn.Module):
                 cell_kl = (cells["log_a"].exp() * (cells["log_a"] - cells["log_prior"])).sum(-1)
         windows = stack["window"] if "window" in stack and cfg.policy == "learnt" else self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
-        draws = (cells["log_a"].exp(), chosen) if cells is not None and cfg.policy == "learnt" else None
+        draws = taken if cells is not None and cfg.policy == "learnt" else None
         step_logits = self.classifier(crops, stack["h_prev"], e_c, draws)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
                              p_mu, p_logvar, proxy, proxy_logits, crops, cell_kl)

@@ -193,7 +193,7 @@ def test_downsampled_resnet_reads_the_anti_aliased_downsample_of_a_lazy_image():
 
 
 def test_attention_sampling_estimate_and_its_gradient_are_unbiased():
-    from saccadelib.baselines import sampled_means
+    from saccadelib.model import sampled_means
 
     torch.manual_seed(0)
     scores = torch.randn(1, 6, requires_grad=True)
@@ -204,14 +204,14 @@ def test_attention_sampling_estimate_and_its_gradient_are_unbiased():
     a = scores.softmax(-1).expand(draws, 6)
     gumbel = -torch.log(-torch.log(torch.rand(draws, 6).clamp(1e-10, 1 - 1e-7)))
     chosen = (a.detach().log() + gumbel).topk(3, -1).indices  # without replacement, in draw order
-    estimate = sampled_means(a, chosen, f[chosen])  # [draws, 3, 2]
+    estimate = sampled_means(a.gather(1, chosen), f[chosen])  # [draws, 3, 2]
     for k in range(3):  # after 1, 2 and 3 draws
         assert torch.allclose(estimate[:, k].mean(0), exact, atol=0.03)
     grad, = torch.autograd.grad(estimate[:, -1].sum(-1).mean(), scores)
     assert torch.allclose(grad, exact_grad, atol=0.03)
     # a distribution with all its mass on one position: every estimate is that position's feature
     point = torch.tensor([[1e-7, 1 - 2e-7, 1e-7]])
-    assert torch.allclose(sampled_means(point, torch.tensor([[1, 0]]), f[[1, 0]].unsqueeze(0))[0], f[1].expand(2, 2),
+    assert torch.allclose(sampled_means(point.gather(1, torch.tensor([[1, 0]])), f[[1, 0]].unsqueeze(0))[0], f[1].expand(2, 2),
                           atol=1e-5)
 
 

@@ -365,6 +365,26 @@ def test_the_cells_posterior_learns_its_scores_through_the_classifier():
         _cells_model(init_layout="grid")
 
 
+def test_drawn_cells_keep_out_of_each_others_blocks_and_the_first_follows_the_categorical():
+    from saccadelib.model import draw_cells
+
+    torch.manual_seed(0)
+    log_a = torch.randn(1, 36).log_softmax(-1).expand(20_000, 36)  # a 6×6 grid
+    chosen, taken = draw_cells(log_a, 3, side=6, reach=1, sample=True)
+    rows, cols = chosen // 6, chosen % 6
+    for i, j in ((0, 1), (0, 2), (1, 2)):  # Chebyshev distance ≥ 2: no draw inside an earlier one's block
+        assert (torch.maximum((rows[:, i] - rows[:, j]).abs(), (cols[:, i] - cols[:, j]).abs()) >= 2).all()
+    frequency = torch.bincount(chosen[:, 0], minlength=36) / len(chosen)
+    assert torch.allclose(frequency, log_a[0].exp(), atol=0.01)
+    a = log_a[0].exp().view(6, 6)
+    r, c = rows[0, 0].item(), cols[0, 0].item()
+    assert taken[0, 0].item() == pytest.approx(a[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].sum().item(), rel=1e-5)
+    best, _ = draw_cells(log_a[:1], 1, side=6, reach=1, sample=False)
+    assert best.item() == log_a[0].argmax().item()
+    lone, _ = draw_cells(log_a[:1], 40, side=6, reach=0, sample=False)  # more draws than cells: starts over
+    assert sorted(lone[0, :36].tolist()) == list(range(36)) and lone[0, 36].item() == log_a[0].argmax().item()
+
+
 def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
     from saccadelib.model import salient_windows
 
