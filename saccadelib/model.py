@@ -487,17 +487,18 @@ def oracle_windows(regions: torch.Tensor, glimpses: int, min_scale: float) -> to
     return torch.cat([half.clamp(min=min_scale), centre], -1)
 
 
-def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """[N, T, 3] windows of side ``scale`` on T distinct cells of a grid of cells about a window wide,
-    drawn without replacement with probability proportional to each cell's ink in the proxy (Gumbel
-    top-k), each centred on its cell's ink-weighted centroid: where the ink is, without any learning."""
+def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float, ink_power: float = 1.0, reach: int = 0,
+                    sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[N, T, 3] windows of side ``scale`` on T cells of a grid of cells about a window wide, chosen by the
+    cells' ink (the sum of p**ink_power over their proxy pixels p) as the cells posterior's prior chooses
+    them (``draw_cells``: drawn with probability proportional to the ink, or the most inked with ``sample``
+    False, each taking the cells within ``reach`` out of later choices), each centred on its cell's ink
+    centroid: where the ink is, without any learning."""
     m = proxy.shape[-1]
-    mass, centroid = cell_ink(proxy, max(1, min(m, round(m * scale))))  # cells about a window wide
-    mass = mass + 1e-8
-    n = mass.shape[0]
-    chosen = gumbel_top_k(mass.flatten(1).log(), glimpses, True, generator)
-    chosen = chosen.repeat(1, -(-glimpses // chosen.shape[1]))[:, :glimpses]  # fewer cells than glimpses
+    ink = proxy.clamp(min=0) ** ink_power
+    mass, centroid = cell_ink(ink, max(1, min(m, round(m * scale))))  # cells about a window wide
+    n, g = mass.shape[:2]
+    chosen, _ = draw_cells((mass.flatten(1) + 1e-8).log().log_softmax(-1), glimpses, g, reach, sample, generator)
     room = 1.0 - scale
     centre = centroid.flatten(1, 2).gather(1, chosen.unsqueeze(-1).expand(-1, -1, 2)).clamp(-room, room)
     return torch.cat([torch.full((n, glimpses, 1), scale, device=proxy.device, dtype=proxy.dtype), centre], -1)
@@ -640,7 +641,8 @@ class VariationalSaccading(nn.Module):
             return grid_windows(cfg.glimpses).to(like).expand(n, -1, -1)
         if cfg.policy == "salient":
             generator = None if self.training else torch.Generator(device=like.device).manual_seed(n)
-            return salient_windows(like, cfg.glimpses, cfg.window.min_scale, generator)
+            return salient_windows(like, cfg.glimpses, cfg.window.min_scale, cfg.ink_power, cfg.cell_reach,
+                                   self.training or cfg.eval_sample, generator)
         if regions is None:
             raise ValueError("the oracle policy needs the objects' boxes: a batch with 'regions' (two-digit tasks)")
         return oracle_windows(regions.to(like), cfg.glimpses, cfg.window.min_scale)

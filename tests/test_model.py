@@ -392,9 +392,15 @@ def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
     proxy[0, 0, 5:7, 20:22] = 1.0  # a blob in the cell of rows 4-7, columns 20-23 (8×8 cells of 4 px)
     proxy[0, 0, 25, 3] = 0.5
     for seed in range(5):
-        windows = salient_windows(proxy, 3, 0.125, torch.Generator().manual_seed(seed))[0]
+        windows = salient_windows(proxy, 3, 0.125, generator=torch.Generator().manual_seed(seed))[0]
         assert windows[:, 0].eq(0.125).all()
         # the two inked cells are drawn first (nearly all the mass), each at its ink's centroid
         inked = {tuple(round(v, 4) for v in w[1:].tolist()) for w in windows[:2]}
         assert inked == {(0.3125, -0.625), (-0.7812, 0.5938)}
         assert tuple(windows[2, 1:].tolist()) not in inked  # then a third, distinct cell
+    # the most inked first when not drawing; a power above 1 ranks a dense blob above more, fainter ink
+    proxy[0, 0, 24:32, 0:8] = 0.3  # 64 px of 0.3: more ink (19.2) than the blob's 4 px of 1.0, fainter
+    def first(power):
+        return tuple(round(v, 4) for v in salient_windows(proxy, 1, 0.125, power, sample=False)[0, 0, 1:].tolist())
+
+    assert first(1.0) != (0.3125, -0.625) and first(4.0) == (0.3125, -0.625)

@@ -44,9 +44,11 @@ RECIPES = {
 TASK_RECIPE = {"sum": "four_glimpses_grid_start", "identification": "four_glimpses_grid_start",
                "fivek": "four_glimpses_grid_start"}
 # Where a glimpse must land on a digit 2-3% of the image side (06): six windows of 3-10% of the side read at
-# 32², a 128² proxy, and positions read off a map over the proxy's features (docs/model.md).
+# 32², a 128² proxy, and places chosen among the cells of a map over the proxy's features, from an ink
+# prior, with a small weight on the cells' KL (docs/model.md, docs/resolution.md).
 SMALL_GLIMPSES = {**_SHARED_RECIPE, "glimpses": 6, "window.min_scale": 0.03, "window.max_scale": 0.1,
-                  "init_scale": 0.04, "proxy_size": 128, "posterior_head": "map", "posterior_trains_encoder": True}
+                  "init_scale": 0.04, "proxy_size": 128, "posterior_head": "cells", "loss.cell_kl_weight": 0.01,
+                  "posterior_trains_encoder": True}
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
