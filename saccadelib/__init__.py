@@ -1,2 +1,18 @@
-"""saccadelib: Variational Saccading (Ramapuram et al.) and the study that reproduces it."""
+"""saccadelib: Variational Saccading (Ramapuram et al.) and the study that reproduces it.
+
+The public functions (docs/api.md), the ones the command line calls:
+    saccadelib.load(checkpoint)                          a trained model, with its meta
+    saccadelib.predict(image, model, overlay=None)       class, probabilities and glimpse boxes
+    saccadelib.evaluate(model, images, labels, out_dir=None)  accuracy and per-image rows on a folder
+"""
 __version__ = "0.1.0"
+__all__ = ["evaluate", "load", "predict", "__version__"]
+
+
+def __getattr__(name: str):
+    # imported on first use, so that ``python -m saccadelib --help`` does not pay for torch and the models
+    if name in ("evaluate", "load", "predict"):
+        from . import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'saccadelib' has no attribute {name!r}")

@@ -55,9 +55,9 @@ def _data_megapixel_png(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .inference import evaluate_folder
+    from .inference import evaluate
 
-    result = evaluate_folder(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels)
+    result = evaluate(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels)
     print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
           f"({result['seconds_per_image'] * 1000:.0f} ms per image)"
           + (f"; predictions.csv and metrics.json in {args.out}" if args.out else ""))
@@ -139,7 +139,7 @@ def _train(args) -> int:
 def _predict(args) -> int:
     from .inference import predict
 
-    result = predict(args.image, checkpoint=args.checkpoint, overlay=args.overlay, max_pixels=args.max_pixels)
+    result = predict(args.image, args.checkpoint, overlay=args.overlay, max_pixels=args.max_pixels)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -41,6 +41,29 @@ def load_model(checkpoint: str | Path, glimpses_only: bool = True) -> tuple[torc
     return model.eval(), meta
 
 
+def load(checkpoint: str | Path) -> torch.nn.Module:
+    """The model a training checkpoint holds (any model of the registry), in evaluation mode, with its
+    recorded meta (name, task, config, class names) as ``model.meta``: what ``predict`` and ``evaluate``
+    take in place of a checkpoint path, so a notebook loads once and scores many images."""
+    model, meta = load_model(checkpoint, glimpses_only=False)
+    model.meta = {**meta, "checkpoint": str(checkpoint)}
+    return model
+
+
+def _resolve(model_or_checkpoint, glimpses_only: bool) -> tuple[torch.nn.Module, dict]:
+    """(model, meta) from a model ``load`` returned or a checkpoint path."""
+    if isinstance(model_or_checkpoint, torch.nn.Module):
+        model, meta = model_or_checkpoint, getattr(model_or_checkpoint, "meta", {})
+    elif model_or_checkpoint is None:
+        raise ValueError("give a checkpoint path or a model from saccadelib.load")
+    else:
+        model, meta = load_model(model_or_checkpoint, glimpses_only=False)
+    if glimpses_only and not isinstance(model, VariationalSaccading):
+        raise ValueError(f"predict shows where a model looked; {meta.get('name', type(model).__name__)} takes no "
+                         "glimpses: score it with evaluate instead")
+    return model, meta
+
+
 def _class_names(meta: dict, n_classes: int) -> list[str]:
     task = meta.get("task")
     if task in twodigit.TASKS:
@@ -53,19 +76,17 @@ def _channels(model) -> int:
 
 
 @torch.no_grad()
-def predict(image, checkpoint: str | Path | None = None, model: VariationalSaccading | None = None,
-            meta: dict | None = None, overlay: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> dict:
-    """Classify one image: a file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W], or a source.
+def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: str | Path | None = None,
+            max_pixels: int = MAX_PIXELS) -> dict:
+    """Classify one image with a glimpse model (a checkpoint path, or a model from ``load``): ``image`` is a
+    file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W] in [0, 1], a numpy array [H,W] or [H,W,C]
+    (uint8, or floats in [0, 1]), or an image source.
 
     Returns {"class", "label", "probabilities", "windows": [{"glimpse", "box": [x0, y0, x1, y1]}],
-    "step_predictions"}; boxes are in the image's own pixels. ``overlay`` saves the image with numbered
-    saccades drawn on it.
+    "step_predictions", "image_size"}; boxes are in the image's own pixels. ``overlay`` saves the image
+    with numbered saccades drawn on it. The command line's ``predict`` calls this.
     """
-    if model is None:
-        if checkpoint is None:
-            raise ValueError("predict needs a checkpoint or a model")
-        model, meta = load_model(checkpoint)
-    meta = meta or {}
+    model, meta = _resolve(model, glimpses_only=True)
     cfg = model.cfg
     source = _as_source(image, cfg.channels, max_pixels)
     out = model(source)
@@ -86,10 +107,18 @@ def predict(image, checkpoint: str | Path | None = None, model: VariationalSacca
 
 
 def _as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
+    import numpy as np
+
     if isinstance(image, ImageSource):
         return image
     if isinstance(image, (str, Path)):
         return FileSource(image, channels=channels, max_pixels=max_pixels)
+    if isinstance(image, np.ndarray):  # [H, W] or [H, W, C], as image libraries hold pixels
+        if image.ndim not in (2, 3):
+            raise ValueError(f"expected an array [H, W] or [H, W, C], got shape {image.shape}")
+        pixels = torch.from_numpy(np.ascontiguousarray(image))
+        pixels = pixels.float() / 255 if image.dtype == np.uint8 else pixels.float()
+        image = pixels.unsqueeze(0) if image.ndim == 2 else pixels.permute(2, 0, 1)
     if isinstance(image, torch.Tensor):
         tensor = image.unsqueeze(0) if image.dim() == 3 else image
         if tensor.dim() != 4 or tensor.shape[0] != 1 or tensor.shape[1] != channels:
@@ -154,21 +183,27 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str]) 
 
 
 @torch.no_grad()
-def evaluate_folder(checkpoint: str | Path, images: str | Path, labels: str | Path,
-                    out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> dict:
-    """Score a trained model on image files of any size (``file,label`` CSV): accuracy, and one row per
-    image (its prediction, probability and, for glimpse models, the windows in image pixels), written
-    to ``out_dir`` as ``predictions.csv`` and ``metrics.json``. Files are read by ``file_source.open_image``:
-    the in-memory path for lossless formats, so a model scores a canvas the same from its PNG."""
+def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: str | Path,
+             out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, progress: bool | None = None) -> dict:
+    """Score a trained model (a checkpoint path, or a model from ``load``) on image files of any size
+    (``file,label`` CSV): accuracy, and one row per image (its prediction, probability and, for glimpse
+    models, the windows in image pixels), written to ``out_dir`` as ``predictions.csv`` and
+    ``metrics.json``. Files are read by ``file_source.open_image``: the in-memory path for lossless
+    formats, so a model scores a canvas the same from its PNG. ``progress``: a tqdm bar (default: on a
+    terminal only). The command line's ``evaluate`` calls this."""
     import time
+
+    from tqdm.auto import tqdm
 
     from .file_source import open_image
     from .runinfo import run_metadata
 
-    model, meta = load_model(checkpoint, glimpses_only=False)
+    checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
+    model, meta = _resolve(model, glimpses_only=False)
     names = _class_names(meta, model.cfg.n_classes)
     rows, correct, started = [], 0, time.perf_counter()
-    for path, label in read_labels(labels, images, names):
+    listed = read_labels(labels, images, names)
+    for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
         source = open_image(path, _channels(model), max_pixels)
         out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
         probs = out["logits"].softmax(-1)[0]
@@ -181,7 +216,7 @@ def evaluate_folder(checkpoint: str | Path, images: str | Path, labels: str | Pa
             row["windows"] = ";".join(",".join(f"{v:.0f}" for v in box) for box in boxes.tolist())
         rows.append(row)
     metrics = {"accuracy": correct / len(rows), "n": len(rows), "correct": correct,
-               "checkpoint": str(checkpoint), "model": meta.get("name"), "task": meta.get("task"),
+               "checkpoint": str(checkpoint) if checkpoint else None, "model": meta.get("name"), "task": meta.get("task"),
                "images": str(images), "labels": str(labels),
                "seconds_per_image": round((time.perf_counter() - started) / len(rows), 4), "run": run_metadata()}
     if out_dir is not None:

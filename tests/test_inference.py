@@ -46,6 +46,37 @@ def test_predict_on_a_file_gives_class_probabilities_and_pixel_windows(checkpoin
     assert from_tensor["class"] == result["class"]  # the PNG holds the same pixels
 
 
+def test_the_public_api_loads_once_and_takes_paths_tensors_and_arrays(checkpoint, canvas_png, tmp_path):
+    import saccadelib
+
+    path, image = canvas_png
+    model = saccadelib.load(checkpoint)
+    assert model.meta["name"] == "saccade" and model.meta["checkpoint"] == str(checkpoint)
+    from_file = saccadelib.predict(path, model)
+    as_array = (image * 255).round().byte().numpy()  # [H, W] uint8, as an image library holds it
+    from_array = saccadelib.predict(as_array, model)
+    assert from_array["class"] == from_file["class"] and from_array["windows"] == from_file["windows"]
+    assert saccadelib.predict(path, checkpoint)["probabilities"] == from_file["probabilities"]
+    (tmp_path / "labels.csv").write_text(f"file,label\n{path.name},{from_file['class']}\n")
+    scored = saccadelib.evaluate(model, path.parent, tmp_path / "labels.csv", out_dir=tmp_path / "scored")
+    assert scored["accuracy"] == 1.0 and scored["checkpoint"] == str(checkpoint)
+    assert (tmp_path / "scored" / "predictions.csv").exists()
+    with pytest.raises(ValueError, match="array"):
+        saccadelib.predict(np.zeros((2, 3, 4, 5), dtype=np.uint8), model)
+
+
+def test_predict_refuses_a_model_without_glimpses(tmp_path):
+    import saccadelib
+    from saccadelib.baselines import ProxyCNN, ProxyCNNConfig
+
+    cfg = ProxyCNNConfig(n_classes=10)
+    meta = {"name": "proxy_cnn", "task": "megapixel_majority", "config": json.loads(json.dumps(cfg.to_dict()))}
+    torch.save({"model": ProxyCNN(cfg).state_dict(), "model_meta": meta, "epoch": 1}, tmp_path / "best.pt")
+    model = saccadelib.load(tmp_path / "best.pt")
+    with pytest.raises(ValueError, match="takes no glimpses: score it with evaluate"):
+        saccadelib.predict(torch.rand(1, 64, 64), model)
+
+
 def test_cli_prints_json_and_human_lines(checkpoint, canvas_png, capsys, tmp_path):
     path, _ = canvas_png
     assert main(["predict", str(path), "--checkpoint", str(checkpoint), "--json"]) == 0
