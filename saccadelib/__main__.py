@@ -127,7 +127,18 @@ def _parse_settings(pairs: list[str]) -> dict:
 def _train(args) -> int:
     from .train import train_model
 
-    summary = train_model(args.model, args.task, args.out, _parse_settings(args.set), _parse_settings(args.train))
+    train = _parse_settings(args.train)
+    task = args.task
+    if args.images or args.manifest:
+        if task not in (None, "folder"):
+            raise ValueError(f"--images trains on your own images; drop --task {task}")
+        if not args.images:
+            raise ValueError("--manifest lists files relative to an images folder: give --images DIR too")
+        task, train = "folder", {**train, "data_root": args.images,
+                                 **({"manifest": args.manifest} if args.manifest else {})}
+    if task is None:
+        raise ValueError("give --task NAME (docs/tasks.md) or --images DIR (your own images)")
+    summary = train_model(args.model, task, args.out, _parse_settings(args.set), train)
     if args.record:
         from .train import record_run
 
@@ -228,7 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a task")
     tr.add_argument("--model", default="saccade",
                     help="saccade (default), random_glimpses, grid_glimpses, resnet18, resnet18_tiles, proxy_cnn, ram")
-    tr.add_argument("--task", required=True, help="sum, identification, megapixel_majority|max|top or fivek (docs/tasks.md)")
+    tr.add_argument("--task", default=None,
+                    help="sum, identification, megapixel_majority|max|top, fivek or folder (docs/tasks.md)")
+    tr.add_argument("--images", default=None, metavar="DIR",
+                    help="train on your own images: DIR holds one subfolder per class (or the files --manifest lists)")
+    tr.add_argument("--manifest", default=None, metavar="FILE",
+                    help="with --images: a CSV file,label[,split] listing the images (paths relative to DIR)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")

@@ -45,10 +45,12 @@ class FileSource(ImageSource):
     resolution as its window has pixels per crop pixel. So the proxy is read at ≥ 4 pixels per proxy
     pixel and the crops at ≥ ``CROP_OVERSAMPLE`` source pixels per crop pixel (then anti-aliased by PIL's
     filter). Other formats are decoded in full. ``last_decode`` records the size the crops were read at.
+    An image whose channels differ from ``channels`` is refused, or with ``convert`` converted (colour to
+    luma, PIL's "L"; grey to RGB by repeating it).
     """
     CROP_OVERSAMPLE = 2
 
-    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS):
+    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False):
         from PIL import Image, UnidentifiedImageError
 
         if channels not in (1, 3):
@@ -77,12 +79,16 @@ class FileSource(ImageSource):
             raise ImageFileError(f"{self.path} has an alpha channel (mode {mode}); the model takes {channels}: "
                                  "flatten it onto a background and save it without alpha")
         grey = mode in ("1", "L", "I", "I;16", "F")
+        if convert:  # asked for: colour to luma (PIL's "L"), grey to RGB by repeating it
+            grey = channels == 1
         if grey and channels == 3:
             raise ImageFileError(f"{self.path} is greyscale (mode {mode}) but the model takes 3 channels: convert "
-                                 "it to RGB (PIL: .convert('RGB')) or use a model trained on greyscale images")
+                                 "it to RGB (PIL: .convert('RGB'); training on a folder: --train convert_channels=true) "
+                                 "or use a model trained on greyscale images")
         if not grey and channels == 1:
             raise ImageFileError(f"{self.path} is colour (mode {mode}) but the model takes 1 channel: convert it "
-                                 "to greyscale (PIL: .convert('L')) or use a model trained on colour images")
+                                 "to greyscale (PIL: .convert('L'); training on a folder: --train convert_channels=true, "
+                                 "or --set channels=3) or use a model trained on colour images")
         self.detail_px = max(self.height, self.width)
         self.last_decode: tuple[int, int] | None = None
 
@@ -184,14 +190,14 @@ class FileBatchSource(ImageSource):
     stored files (``proxies`` [N, C, s, s]) and the crops are read file by file through ``FileSource``,
     so memory depends on the crops, not on the image size. Images may differ in size."""
 
-    def __init__(self, paths, channels: int = 3, proxies: torch.Tensor | None = None):
+    def __init__(self, paths, channels: int = 3, proxies: torch.Tensor | None = None, convert: bool = False):
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("FileBatchSource needs at least one file")
         if proxies is not None and len(proxies) != len(self.paths):
             raise ValueError(f"{len(proxies)} proxies for {len(self.paths)} files")
         self.channels, self.count, self.stored_proxies = channels, len(self.paths), proxies
-        self.sources = [FileSource(p, channels) for p in self.paths]  # each opened and verified once
+        self.sources = [FileSource(p, channels, convert=convert) for p in self.paths]  # each opened and verified once
         first = self.sources[0]
         self.height, self.width, self.detail_px = first.height, first.width, first.detail_px
 

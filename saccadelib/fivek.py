@@ -26,10 +26,11 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
+
+from .folder import FolderStream
 
 from .paths import atomic_path, data_dir, write_text_atomic
 
@@ -336,23 +337,8 @@ class FiveKSet:
                 "classes": list(SUBJECTS), "sha256": digest.hexdigest()}
 
 
-class FiveKStream:
-    """The training split in a fresh seeded order each epoch (a pure function of (seed, epoch), so a
-    resumed run sees the same batches), the same interface as ``data.TwoDigitStream``. Process ``rank``
-    of ``world`` takes every world-th image of that order (the same order on every process)."""
+class FiveKStream(FolderStream):
+    """The training split in a fresh seeded order each epoch, as any folder dataset's (``folder.FolderStream``)."""
 
     def __init__(self, batch_size: int, seed: int = 0, root: str | Path | None = None, rank: int = 0, world: int = 1):
-        self.data = FiveKSet("train", root)
-        self.batch_size, self.seed, self.epoch, self.rank, self.world = batch_size, seed, 0, rank, world
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return -(-(len(self.data) // self.world) // self.batch_size)
-
-    def __iter__(self) -> Iterator[dict]:
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data)).tolist()
-        mine = order[self.rank::self.world][:len(self.data) // self.world]  # equal shares: ranks step together
-        for start in range(0, len(mine), self.batch_size):
-            yield self.data.as_dict(start, start + self.batch_size, mine)
+        super().__init__(FiveKSet("train", root), batch_size, seed, rank, world)

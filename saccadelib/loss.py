@@ -91,10 +91,17 @@ def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) ->
     cell_kl = out.cell_kl.mean() if out.cell_kl is not None else None
     if cell_kl is not None:
         elbo_loss = elbo_loss + config.cell_kl_weight * cell_kl
+    policy = None
+    if out.cell_log_prob is not None:  # the score-function gradient of the expected loss in the draws
+        reward = -F.cross_entropy(out.logits.detach(), label, reduction="none")
+        policy = -((reward - reward.mean()) * out.cell_log_prob).mean()
     if config.combine == "add":
         total = config.classification_weight * classification + elbo_loss
     else:
         total = config.classification_weight * classification * elbo_loss
+    if policy is not None:
+        total = total + policy
     parts = {"loss": total.item(), "nll_class": classification.item(), "nll_proxy": reconstruction.item(),
-             "kl": kl.item(), **({"kl_cells": cell_kl.item()} if cell_kl is not None else {})}
+             "kl": kl.item(), **({"kl_cells": cell_kl.item()} if cell_kl is not None else {}),
+             **({"policy": policy.item()} if policy is not None else {})}
     return total, parts

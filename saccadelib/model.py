@@ -77,6 +77,12 @@ class ModelConfig:
     # (scripts/probes/megapixel_ink_ranking.py: with 4, the six most probable cells of a Megapixel MNIST
     # canvas hold 4.5 of its 5 digits, against 3.2 with 1).
     ink_power: float = 4.0
+    # posterior_head=cells: how the draws' scores learn. "attention_sampling": the classifier reads attention
+    # sampling's estimate of the features' mean under the categorical, whose gradient reaches the scores
+    # (it minimises the loss of the expected features); "reinforce": the classifier reads the plain mean
+    # and the scores follow the score-function gradient of the expected loss itself (reward: the
+    # canvas's log-likelihood of its label, less the batch's mean).
+    cell_gradient: str = "attention_sampling"
     init_scale: float = 0.6  # initial window side (fraction of the image side)
     init_logvar: float = -2.0  # initial posterior log-variance of z
     # Where the T glimpses start: "centre" (all at the image centre, as a plain VRNN starts: the glimpses
@@ -120,6 +126,8 @@ class ModelConfig:
         if self.posterior_head != "pooled" and self.window.mode != "learnt":
             raise ValueError(f"posterior_head={self.posterior_head} places windows through the learnt window mode; "
                              "set window.mode=learnt")
+        if self.cell_gradient not in ("attention_sampling", "reinforce"):
+            raise ValueError(f"unknown cell_gradient {self.cell_gradient!r}; valid: attention_sampling, reinforce")
         if self.posterior_head == "cells" and self.init_layout != "centre":
             raise ValueError("posterior_head=cells chooses its own places; init_layout must stay centre")
         if self.proxy_encoder not in ("spatial", "pooled"):
@@ -311,6 +319,13 @@ def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool,
         taken.append((a * block).sum(-1))
         free = free & ~block
     return torch.stack(chosen, 1), torch.stack(taken, 1)
+
+
+def drawn_log_prob(log_a: torch.Tensor, chosen: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
+    """[N] log-probability of the draws ``chosen`` [N, k] that ``draw_cells`` made from ``log_a`` [N, M]:
+    each draw's cell over the mass the earlier draws left, Σ_t log a_{c_t} - log(1 - Σ_{j<t} taken_j)."""
+    left = 1 - (taken.cumsum(1) - taken)
+    return (log_a.gather(1, chosen) - left.clamp(min=1e-12).log()).sum(1)
 
 
 def sampled_means(picked: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
@@ -519,6 +534,7 @@ class SaccadeOutput:
     # D = T, or D = 1 with loss.reconstruction_glimpses="one"
     crops: torch.Tensor  # [N, T, C, S, S]
     cell_kl: torch.Tensor | None = None  # [N] KL of the cells' categorical to its prior (posterior_head=cells, in training)
+    cell_log_prob: torch.Tensor | None = None  # [N] log-probability of the cells drawn (cell_gradient=reinforce, in training)
 
 
 class VariationalSaccading(nn.Module):
@@ -601,7 +617,7 @@ class VariationalSaccading(nn.Module):
                 record[key].append(value)
             h, state = self.core(torch.cat([e_c, self.latent_embedding(code)], -1), state)
         stack = {k: torch.stack(v, 1) for k, v in record.items() if v[0] is not None}
-        p_mu = p_logvar = proxy_logits = cell_kl = None
+        p_mu = p_logvar = proxy_logits = cell_kl = cell_log_prob = None
         if loss_terms:
             t, h_prev = cfg.glimpses, stack["h_prev"].flatten(0, 1)
             p_mu, p_logvar = (v.view(n, t, LATENT) for v in self.prior(h_prev))
@@ -615,12 +631,14 @@ class VariationalSaccading(nn.Module):
                 proxy_logits = proxy_logits.view(n, decoded.shape[1], *proxy.shape[1:])
             if cells is not None:
                 cell_kl = (cells["log_a"].exp() * (cells["log_a"] - cells["log_prior"])).sum(-1)
+                if cfg.cell_gradient == "reinforce" and sample and cfg.policy == "learnt":
+                    cell_log_prob = drawn_log_prob(cells["log_a"], chosen, taken)
         windows = stack["window"] if "window" in stack and cfg.policy == "learnt" else self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
-        draws = taken if cells is not None and cfg.policy == "learnt" else None
+        draws = taken if cells is not None and cfg.policy == "learnt" and cfg.cell_gradient == "attention_sampling" else None
         step_logits = self.classifier(crops, stack["h_prev"], e_c, draws)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
-                             p_mu, p_logvar, proxy, proxy_logits, crops, cell_kl)
+                             p_mu, p_logvar, proxy, proxy_logits, crops, cell_kl, cell_log_prob)
 
     def decoded_glimpses(self, n: int, device) -> torch.Tensor:
         """[N, D] the glimpses whose proxy decode the loss reads: all T, or one per canvas drawn uniformly

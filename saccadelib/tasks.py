@@ -90,19 +90,67 @@ class FiveKTask:
         return fivek.FiveKSet(split, self.root)
 
 
+class FolderTask:
+    """Your own images (``train --images DIR`` or ``--manifest FILE``): a folder of image files of any size,
+    one subfolder per class or a ``file,label[,split]`` CSV, split per class by the run's seed when no
+    split is given (folder.py); an epoch is the training split in a fresh seeded order. The split and any
+    skipped files are written with the run (``records``)."""
+
+    name = "folder"
+
+    def __init__(self, images: str | Path | None, manifest: str | Path | None = None, seed: int = 0,
+                 channels: int = 3, convert: bool = False):
+        from . import folder
+
+        if images is None:
+            raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
+        self.manifest = folder.read_manifest(images, manifest, seed)
+        self.channels, self.convert = channels, convert
+        self.class_names = list(self.manifest.class_names)
+        self.n_classes = len(self.class_names)
+
+    def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        from . import folder
+
+        return folder.FolderStream(self.evaluation_set("train"), batch_size // world, seed, rank, world)
+
+    def evaluation_set(self, split: str):
+        from . import folder
+
+        return folder.FolderSet(self.manifest, split, self.channels, self.convert)
+
+    def records(self) -> dict[str, str]:
+        """Files the run keeps beside its checkpoints: the split used, and the files skipped and why."""
+        return {"split.csv": self.manifest.csv_text(),
+                **({"skipped.csv": self.manifest.skipped_text()} if self.manifest.skipped else {})}
+
+
 MEGAPIXEL_TASKS = ("megapixel_majority", "megapixel_max", "megapixel_top")
-TASK_NAMES = (*twodigit.TASKS, *MEGAPIXEL_TASKS, "fivek")
+TASK_NAMES = (*twodigit.TASKS, *MEGAPIXEL_TASKS, "fivek", "folder")
 
 
-def n_classes(name: str) -> int:
-    """Classes of a task, without loading its data."""
+def class_names(name: str, data_root: str | Path | None = None, manifest: str | Path | None = None) -> list[str]:
+    """Class names of a task, in label order (a folder task reads its folder or manifest to know them)."""
     if name == "fivek":
         from .fivek import SUBJECTS
 
-        return len(SUBJECTS)
+        return list(SUBJECTS)
     if name in MEGAPIXEL_TASKS:
-        return 10
-    return twodigit.task_spec(name).n_classes
+        return [str(d) for d in range(10)]
+    if name == "folder":
+        from .folder import read_manifest
+
+        if data_root is None:
+            raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
+        return list(read_manifest(data_root, manifest).class_names)
+    return twodigit.class_names(name)
+
+
+def n_classes(name: str, data_root: str | Path | None = None, manifest: str | Path | None = None) -> int:
+    """Classes of a task (without loading its data, except a folder task's list of files)."""
+    if name not in ("folder", "fivek", *MEGAPIXEL_TASKS):
+        return twodigit.task_spec(name).n_classes
+    return len(class_names(name, data_root, manifest))
 
 
 def check_name(name: str) -> str:
@@ -112,12 +160,18 @@ def check_name(name: str) -> str:
 
 
 def get_task(name: str, data_root: str | Path | None = None, image_side: int | None = None,
-             canvas_side: int = 100):
-    """The task ``name``: ``data_root`` for the tasks read from files (FiveK, Megapixel MNIST),
-    ``image_side`` and ``canvas_side`` for the generated two-digit ones."""
-    if check_name(name) in ("fivek", *MEGAPIXEL_TASKS):
+             canvas_side: int = 100, manifest: str | Path | None = None, seed: int = 0, channels: int = 1,
+             convert: bool = False):
+    """The task ``name``: ``data_root`` for the tasks read from files (FiveK, Megapixel MNIST, a folder of
+    your images, with its ``manifest``, split ``seed``, the model's ``channels`` and whether to
+    ``convert`` images to them), ``image_side`` and ``canvas_side`` for the generated two-digit ones."""
+    if check_name(name) in ("fivek", "folder", *MEGAPIXEL_TASKS):
         if image_side is not None or canvas_side != 100:
             raise ValueError(f"image_side and canvas_side apply to generated two-digit canvases; {name} is "
                              "read at its own size")
+        if name == "folder":
+            return FolderTask(data_root, manifest, seed, channels, convert)
         return FiveKTask(data_root) if name == "fivek" else MegapixelTask(name, data_root)
+    if manifest is not None:
+        raise ValueError(f"a manifest lists your own images (task folder); {name} is generated")
     return TwoDigitTask(name, image_side, canvas_side)

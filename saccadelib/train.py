@@ -54,7 +54,9 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32", or "bf16" (autocast: matmuls and convs in bfloat16, on a GPU or a CPU with bf16 units)
     channels_last: bool = True  # convolutions in NHWC memory layout (1.1-1.3× on our CPU, docs/efficiency.md)
     compile: bool = False  # torch.compile the model (compiles on the first steps; pays on long runs)
-    data_root: str | None = None  # a task read from files (fivek, megapixel_*): its folder (default under data/)
+    data_root: str | None = None  # a task read from files (fivek, megapixel_*, folder): its folder (default under data/)
+    manifest: str | None = None  # task folder: a file,label[,split] CSV listing the images (default: subfolders per class)
+    convert_channels: bool = False  # task folder: convert images to the model's channels (colour→luma, grey→RGB), not refuse them
     image_side: int | None = None  # None: canvases as generated; N: each read as its lazy N×N upsample
     canvas_side: int = 100  # two-digit tasks: the canvas the native-size digits are pasted on (100: the paper's)
 
@@ -252,7 +254,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     else:
         seed_everything(cfg.seed)
 
-    task = get_task(cfg.task, cfg.data_root, cfg.image_side, cfg.canvas_side)
+    task = get_task(cfg.task, cfg.data_root, cfg.image_side, cfg.canvas_side, cfg.manifest, cfg.seed,
+                    getattr(getattr(model, "cfg", None), "channels", 1), cfg.convert_channels)
     stream = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed, procs.rank, procs.world)
     val = task.evaluation_set("val")
     # Generated canvases come through a DataLoader (workers render batches); file-backed batches carry
@@ -267,6 +270,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         step = DistributedDataParallel(TrainingLoss(model), device_ids=[device] if device.type == "cuda" else None,
                                        find_unused_parameters=True)
     if procs.main:
+        for name, text in getattr(task, "records", dict)().items():  # e.g. a folder task's split
+            write_text_atomic(out_dir / name, text)
         write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta, "processes": procs.world,
                                              "datasets": {"val": val.describe()}, "run": run_metadata(device)})
 
@@ -367,11 +372,15 @@ def resolved_settings(name: str, task: str, model_overrides: dict | None = None,
     """(model config, the model_meta a run records, TrainConfig) for ``KEY=VALUE`` overrides."""
     from .config import apply_overrides, to_dict
     from .registry import config_for
-    from .tasks import n_classes
+    from .tasks import class_names
 
-    model_cfg = config_for(name, n_classes(task), model_overrides)
     train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
-    return model_cfg, {"name": name, "task": task, "config": to_dict(model_cfg)}, train_cfg
+    names = class_names(task, train_cfg.data_root, train_cfg.manifest)
+    model_cfg = config_for(name, len(names), model_overrides)
+    meta = {"name": name, "task": task, "config": to_dict(model_cfg)}
+    if task == "folder":  # the classes are the user's: the checkpoint must say what its outputs mean
+        meta["class_names"] = names
+    return model_cfg, meta, train_cfg
 
 
 def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict | None = None,

@@ -67,6 +67,7 @@ class _Out:
         self.p_mu = torch.ones(2, 2, 3)
         self.p_logvar = torch.zeros(2, 2, 3)
         self.cell_kl = None
+        self.cell_log_prob = None
 
 
 def test_loss_terms_and_combinations():

@@ -385,6 +385,25 @@ def test_drawn_cells_keep_out_of_each_others_blocks_and_the_first_follows_the_ca
     assert sorted(lone[0, :36].tolist()) == list(range(36)) and lone[0, 36].item() == log_a[0].argmax().item()
 
 
+def test_the_drawn_cells_log_probability_is_the_sequential_draws_and_reinforce_trains_the_scores():
+    import math
+
+    from saccadelib.model import draw_cells, drawn_log_prob
+
+    a = torch.tensor([[0.5, 0.3, 0.2]])
+    chosen, taken = draw_cells(a.log(), 2, side=3, reach=0, sample=False)  # cells 0 then 1 (a 1×3 grid)
+    assert chosen.tolist() == [[0, 1]]
+    assert drawn_log_prob(a.log(), chosen, taken).item() == pytest.approx(math.log(0.5) + math.log(0.3 / 0.5))
+    torch.manual_seed(0)
+    model = _cells_model(cell_gradient="reinforce",
+                         **{"loss": LossConfig(reconstruction_weight=0.0, kl_weight=0.0, cell_kl_weight=0.0)})
+    loss, parts = model.training_loss({"image": torch.rand(4, 1, 320, 320), "label": torch.tensor([0, 1, 2, 3])})
+    loss.backward()
+    assert "policy" in parts and model.posterior.score.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown cell_gradient"):
+        _cells_model(cell_gradient="pathwise")
+
+
 def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
     from saccadelib.model import salient_windows
 

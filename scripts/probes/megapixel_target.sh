@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Probe: the Megapixel MNIST target (majority label): our model (experiment 06's recipe) and the proxy-only
-# CNN at the same 128² proxy, each for at most 60 training minutes, one seed, a cosine learning rate over
-# the epochs that fit (from their measured epoch times, validation included). Records land in
+# CNN at the same 128² proxy, each for at most 60 training minutes (the REINFORCE variant 30), one seed, a
+# cosine learning rate over the epochs that fit (from their measured epoch times, validation included). Records land in
 # records/megapixel_target/<name>/ with their commands; nothing else may run meanwhile.
 #   bash scripts/probes/megapixel_target.sh [NAME ...]   # all, or some of the names below
 set -euo pipefail
@@ -14,12 +14,13 @@ RECIPE="--set classifier_reads=crops --set loss.reconstruction_weight=0.01 --set
  --set posterior_head=cells --set loss.cell_kl_weight=0.01"
 declare -A RUNS=(
   [saccade_cells]="--model saccade --task megapixel_majority $RECIPE --train epochs=110"
+  [saccade_cells_reinforce]="--model saccade --task megapixel_majority $RECIPE --set cell_gradient=reinforce --train epochs=55 --train time_budget_s=1800"
   [proxy_cnn_128]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=80"
 )
-ORDER=(saccade_cells proxy_cnn_128)
+ORDER=(saccade_cells saccade_cells_reinforce proxy_cnn_128)
 for name in "${@:-${ORDER[@]}}"; do
   echo "== $name"
   # shellcheck disable=SC2086
-  $PY -m saccadelib train ${RUNS[$name]} $TRAIN --out "runs/probes/megapixel_target/$name" \
+  $PY -m saccadelib train $TRAIN ${RUNS[$name]} --out "runs/probes/megapixel_target/$name" \
       --record "records/megapixel_target/$name"
 done

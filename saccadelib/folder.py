@@ -1,0 +1,203 @@
+"""Your own images: a dataset from a folder of image files of any size (docs/your_images.md).
+
+Two layouts, as the field writes them:
+- torchvision's ImageFolder: one subfolder per class (its name is the class), image files anywhere under
+  it; classes in sorted order;
+- a CSV manifest with a header ``file,label`` and optionally ``split`` (train, val or test); ``file`` is a
+  path relative to the images folder; classes are the labels in sorted order.
+
+Without a split column the images are split per class (stratified) by a seeded permutation, 70% / 15% /
+15% with at least one validation and one test image per class; the split is written with the run
+(``split.csv``) so it can be read back and reused (``--manifest``). Files that PIL cannot identify are
+skipped and listed (``skipped.csv``); every other problem (too few classes, an empty class, a class too
+small to split, a bad split name) is refused with a one-line error.
+
+Images are read lazily, batch by batch, through ``file_source.FileBatchSource``: the proxy from a reduced
+decode, the crops by region, so memory follows the crops and not the image size.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+SPLITS = ("train", "val", "test")
+HELD_OUT_SHARE = 0.15  # validation and test each, per class, when the folder gives no split
+
+
+class FolderError(ValueError):
+    """A folder or manifest that cannot make a dataset."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    root: Path  # the images folder; files are relative to it
+    files: tuple[str, ...]
+    labels: tuple[int, ...]
+    splits: tuple[str, ...]
+    class_names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, why)
+
+    def rows(self, split: str) -> list[int]:
+        return [k for k, s in enumerate(self.splits) if s == split]
+
+    def csv_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["file", "label", "split"])
+        writer.writerows((f, self.class_names[y], s) for f, y, s in zip(self.files, self.labels, self.splits))
+        return buffer.getvalue()
+
+    def skipped_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["file", "reason"])
+        writer.writerows(self.skipped)
+        return buffer.getvalue()
+
+
+def _readable(path: Path) -> str | None:
+    """None when PIL identifies the file (its header only), else why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 (the header is parsed on open; touch it to be sure)
+        return None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        return str(err) or type(err).__name__
+
+
+def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str] | None]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels = [], []
+    for name in classes:
+        found = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise FolderError(f"class folder {root / name} holds no image files ({', '.join(IMAGE_SUFFIXES)}): "
+                              "add images or remove the folder")
+        files += [str(p.relative_to(root)) for p in found]
+        labels += [name] * len(found)
+    return files, labels, None
+
+
+def _from_csv(root: Path, manifest: Path) -> tuple[list[str], list[str], list[str] | None]:
+    if not manifest.exists():
+        raise FolderError(f"manifest not found: {manifest}")
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise FolderError(f"{manifest} must be a CSV with a header naming the columns file and label (and "
+                          "optionally split)")
+    splits = [r["split"].strip() for r in rows] if "split" in rows[0] else None
+    if splits is not None:
+        for line, s in enumerate(splits, start=2):
+            if s not in SPLITS:
+                raise FolderError(f"{manifest} line {line}: split {s!r} is not one of {', '.join(SPLITS)}")
+    for line, r in enumerate(rows, start=2):
+        if not (root / r["file"]).is_file():
+            raise FolderError(f"{manifest} line {line}: no image file {root / r['file']}")
+    return [r["file"] for r in rows], [r["label"].strip() for r in rows], splits
+
+
+def stratified_split(labels: list[int], seed: int) -> list[str]:
+    """Per class, a seeded permutation: the first 15% (at least one) to validation, the next 15% (at least
+    one) to test, the rest to training."""
+    splits = [""] * len(labels)
+    rng = np.random.default_rng(seed)
+    for c in sorted(set(labels)):
+        members = [k for k, y in enumerate(labels) if y == c]
+        order = rng.permutation(len(members))
+        held = max(1, round(HELD_OUT_SHARE * len(members)))
+        for rank, k in enumerate(order):
+            splits[members[k]] = "val" if rank < held else "test" if rank < 2 * held else "train"
+    return splits
+
+
+def read_manifest(images: str | Path, manifest: str | Path | None = None, seed: int = 0) -> Manifest:
+    """The dataset in ``images`` (subfolders per class, or the ``manifest`` CSV), unreadable files skipped
+    and listed, split per class by ``seed`` when no split is given."""
+    root = Path(images)
+    if not root.is_dir():
+        raise FolderError(f"images folder not found: {root}")
+    files, names, splits = _from_csv(root, Path(manifest)) if manifest else _from_subfolders(root)
+    bad = {k: why for k, f in enumerate(files) if (why := _readable(root / f)) is not None}
+    skipped = tuple((files[k], why) for k, why in sorted(bad.items()))
+    keep = [k for k in range(len(files)) if k not in bad]
+    files, names = [files[k] for k in keep], [names[k] for k in keep]
+    splits = [splits[k] for k in keep] if splits is not None else None
+    class_names = sorted(set(names))
+    if len(class_names) < 2:
+        raise FolderError(f"{manifest or root} has {len(class_names)} class{'es' if len(class_names) != 1 else ''} "
+                          "with readable images; a classifier needs at least two")
+    labels = [class_names.index(n) for n in names]
+    if splits is None:
+        small = [n for n in class_names if names.count(n) < 3]
+        if small:
+            raise FolderError(f"class {small[0]!r} has {names.count(small[0])} image(s); splitting into training, "
+                              "validation and test needs at least 3 per class (or give a split column)")
+        splits = stratified_split(labels, seed)
+    for split in ("train", "val"):
+        if split not in splits:
+            raise FolderError(f"{manifest or root} has no {split} images: give some rows that split")
+    return Manifest(root, tuple(files), tuple(labels), tuple(splits), tuple(class_names), skipped)
+
+
+class FolderSet:
+    """One split of a folder dataset, read batch by batch from the files (``FileBatchSource``). With
+    ``convert``, images whose channels differ from ``channels`` are converted (colour to luma, PIL's "L";
+    grey to RGB by repeating it) instead of refused."""
+
+    def __init__(self, manifest: Manifest, split: str, channels: int, convert: bool = False):
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        self.manifest, self.split, self.channels, self.convert = manifest, split, channels, convert
+        rows = manifest.rows(split)
+        if not rows:
+            raise FolderError(f"{manifest.root} has no {split} images")
+        self.paths = [manifest.root / manifest.files[k] for k in rows]
+        self.label = torch.tensor([manifest.labels[k] for k in rows])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
+        from .file_source import FileBatchSource
+
+        picked = (order or list(range(len(self))))[start:stop]
+        return {"image": FileBatchSource([self.paths[k] for k in picked], self.channels, convert=self.convert),
+                "label": self.label[picked]}
+
+    def describe(self) -> dict:
+        digest = hashlib.sha256()
+        for path, label in zip(self.paths, self.label.tolist()):
+            digest.update(f"{path.relative_to(self.manifest.root)},{label}\n".encode())
+        return {"dataset": "folder", "root": str(self.manifest.root), "split": self.split, "n": len(self),
+                "classes": list(self.manifest.class_names), "sha256": digest.hexdigest()}
+
+
+class FolderStream:
+    """The training split in a fresh seeded order each epoch (a pure function of (seed, epoch), so a
+    resumed run sees the same batches); process ``rank`` of ``world`` takes every world-th image."""
+
+    def __init__(self, data: FolderSet, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1):
+        self.data, self.batch_size, self.seed, self.epoch, self.rank, self.world = data, batch_size, seed, 0, rank, world
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-(len(self.data) // self.world) // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data)).tolist()
+        mine = order[self.rank::self.world][:len(self.data) // self.world]  # equal shares: ranks step together
+        for start in range(0, len(mine), self.batch_size):
+            yield self.data.as_dict(start, start + self.batch_size, mine)
