@@ -57,7 +57,8 @@ def _data_megapixel_png(args) -> int:
 def _evaluate(args) -> int:
     from .inference import evaluate
 
-    result = evaluate(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels)
+    result = evaluate(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels,
+                      split=args.split)
     print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
           f"({result['seconds_per_image'] * 1000:.0f} ms per image)"
           + (f"; predictions.csv and metrics.json in {args.out}" if args.out else ""))
@@ -267,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--images", required=True, help="the folder the CSV's file names are relative to")
     ev.add_argument("--labels", required=True, help="CSV with a header: file,label (a class name or index)")
     ev.add_argument("--out", default=None, help="folder for predictions.csv and metrics.json")
+    ev.add_argument("--split", default=None, choices=("train", "val", "test"),
+                    help="only the rows of this split (a labels file with a split column, e.g. a run's split.csv)")
     ev.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=MAX_PIXELS_HELP)
     ev.set_defaults(func=_evaluate)
 

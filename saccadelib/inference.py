@@ -157,8 +157,11 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
 
 # ---------------------------------------------------------------------------------- a folder of images
 
-def read_labels(labels: str | Path, images: str | Path, class_names: list[str]) -> list[tuple[Path, int]]:
-    """(image path, class index) per row of a ``file,label`` CSV; a label is a class name or its index."""
+def read_labels(labels: str | Path, images: str | Path, class_names: list[str],
+                split: str | None = None) -> list[tuple[Path, int]]:
+    """(image path, class index) per row of a ``file,label`` CSV; a label is a class name or its index.
+    ``split``: only the rows of that split (the CSV must then have a ``split`` column, as a run's
+    ``split.csv`` does)."""
     import csv
 
     labels, images = Path(labels), Path(images)
@@ -168,6 +171,12 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str]) 
         rows = list(csv.DictReader(handle))
     if not rows or not {"file", "label"} <= set(rows[0]):
         raise ValueError(f"{labels} must be a CSV with a header row naming the columns file and label")
+    if split is not None:
+        if "split" not in rows[0]:
+            raise ValueError(f"{labels} has no split column to choose the {split} rows from")
+        rows = [r for r in rows if r["split"].strip() == split]
+        if not rows:
+            raise ValueError(f"{labels} has no rows of split {split!r}")
     index = {name: k for k, name in enumerate(class_names)}
     out = []
     for line, row in enumerate(rows, start=2):
@@ -184,13 +193,15 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str]) 
 
 @torch.no_grad()
 def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: str | Path,
-             out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, progress: bool | None = None) -> dict:
+             out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, progress: bool | None = None,
+             split: str | None = None) -> dict:
     """Score a trained model (a checkpoint path, or a model from ``load``) on image files of any size
     (``file,label`` CSV): accuracy, and one row per image (its prediction, probability and, for glimpse
     models, the windows in image pixels), written to ``out_dir`` as ``predictions.csv`` and
     ``metrics.json``. Files are read by ``file_source.open_image``: the in-memory path for lossless
-    formats, so a model scores a canvas the same from its PNG. ``progress``: a tqdm bar (default: on a
-    terminal only). The command line's ``evaluate`` calls this."""
+    formats, so a model scores a canvas the same from its PNG. ``split``: only that split's rows (e.g. a
+    run's ``split.csv`` and "test"). ``progress``: a tqdm bar (default: on a terminal only). The command
+    line's ``evaluate`` calls this."""
     import time
 
     from tqdm.auto import tqdm
@@ -202,7 +213,7 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     model, meta = _resolve(model, glimpses_only=False)
     names = _class_names(meta, model.cfg.n_classes)
     rows, correct, started = [], 0, time.perf_counter()
-    listed = read_labels(labels, images, names)
+    listed = read_labels(labels, images, names, split)
     for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
         source = open_image(path, _channels(model), max_pixels)
         out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})

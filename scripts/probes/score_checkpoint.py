@@ -1,0 +1,23 @@
+"""Probe: score a training checkpoint on a split of its task (for a run stopped before its own test
+scoring), written as JSON.
+
+    .venv/bin/python scripts/probes/score_checkpoint.py RUN_DIR/best.pt --split test --out FILE.json
+"""
+import argparse
+
+from saccadelib.inference import load_model
+from saccadelib.runinfo import run_metadata, write_json
+from saccadelib.tasks import get_task
+from saccadelib.train import evaluate, load_checkpoint
+
+parser = argparse.ArgumentParser()
+parser.add_argument("checkpoint")
+parser.add_argument("--split", default="test")
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+model, meta = load_model(args.checkpoint, glimpses_only=False)
+dataset = get_task(meta["task"]).evaluation_set(args.split)
+scores = evaluate(model, dataset)
+write_json(args.out, {"checkpoint": args.checkpoint, "epoch": load_checkpoint(args.checkpoint)["epoch"],
+                      "split": args.split, "scores": scores, "dataset": dataset.describe(), "run": run_metadata()})
+print(scores)
