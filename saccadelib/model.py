@@ -77,12 +77,13 @@ class ModelConfig:
     # (scripts/probes/megapixel_ink_ranking.py: with 4, the six most probable cells of a Megapixel MNIST
     # canvas hold 4.5 of its 5 digits, against 3.2 with 1).
     ink_power: float = 4.0
-    # posterior_head=cells: how the draws' scores learn. "attention_sampling": the classifier reads attention
-    # sampling's estimate of the features' mean under the categorical, whose gradient reaches the scores
-    # (it minimises the loss of the expected features); "reinforce": the classifier reads the plain mean
-    # and the scores follow the score-function gradient of the expected loss itself (reward: the
-    # canvas's log-likelihood of its label, less the batch's mean).
-    cell_gradient: str = "attention_sampling"
+    # posterior_head=cells: how the draws' scores learn. "reinforce": the classifier reads the plain mean of
+    # the glimpse features and the scores follow the score-function gradient of the expected loss (reward:
+    # the canvas's log-likelihood of its label, less the batch's mean); "attention_sampling": the
+    # classifier reads attention sampling's estimate of the features' mean under the categorical, whose
+    # gradient reaches the scores (the loss of the expected features; it drifted off the digits on
+    # Megapixel MNIST, docs/resolution.md).
+    cell_gradient: str = "reinforce"
     init_scale: float = 0.6  # initial window side (fraction of the image side)
     init_logvar: float = -2.0  # initial posterior log-variance of z
     # Where the T glimpses start: "centre" (all at the image centre, as a plain VRNN starts: the glimpses

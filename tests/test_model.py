@@ -354,9 +354,11 @@ def test_the_cells_posterior_starts_on_the_ink_prior_and_looks_at_distinct_inked
 
 def test_the_cells_posterior_learns_its_scores_through_the_classifier():
     torch.manual_seed(0)
-    model = _cells_model(**{"loss": LossConfig(reconstruction_weight=0.0, kl_weight=0.0, cell_kl_weight=0.0)})
+    model = _cells_model(cell_gradient="attention_sampling",
+                         **{"loss": LossConfig(reconstruction_weight=0.0, kl_weight=0.0, cell_kl_weight=0.0)})
     images = torch.rand(4, 1, 320, 320)
-    loss, _ = model.training_loss({"image": images, "label": torch.tensor([0, 1, 2, 3])})
+    loss, parts = model.training_loss({"image": images, "label": torch.tensor([0, 1, 2, 3])})
+    assert "policy" not in parts
     loss.backward()  # the classification loss alone: the draws' gradient is the estimator's
     posterior = model.posterior
     assert posterior.score.weight.grad.abs().sum() > 0 and posterior.ink_sharpness.grad.abs() > 0

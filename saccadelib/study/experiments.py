@@ -45,9 +45,10 @@ TASK_RECIPE = {"sum": "four_glimpses_grid_start", "identification": "four_glimps
                "fivek": "four_glimpses_grid_start"}
 # Where a glimpse must land on a digit 2-3% of the image side (06): six windows of 3-10% of the side read at
 # 32², a 128² proxy, and places chosen among the cells of a map over the proxy's features, from an ink
-# prior, with a small weight on the cells' KL (docs/model.md, docs/resolution.md).
+# prior, learnt by REINFORCE, with a small weight on the cells' KL (docs/model.md, docs/resolution.md).
 SMALL_GLIMPSES = {**_SHARED_RECIPE, "glimpses": 6, "window.min_scale": 0.03, "window.max_scale": 0.1,
-                  "init_scale": 0.04, "proxy_size": 128, "posterior_head": "cells", "loss.cell_kl_weight": 0.01,
+                  "init_scale": 0.04, "proxy_size": 128, "posterior_head": "cells", "cell_gradient": "reinforce",
+                  "loss.cell_kl_weight": 0.01,
                   "posterior_trains_encoder": True}
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
