@@ -149,8 +149,17 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    from .inference import predict
+    from pathlib import Path
 
+    from .inference import predict, predict_folder
+
+    if Path(args.image).is_dir():
+        if not args.out:
+            raise ValueError(f"{args.image} is a folder: give --out DIR for its predictions.csv (and overlays)")
+        rows = predict_folder(args.image, args.checkpoint, args.out, overlays=args.overlays, max_pixels=args.max_pixels)
+        print(f"{len(rows)} images classified; predictions.csv in {args.out}"
+              + (f", overlays in {args.out}/overlays" if args.overlays else ""))
+        return 0
     result = predict(args.image, args.checkpoint, overlay=args.overlay, max_pixels=args.max_pixels)
     if args.json:
         print(json.dumps(result, indent=1))
@@ -255,9 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_train)
 
     p = commands.add_parser("predict", help="classify an image with a trained checkpoint")
-    p.add_argument("image", help="image file (JPEG, PNG, TIFF…)")
+    p.add_argument("image", help="image file (JPEG, PNG, TIFF…), or a folder of them (then --out)")
     p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a training run")
     p.add_argument("--overlay", default=None, help="save the image with numbered saccades here")
+    p.add_argument("--out", default=None, help="a folder's predictions.csv (and skipped.csv) go here")
+    p.add_argument("--overlays", action="store_true", help="with a folder: an overlay per image in OUT/overlays")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=MAX_PIXELS_HELP)
     p.set_defaults(func=_predict)

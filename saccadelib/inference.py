@@ -106,6 +106,51 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     return result
 
 
+@torch.no_grad()
+def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_dir: str | Path,
+                   overlays: bool = False, max_pixels: int = MAX_PIXELS, progress: bool | None = None) -> list[dict]:
+    """``predict`` on every image file under ``folder`` (sorted; PNG, JPEG, TIFF, BMP, WebP): writes
+    ``predictions.csv`` to ``out_dir`` (file, class, probability and each glimpse's box in the image's
+    pixels as x0,y0,x1,y1 separated by ``;``) and, with ``overlays``, one overlay per image under
+    ``out_dir/overlays``. A file that cannot be read is listed with its error in ``skipped.csv`` and the
+    rest go on. Returns the rows."""
+    import csv
+    import io
+
+    from tqdm.auto import tqdm
+
+    from .file_source import ImageFileError
+    from .folder import IMAGE_SUFFIXES
+    from .paths import write_text_atomic
+
+    folder, out_dir = Path(folder), Path(out_dir)
+    model, meta = _resolve(model, glimpses_only=True)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    rows, skipped = [], []
+    for path in tqdm(files, desc="predict", unit="image", disable=None if progress is None else not progress):
+        name = str(path.relative_to(folder))
+        overlay = out_dir / "overlays" / (name.replace("/", "__") + ".png") if overlays else None
+        try:
+            result = predict(path, model, overlay=overlay, max_pixels=max_pixels)
+        except ImageFileError as err:
+            skipped.append({"file": name, "reason": str(err)})
+            continue
+        rows.append({"file": name, "class": result["class"],
+                     "probability": round(result["probabilities"][result["class"]], 4),
+                     "windows": ";".join(",".join(f"{v:.0f}" for v in w["box"]) for w in result["windows"])})
+    for name, table in (("predictions.csv", rows), ("skipped.csv", skipped)):
+        if table:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out_dir / name, buffer.getvalue())
+    return rows
+
+
 def _as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
     import numpy as np
 

@@ -65,6 +65,26 @@ def test_the_public_api_loads_once_and_takes_paths_tensors_and_arrays(checkpoint
         saccadelib.predict(np.zeros((2, 3, 4, 5), dtype=np.uint8), model)
 
 
+def test_predict_on_a_folder_writes_a_row_per_image_and_lists_what_it_skips(checkpoint, canvas_png, tmp_path, capsys):
+    import csv
+
+    path, _ = canvas_png
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    Image.open(path).save(folder / "a.png")
+    Image.open(path).save(folder / "sub" / "b.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"),
+                 "--overlays"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert [r["file"] for r in rows] == ["a.png", "sub/b.png"] and len(rows[0]["windows"].split(";")) == 3
+    assert rows[0]["class"] == rows[1]["class"]  # the same pixels
+    assert "broken.png" in (tmp_path / "out" / "skipped.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir()) == ["a.png.png", "sub__b.png.png"]
+    assert main(["predict", str(folder), "--checkpoint", str(checkpoint)]) != 0
+    assert "give --out DIR" in capsys.readouterr().err
+
+
 def test_predict_refuses_a_model_without_glimpses(tmp_path):
     import saccadelib
     from saccadelib.baselines import ProxyCNN, ProxyCNNConfig

@@ -16,8 +16,9 @@ declare -A RUNS=(
   [saccade_cells]="--model saccade --task megapixel_majority $RECIPE --set cell_gradient=attention_sampling --train epochs=110"
   [saccade_cells_reinforce]="--model saccade --task megapixel_majority $RECIPE --set cell_gradient=reinforce --train epochs=55 --train time_budget_s=1800"
   [proxy_cnn_128]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=80"
+  [proxy_cnn_128_30min]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=40 --train time_budget_s=1800"
 )
-ORDER=(saccade_cells saccade_cells_reinforce proxy_cnn_128)
+ORDER=(saccade_cells saccade_cells_reinforce proxy_cnn_128 proxy_cnn_128_30min)
 for name in "${@:-${ORDER[@]}}"; do
   echo "== $name"
   # shellcheck disable=SC2086
