@@ -174,7 +174,7 @@ def _as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSourc
 
 def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, title: str = "", max_side: int = 1024):
     """Save the image (shrunk to ``max_side``) with each glimpse's window drawn and numbered."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     shrink = min(1.0, max_side / max(source.height, source.width))
     size = (max(1, round(source.width * shrink)), max(1, round(source.height * shrink)))
@@ -189,15 +189,29 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
         picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size)
     pen = ImageDraw.Draw(picture)
     colours = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
+    # Text scaled with the picture (a 2.5% of its side, at least 12 px), each label on a dark plate
+    # outside its box's outline, so numbers and title stay readable on any image at any size.
+    font = ImageFont.load_default(size=max(12, round(max(size) / 40)))
+    line = max(1, round(max(size) / 200))
     for t, box in enumerate(boxes.tolist()):
         x0, y0, x1, y1 = (v * shrink for v in box)
         colour = colours[t % len(colours)]
-        pen.rectangle([x0, y0, x1, y1], outline=colour, width=max(1, round(max(size) / 200)))
-        pen.text((x0 + 2, y0 + 1), str(t + 1), fill=colour)
+        pen.rectangle([x0, y0, x1, y1], outline=colour, width=line)
+        _label(pen, (x0, y0 - line), str(t + 1), colour, font, size, above=True)
     if title:
-        pen.text((3, size[1] - 12), title, fill="#ffffff")
+        _label(pen, (0, size[1]), title, "#ffffff", font, size, above=True)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
+
+
+def _label(pen, anchor: tuple[float, float], text: str, colour: str, font, size: tuple[int, int], above: bool):
+    """``text`` on a dark plate whose bottom-left corner is ``anchor`` (moved inside the picture)."""
+    left, top, right, bottom = pen.textbbox((0, 0), text, font=font)
+    w, h, pad = right - left, bottom - top, 2
+    x = min(max(0.0, anchor[0]), size[0] - w - 2 * pad)
+    y = min(max(0.0, anchor[1] - h - 2 * pad if above else anchor[1]), size[1] - h - 2 * pad)
+    pen.rectangle([x, y, x + w + 2 * pad, y + h + 2 * pad], fill="#000000")
+    pen.text((x + pad - left, y + pad - top), text, fill=colour, font=font)
 
 
 # ---------------------------------------------------------------------------------- a folder of images
