@@ -91,6 +91,8 @@ class FileSource(ImageSource):
                                  "or --set channels=3) or use a model trained on colour images")
         self.detail_px = max(self.height, self.width)
         self.last_decode: tuple[int, int] | None = None
+        self.decodes = 0  # how many times pixels were decoded (the proxy and crops of a JPEG share one)
+        self._kept = None  # (size, image): the last reduced decode
 
     def _open(self):
         from PIL import Image
@@ -103,6 +105,22 @@ class FileSource(ImageSource):
             return img.convert(self._mode)
         except OSError as err:  # truncated or corrupt data shows only when pixels are decoded
             raise ImageFileError(f"cannot decode image {self.path}: {err}") from None
+
+    def _reduced(self, request: tuple[int, int]):
+        """The image decoded at the JPEG reduction (1/2..1/8, PIL ``draft``) that still gives ``request``
+        pixels, or in full for formats that cannot reduce. The last reduced decode is kept, so the proxy
+        and the crops of one photo share it when they need the same reduction; a full decode is not kept
+        (a batch of large lossless files would hold them all)."""
+        with self._open() as img:
+            img.draft(self._mode, request)
+            size = img.size
+            if self._kept is not None and self._kept[0] == size:
+                return self._kept[1]
+            decoded = self._decoded(img)
+        self.decodes += 1
+        if size != (self.width, self.height):
+            self._kept = (size, decoded)
+        return decoded
 
     @staticmethod
     def _to_tensor(img) -> torch.Tensor:
@@ -119,9 +137,7 @@ class FileSource(ImageSource):
     def proxy(self, size: int) -> torch.Tensor:
         from PIL import Image
 
-        with self._open() as img:
-            img.draft(self._mode, (size * 4, size * 4))  # JPEG: decode at 1/2..1/8 scale directly
-            small = self._decoded(img).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+        small = self._reduced((size * 4, size * 4)).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
         return self._to_tensor(small).unsqueeze(0)
 
     def crop(self, windows, size, supersample=None):
@@ -141,14 +157,12 @@ class FileSource(ImageSource):
         request = max(1, math.ceil(max(self.width, self.height) * self.CROP_OVERSAMPLE * size / max(smallest_px, 1e-6)))
         sample_box = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)  # keeps the gradient
         crops = []
-        with self._open() as img:
-            img.draft(self._mode, (max(1, request * self.width // max(self.width, self.height)),
-                                   max(1, request * self.height // max(self.width, self.height))))
-            img = self._decoded(img)
-            self.last_decode = (img.width, img.height)
-            for box, differentiable in zip(boxes.tolist(), sample_box):
-                patch, patch_box = self._patch(img, box, size)
-                crops.append(_sample_patch(patch, patch_box, differentiable, size))
+        img = self._reduced((max(1, request * self.width // max(self.width, self.height)),
+                             max(1, request * self.height // max(self.width, self.height))))
+        self.last_decode = (img.width, img.height)
+        for box, differentiable in zip(boxes.tolist(), sample_box):
+            patch, patch_box = self._patch(img, box, size)
+            crops.append(_sample_patch(patch, patch_box, differentiable, size))
         return torch.stack(crops).unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
 
     PATCH_MARGIN = 2  # crop pixels of context on each side: room for the gradient and small moves

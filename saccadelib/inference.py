@@ -179,9 +179,7 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
     shrink = min(1.0, max_side / max(source.height, source.width))
     size = (max(1, round(source.width * shrink)), max(1, round(source.height * shrink)))
     if isinstance(source, FileSource):
-        with source._open() as img:
-            img.draft(source._mode, size)
-            picture = source._decoded(img).resize(size, Image.BILINEAR).convert("RGB")
+        picture = source._reduced(size).resize(size, Image.BILINEAR).convert("RGB")
     else:
         # in-memory images are drawn as they are; a lazy upsample through its anti-aliased view
         pixels = source.images if isinstance(source, TensorSource) else source.proxy(max(size))

@@ -149,3 +149,17 @@ def test_sizes_and_alpha_the_model_cannot_take_are_refused_in_one_line(tmp_path)
     from saccadelib import file_source
 
     assert cli.MAX_PIXELS == file_source.MAX_PIXELS  # the command line's default is the library's
+
+
+def test_a_photo_is_decoded_once_for_its_proxy_and_its_crops(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 255, size=(1500, 2000, 3), dtype=np.uint8)).save(path, quality=90)
+    source = FileSource(path, channels=3)
+    source.proxy(32)
+    source.crop(torch.tensor([[[0.35, 0.0, 0.0], [0.35, 0.5, -0.5]]]), 32)
+    assert source.decodes == 1 and source.last_decode == (250, 188)  # both at 1/8: one decode, shared
+    source.crop(torch.tensor([[[0.02, 0.0, 0.0]]]), 32)  # a small window needs more detail: a new decode
+    assert source.decodes == 2 and source.last_decode[0] > 250
