@@ -129,6 +129,9 @@ class ModelConfig:
                              "set window.mode=learnt")
         if self.cell_gradient not in ("attention_sampling", "reinforce"):
             raise ValueError(f"unknown cell_gradient {self.cell_gradient!r}; valid: attention_sampling, reinforce")
+        if self.posterior_head == "cells" and self.proxy_size % 4:
+            raise ValueError(f"posterior_head=cells scores the cells of a map at a quarter of the proxy's side: "
+                             f"proxy_size must be divisible by 4, got {self.proxy_size}")
         if self.posterior_head == "cells" and self.init_layout != "centre":
             raise ValueError("posterior_head=cells chooses its own places; init_layout must stay centre")
         if self.proxy_encoder not in ("spatial", "pooled"):
@@ -137,8 +140,8 @@ class ModelConfig:
             raise ValueError(f"proxy_noise must be >= 0 and proxy_keep in (0, 1], got {self.proxy_noise}, {self.proxy_keep}")
         if self.proxy_width is not None and self.proxy_width < 1:
             raise ValueError(f"proxy_width must be a positive channel count or None, got {self.proxy_width}")
-        for name, low in (("cell_reach", 0), ("n_classes", 2), ("channels", 1), ("glimpses", 1), ("crop_size", 8), ("proxy_size", 8),
-                          ("hidden", 1), ("rnn_layers", 1), ("proxy_features", 1), ("crop_features", 1),
+        for name, low in (("cell_reach", 0), ("n_classes", 2), ("channels", 1), ("glimpses", 1), ("crop_size", 8),
+                          ("proxy_size", 8), ("hidden", 1), ("rnn_layers", 1), ("proxy_features", 1), ("crop_features", 1),
                           ("latent_features", 1), ("width", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
@@ -284,14 +287,19 @@ def cell_ink(proxy: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mass, torch.stack([cx, cy], -1)
 
 
-def gumbel_top_k(log_p: torch.Tensor, k: int, sample: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[N, k] indices: k draws without replacement from the categorical ``log_p`` [N, M], in draw order
-    (Gumbel top-k), or with ``sample`` False the k most probable, most probable first."""
+def _gumbel_keys(log_p: torch.Tensor, sample: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """log_p perturbed by Gumbel noise (when ``sample``): its arg-maxes are draws from the categorical."""
     keys = log_p.detach()
     if sample:
         u = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype).clamp(1e-10, 1 - 1e-7)
         keys = keys - torch.log(-torch.log(u))
-    return keys.topk(min(k, keys.shape[1]), -1).indices
+    return keys
+
+
+def gumbel_top_k(log_p: torch.Tensor, k: int, sample: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[N, k] indices: k draws without replacement from the categorical ``log_p`` [N, M], in draw order
+    (Gumbel top-k), or with ``sample`` False the k most probable, most probable first."""
+    return _gumbel_keys(log_p, sample, generator).topk(min(k, log_p.shape[1]), -1).indices
 
 
 def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool,
@@ -302,10 +310,7 @@ def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool,
     replacement from what is left), or with ``sample`` False the most probable cell left each time.
     Returns the cells ``chosen`` [N, k] and the mass each draw took out ``taken`` [N, k] (differentiable in
     log_a): the probability of the block it stands for. When every cell is taken, the grid starts over."""
-    keys = log_a.detach()
-    if sample:
-        u = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype).clamp(1e-10, 1 - 1e-7)
-        keys = keys - torch.log(-torch.log(u))
+    keys = _gumbel_keys(log_a, sample, generator)
     a = log_a.exp()
     index = torch.arange(keys.shape[1], device=keys.device)
     rows, cols = index // side, index % side
@@ -353,10 +358,11 @@ class CellPosterior(nn.Module):
       ink is the cell's sum of p**ink_power over its proxy pixels p (a start that looks where something
       dense is drawn), β (learnt, from 1) sharpens or flattens it and s is a learnt score of the cell's
       features (from 0). The T glimpses take T distinct cells (``draw_cells``): drawn in training, the most
-      probable in evaluation, each taking its block of cells (``cell_reach``) out of later draws. A draw has no pathwise derivative; the
-      scores learn through attention sampling's estimator (``sampled_means``), which the classifier reads
-      in place of the plain mean of the glimpse features. The categorical's prior is the ink alone
-      (β = 1, s = 0); its KL is a loss term of its own weight (loss.cell_kl_weight).
+      probable in evaluation, each taking its block of cells (``cell_reach``) out of later draws. A draw
+      has no pathwise derivative: the scores learn by REINFORCE (``drawn_log_prob``, the loss's policy
+      term) or through attention sampling's estimator (``sampled_means``), as ``cell_gradient`` says.
+      The categorical's prior is the ink alone (β = 1, s = 0); its KL is a loss term of its own weight
+      (loss.cell_kl_weight).
     - The window: centred on the cell's ink centroid shifted by up to one cell (tanh of z's position),
       scaled by z's first component; (mu, logvar) of z from h_{t-1} and the chosen cell's features, so
       scale and offset stay pathwise and variational against the Gaussian prior p(z | h_{t-1})."""
@@ -634,9 +640,10 @@ class VariationalSaccading(nn.Module):
                 cell_kl = (cells["log_a"].exp() * (cells["log_a"] - cells["log_prior"])).sum(-1)
                 if cfg.cell_gradient == "reinforce" and sample and cfg.policy == "learnt":
                     cell_log_prob = drawn_log_prob(cells["log_a"], chosen, taken)
-        windows = stack["window"] if "window" in stack and cfg.policy == "learnt" else self.windows(stack["z"], n, proxy, regions)
+        drawn = cells is not None and cfg.policy == "learnt"  # the windows are the drawn cells'
+        windows = stack["window"] if drawn else self.windows(stack["z"], n, proxy, regions)
         crops = src.crop(windows, cfg.crop_size)
-        draws = taken if cells is not None and cfg.policy == "learnt" and cfg.cell_gradient == "attention_sampling" else None
+        draws = taken if drawn and cfg.cell_gradient == "attention_sampling" else None
         step_logits = self.classifier(crops, stack["h_prev"], e_c, draws)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, stack["z"], stack["q_mu"], stack["q_logvar"],
                              p_mu, p_logvar, proxy, proxy_logits, crops, cell_kl, cell_log_prob)
