@@ -337,7 +337,8 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     by_label = {s.label: s for s in specs}
     assert {"megapixel/saccade", "megapixel/proxy_cnn", "megapixel/proxy_cnn_32", "id1000/oracle_glimpses"} <= set(by_label)
     saccade = by_label["megapixel/saccade"]
-    assert saccade.model_overrides["posterior_head"] == "map" and saccade.model_overrides["proxy_size"] == 128
+    assert saccade.model_overrides["posterior_head"] == "cells" and saccade.model_overrides["proxy_size"] == 128
+    assert saccade.model_overrides["cell_gradient"] == "reinforce"
     assert by_label["megapixel/proxy_cnn"].model_overrides == {"proxy_size": 128}  # our proxy side
     assert by_label["id1000/saccade"].train_overrides["canvas_side"] == 1000
     assert by_label["megapixel/attention_sampling"].model_overrides == {"view_size": 180, "patch_scale": 50 / 1500}
