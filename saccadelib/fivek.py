@@ -32,7 +32,7 @@ import torch
 
 from .folder import FolderStream
 
-from .paths import atomic_path, data_dir, write_text_atomic
+from .paths import atomic_path, csv_text, data_dir, write_text_atomic
 
 # The paper's class order (§5.2); "None" is FiveK's own word for an unknown subject.
 SUBJECTS = ("abstract", "animals", "man_made", "nature", "None", "people")
@@ -219,11 +219,7 @@ def stratified_split(subjects: dict[str, str], seed: int = 0,
 
 
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, csv_text(rows, fields))
 
 
 def prepare(source: str | Path, out: str | Path | None = None, settings: PrepareSettings = PrepareSettings(),

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from .paths import csv_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 SPLITS = ("train", "val", "test")
@@ -49,18 +50,11 @@ class Manifest:
         return [k for k, s in enumerate(self.splits) if s == split]
 
     def csv_text(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["file", "label", "split"])
-        writer.writerows((f, self.class_names[y], s) for f, y, s in zip(self.files, self.labels, self.splits))
-        return buffer.getvalue()
+        return csv_text([{"file": f, "label": self.class_names[y], "split": s}
+                         for f, y, s in zip(self.files, self.labels, self.splits)])
 
     def skipped_text(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["file", "reason"])
-        writer.writerows(self.skipped)
-        return buffer.getvalue()
+        return csv_text([{"file": f, "reason": why} for f, why in self.skipped], ["file", "reason"])
 
 
 def _readable(path: Path) -> str | None:

@@ -114,14 +114,11 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     pixels as x0,y0,x1,y1 separated by ``;``) and, with ``overlays``, one overlay per image under
     ``out_dir/overlays``. A file that cannot be read is listed with its error in ``skipped.csv`` and the
     rest go on. Returns the rows."""
-    import csv
-    import io
-
     from tqdm.auto import tqdm
 
     from .file_source import ImageFileError
     from .folder import IMAGE_SUFFIXES
-    from .paths import write_text_atomic
+    from .paths import csv_text, write_text_atomic
 
     folder, out_dir = Path(folder), Path(out_dir)
     model, meta = _resolve(model, glimpses_only=True)
@@ -142,12 +139,8 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
                      "windows": ";".join(",".join(f"{v:.0f}" for v in w["box"]) for w in result["windows"])})
     for name, table in (("predictions.csv", rows), ("skipped.csv", skipped)):
         if table:
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
             out_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out_dir / name, buffer.getvalue())
+            write_text_atomic(out_dir / name, csv_text(table))
     return rows
 
 
@@ -293,16 +286,9 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
 
 
 def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict) -> None:
-    import csv
-    import io
-
-    from .paths import write_text_atomic
+    from .paths import csv_text, write_text_atomic
     from .runinfo import write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(out_dir / "predictions.csv", buffer.getvalue())
+    write_text_atomic(out_dir / "predictions.csv", csv_text(rows))
     write_json(out_dir / "metrics.json", metrics)

@@ -53,3 +53,15 @@ def write_bytes_atomic(final: Path, payload: bytes) -> None:
 
 def write_text_atomic(final: Path, text: str) -> None:
     write_bytes_atomic(final, text.encode())
+
+
+def csv_text(rows: list[dict], fields: list[str] | None = None) -> str:
+    """Rows as CSV text with a header (``fields``: the columns, default the first row's keys)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields or list(rows[0]), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
