@@ -49,7 +49,10 @@ def _data_megapixel(args) -> int:
 def _data_megapixel_png(args) -> int:
     from . import megapixel
 
-    labels = megapixel.export_png(args.split, args.out, label=args.label, root=args.root, limit=args.limit)
+    if args.split == "all":
+        labels = megapixel.export_manifest(args.out, label=args.label, root=args.root, limit=args.limit)
+    else:
+        labels = megapixel.export_png(args.split, args.out, label=args.label, root=args.root, limit=args.limit)
     print(f"wrote {sum(1 for _ in open(labels)) - 1} PNG canvases and {labels}")
     return 0
 
@@ -103,6 +106,14 @@ def _bench_throughput(args) -> int:
                             model_settings=_parse_settings(args.set or []), variants=variants, out=args.out)
     print(throughput.markdown(result))
     print(f"written to {result['out']}")
+    return 0
+
+
+def _bench_predict(args) -> int:
+    from .bench import predict
+
+    result = predict.run(threads=args.threads, repeats=args.repeats, out_dir=args.out)
+    print(predict.markdown(result))
     return 0
 
 
@@ -224,10 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     mpng = which.add_parser("megapixel-png", help="export a stored Megapixel MNIST split as PNG files with a "
                                                  "labels.csv (file,label), e.g. for `evaluate`")
     mpng.add_argument("--out", required=True, help="folder to write")
-    mpng.add_argument("--split", default="test", help="train, val or test (default test)")
+    mpng.add_argument("--split", default="test", help="train, val or test (default test); all: each split in its "
+                      "subfolder and a manifest.csv (file,label,split) for train --images DIR --manifest")
     mpng.add_argument("--label", default="majority", help="the labels.csv label column: majority, max or top")
     mpng.add_argument("--root", default=None, help="the stored sets (default data/megapixel_mnist)")
-    mpng.add_argument("--limit", type=int, default=None, help="only the first N canvases")
+    mpng.add_argument("--limit", type=int, default=None, help="only the first N canvases (of each split)")
     mpng.set_defaults(func=_data_megapixel_png)
     f = which.add_parser("fivek", help="MIT-Adobe FiveK from its official download: 2528² images, 32² proxies, "
                                        "a stratified 80/10/10 split (resumable)")
@@ -309,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     bta.add_argument("--seeds", type=int, nargs="+", default=[0])
     bta.add_argument("--out", default=None, help="JSON path (default results/benchmarks/time_to_accuracy.json)")
     bta.set_defaults(func=_bench_time_to_accuracy)
+
+    bp = commands.add_parser("bench-predict", help="time and peak memory of predict on 2000², 4000×3000 and 8000² "
+                                                   "JPEGs and a 4000×3000 PNG, by stage (results/benchmarks/)")
+    bp.add_argument("--threads", type=int, default=2)
+    bp.add_argument("--repeats", type=int, default=5)
+    bp.add_argument("--out", default=None, help="folder (default results/benchmarks)")
+    bp.set_defaults(func=_bench_predict)
 
     be = commands.add_parser("bench", help="efficiency: our model vs the tile and whole-image ResNet-18 at large "
                                            "sides, model-only and from JPEG files (runs/efficiency/)")

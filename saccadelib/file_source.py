@@ -49,8 +49,12 @@ class FileSource(ImageSource):
     luma, PIL's "L"; grey to RGB by repeating it).
     """
     CROP_OVERSAMPLE = 2
+    # A full-size decode is kept for the crops when the image is this small, or always with ``keep_full``
+    # (one image at a time, as ``predict`` reads): a batch of large lossless files must not hold them all.
+    KEEP_PIXELS = 2048 * 2048
 
-    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False):
+    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
+                 keep_full: bool = True):
         from PIL import Image, UnidentifiedImageError
 
         if channels not in (1, 3):
@@ -92,7 +96,8 @@ class FileSource(ImageSource):
         self.detail_px = max(self.height, self.width)
         self.last_decode: tuple[int, int] | None = None
         self.decodes = 0  # how many times pixels were decoded (the proxy and crops of a JPEG share one)
-        self._kept = None  # (size, image): the last reduced decode
+        self._kept = None  # (size, image): the last decode (a full-size one only when small or keep_full)
+        self.keep_full = keep_full
 
     def _open(self):
         from PIL import Image
@@ -108,9 +113,9 @@ class FileSource(ImageSource):
 
     def _reduced(self, request: tuple[int, int]):
         """The image decoded at the JPEG reduction (1/2..1/8, PIL ``draft``) that still gives ``request``
-        pixels, or in full for formats that cannot reduce. The last reduced decode is kept, so the proxy
-        and the crops of one photo share it when they need the same reduction; a full decode is not kept
-        (a batch of large lossless files would hold them all)."""
+        pixels, or in full for formats that cannot reduce. The last decode is kept, so the proxy and the
+        crops of one image share it when they need the same reduction (a full-size decode only under
+        ``KEEP_PIXELS`` or with ``keep_full``)."""
         with self._open() as img:
             img.draft(self._mode, request)
             size = img.size
@@ -118,7 +123,7 @@ class FileSource(ImageSource):
                 return self._kept[1]
             decoded = self._decoded(img)
         self.decodes += 1
-        if size != (self.width, self.height):
+        if self.keep_full or size != (self.width, self.height) or size[0] * size[1] <= self.KEEP_PIXELS:
             self._kept = (size, decoded)
         return decoded
 
@@ -211,7 +216,8 @@ class FileBatchSource(ImageSource):
         if proxies is not None and len(proxies) != len(self.paths):
             raise ValueError(f"{len(proxies)} proxies for {len(self.paths)} files")
         self.channels, self.count, self.stored_proxies = channels, len(self.paths), proxies
-        self.sources = [FileSource(p, channels, convert=convert) for p in self.paths]  # each opened and verified once
+        # each opened and verified once; full-size decodes of large files are not held across the batch
+        self.sources = [FileSource(p, channels, convert=convert, keep_full=False) for p in self.paths]
         first = self.sources[0]
         self.height, self.width, self.detail_px = first.height, first.width, first.detail_px
 
@@ -219,6 +225,11 @@ class FileBatchSource(ImageSource):
         if self.stored_proxies is not None and self.stored_proxies.shape[-1] == size:
             return self.stored_proxies
         return torch.cat([s.proxy(size) for s in self.sources])
+
+    def read_proxies(self, size: int) -> None:
+        """Build and hold the size² proxies now (a DataLoader worker reading ahead); each file keeps its
+        decode for the crops (``FileSource.KEEP_PIXELS``)."""
+        self.stored_proxies = self.proxy(size)
 
     def crop(self, windows, size, supersample=None):
         if windows.shape[0] != self.count:

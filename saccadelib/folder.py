@@ -25,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from torch.utils.data import IterableDataset, get_worker_info
 
 from .paths import csv_text
 
@@ -176,12 +177,18 @@ class FolderSet:
                 "classes": list(self.manifest.class_names), "sha256": digest.hexdigest()}
 
 
-class FolderStream:
+class FolderStream(IterableDataset):
     """The training split in a fresh seeded order each epoch (a pure function of (seed, epoch), so a
-    resumed run sees the same batches); process ``rank`` of ``world`` takes every world-th image."""
+    resumed run sees the same batches); process ``rank`` of ``world`` takes every world-th image.
 
-    def __init__(self, data: FolderSet, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1):
+    Through ``DataLoader(stream, batch_size=None, num_workers=N)`` (``--train workers=N``) the workers
+    take every N-th batch and read it ahead: with ``proxy_size`` they build the proxies, decoding each
+    file once, and hand the decode on with the batch, so the crops read it without decoding again."""
+
+    def __init__(self, data: FolderSet, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 proxy_size: int | None = None):
         self.data, self.batch_size, self.seed, self.epoch, self.rank, self.world = data, batch_size, seed, 0, rank, world
+        self.proxy_size = proxy_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -190,7 +197,12 @@ class FolderStream:
         return -(-(len(self.data) // self.world) // self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
+        worker = get_worker_info()
+        first, step = (worker.id, worker.num_workers) if worker else (0, 1)
         order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data)).tolist()
         mine = order[self.rank::self.world][:len(self.data) // self.world]  # equal shares: ranks step together
-        for start in range(0, len(mine), self.batch_size):
-            yield self.data.as_dict(start, start + self.batch_size, mine)
+        for start in range(first * self.batch_size, len(mine), step * self.batch_size):
+            batch = self.data.as_dict(start, start + self.batch_size, mine)
+            if self.proxy_size is not None:
+                batch["image"].read_proxies(self.proxy_size)
+            yield batch

@@ -311,7 +311,7 @@ def export_png(split: str, out_dir: str | Path, label: str = "majority", root: s
 
     from PIL import Image
 
-    from .paths import write_text_atomic
+    from .paths import atomic_path, write_text_atomic
 
     if label not in LABELS:
         raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
@@ -324,7 +324,28 @@ def export_png(split: str, out_dir: str | Path, label: str = "majority", root: s
     writer.writerow(["file", "label", *LABELS])
     for i in range(count):
         name = f"{i:05d}.png"
-        Image.fromarray(data.images[i:i + 1].dense()[0].numpy(), mode="L").save(out_dir / name)
+        if not (out_dir / name).exists():  # a stopped export resumes (written atomically, so whole or absent)
+            with atomic_path(out_dir / name) as tmp:
+                Image.fromarray(data.images[i:i + 1].dense()[0].numpy(), mode="L").save(tmp, format="PNG")
         writer.writerow([name, int(data.labels[label][i]), *(int(data.labels[k][i]) for k in LABELS)])
     write_text_atomic(out_dir / "labels.csv", buffer.getvalue())
     return out_dir / "labels.csv"
+
+
+def export_manifest(out_dir: str | Path, label: str = "majority", root: str | Path | None = None,
+                    limit: int | None = None) -> Path:
+    """Every split as PNG files under ``out_dir/{train,val,test}/`` and one ``manifest.csv``
+    (``file,label,split``, the label a class name "0"-"9"): a folder that ``train --images DIR --manifest
+    DIR/manifest.csv`` trains on through the file reader, with the stored split. Returns the manifest."""
+    import csv
+
+    from .paths import csv_text, write_text_atomic
+
+    rows = []
+    for split in ("train", "val", "test"):
+        labels = export_png(split, Path(out_dir) / split, label, root, limit)
+        with open(labels, newline="") as handle:
+            rows += [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
+                     for row in csv.DictReader(handle)]
+    write_text_atomic(Path(out_dir) / "manifest.csv", csv_text(rows))
+    return Path(out_dir) / "manifest.csv"

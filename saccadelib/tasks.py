@@ -99,20 +99,20 @@ class FolderTask:
     name = "folder"
 
     def __init__(self, images: str | Path | None, manifest: str | Path | None = None, seed: int = 0,
-                 channels: int = 3, convert: bool = False):
+                 channels: int = 3, convert: bool = False, proxy_size: int | None = None):
         from . import folder
 
         if images is None:
             raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
         self.manifest = folder.read_manifest(images, manifest, seed)
-        self.channels, self.convert = channels, convert
+        self.channels, self.convert, self.proxy_size = channels, convert, proxy_size
         self.class_names = list(self.manifest.class_names)
         self.n_classes = len(self.class_names)
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
         from . import folder
 
-        return folder.FolderStream(self.evaluation_set("train"), batch_size // world, seed, rank, world)
+        return folder.FolderStream(self.evaluation_set("train"), batch_size // world, seed, rank, world, self.proxy_size)
 
     def evaluation_set(self, split: str):
         from . import folder
@@ -161,16 +161,17 @@ def check_name(name: str) -> str:
 
 def get_task(name: str, data_root: str | Path | None = None, image_side: int | None = None,
              canvas_side: int = 100, manifest: str | Path | None = None, seed: int = 0, channels: int = 1,
-             convert: bool = False):
+             convert: bool = False, proxy_size: int | None = None):
     """The task ``name``: ``data_root`` for the tasks read from files (FiveK, Megapixel MNIST, a folder of
     your images, with its ``manifest``, split ``seed``, the model's ``channels`` and whether to
-    ``convert`` images to them), ``image_side`` and ``canvas_side`` for the generated two-digit ones."""
+    ``convert`` images to them, and the ``proxy_size`` its training batches are read ahead at),
+    ``image_side`` and ``canvas_side`` for the generated two-digit ones."""
     if check_name(name) in ("fivek", "folder", *MEGAPIXEL_TASKS):
         if image_side is not None or canvas_side != 100:
             raise ValueError(f"image_side and canvas_side apply to generated two-digit canvases; {name} is "
                              "read at its own size")
         if name == "folder":
-            return FolderTask(data_root, manifest, seed, channels, convert)
+            return FolderTask(data_root, manifest, seed, channels, convert, proxy_size)
         return FiveKTask(data_root) if name == "fivek" else MegapixelTask(name, data_root)
     if manifest is not None:
         raise ValueError(f"a manifest lists your own images (task folder); {name} is generated")

@@ -43,7 +43,7 @@ class TrainConfig:
     clip_value: float | None = None  # the original clipped gradients by value at 0.25
     seed: int = 0
     threads: int | None = None  # torch threads (None: leave as is)
-    workers: int = 0  # DataLoader workers generating canvases
+    workers: int = 0  # DataLoader workers generating canvases or reading image files ahead
     val_size: int = 10_000  # first val_size canvases of the fixed validation set
     eval_batch_size: int = 500
     time_budget_s: float | None = None  # do not start an epoch that would end past this training time
@@ -254,12 +254,13 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     else:
         seed_everything(cfg.seed)
 
+    model_cfg = getattr(model, "cfg", None)
     task = get_task(cfg.task, cfg.data_root, cfg.image_side, cfg.canvas_side, cfg.manifest, cfg.seed,
-                    getattr(getattr(model, "cfg", None), "channels", 1), cfg.convert_channels)
+                    getattr(model_cfg, "channels", 1), cfg.convert_channels, getattr(model_cfg, "proxy_size", None))
     stream = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed, procs.rank, procs.world)
     val = task.evaluation_set("val")
-    # Generated canvases come through a DataLoader (workers render batches); file-backed batches carry
-    # their sources and are iterated directly.
+    # Generated canvases and folders of image files come through a DataLoader (workers render or read
+    # batches ahead); stored sets in memory are iterated directly.
     loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda") \
         if isinstance(stream, IterableDataset) else stream
     step = model.training_loss

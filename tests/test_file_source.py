@@ -163,3 +163,24 @@ def test_a_photo_is_decoded_once_for_its_proxy_and_its_crops(tmp_path):
     assert source.decodes == 1 and source.last_decode == (250, 188)  # both at 1/8: one decode, shared
     source.crop(torch.tensor([[[0.02, 0.0, 0.0]]]), 32)  # a small window needs more detail: a new decode
     assert source.decodes == 2 and source.last_decode[0] > 250
+
+
+def test_a_lossless_file_is_decoded_once_unless_a_batch_would_hold_large_decodes(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from saccadelib.file_source import FileBatchSource
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "canvas.png"
+    Image.fromarray(rng.integers(0, 255, size=(300, 400), dtype=np.uint8)).save(path)
+    windows = torch.tensor([[[0.3, 0.0, 0.0]]])
+    single = FileSource(path, channels=1)  # one image, as predict reads it: its full decode is shared
+    single.proxy(32), single.crop(windows, 16)
+    assert single.decodes == 1
+    batch = FileBatchSource([path, path], channels=1)  # small images: kept for the crops too
+    batch.proxy(32), batch.crop(windows.repeat(2, 1, 1), 16)
+    assert [s.decodes for s in batch.sources] == [1, 1]
+    monkeypatch.setattr(FileSource, "KEEP_PIXELS", 100 * 100)  # as if the files were large
+    batch = FileBatchSource([path, path], channels=1)
+    batch.proxy(32), batch.crop(windows.repeat(2, 1, 1), 16)
+    assert [s.decodes for s in batch.sources] == [2, 2] and all(s._kept is None for s in batch.sources)

@@ -99,3 +99,25 @@ def test_colour_images_need_an_explicit_conversion_for_a_greyscale_model(tmp_pat
     assert main(["train", "--images", str(root), "--task", "sum", "--out", str(tmp_path / "r3")]) != 0
     assert "drop --task sum" in capsys.readouterr().err
     assert torch.load(tmp_path / "r2" / "best.pt", weights_only=True)["model_meta"]["class_names"] == ["a", "b"]
+
+
+def test_workers_read_the_same_batches_ahead_with_their_proxies_and_decodes(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from saccadelib.folder import FolderSet, FolderStream
+
+    data = FolderSet(read_manifest(_folder(tmp_path / "images", per_class=6)), "train", channels=1)
+    stream = FolderStream(data, batch_size=3, seed=1, proxy_size=16)
+    stream.set_epoch(2)
+    here = list(stream)
+    ahead = list(DataLoader(stream, batch_size=None, num_workers=2))
+    assert len(here) == len(ahead) == len(stream) == 4
+    key = sorted(range(4), key=lambda b: ahead[b]["image"].paths[0])  # workers interleave their batches
+    for mine, theirs in zip(sorted(here, key=lambda b: b["image"].paths[0]), (ahead[b] for b in key)):
+        assert mine["image"].paths == theirs["image"].paths and torch.equal(mine["label"], theirs["label"])
+        assert torch.equal(mine["image"].proxy(16), theirs["image"].proxy(16))
+        crops = theirs["image"].crop(torch.tensor([[[0.4, 0.0, 0.0]]]).repeat(len(theirs["label"]), 1, 1), 8)
+        assert crops.shape[:2] == (len(theirs["label"]), 1)
+        assert all(s.decodes == 1 for s in theirs["image"].sources)  # the worker's decode served the crops
+    unread = FolderStream(data, batch_size=3, seed=1)  # no proxy size: nothing read ahead
+    assert next(iter(unread))["image"].stored_proxies is None

@@ -245,3 +245,24 @@ def test_evaluate_names_what_is_wrong_with_the_labels(tmp_path):
             read_labels(tmp_path / "labels.csv", tmp_path, [str(k) for k in range(10)])
     (tmp_path / "labels.csv").write_text("file,label\na.png,7\n")
     assert read_labels(tmp_path / "labels.csv", tmp_path, [str(k) for k in range(10)]) == [(tmp_path / "a.png", 7)]
+
+
+def test_the_exported_manifest_holds_every_split_and_trains_through_the_files(mnist_root, tmp_path, monkeypatch):
+    from saccadelib.folder import read_manifest
+    from saccadelib.train import train_model
+
+    monkeypatch.setattr(data, "digit_pool", lambda split, root=None, _pool=data.digit_pool: _pool(split, mnist_root))
+    root = tmp_path / "sets"
+    for split, n in (("train", 6), ("val", 3), ("test", 3)):
+        megapixel.save(megapixel.generate(split, n=n, config=megapixel.MegapixelConfig(side=200)),
+                       megapixel.set_path(split, root))
+    manifest_path = megapixel.export_manifest(tmp_path / "png", root=root)
+    manifest = read_manifest(tmp_path / "png", manifest_path)
+    assert manifest.splits.count("train") == 6 and manifest.splits.count("test") == 3
+    stored = megapixel.stored_set("val", root)
+    val = [int(manifest.class_names[y]) for y, s in zip(manifest.labels, manifest.splits) if s == "val"]
+    assert val == stored.labels["majority"].tolist()  # class "d" is digit d
+    summary = train_model("saccade", "folder", tmp_path / "run", {"proxy_size": 32, "window.min_scale": 0.1},
+                          {"epochs": 1, "batch_size": 3, "workers": 1, "data_root": str(tmp_path / "png"),
+                           "manifest": str(manifest_path), "progress": "none"})
+    assert summary["epochs_run"] == 1
