@@ -46,6 +46,17 @@ def _data_megapixel(args) -> int:
     return 0
 
 
+def _data_two_digit_png(args) -> int:
+    from . import data
+    from .mnist import prepare_mnist
+
+    prepare_mnist()  # the canvases draw MNIST's test digits
+
+    labels = data.export_png(args.task, args.split, args.out, args.limit)
+    print(f"wrote {args.limit} {args.task} canvases as PNG files and {labels}")
+    return 0
+
+
 def _data_megapixel_png(args) -> int:
     from . import megapixel
 
@@ -150,7 +161,20 @@ def _train(args) -> int:
                                  **({"manifest": args.manifest} if args.manifest else {})}
     if task is None:
         raise ValueError("give --task NAME (docs/tasks.md) or --images DIR (your own images)")
-    summary = train_model(args.model, task, args.out, _parse_settings(args.set), train)
+    from . import data as twodigit
+
+    if task in twodigit.TASKS:  # the two-digit canvases draw MNIST's digits: fetched on a first run
+        from .mnist import prepare_mnist
+
+        prepare_mnist()
+    settings = _parse_settings(args.set)
+    if args.recipe:
+        from .study.experiments import NAMED_RECIPES
+
+        if args.recipe not in NAMED_RECIPES:
+            raise ValueError(f"unknown recipe {args.recipe!r}; valid: {', '.join(NAMED_RECIPES)}")
+        settings = {**NAMED_RECIPES[args.recipe], **settings}
+    summary = train_model(args.model, task, args.out, settings, train)
     if args.record:
         from .train import record_run
 
@@ -224,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--record", action="store_true",
                    help="write the sets' hashes instead of checking them (after changing their definition on purpose)")
     t.set_defaults(func=_data_two_digit)
+    tp = which.add_parser("two-digit-png", help="write the first canvases of a fixed two-digit test (or validation) "
+                                                "set as PNG files with a labels.csv, to try predict and evaluate on")
+    tp.add_argument("--task", default="identification", help="identification (default) or sum")
+    tp.add_argument("--split", default="test", help="test (default) or val")
+    tp.add_argument("--limit", type=int, default=16, help="how many canvases (default 16)")
+    tp.add_argument("--out", required=True, help="folder to write")
+    tp.set_defaults(func=_data_two_digit_png)
     mp = which.add_parser("megapixel", help="Megapixel MNIST: 5,000/1,000/1,000 sparse 1500² canvases, checked "
                                             "against their recorded hashes")
     mp.add_argument("--root", default=None, help="folder (default data/megapixel_mnist)")
@@ -268,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--manifest", default=None, metavar="FILE",
                     help="with --images: a CSV file,label[,split] listing the images (paths relative to DIR)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
+    tr.add_argument("--recipe", default=None, help="the study's model settings by name: four_glimpses_grid_start "
+                    "(two-digit tasks) or small_glimpses (Megapixel MNIST, native-size digits); --set goes on top")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
     tr.add_argument("--record", default=None, metavar="DIR",

@@ -297,6 +297,29 @@ def _fixed_set(task: str, split: str, canvas: int, root: str | None) -> TwoDigit
     return generate(task, split, EVAL_SIZE, EVAL_SEEDS[split], canvas, root)
 
 
+def export_png(task: str, split: str, out_dir: str | Path, limit: int = 16) -> Path:
+    """The first ``limit`` canvases of a fixed validation or test set as 8-bit PNG files (``00000.png``, …)
+    with ``labels.csv`` (``file,label``, the label a class name): images to try ``predict`` and
+    ``evaluate`` on. Returns the labels file."""
+    from PIL import Image
+
+    from .paths import atomic_path, csv_text, write_text_atomic
+
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    images = eval_set(task, split).as_dict(0, limit)
+    names = class_names(task)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (image, label) in enumerate(zip(images["image"], images["label"].tolist())):
+        with atomic_path(out_dir / f"{i:05d}.png") as tmp:
+            Image.fromarray((image[0] * 255).round().byte().numpy(), mode="L").save(tmp, format="PNG")
+        rows.append({"file": f"{i:05d}.png", "label": names[label]})
+    write_text_atomic(out_dir / "labels.csv", csv_text(rows))
+    return out_dir / "labels.csv"
+
+
 SET_CARDS = Path(__file__).resolve().parent.parent / "reference" / "two_digit_sets.json"
 
 

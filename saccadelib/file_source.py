@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .sampler import ImageSource, window_to_box
+from .sampler import ImageSource, TensorSource, window_to_box
 
 
 class ImageFileError(ValueError):
@@ -44,7 +44,9 @@ class FileSource(ImageSource):
     (PIL ``draft``) decodes at 1/2, 1/4 or 1/8 of the side directly, and a crop only needs as much
     resolution as its window has pixels per crop pixel. So the proxy is read at ≥ 4 pixels per proxy
     pixel and the crops at ≥ ``CROP_OVERSAMPLE`` source pixels per crop pixel (then anti-aliased by PIL's
-    filter). Other formats are decoded in full. ``last_decode`` records the size the crops were read at.
+    filter). Lossless formats (PNG, TIFF, …), which PIL decodes only in full, are read from their full
+    decode exactly as an in-memory canvas is (``TensorSource``). ``last_decode`` records the size the
+    crops were read at.
     An image whose channels differ from ``channels`` is refused, or with ``convert`` converted (colour to
     luma, PIL's "L"; grey to RGB by repeating it).
     """
@@ -66,6 +68,7 @@ class FileSource(ImageSource):
             with _pillow_limit_lifted(), Image.open(self.path) as img:  # the header only: no pixels decoded
                 self.width, self.height = img.size
                 mode, transparent = img.mode, "transparency" in img.info
+                self.reducible = img.format in LEAN_FORMATS  # JPEG: decodes at 1/2-1/8; others only in full
             if max_pixels is not None and self.width * self.height > max_pixels:  # None: files made here
                 raise ImageFileError(f"{self.path} is {self.width} × {self.height} = {self.width * self.height / 1e6:.0f} "
                                      f"million pixels, above the limit of {max_pixels / 1e6:.0f} million "
@@ -139,9 +142,18 @@ class FileSource(ImageSource):
         with self._open() as img:
             return self._to_tensor(self._decoded(img)).unsqueeze(0)
 
+    def pixels(self) -> TensorSource:
+        """The full decode as an in-memory source (a lossless file's decode kept under the rules of
+        ``_reduced``): what a lossless file's proxy and crops are read from, exactly as from a canvas in
+        memory, so that training, evaluation and prediction see the same pixels from a file as from the
+        canvas it was saved from."""
+        return TensorSource(self._to_tensor(self._reduced((self.width, self.height))).unsqueeze(0))
+
     def proxy(self, size: int) -> torch.Tensor:
         from PIL import Image
 
+        if not self.reducible:
+            return self.pixels().proxy(size)
         small = self._reduced((size * 4, size * 4)).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
         return self._to_tensor(small).unsqueeze(0)
 
@@ -156,6 +168,9 @@ class FileSource(ImageSource):
         """
         if windows.shape[0] != 1:
             raise ValueError("a FileSource holds one image: windows must be [1, T, 3]")
+        if not self.reducible:
+            self.last_decode = (self.width, self.height)
+            return self.pixels().crop(windows.cpu(), size, supersample).to(device=windows.device, dtype=windows.dtype)
         boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
         # The most demanding window decides how far the decode may be reduced (JPEG only; 1 elsewhere).
         smallest_px = float((boxes[:, 2:] - boxes[:, :2]).min()) if len(boxes) else float(size)
@@ -241,12 +256,7 @@ LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (File
 
 
 def open_image(path: str | Path, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
-    """An image file as a source: a JPEG through ``FileSource`` (never decoded at full size when the
-    proxy and crops do not need it); a lossless file (PNG, TIFF, …), which PIL decodes in full anyway,
-    as its pixels in memory, read exactly as a model reads an in-memory canvas."""
-    from .sampler import TensorSource
-
-    source = FileSource(path, channels, max_pixels)  # checks that the file reads and the model can take it
-    with source._open() as img:
-        lean = img.format in LEAN_FORMATS
-    return source if lean else TensorSource(source.decode())
+    """An image file as a source (``FileSource``): a JPEG never decoded at full size when the proxy and
+    crops do not need it; a lossless file (PNG, TIFF, …) read from its full decode exactly as a model
+    reads an in-memory canvas."""
+    return FileSource(path, channels, max_pixels)

@@ -165,19 +165,23 @@ def _as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSourc
     raise TypeError(f"cannot read an image from {type(image).__name__}")
 
 
-def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, title: str = "", max_side: int = 1024):
-    """Save the image (shrunk to ``max_side``) with each glimpse's window drawn and numbered."""
+def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, title: str = "", max_side: int = 1024,
+                 min_side: int = 512):
+    """Save the image (shrunk to ``max_side``, or a small one enlarged to ``min_side`` with its pixels kept
+    sharp) with each glimpse's window drawn and numbered."""
     from PIL import Image, ImageDraw, ImageFont
 
-    shrink = min(1.0, max_side / max(source.height, source.width))
-    size = (max(1, round(source.width * shrink)), max(1, round(source.height * shrink)))
+    longest = max(source.height, source.width)
+    scale = max_side / longest if longest > max_side else max(1.0, min_side / longest)
+    size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
+    resample = Image.BILINEAR if scale <= 1 else Image.NEAREST
     if isinstance(source, FileSource):
-        picture = source._reduced(size).resize(size, Image.BILINEAR).convert("RGB")
+        picture = source._reduced(size).resize(size, resample).convert("RGB")
     else:
         # in-memory images are drawn as they are; a lazy upsample through its anti-aliased view
         pixels = source.images if isinstance(source, TensorSource) else source.proxy(max(size))
         array = (pixels[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
-        picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size)
+        picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size, resample)
     pen = ImageDraw.Draw(picture)
     colours = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
     # Text scaled with the picture (a 2.5% of its side, at least 12 px), each label on a dark plate
@@ -185,7 +189,7 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
     font = ImageFont.load_default(size=max(12, round(max(size) / 40)))
     line = max(1, round(max(size) / 200))
     for t, box in enumerate(boxes.tolist()):
-        x0, y0, x1, y1 = (v * shrink for v in box)
+        x0, y0, x1, y1 = (v * scale for v in box)
         colour = colours[t % len(colours)]
         pen.rectangle([x0, y0, x1, y1], outline=colour, width=line)
         _label(pen, (x0, y0 - line), str(t + 1), colour, font, size, above=True)
@@ -246,9 +250,9 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
              out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, progress: bool | None = None,
              split: str | None = None) -> dict:
     """Score a trained model (a checkpoint path, or a model from ``load``) on image files of any size
-    (``file,label`` CSV): accuracy, and one row per image (its prediction, probability and, for glimpse
-    models, the windows in image pixels), written to ``out_dir`` as ``predictions.csv`` and
-    ``metrics.json``. Files are read by ``file_source.open_image``: the in-memory path for lossless
+    (``file,label`` CSV): accuracy, the confusion matrix (rows: true class, columns: predicted) and one row
+    per image (its prediction, probability and, for glimpse models, the windows in image pixels), written
+    to ``out_dir`` as ``metrics.json``, ``confusion.csv`` and ``predictions.csv``. Files are read by ``file_source.open_image``: the in-memory path for lossless
     formats, so a model scores a canvas the same from its PNG. ``split``: only that split's rows (e.g. a
     run's ``split.csv`` and "test"). ``progress``: a tqdm bar (default: on a terminal only). The command
     line's ``evaluate`` calls this."""
@@ -263,6 +267,7 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     model, meta = _resolve(model, glimpses_only=False)
     names = _class_names(meta, model.cfg.n_classes)
     rows, correct, started = [], 0, time.perf_counter()
+    confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
     listed = read_labels(labels, images, names, split)
     for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
         source = open_image(path, _channels(model), max_pixels)
@@ -270,6 +275,7 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
         probs = out["logits"].softmax(-1)[0]
         guess = int(probs.argmax())
         correct += guess == label
+        confusion[label, guess] += 1
         row = {"file": str(path.relative_to(images)), "label": names[label], "prediction": names[guess],
                "correct": int(guess == label), "probability": round(float(probs[guess]), 4)}
         if "windows" in out:
@@ -280,15 +286,17 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
                "checkpoint": str(checkpoint) if checkpoint else None, "model": meta.get("name"), "task": meta.get("task"),
                "images": str(images), "labels": str(labels),
                "seconds_per_image": round((time.perf_counter() - started) / len(rows), 4), "run": run_metadata()}
+    table = [{"true \\ predicted": name, **dict(zip(names, counts))} for name, counts in zip(names, confusion.tolist())]
     if out_dir is not None:
-        _write_predictions(Path(out_dir), rows, metrics)
-    return {**metrics, "predictions": rows}
+        _write_predictions(Path(out_dir), rows, metrics, table)
+    return {**metrics, "predictions": rows, "confusion": confusion.tolist(), "class_names": names}
 
 
-def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict) -> None:
+def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict, confusion: list[dict]) -> None:
     from .paths import csv_text, write_text_atomic
     from .runinfo import write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "predictions.csv", csv_text(rows))
+    write_text_atomic(out_dir / "confusion.csv", csv_text(confusion))
     write_json(out_dir / "metrics.json", metrics)

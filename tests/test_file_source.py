@@ -184,3 +184,25 @@ def test_a_lossless_file_is_decoded_once_unless_a_batch_would_hold_large_decodes
     batch = FileBatchSource([path, path], channels=1)
     batch.proxy(32), batch.crop(windows.repeat(2, 1, 1), 16)
     assert [s.decodes for s in batch.sources] == [2, 2] and all(s._kept is None for s in batch.sources)
+
+
+def test_a_lossless_file_reads_exactly_as_its_canvas_in_memory(tmp_path):
+    from PIL import Image
+
+    from saccadelib.file_source import FileBatchSource
+    from saccadelib.sampler import TensorSource
+
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 255, size=(2, 240, 320), dtype=np.uint8)
+    paths = []
+    for k, image in enumerate(pixels):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(image).save(paths[-1])
+    memory = TensorSource(torch.from_numpy(pixels).float().div(255).unsqueeze(1))
+    windows = torch.tensor([[[0.1, -0.3, 0.2], [0.5, 0.4, -0.1]]] * 2, requires_grad=True)
+    files = FileBatchSource(paths, channels=1)  # what training on a folder reads
+    assert torch.equal(files.proxy(32), memory.proxy(32))
+    read = files.crop(windows, 16)
+    assert torch.equal(read, memory.crop(windows, 16))
+    read.sum().backward()  # the windows still learn through the crops
+    assert windows.grad.abs().sum() > 0

@@ -82,6 +82,10 @@ def test_train_on_a_folder_keeps_its_classes_split_and_predicts_their_names(tmp_
     assert set(result["probabilities"]) == {"bars", "dots", "empty"}
     held_out = saccadelib.evaluate(model, root, out / "split.csv", split="test")
     assert held_out["n"] == 3 and [r["label"] for r in held_out["predictions"]] == ["bars", "dots", "empty"]
+    confusion = torch.tensor(held_out["confusion"])  # rows: true class; columns: predicted
+    assert confusion.sum(1).tolist() == [1, 1, 1] and int(confusion.trace()) == held_out["correct"]
+    for r in held_out["predictions"]:
+        assert confusion[held_out["class_names"].index(r["label"]), held_out["class_names"].index(r["prediction"])] >= 1
     (root / "labels.csv").write_text("file,label,split\n" + "\n".join(
         f"{c}/{k}.png,{c},{'train' if k < 4 else 'val' if k < 5 else 'test'}" for c in ("bars", "dots", "empty")
         for k in range(6)) + "\n")

@@ -41,7 +41,7 @@ def test_predict_on_a_file_gives_class_probabilities_and_pixel_windows(checkpoin
     for w in result["windows"]:
         x0, y0, x1, y1 = w["box"]
         assert -1 <= x0 < x1 <= 101 and -1 <= y0 < y1 <= 101
-    assert Image.open(tmp_path / "overlay.png").size == (100, 100)
+    assert Image.open(tmp_path / "overlay.png").size == (512, 512)  # a small image enlarged, so that its numbers can be read
     from_tensor = predict(image.unsqueeze(0), checkpoint)
     assert from_tensor["class"] == result["class"]  # the PNG holds the same pixels
 
@@ -134,3 +134,26 @@ def test_bad_checkpoints_get_clear_errors(checkpoint, tmp_path):
         load_model(tmp_path / "pickled.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "none.pt")
+
+
+def test_the_newcomer_path_trains_by_recipe_and_scores_exported_canvases(checkpoint, mnist_root, tmp_path, capsys):
+    run = tmp_path / "first"
+    sets = ["--set", "hidden=16", "--set", "proxy_features=16", "--set", "crop_features=16", "--set", "width=8",
+            "--set", "latent_features=8", "--set", "rnn_layers=1"]
+    assert main(["train", "--task", "identification", "--recipe", "four_glimpses_grid_start", *sets, "--set", "glimpses=2",
+                 "--train", "epochs=1", "--train", "train_size=8", "--train", "batch_size=4", "--train", "val_size=4",
+                 "--train", "test_size=4", "--train", "progress=none", "--out", str(run)]) == 0
+    model = json.loads((run / "config.json").read_text())["model"]["config"]
+    assert model["classifier_reads"] == "crops" and model["init_layout"] == "grid" and model["glimpses"] == 2  # --set on top
+    assert main(["train", "--task", "identification", "--recipe", "fast", "--out", str(tmp_path / "x")]) != 0
+    assert "unknown recipe 'fast'; valid: four_glimpses_grid_start, small_glimpses" in capsys.readouterr().err
+
+    assert main(["data", "two-digit-png", "--limit", "3", "--out", str(tmp_path / "samples")]) == 0
+    labels = (tmp_path / "samples" / "labels.csv").read_text().splitlines()
+    names = data.class_names("identification")
+    assert labels[1:] == [f"{k:05d}.png,{names[y]}" for k, y in enumerate(data.eval_set("identification", "test").label[:3])]
+    stored = data.eval_set("identification", "test").as_dict(0, 1)["image"][0, 0]
+    assert torch.equal(torch.from_numpy(np.array(Image.open(tmp_path / "samples" / "00000.png"))).float() / 255, stored)
+    assert main(["predict", str(tmp_path / "samples" / "00000.png"), "--checkpoint", str(run / "best.pt"),
+                 "--overlay", str(tmp_path / "overlay.png")]) == 0
+    assert Image.open(tmp_path / "overlay.png").size == (512, 512)

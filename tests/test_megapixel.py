@@ -229,6 +229,8 @@ def test_a_model_scores_the_same_through_png_files_as_in_memory(mnist_root, tmp_
     assert [int(r["prediction"]) for r in result["predictions"]] == in_memory["logits"].argmax(-1).tolist()
     assert result["accuracy"] == pytest.approx(float((in_memory["logits"].argmax(-1) == test.labels["top"]).double().mean()))
     assert (tmp_path / "scored" / "predictions.csv").read_text().startswith("file,label,prediction,correct")
+    confusion = (tmp_path / "scored" / "confusion.csv").read_text().splitlines()
+    assert confusion[0] == "true \\ predicted,0,1,2,3,4,5,6,7,8,9" and len(confusion) == 11
     assert json.loads((tmp_path / "scored" / "metrics.json").read_text())["n"] == 6
 
 

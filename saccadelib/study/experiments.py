@@ -51,6 +51,9 @@ SMALL_GLIMPSES = {**_SHARED_RECIPE, "glimpses": 6, "window.min_scale": 0.03, "wi
                   "loss.cell_kl_weight": 0.01,
                   "posterior_trains_encoder": True}
 
+# The recipes by name, for ``train --recipe NAME`` (settings given with --set go on top).
+NAMED_RECIPES = {**RECIPES, "small_glimpses": SMALL_GLIMPSES}
+
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
 VAL_SHARE = 0.1  # the most of each epoch's training time the validation after it may add (cpu profile)

@@ -3,7 +3,7 @@
 # own images take) with the recipe of the in-memory run records/megapixel_target/saccade_cells_reinforce,
 # same seed and schedule, stopped by time; then its best weights scored on the test canvases through the
 # files and through the in-memory set. One seed; nothing else may run meanwhile.
-#   bash scripts/probes/megapixel_files.sh [NAME ...]   # all, or some of: files_workers1 files_workers0
+#   bash scripts/probes/megapixel_files.sh [NAME ...]   # all, or some of: files files_workers1
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -15,10 +15,10 @@ RECIPE="--set classifier_reads=crops --set loss.reconstruction_weight=0.01 --set
  --set posterior_head=cells --set loss.cell_kl_weight=0.01 --set cell_gradient=reinforce"
 TRAIN="--train epochs=55 --train lr_schedule=cosine --train threads=2"
 declare -A RUNS=(
-  [files_workers1]="--train workers=1 --train time_budget_s=1500"
-  [files_workers0]="--train workers=0 --train time_budget_s=1"
+  [files]="--train workers=0 --train time_budget_s=1500"
+  [files_workers1]="--train workers=1 --train time_budget_s=1"  # one epoch: a DataLoader worker reading ahead
 )
-ORDER=(files_workers1 files_workers0)
+ORDER=(files files_workers1)
 for name in "${@:-${ORDER[@]}}"; do
   echo "== $name"
   out="runs/probes/megapixel_files/$name" record="records/megapixel_files/$name"
