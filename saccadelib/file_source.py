@@ -101,6 +101,7 @@ class FileSource(ImageSource):
         self.decodes = 0  # how many times pixels were decoded (the proxy and crops of a JPEG share one)
         self._kept = None  # (size, image): the last decode (a full-size one only when small or keep_full)
         self.keep_full = keep_full
+        self._pixels = None  # a lossless file's decode as floats, kept with keep_full
 
     def _open(self):
         from PIL import Image
@@ -134,8 +135,11 @@ class FileSource(ImageSource):
     def _to_tensor(img) -> torch.Tensor:
         import numpy as np
 
-        array = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
-        return array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
+        # channels first while still bytes, then one float copy scaled in place: a large image's peak
+        # memory is its float pixels once, not two float arrays at a time
+        array = torch.from_numpy(np.asarray(img))
+        array = array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
+        return array.contiguous().float().div_(255.0)
 
     def decode(self) -> torch.Tensor:
         """The whole image at full resolution, [1, C, H, W] float in [0, 1] (what a tile model needs)."""
@@ -147,7 +151,12 @@ class FileSource(ImageSource):
         ``_reduced``): what a lossless file's proxy and crops are read from, exactly as from a canvas in
         memory, so that training, evaluation and prediction see the same pixels from a file as from the
         canvas it was saved from."""
-        return TensorSource(self._to_tensor(self._reduced((self.width, self.height))).unsqueeze(0))
+        if self._pixels is not None:
+            return self._pixels
+        pixels = TensorSource(self._to_tensor(self._reduced((self.width, self.height))).unsqueeze(0))
+        if self.keep_full:  # one image at a time: its proxy and crops share one conversion too
+            self._pixels = pixels
+        return pixels
 
     def proxy(self, size: int) -> torch.Tensor:
         from PIL import Image

@@ -3,6 +3,7 @@ import csv
 import json
 import statistics
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +161,35 @@ def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(
                                                        ("sum_100", 0)]
     with pytest.raises(ValueError, match="unknown time-to-accuracy case"):
         time_to_accuracy.run(["identification_64"], out=out)
+
+
+def test_predict_benchmark_splits_each_files_time_in_a_fresh_process(tmp_path):
+    from saccadelib.bench import predict as bench_predict
+
+    jpeg = bench_predict.write_photo(tmp_path, "jpeg", (900, 600))
+    png = bench_predict.write_photo(tmp_path, "png", (900, 600))
+    for path in (jpeg, png):
+        result = bench_predict.measure(path, "narrow", repeats=1, threads=1)
+        steps = result["median_s"]
+        assert all(steps[k] >= 0 for k in bench_predict.STAGES) and steps["decode"] > 0
+        parts = sum(steps[k] for k in ("open", "decode", "proxy", "crops", "networks"))
+        assert steps["end_to_end"] == pytest.approx(parts)
+        assert result["work_mib"] >= 0 and len(result["boxes"]) == 4
+        widths = [box[2] - box[0] for box in result["boxes"]]
+        assert all(w < 0.11 * 900 for w in widths)  # narrow windows: at most 10% of the side
+    markdown = bench_predict.markdown({"rows": [{"windows": "narrow", "format": "PNG", "width": 900, "height": 600,
+                                                 "file_mib": 0.5, **result, "full_decode_for_reference_s": 0.01}],
+                                       "threads": 1, "repeats": 1, "wall_s": 1.0, "model": {"glimpses": 4, "crop_size": 64},
+                                       "run": {"git_commit": "abc", "device_name": "CPU"}})
+    assert "| narrow | PNG | 900 × 600 |" in markdown
+
+
+def test_the_cost_of_any_tasks_image_file_is_measured(tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "canvas.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), dtype=np.uint8)).save(png)
+    row = cost.measure({"model": "resnet18_downsampled", "config": {"input_side": 64}, "task": "megapixel_majority",
+                        "side": 300, "source": "file", "file": str(png), "phase": "infer", "batch": 1,
+                        "repeats": 1, "threads": 1})
+    assert row["median_s"] > 0 and row["task"] == "megapixel_majority"

@@ -53,6 +53,7 @@ def _peak_rss_mib() -> float:
 
 def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     """A function returning the model's ``images`` input (timed with the work), and the labels."""
+    import torch
     import torch.nn.functional as F
 
     from .. import data as twodigit
@@ -61,6 +62,14 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     from ..sampler import TensorSource, UpsampledSource
 
     task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")
+    if source == "file":  # any task's image file (a Megapixel MNIST PNG, a photo): the label is not scored
+        if batch != 1:
+            raise ValueError("the file source reads one image: use batch 1")
+        path, label = spec["file"], torch.zeros(1, dtype=torch.int64, device=device)
+        if model_name in GLIMPSE_MODELS:
+            return (lambda: FileSource(path, channels=cfg.channels, max_pixels=None)), label  # our own file
+        # what a baseline does with a photo: decode it whole, then run on the tensor
+        return (lambda: TensorSource(FileSource(path, channels=cfg.channels, max_pixels=None).decode().to(device))), label
     canvases = twodigit.make_two_digit(task, "test", batch, 0)
     label = canvases["label"].to(device)
     if source == "lazy":
@@ -69,14 +78,6 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     if source == "tensor":
         large = F.interpolate(canvases["image"].to(device), size=(side, side), mode="bilinear", align_corners=False)
         return (lambda: TensorSource(large)), label
-    if source == "file":
-        if batch != 1:
-            raise ValueError("the file source reads one image: use batch 1")
-        path = spec["file"]
-        if model_name in GLIMPSE_MODELS:
-            return (lambda: FileSource(path, channels=cfg.channels, max_pixels=None)), label[:1]  # our own file
-        # what a baseline does with a photo: decode it whole, then run on the tensor
-        return (lambda: TensorSource(FileSource(path, channels=cfg.channels, max_pixels=None).decode().to(device))), label[:1]
     raise ValueError(f"unknown source {source!r}; valid: lazy, tensor, file")
 
 

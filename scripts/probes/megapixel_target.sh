@@ -17,8 +17,11 @@ declare -A RUNS=(
   [saccade_cells_reinforce]="--model saccade --task megapixel_majority $RECIPE --set cell_gradient=reinforce --train epochs=55 --train time_budget_s=1800"
   [proxy_cnn_128]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=80"
   [proxy_cnn_128_30min]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=40 --train time_budget_s=1800"
+  # the whole-image CNN a practitioner would try: ResNet-18 on a 500² downsample (digits about 9 px), batches
+  # of 32 so that the few epochs that fit still take many steps
+  [resnet18_500_30min]="--model resnet18_downsampled --task megapixel_majority --set input_side=500 --train epochs=10 --train time_budget_s=1800 --train batch_size=32 --train lr_schedule=constant"
 )
-ORDER=(saccade_cells saccade_cells_reinforce proxy_cnn_128 proxy_cnn_128_30min)
+ORDER=(saccade_cells saccade_cells_reinforce proxy_cnn_128 proxy_cnn_128_30min resnet18_500_30min)
 for name in "${@:-${ORDER[@]}}"; do
   echo "== $name"
   # shellcheck disable=SC2086
