@@ -137,7 +137,7 @@ class FileSource(ImageSource):
 
         # channels first while still bytes, then one float copy scaled in place: a large image's peak
         # memory is its float pixels once, not two float arrays at a time
-        array = torch.from_numpy(np.asarray(img))
+        array = torch.from_numpy(np.array(img))  # writable: torch warns on a read-only view
         array = array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)
         return array.contiguous().float().div_(255.0)
 
