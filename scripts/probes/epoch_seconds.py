@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -171,8 +172,7 @@ def main():
         probes.append(record)
     write_json(out, {"what": "seconds per epoch (batch 128, fp32, shared loop): training on 20,000 canvases "
                              "(seconds_per_20k) and scoring 2,000 validation canvases (val_seconds_per_2k)",
-                     "command": " ".join(["python scripts/probes/epoch_seconds.py",
-                                          *(["--from-runs", *map(str, args.from_runs)] if args.from_runs else [])]),
+                     "command": " ".join(["python scripts/probes/epoch_seconds.py", *sys.argv[1:]]),  # the last run's
                      "threads": args.threads, **run_metadata("cpu"),
                      "wall_s": round(time.perf_counter() - started, 1), "probes": kept + probes})
     print(f"wrote {out}")
