@@ -51,9 +51,8 @@ def _data_two_digit_png(args) -> int:
     from .mnist import prepare_mnist
 
     prepare_mnist()  # the canvases draw MNIST's test digits
-
     labels = data.export_png(args.task, args.split, args.out, args.limit)
-    print(f"wrote {args.limit} {args.task} canvases as PNG files and {labels}")
+    print(f"wrote {sum(1 for _ in open(labels)) - 1} {args.task} canvases as PNG files and {labels}")
     return 0
 
 
