@@ -23,6 +23,7 @@ class ImageFileError(ValueError):
 MAX_PIXELS = 8192 * 8192
 MIN_SIDE = 16  # an image smaller than this on either side is refused: there is nothing to look at
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
 
 
 @contextmanager
@@ -259,13 +260,3 @@ class FileBatchSource(ImageSource):
         if windows.shape[0] != self.count:
             raise ValueError(f"windows for {windows.shape[0]} images, the batch has {self.count}")
         return torch.cat([s.crop(windows[i:i + 1], size) for i, s in enumerate(self.sources)])
-
-
-LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
-
-
-def open_image(path: str | Path, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
-    """An image file as a source (``FileSource``): a JPEG never decoded at full size when the proxy and
-    crops do not need it; a lossless file (PNG, TIFF, …) read from its full decode exactly as a model
-    reads an in-memory canvas."""
-    return FileSource(path, channels, max_pixels)

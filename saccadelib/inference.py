@@ -252,15 +252,15 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     """Score a trained model (a checkpoint path, or a model from ``load``) on image files of any size
     (``file,label`` CSV): accuracy, the confusion matrix (rows: true class, columns: predicted) and one row
     per image (its prediction, probability and, for glimpse models, the windows in image pixels), written
-    to ``out_dir`` as ``metrics.json``, ``confusion.csv`` and ``predictions.csv``. Files are read by ``file_source.open_image``: the in-memory path for lossless
-    formats, so a model scores a canvas the same from its PNG. ``split``: only that split's rows (e.g. a
+    to ``out_dir`` as ``metrics.json``, ``confusion.csv`` and ``predictions.csv``. Files are read as
+    training and ``predict`` read them (``FileSource``): a lossless file exactly as a canvas in memory,
+    so a model scores a canvas the same from its PNG. ``split``: only that split's rows (e.g. a
     run's ``split.csv`` and "test"). ``progress``: a tqdm bar (default: on a terminal only). The command
     line's ``evaluate`` calls this."""
     import time
 
     from tqdm.auto import tqdm
 
-    from .file_source import open_image
     from .runinfo import run_metadata
 
     checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
@@ -270,7 +270,7 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
     listed = read_labels(labels, images, names, split)
     for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
-        source = open_image(path, _channels(model), max_pixels)
+        source = FileSource(path, _channels(model), max_pixels)
         out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
         probs = out["logits"].softmax(-1)[0]
         guess = int(probs.argmax())

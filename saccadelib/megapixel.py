@@ -306,46 +306,42 @@ def export_png(split: str, out_dir: str | Path, label: str = "majority", root: s
                limit: int | None = None) -> Path:
     """Write a stored split as 8-bit greyscale PNG files (``00000.png``, …) with ``labels.csv`` (``file,label``
     and every label as its own column), so any tool can read the canvases. Returns the labels file."""
-    import csv
-    import io
-
-    from PIL import Image
-
-    from .paths import atomic_path, write_text_atomic
-
-    if label not in LABELS:
-        raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
-    data = stored_set(split, root)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    count = len(data) if limit is None else min(limit, len(data))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["file", "label", *LABELS])
-    for i in range(count):
-        name = f"{i:05d}.png"
-        if not (out_dir / name).exists():  # a stopped export resumes (written atomically, so whole or absent)
-            with atomic_path(out_dir / name) as tmp:
-                Image.fromarray(data.images[i:i + 1].dense()[0].numpy(), mode="L").save(tmp, format="PNG")
-        writer.writerow([name, int(data.labels[label][i]), *(int(data.labels[k][i]) for k in LABELS)])
-    write_text_atomic(out_dir / "labels.csv", buffer.getvalue())
-    return out_dir / "labels.csv"
+    _export_split(split, Path(out_dir), label, root, limit)
+    return Path(out_dir) / "labels.csv"
 
 
 def export_manifest(out_dir: str | Path, label: str = "majority", root: str | Path | None = None,
                     limit: int | None = None) -> Path:
-    """Every split as PNG files under ``out_dir/{train,val,test}/`` and one ``manifest.csv``
-    (``file,label,split``, the label a class name "0"-"9"): a folder that ``train --images DIR --manifest
-    DIR/manifest.csv`` trains on through the file reader, with the stored split. Returns the manifest."""
-    import csv
-
+    """Every split as PNG files under ``out_dir/{train,val,test}/`` (each with its ``labels.csv``) and one
+    ``manifest.csv`` (``file,label,split``, the label a class name "0"-"9"): a folder that ``train --images
+    DIR --manifest DIR/manifest.csv`` trains on through the file reader, with the stored split. Returns the
+    manifest."""
     from .paths import csv_text, write_text_atomic
 
-    rows = []
-    for split in ("train", "val", "test"):
-        labels = export_png(split, Path(out_dir) / split, label, root, limit)
-        with open(labels, newline="") as handle:
-            rows += [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
-                     for row in csv.DictReader(handle)]
+    rows = [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
+            for split in ("train", "val", "test")
+            for row in _export_split(split, Path(out_dir) / split, label, root, limit)]
     write_text_atomic(Path(out_dir) / "manifest.csv", csv_text(rows))
     return Path(out_dir) / "manifest.csv"
+
+
+def _export_split(split: str, out_dir: Path, label: str, root: str | Path | None, limit: int | None) -> list[dict]:
+    """The PNG files and ``labels.csv`` of one split (files already written are kept: a stopped export
+    resumes); returns the labels' rows."""
+    from PIL import Image
+
+    from .paths import atomic_path, csv_text, write_text_atomic
+
+    if label not in LABELS:
+        raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
+    data = stored_set(split, root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(len(data) if limit is None else min(limit, len(data))):
+        name = f"{i:05d}.png"
+        if not (out_dir / name).exists():  # written atomically, so whole or absent
+            with atomic_path(out_dir / name) as tmp:
+                Image.fromarray(data.images[i:i + 1].dense()[0].numpy(), mode="L").save(tmp, format="PNG")
+        rows.append({"file": name, "label": int(data.labels[label][i]), **{k: int(data.labels[k][i]) for k in LABELS}})
+    write_text_atomic(out_dir / "labels.csv", csv_text(rows))
+    return rows

@@ -146,12 +146,18 @@ def test_stored_sets_round_trip_and_are_checked_against_their_hashes(mnist_root,
         megapixel.prepare(tmp_path / "sets", cards_path=cards_path)
 
 
-def test_megapixel_task_streams_sparse_batches_in_a_seeded_order(mnist_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(megapixel, "SIZES", {"train": 6, "val": 3, "test": 3})
+def _stored_sets(root, mnist_root, monkeypatch, sizes: dict, side: int):
+    """Small Megapixel sets of ``side``² canvases saved under ``root`` (``sizes``: canvases per split),
+    drawn from the real MNIST digits."""
     monkeypatch.setattr(data, "digit_pool", lambda split, root=None, _pool=data.digit_pool: _pool(split, mnist_root))
-    root = tmp_path / "sets"
-    for split in ("train", "val", "test"):
-        megapixel.save(megapixel.generate(split, config=megapixel.MegapixelConfig(side=300)), megapixel.set_path(split, root))
+    for split, n in sizes.items():
+        megapixel.save(megapixel.generate(split, n=n, config=megapixel.MegapixelConfig(side=side)),
+                       megapixel.set_path(split, root))
+    return root
+
+
+def test_megapixel_task_streams_sparse_batches_in_a_seeded_order(mnist_root, tmp_path, monkeypatch):
+    root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 6, "val": 3, "test": 3}, side=300)
     task = get_task("megapixel_max", data_root=root)
     stream = task.training_stream(train_size=4, batch_size=2, seed=0)
     stream.set_epoch(1)
@@ -186,11 +192,7 @@ def test_a_native_size_canvas_is_not_also_upsampled():
 def test_models_train_a_batch_on_megapixel_canvases(model, mnist_root, tmp_path, monkeypatch):
     from saccadelib.train import train_model
 
-    monkeypatch.setattr(data, "digit_pool", lambda split, root=None, _pool=data.digit_pool: _pool(split, mnist_root))
-    root = tmp_path / "sets"
-    for split, n in (("train", 8), ("val", 4), ("test", 4)):
-        megapixel.save(megapixel.generate(split, n=n, config=megapixel.MegapixelConfig(side=600)),
-                       megapixel.set_path(split, root))
+    root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 8, "val": 4, "test": 4}, side=600)
     glimpses = {} if model == "proxy_cnn" else {"glimpses": 6, "window.min_scale": 0.05, "init_scale": 0.1}
     summary = train_model(model, "megapixel_majority", tmp_path / "run", {"proxy_size": 64, **glimpses},
                           {"epochs": 1, "batch_size": 4, "val_size": 4, "test_size": 4, "data_root": str(root),
@@ -214,11 +216,7 @@ def test_a_model_scores_the_same_through_png_files_as_in_memory(mnist_root, tmp_
     from saccadelib import inference
     from saccadelib.train import train_model
 
-    monkeypatch.setattr(data, "digit_pool", lambda split, root=None, _pool=data.digit_pool: _pool(split, mnist_root))
-    root = tmp_path / "sets"
-    for split, n in (("train", 8), ("val", 4), ("test", 6)):
-        megapixel.save(megapixel.generate(split, n=n, config=megapixel.MegapixelConfig(side=300)),
-                       megapixel.set_path(split, root))
+    root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 8, "val": 4, "test": 6}, side=300)
     train_model("saccade", "megapixel_top", tmp_path / "run", {"proxy_size": 32, "window.min_scale": 0.1},
                 {"epochs": 1, "batch_size": 4, "val_size": 4, "test": False, "data_root": str(root), "progress": "none"})
     labels = megapixel.export_png("test", tmp_path / "png", label="top", root=root)
@@ -253,11 +251,7 @@ def test_the_exported_manifest_holds_every_split_and_trains_through_the_files(mn
     from saccadelib.folder import read_manifest
     from saccadelib.train import train_model
 
-    monkeypatch.setattr(data, "digit_pool", lambda split, root=None, _pool=data.digit_pool: _pool(split, mnist_root))
-    root = tmp_path / "sets"
-    for split, n in (("train", 6), ("val", 3), ("test", 3)):
-        megapixel.save(megapixel.generate(split, n=n, config=megapixel.MegapixelConfig(side=200)),
-                       megapixel.set_path(split, root))
+    root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 6, "val": 3, "test": 3}, side=200)
     manifest_path = megapixel.export_manifest(tmp_path / "png", root=root)
     manifest = read_manifest(tmp_path / "png", manifest_path)
     assert manifest.splits.count("train") == 6 and manifest.splits.count("test") == 3

@@ -134,6 +134,7 @@ def run(threads: int = 2, repeats: int = 5, out_dir: Path | None = None, log=pri
     """Measure every file of ``FILES`` and write ``predict.json`` and ``predict.md``; returns the result."""
     from ..paths import data_dir, results_dir, write_text_atomic
     from ..runinfo import run_metadata, write_json
+    from .efficiency import SACCADE
 
     out_dir = Path(out_dir or results_dir() / "benchmarks")
     started = time.perf_counter()
@@ -147,11 +148,8 @@ def run(threads: int = 2, repeats: int = 5, out_dir: Path | None = None, log=pri
             rows.append(row)
             log(_line(row))
     result = {"rows": rows, "threads": threads, "repeats": repeats, "windows": WINDOWS,
-              "model": {"channels": 3, "n_classes": 10},
+              "model": {"channels": 3, "n_classes": 10, **SACCADE},
               "wall_s": round(time.perf_counter() - started, 1), "run": run_metadata("cpu")}
-    from .efficiency import SACCADE
-
-    result["model"].update(SACCADE)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "predict.json", result)
     write_text_atomic(out_dir / "predict.md", markdown(result))

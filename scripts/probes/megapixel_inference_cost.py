@@ -14,13 +14,16 @@ from saccadelib.bench.cost import measure
 from saccadelib.megapixel import export_png
 from saccadelib.paths import data_dir, write_text_atomic
 from saccadelib.runinfo import run_metadata
-from saccadelib.study.experiments import SMALL_GLIMPSES
-from saccadelib.study.runs import _attention_view
+from saccadelib.study.experiments import resolution_study
+from saccadelib.study.runs import resolution_entries
 
+# the settings experiment 06 trains these models with on Megapixel MNIST, and the whole-image CNN
+SIXTH = {name: (model, settings) for task, _, name, model, settings in resolution_entries(resolution_study("cpu"))
+         if task == "megapixel_majority"}
 MODELS = {
-    "saccade (06 recipe)": ("saccade", dict(SMALL_GLIMPSES)),
-    "proxy_cnn 128²": ("proxy_cnn", {"proxy_size": 128}),
-    "attention_sampling": ("attention_sampling", _attention_view(1500)),
+    "saccade (06 recipe)": SIXTH["saccade"],
+    "proxy_cnn 128²": SIXTH["proxy_cnn"],
+    "attention_sampling": SIXTH["attention_sampling"],
     "resnet18 on a 500² downsample": ("resnet18_downsampled", {"input_side": 500}),
 }
 out = Path("records/megapixel_target")
