@@ -20,7 +20,7 @@ from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
 from ..runinfo import write_json
 from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, LARGE_CROP, LARGE_SIDE, NATIVE_SIDE, RECIPES,
                           TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
-                          Training, crop_settings)
+                          Training, crop_settings, seeds_for)
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class RunSpec:
     seed: int
     model_overrides: dict
     train_overrides: dict
+    calibration: tuple[str, int, str] | None = None  # (task, side, name) whose measured epoch sized it
 
     def resolved(self):
         """(model config, model_meta, TrainConfig) under today's defaults."""
@@ -111,8 +112,9 @@ def train_overrides(task: str, image_side: int, model: str, training: Training, 
 
 def task_runs(study: TaskStudy) -> list[RunSpec]:
     return [RunSpec(name, name, study.task, seed, model_overrides(study.task, name, study.image_side),
-                    train_overrides(study.task, study.image_side, name, study.training, seed))
-            for name in study.models for seed in study.training.seeds]
+                    train_overrides(study.task, study.image_side, name, study.training, seed),
+                    (study.task, study.image_side, name))
+            for name in study.models for seed in seeds_for(study, name)]
 
 
 def noise_runs(study: NoiseStudy) -> list[RunSpec]:
@@ -120,10 +122,15 @@ def noise_runs(study: NoiseStudy) -> list[RunSpec]:
     runs = []
     for sigma, keep in study.levels():
         overrides = {**model_overrides(task, "saccade"), "proxy_noise": sigma, "proxy_keep": keep}
-        for seed in study.training.seeds:
-            runs.append(RunSpec(f"noise_{sigma:g}_keep_{keep:g}", "saccade", task, seed, overrides,
-                                train_overrides(task, 100, "saccade", study.training, seed)))
+        label = noise_label(sigma, keep)
+        for seed in seeds_for(study, label):
+            runs.append(RunSpec(label, "saccade", task, seed, overrides,
+                                train_overrides(task, 100, "saccade", study.training, seed), (task, 100, "saccade")))
     return runs
+
+
+def noise_label(sigma: float, keep: float) -> str:
+    return f"noise_{sigma:g}_keep_{keep:g}"
 
 
 def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
@@ -194,12 +201,46 @@ def resolution_runs(study: ResolutionStudy) -> list[RunSpec]:
     other experiment (scripts/probes/epoch_seconds.py measures them)."""
     runs = []
     for task, side, name, model, settings in resolution_entries(study):
-        for seed in study.training.seeds:
-            train = train_overrides(task, side, name, study.training, seed)
+        label = resolution_label(task, name)
+        for seed in seeds_for(study, label):
+            train = train_overrides(task, side, name, study.task_training(task), seed)
             train.pop("image_side", None)
-            runs.append(RunSpec(resolution_label(task, name), model, task, seed, settings,
-                                {**train, **resolution_data(study, task, side)}))
+            runs.append(RunSpec(label, model, task, seed, settings,
+                                {**train, **resolution_data(study, task, side)}, (task, side, name)))
     return runs
+
+
+def experiment_runs(profile: str) -> dict[str, list[RunSpec]]:
+    """Every training run each experiment of ``profile`` makes (FiveK aside: it needs its data)."""
+    from .experiments import noise_study, resolution_study, task_study
+
+    return {"01_two_digit_sum": task_runs(task_study("sum", profile)),
+            "02_two_digit_identification_100": task_runs(task_study("identification", profile)),
+            f"02_two_digit_identification_{LARGE_SIDE}": task_runs(task_study("identification", profile,
+                                                                              image_side=LARGE_SIDE)),
+            "03_noisy_proxy_ablation": noise_runs(noise_study(profile)),
+            "06_resolution": resolution_runs(resolution_study(profile))}
+
+
+def planned_minutes(profile: str = "cpu") -> "pd.DataFrame":  # noqa: F821
+    """What a budgeted profile's training will cost, from the calibration: per experiment, its runs, their
+    epochs and the minutes of training and validation those epochs take on our machine. The runner's
+    measured total (reports.profile_time) adds the notebooks' own work (test scoring, figures, 05)."""
+    import pandas as pd
+
+    rows = []
+    for name, specs in experiment_runs(profile).items():
+        minutes = 0.0
+        for spec in specs:
+            t = spec.train_overrides
+            train_s, val_s = _measured(*spec.calibration)
+            minutes += t["epochs"] * (train_s * t["train_size"] / 20_000 + val_s * t["val_size"] / 2_000) / 60
+        rows.append({"experiment": name, "runs": len(specs), "seeds": len({s.seed for s in specs}),
+                     "planned_min": round(minutes, 1)})
+    frame = pd.DataFrame(rows)
+    total = {"experiment": "total", "runs": int(frame["runs"].sum()), "seeds": int(frame["seeds"].max()),
+             "planned_min": round(float(frame["planned_min"].sum()), 1)}
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
 def _attention_view(side: int) -> dict:
