@@ -210,37 +210,71 @@ def noise_view(model, image, label: int | None = None, sigma: float = 0.0, keep:
                  "windows": result.windows[0].tolist()}
 
 
-def figure5(curves: list[list[dict]], levels: list[tuple[float, float]], image, out: str | Path | None = None,
-            test_accuracy: list[float] | None = None, proxy_size: int = 32, seed: int = 0):
-    """Paper Fig. 5: top, validation exact match against epochs for each proxy-noise level (``curves``
-    are the runs' history rows in the order of ``levels``; their test accuracy, scored once at the end,
-    goes in the legend); bottom, one test image's proxy at each level."""
+def _level_name(sigma: float, keep: float) -> str:
+    return f"σ={sigma:g}, keep={keep:g}"
+
+
+def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], image, out: str | Path | None = None,
+            test_accuracy: list[list[float]] | None = None, robustness=None, proxy_size: int = 32, seed: int = 0):
+    """Paper Fig. 5, with its seed spread. Left: validation exact match against epochs for each trained
+    proxy-noise level (``curves``: per level, one history per seed; the line is their mean, the band their
+    range; the legend gives the test accuracy, mean ± std over seeds). Right: test accuracy at every level
+    of ``robustness`` (noise_robustness: the noise-free models scored with a noisy proxy, mean ± std) beside
+    the models retrained at their level. Bottom: one test image's proxy at each level."""
+    import numpy as np
     import torch
 
     from .sampler import TensorSource, noisy_proxy
 
     if len(curves) != len(levels):
-        raise ValueError(f"one curve per level: got {len(curves)} curves for {len(levels)} levels")
+        raise ValueError(f"one list of curves per level: got {len(curves)} for {len(levels)} levels")
     plt = _pyplot()
     import seaborn as sns
 
-    fig = plt.figure(figsize=(max(8, 1.6 * len(levels)), 6.2))
-    grid = fig.add_gridspec(2, len(levels), height_ratios=[2.6, 1])
-    top = fig.add_subplot(grid[0, :])
+    shown = levels if robustness is None or not len(robustness) else \
+        list(dict.fromkeys(zip(robustness["sigma"], robustness["keep"])))
+    fig = plt.figure(figsize=(max(10, 1.5 * len(shown)), 6.6))
+    grid = fig.add_gridspec(2, len(shown), height_ratios=[2.6, 1])
+    half = max(1, len(shown) // 2)
+    left, right = fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])
     palette = sns.color_palette("viridis", len(levels))
-    for k, (rows, (sigma, keep)) in enumerate(zip(curves, levels)):
-        label = f"σ={sigma:g}, keep={keep:g}"
+    for k, (runs, (sigma, keep)) in enumerate(zip(curves, levels)):
+        epochs = min(len(rows) for rows in runs)
+        values = np.array([[r["val_accuracy"] for r in rows[:epochs]] for rows in runs])
+        x = [r["epoch"] for r in runs[0][:epochs]]
+        label = _level_name(sigma, keep)
         if test_accuracy is not None:
-            label += f" (test {test_accuracy[k]:.1%})"
-        top.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], color=palette[k], label=label,
-                 ls="-" if keep == 1 else "--", marker=".", ms=3)
-    top.set_xlabel("epoch")
-    top.set_ylabel("validation exact match")
-    top.set_ylim(0, 1)
-    top.grid(alpha=0.3)
-    top.legend(fontsize=7, ncol=2, loc="lower right")
+            acc = np.array(test_accuracy[k]) * 100
+            label += f" (test {acc.mean():.1f}" + (f" ± {acc.std(ddof=1):.1f}" if len(acc) > 1 else "") + \
+                f"%, {len(acc)} seed{'s' if len(acc) > 1 else ''})"
+        left.plot(x, values.mean(0), color=palette[k], label=label, ls="-" if keep == 1 else "--", marker=".", ms=3)
+        if len(values) > 1:
+            left.fill_between(x, values.min(0), values.max(0), color=palette[k], alpha=0.2, lw=0)
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation exact match")
+    left.set_ylim(0, 1)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="lower right")
+    left.set_title("retrained at each level (band: range over seeds)", fontsize=9)
+    names = [_level_name(*level) for level in shown]
+    if robustness is not None and len(robustness):
+        stats = robustness.groupby(["sigma", "keep"], sort=False)["test_accuracy"].agg(["mean", "std"])
+        stats = stats.reindex(shown)
+        right.errorbar(range(len(shown)), stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                       color="#444444", label="trained without noise, scored with a noisy proxy")
+    if test_accuracy is not None:
+        at = [shown.index(level) for level in levels if level in shown]
+        acc = [np.array(test_accuracy[k]) for k, level in enumerate(levels) if level in shown]
+        right.errorbar(at, [a.mean() for a in acc], yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in acc],
+                       marker="s", ls="none", capsize=3, color="#cf222e", label="retrained at that level")
+    right.set_xticks(range(len(shown)))
+    right.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+    right.set_ylabel("test exact match (mean ± std over seeds)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7, loc="lower left")
+    right.set_title("test accuracy at each proxy-noise level", fontsize=9)
     clean = TensorSource(image.unsqueeze(0)).proxy(proxy_size)
-    for k, (sigma, keep) in enumerate(levels):
+    for k, (sigma, keep) in enumerate(shown):
         ax = fig.add_subplot(grid[1, k])
         ax.imshow(noisy_proxy(clean, sigma, keep, torch.Generator().manual_seed(seed))[0, 0].numpy(),
                   cmap="gray", vmin=0, vmax=1)

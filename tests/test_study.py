@@ -17,8 +17,8 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     monkeypatch.setitem(study.experiments.VAL_SECONDS, ("sum", 100, "saccade"), 2.0)
     monkeypatch.setitem(study.experiments.EPOCH_SECONDS, ("sum", 100, "resnet18"), 292.0)
     monkeypatch.setitem(study.experiments.VAL_SECONDS, ("sum", 100, "resnet18"), 13.0)
-    config = study.task_study("sum", "cpu")
-    assert config.training.budget_min == 10.0 and config.training.seeds == (0,)
+    config = study.task_study("sum", "cpu", budget_min=10, models=",".join(study.TaskStudy.models))
+    assert config.training.budget_min == 10.0
     runs = {r.model: r for r in study.task_runs(config)}
     assert set(runs) == set(study.TaskStudy.models) and {"oracle_glimpses", "grid_glimpses"} <= set(runs)
     # the budget pays for validation too: 10 min / (34 + 2) s per epoch = 16.7 → 17 epochs (nearest);
@@ -30,8 +30,33 @@ def test_cpu_profile_sizes_epochs_from_the_measured_epoch_times(monkeypatch):
     assert runs["saccade"].model_overrides["glimpses"] == 4 and runs["resnet18"].model_overrides == {}  # the recipe
     # ten times the validation canvases: only as many as a tenth of the epoch pays for (3.4 s of 2 s per
     # 2,000: 3,400), and they take their share of the budget: 600 / (34 + 3.4) s = 16.04 → 16
-    (larger,) = study.task_runs(study.task_study("sum", "cpu", models="saccade", val_size=20_000))
+    (larger,) = study.task_runs(study.task_study("sum", "cpu", budget_min=10, models="saccade", val_size=20_000))
     assert larger.train_overrides["val_size"] == 3400 and larger.train_overrides["epochs"] == 16
+
+
+def test_cpu_profile_seeds_the_claim_runs_and_fits_in_six_hours():
+    """Three seeds where the study's claims are (identification 100², Megapixel MNIST: our model, random
+    windows, the proxy-only CNN), one elsewhere, and the planned training leaves an hour of the six for
+    the notebooks' own work."""
+    seeds = lambda specs: {s.label: sorted(x.seed for x in specs if x.label == s.label) for s in specs}  # noqa: E731
+    identification = seeds(study.task_runs(study.task_study("identification", "cpu")))
+    assert identification["saccade"] == identification["random_glimpses"] == identification["proxy_cnn"] == [0, 1, 2]
+    assert identification["oracle_glimpses"] == [0] and "resnet18" not in identification
+    assert all(v == [0] for v in seeds(study.task_runs(study.task_study("sum", "cpu"))).values())
+    resolution = study.resolution_runs(study.resolution_study("cpu"))
+    by_label = seeds(resolution)
+    assert by_label["megapixel/saccade"] == by_label["megapixel/proxy_cnn"] == [0, 1, 2]
+    assert by_label["id1000/saccade"] == [0] and by_label["megapixel/proxy_cnn_32"] == [0]
+    # each task's own budget: native-size identification is solved sooner, so it gets fewer minutes
+    epochs = {s.label: s.train_overrides["epochs"] for s in resolution}
+    assert epochs["id1000/saccade"] < epochs["megapixel/saccade"]
+    # a budget given by hand applies to both tasks
+    given = {s.label: s for s in study.resolution_runs(study.resolution_study("cpu", budget_min=5))}
+    assert given["id1000/saccade"].train_overrides["time_budget_s"] == given["megapixel/saccade"].train_overrides["time_budget_s"] == 600
+    plan = study.runs.planned_minutes("cpu").set_index("experiment")
+    assert plan.loc["total", "planned_min"] <= 300, plan
+    assert plan.loc["02_two_digit_identification_100", "runs"] == 3 * 3 + 4
+    assert plan.loc["total", "planned_min"] == pytest.approx(plan["planned_min"].drop("total").sum(), abs=0.2)
 
 
 def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
@@ -118,11 +143,15 @@ def test_run_folders_change_with_any_setting_and_only_then():
 
 
 def test_noise_study_levels_follow_study_md():
-    config = study.noise_study("cpu")
+    config = study.noise_study("paper")
     assert config.levels() == [(0.0, 1.0), (0.1, 1.0), (0.25, 1.0), (0.5, 1.0), (1.0, 1.0),
                                (0.0, 0.5), (0.0, 0.25), (0.0, 0.1)]
-    runs = study.noise_runs(config)
+    runs = study.noise_runs(study.noise_study("paper", seeds="0"))
     assert [(r.model_overrides["proxy_noise"], r.model_overrides["proxy_keep"]) for r in runs] == config.levels()
+    # the cpu profile trains the noise-free level and the two strongest noises, three seeds each
+    cpu = study.noise_runs(study.noise_study("cpu"))
+    assert [(r.model_overrides["proxy_noise"], r.model_overrides["proxy_keep"], r.seed) for r in cpu[::3]] == \
+        [(0.0, 1.0, 0), (1.0, 1.0, 0), (0.0, 0.1, 0)] and len(cpu) == 9
     assert len({r.folder() for r in runs}) == len(runs)
 
 
@@ -239,12 +268,14 @@ def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
 
 def test_table1_puts_ours_beside_the_paper(tmp_path):
     root = tmp_path / "results"
+    crops = "4 glimpses, classifier reads crops"
     rows = [{"label": "saccade", "test_accuracy": 0.9, "parameters": 1_500_000, "s_per_epoch": 34.0,
-             "epochs_run": 26, "device": "cpu", "train_min": 16.0, "val_min": 1.0},
+             "epochs_run": 26, "device": "cpu", "train_min": 16.0, "val_min": 1.0, "configuration": crops,
+             "canvases_seen": 520_000},
             {"label": "saccade", "test_accuracy": 0.8, "parameters": 1_500_000, "s_per_epoch": 34.0,
-             "epochs_run": 26, "device": "cpu", "train_min": 17.0},
+             "epochs_run": 26, "device": "cpu", "train_min": 17.0, "configuration": crops, "canvases_seen": 520_000},
             {"label": "ram", "test_accuracy": 0.5, "parameters": 200_000, "s_per_epoch": 14.0,
-             "epochs_run": 64, "device": "cpu"}]
+             "epochs_run": 64, "device": "cpu", "configuration": "defaults", "canvases_seen": 1_280_000}]
     (root / "01_two_digit_sum").mkdir(parents=True)
     pd.DataFrame(rows).to_csv(root / "01_two_digit_sum" / "runs.csv", index=False)
     (root / "01_two_digit_sum" / "config.json").write_text(json.dumps(
@@ -272,7 +303,11 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     assert missing["ours_%"].str.startswith("not run yet").all()
     assert (table[table["column"] == "fivek"]["ours_%"].str.contains("FiveK")).all()
     md = study.table1_markdown(table)
-    assert "| variational saccading | 1.50 M | 34 | 85.0 ± 7.1 |" in md and "**2528²**" in md
+    assert "| variational saccading | 85.0 ± 7.1 |" in md and "**2528²**" in md
+    # each trained cell on its own line, with that model's parameters and seconds per epoch
+    assert "| 100² | sum | variational saccading | 85.0 ± 7.1 | 97.2 ± 0.04 | 2 | 4 glimpses, classifier reads crops " \
+           "| 520,000 | 17.0 | 1.50 M | 34 |" in md
+    assert "| 100² | sum | RAM | 50.0 | 91 | 1 | defaults | 1,280,000 | – | 0.20 M | 14 |" in md
 
 
 def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):

@@ -134,9 +134,13 @@ class TaskStudy:
 @dataclass(frozen=True)
 class NoiseStudy:
     """03: our model on identification 100² with a noisy proxy (paper Fig. 5): one run per level,
-    Gaussian σ at keep 1, then pixel keep fractions at σ 0."""
+    Gaussian σ at keep 1, then pixel keep fractions at σ 0; and the noise-free runs scored with a noisy
+    proxy at every scored level, which needs no training."""
     sigmas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
     keeps: tuple[float, ...] = (0.5, 0.25, 0.1)
+    # the noise-free models are also scored with their proxy at each of these (the paper's eight levels)
+    scored_levels: tuple[tuple[float, float], ...] = tuple((s, 1.0) for s in (0.0, 0.1, 0.25, 0.5, 1.0)) + \
+        tuple((0.0, k) for k in (0.5, 0.25, 0.1))
     training: Training = field(default_factory=Training)
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # levels (run labels) trained at every seed (None: all)

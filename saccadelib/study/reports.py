@@ -121,6 +121,7 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
                     continue
                 paper = PAPER.get((task, side, system), "–")
                 ours, budget, seeds, params, spe = "", "", 0, None, None
+                configuration, canvases, minutes = "", None, None
                 if task == "fivek" and fivek_frame is None:
                     ours = "not run: FiveK not prepared (04_fivek says how to get it)"
                 elif task == "fivek" and fivek_check_only:
@@ -144,9 +145,13 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
                         ours, seeds = mean_std(acc), len(part)
                         budget = _budget_text(cfg, part)
                         params, spe = int(part["parameters"].iloc[0]), float(part["s_per_epoch"].mean())
+                        configuration = str(part["configuration"].iloc[0]) if "configuration" in part else ""
+                        canvases = int(part["canvases_seen"].mean()) if "canvases_seen" in part else None
+                        minutes = round(float(_run_minutes(part).mean()), 1) if "train_min" in part else None
                 rows.append({"image_size": f"{side}²", "system": SYSTEM_NAMES[system], "column": task,
                              "ours_%": ours, "seeds": seeds, "budget": budget, "paper_%": paper,
-                             "parameters": params, "train_s_per_epoch": spe})
+                             "parameters": params, "train_s_per_epoch": spe, "configuration": configuration,
+                             "canvases_seen": canvases, "train_min": minutes})
     return pd.DataFrame(rows)
 
 
@@ -180,27 +185,44 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
 
 
 def table1_markdown(frame) -> str:
-    """The paper's layout: a row per (image size, system), our number and the paper's per column."""
+    """The paper's layout (a row per image size and system, ours and the paper's per column), then every
+    cell we trained on its own line: its configuration, seeds, canvases seen, training minutes, and the
+    parameters and seconds per epoch of that very model."""
     names = {"sum": "sum", "identification": "identification", "fivek": "FiveK"}
     lines = []
     for side in (f"{LARGE_SIDE}²", "100²"):
         part = frame[frame["image_size"] == side]
         cols = list(dict.fromkeys(part["column"]))
-        header = ["system", "params", "s/epoch (ours)"] + [f"{names[c]}: ours" for c in cols] + \
-                 [f"{names[c]}: paper" for c in cols] + ["budget"]
+        header = ["system"] + [f"{names[c]}: ours" for c in cols] + [f"{names[c]}: paper" for c in cols]
         lines += [f"**{side}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for _, rows in part.groupby("system", sort=False):
             by_col = {r["column"]: r for _, r in rows.iterrows()}
-            first = rows.iloc[0]
-            params = next((f"{r['parameters'] / 1e6:.2f} M" for _, r in rows.iterrows()
-                           if r["parameters"] == r["parameters"] and r["parameters"] is not None), "–")
-            spe = next((f"{r['train_s_per_epoch']:.0f}" for _, r in rows.iterrows()
-                        if r["train_s_per_epoch"] == r["train_s_per_epoch"] and r["train_s_per_epoch"] is not None), "–")
             ours = [str(by_col[c]["ours_%"]) if c in by_col else "" for c in cols]
             paper = [str(by_col[c]["paper_%"]) if c in by_col else "" for c in cols]
-            budgets = "; ".join(dict.fromkeys(str(r["budget"]) for _, r in rows.iterrows() if r["budget"]))
-            lines.append("| " + " | ".join([first["system"], params, spe, *ours, *paper, budgets or "–"]) + " |")
+            lines.append("| " + " | ".join([rows.iloc[0]["system"], *ours, *paper]) + " |")
+        lines.append("")
+    trained = frame[frame["seeds"] > 0]
+    if len(trained):
+        header = ["image size", "column", "system", "ours %", "paper %", "seeds", "configuration", "canvases seen",
+                  "training min", "parameters", "s/epoch", "budget"]
+        lines += ["**Each trained cell**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, r in trained.iterrows():
+            cells = [r["image_size"], names[r["column"]], r["system"], r["ours_%"], r["paper_%"], str(r["seeds"]),
+                     r.get("configuration") or "–", _count(r.get("canvases_seen")), _number(r.get("train_min"), "{:.1f}"),
+                     _number(r["parameters"] / 1e6 if _known(r["parameters"]) else None, "{:.2f} M"),
+                     _number(r["train_s_per_epoch"], "{:.0f}"), r["budget"] or "–"]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
+def _known(value) -> bool:
+    return value is not None and value == value  # NaN ≠ NaN
+
+
+def _number(value, fmt: str) -> str:
+    return fmt.format(value) if _known(value) else "–"
+
+
+def _count(value) -> str:
+    return f"{int(value):,}" if _known(value) else "–"

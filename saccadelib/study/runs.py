@@ -305,18 +305,32 @@ def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], N
     return summaries
 
 
+def configuration(spec: RunSpec) -> str:
+    """What a table says a run was: a glimpse model's recipe by its decisive settings, else the defaults."""
+    settings = spec.model_overrides
+    if "classifier_reads" not in settings:
+        return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+    text = f"{settings.get('glimpses')} glimpses, classifier reads {settings['classifier_reads']}"
+    if settings.get("posterior_head") == "cells":
+        text += f", cells posterior on a {settings.get('proxy_size', 32)}² proxy"
+    return text
+
+
 def count_parameters(spec: RunSpec) -> int:
     from ..registry import build, parameter_count
 
     return parameter_count(build(spec.model, spec.resolved()[0]))
 
 
-def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
-    """One row per run (its test scores, epochs, minutes, seconds per epoch, parameters), written to
-    ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
-    ``out_dir/runs/<folder>/`` so results/ keeps them."""
+def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
+            per_epoch: Callable[[RunSpec], int] | None = None) -> "pd.DataFrame":  # noqa: F821
+    """One row per run (its test scores, epochs, canvases seen, minutes, seconds per epoch, parameters),
+    written to ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
+    ``out_dir/runs/<folder>/`` so results/ keeps them. ``per_epoch`` gives the canvases a run's epoch
+    reads where that is not its ``train_size`` (a stored training split smaller than it)."""
     import pandas as pd
 
+    per_epoch = per_epoch or (lambda spec: spec.train_overrides["train_size"])
     out_dir = Path(out_dir)
     rows = []
     for spec in specs:
@@ -335,6 +349,8 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path) -> 
             "both_digits_hit": test.get("both_digits_hit"),
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
             "epochs_planned": spec.train_overrides["epochs"],
+            "canvases_seen": metrics["epochs_run"] * per_epoch(spec),
+            "configuration": configuration(spec),
             "train_min": round(metrics["train_s"] / 60, 2),
             "val_min": round(metrics["val_s"] / 60, 2),
             "s_per_epoch": round(metrics["train_s"] / metrics["epochs_run"], 2),
@@ -368,6 +384,7 @@ def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # no
         out.append({by: key, "seeds": len(group), "test_exact_match_%": mean_std(acc),
                     "mean": acc.mean(), "std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
                     "train_min": group["train_min"].mean(), "epochs": group["epochs_run"].mean(),
+                    "canvases_seen": int(group["canvases_seen"].mean()) if "canvases_seen" in group else None,
                     "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0])})
     return pd.DataFrame(out)
 
@@ -423,6 +440,32 @@ def load_trained(spec: RunSpec, runs_dir: str | Path):
     from ..inference import load_model
 
     return load_model(run_folder(runs_dir, spec) / "best.pt")
+
+
+def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset,
+                     limit: int | None = None) -> "pd.DataFrame":  # noqa: F821
+    """Each noise-free run (σ 0, keep 1) scored on ``dataset`` with its proxy noised at each of ``levels``:
+    what a noisy proxy costs a policy that never saw noise, beside the runs retrained at a level. One row
+    per (seed, level): test accuracy and the share of images whose digits a glimpse hit."""
+    import dataclasses
+
+    import pandas as pd
+
+    from ..train import evaluate
+
+    rows = []
+    for spec in specs:
+        if (spec.model_overrides["proxy_noise"], spec.model_overrides["proxy_keep"]) != (0.0, 1.0):
+            continue
+        model, _ = load_trained(spec, runs_dir)
+        clean = model.cfg
+        for sigma, keep in levels:
+            model.cfg = dataclasses.replace(clean, proxy_noise=sigma, proxy_keep=keep)
+            metrics = evaluate(model, dataset, limit=limit)
+            rows.append({"seed": spec.seed, "sigma": sigma, "keep": keep, "test_accuracy": metrics["accuracy"],
+                         "both_digits_hit": metrics.get("both_digits_hit")})
+        model.cfg = clean
+    return pd.DataFrame(rows, columns=["seed", "sigma", "keep", "test_accuracy", "both_digits_hit"])
 
 
 def datasets_used(frame) -> dict:
