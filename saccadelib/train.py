@@ -345,10 +345,12 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     summary = {"best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"], "epochs_run": len(history),
                "train_s": round(elapsed, 1), "val_s": round(sum(row.get("val_s", 0.0) for row in history), 1)}
     if cfg.test and best_path.exists():
+        tick = time.perf_counter()
         model.load_state_dict(load_checkpoint(best_path)["model"])
         test = task.evaluation_set("test")
         summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision)
         summary["test_dataset"] = test.describe()
+        summary["test_s"] = round(time.perf_counter() - tick, 1)  # part of what a study costs (profile_time)
     summary["run"] = {**run_metadata(device), "processes": procs.world}
     write_json(out_dir / "metrics.json", summary)
     return finish(own_group, summary)

@@ -313,19 +313,35 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
 def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     root = tmp_path / "results"
     (root / "01_two_digit_sum").mkdir(parents=True)
-    (root / "01_two_digit_sum" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 600}))
-    pd.DataFrame({"train_min": [10.4, 9.9, 16.2], "val_min": [0.5, None, 0.25]}).to_csv(
+    (root / "01_two_digit_sum" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 600,
+                                                                     "other_s": 60}))
+    pd.DataFrame({"train_min": [10.4, 9.9, 16.2], "val_min": [0.5, None, 0.25], "test_min": [0.1, 0.1, 0.3]}).to_csv(
         root / "01_two_digit_sum" / "runs.csv", index=False)
-    (root / "05_efficiency").mkdir()
+    (root / "05_efficiency").mkdir()  # no runs; an older record without other_s counts its whole wall time
     (root / "05_efficiency" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 1500}))
     (root / "00_summary").mkdir()  # always rerun: not a cost of its own
     (root / "00_summary" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 30}))
     table = study.profile_time(root).set_index("experiment")
     assert list(table.index) == ["01_two_digit_sum", "05_efficiency", "total"]
     assert table.loc["01_two_digit_sum", "training_min"] == 36.5 and table.loc["01_two_digit_sum", "runs"] == 3
-    assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "notebook_min"] == 25
-    assert table.loc["total", "training_min"] == 36.5 and table.loc["total", "notebook_min"] == 35
-    assert table.loc["01_two_digit_sum", "validation_min"] == 0.8 and table.loc["total", "validation_min"] == 0.8
+    assert table.loc["01_two_digit_sum", "total_min"] == pytest.approx(36.5 + 0.75 + 0.5 + 1.0, abs=0.06)
+    assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "total_min"] == 25
+    assert table.loc["total", "total_min"] == pytest.approx(38.75 + 25, abs=0.06)
+    assert table.loc["total", "validation_min"] == 0.8
+
+
+def test_the_runner_counts_the_runs_clocks_and_the_rest_of_its_attempt(tmp_path):
+    """runs_clock: the epochs' training and validation seconds of every run (kept across resumes) and the
+    finished runs' test scoring; the runner's ``other_s`` is its wall time less what the runs added."""
+    from saccadelib.study.runner import runs_clock
+
+    run = tmp_path / "a_s0_x"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,train_s,val_s\n1,10.0,1.0\n2,12.5,0.5\n")
+    assert runs_clock(tmp_path) == 24.0
+    (run / "metrics.json").write_text(json.dumps({"test_s": 3.0}))
+    (tmp_path / "b_s0_y").mkdir()  # a run that has not finished an epoch yet
+    assert runs_clock(tmp_path) == 27.0
 
 
 def test_epoch_seconds_probe_reads_finished_runs(tmp_path):

@@ -156,9 +156,10 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
 
 
 def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
-    """What the study's experiments cost, read from their ``run.json`` and ``runs.csv``: per experiment,
-    its training runs' measured minutes of training and validation (each run's own clock, which a resumed
-    run carries over), and the wall minutes of the notebook execution that finished it. Then a total row."""
+    """What the study's experiments cost, all measured: per experiment, its training runs' minutes of
+    training, validation and test scoring by their own clocks (which a resumed run carries over), and the
+    rest of the notebook attempt that finished it (kernel, data sets, figures, benchmarks: its wall time
+    less what its runs clocked during it). Then a total row."""
     import pandas as pd
 
     root = Path(results_root) if results_root else results_dir()
@@ -170,17 +171,20 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
         record = json.loads(record_path.read_text())
         runs = root / exp.name / "runs.csv"
         frame = pd.read_csv(runs) if runs.exists() else pd.DataFrame({"train_min": [], "val_min": []})
-        rows.append({"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
-                     "runs": len(frame), "training_min": round(float(frame["train_min"].sum()), 1),
-                     "validation_min": round(float(frame["val_min"].sum()), 1),
-                     "notebook_min": round(record.get("wall_s", float("nan")) / 60, 1)})
-    columns = ["experiment", "profile", "status", "runs", "training_min", "validation_min", "notebook_min"]
-    table = pd.DataFrame(rows, columns=columns)
+        test_min = float(frame["test_min"].sum()) if "test_min" in frame else 0.0
+        other = record.get("other_s", record.get("wall_s", float("nan"))) / 60
+        row = {"experiment": exp.name, "profile": record.get("profile"), "status": record.get("status"),
+               "runs": len(frame), "training_min": float(frame["train_min"].sum()),
+               "validation_min": float(frame["val_min"].sum()), "test_min": test_min, "other_min": other}
+        row["total_min"] = row["training_min"] + row["validation_min"] + test_min + other
+        rows.append(row)
+    minutes = ["training_min", "validation_min", "test_min", "other_min", "total_min"]
+    table = pd.DataFrame(rows, columns=["experiment", "profile", "status", "runs", *minutes])
     if len(table):
         total = {"experiment": "total", "profile": ",".join(dict.fromkeys(table["profile"].astype(str))),
-                 "status": "", "runs": int(table["runs"].sum()),
-                 **{c: round(float(table[c].sum()), 1) for c in ("training_min", "validation_min", "notebook_min")}}
+                 "status": "", "runs": int(table["runs"].sum()), **{c: float(table[c].sum()) for c in minutes}}
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+        table[minutes] = table[minutes].round(1)
     return table
 
 

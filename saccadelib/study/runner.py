@@ -65,6 +65,21 @@ def _failing_cell(notebook: Path) -> int | None:
     return started
 
 
+def runs_clock(folder: Path) -> float:
+    """Seconds the training runs under ``folder`` have spent, by their own clocks: every epoch's training
+    and validation (history.csv, kept across resumes) and the test scoring of finished runs."""
+    import csv
+
+    total = 0.0
+    for history in folder.glob("*/history.csv"):
+        with history.open() as f:
+            total += sum(float(row.get("train_s") or 0) + float(row.get("val_s") or 0) for row in csv.DictReader(f))
+        metrics = history.parent / "metrics.json"
+        if metrics.exists():
+            total += float(json.loads(metrics.read_text()).get("test_s", 0.0))
+    return total
+
+
 def _swap_in(staging: Path, final: Path) -> None:
     """Replace ``final`` by ``staging`` with two renames: at every moment one complete copy exists."""
     old = final.with_name(f".{final.name}.old")
@@ -115,6 +130,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     full = {**parameters, **{k: v for k, v in paths.items() if k in accepts}}
     executed = staging / f"{exp.name}.ipynb"
     log(f"{exp.name}: running {exp.notebook} ({', '.join(f'{k}={v}' for k, v in parameters.items())})")
+    clock_before = runs_clock(runs)
     started, error = time.perf_counter(), None
     # The kernel inherits this environment: whatever backend the caller chose (tests use Agg), the
     # executed notebook must show its figures, which only the inline backend does.
@@ -139,8 +155,11 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
         else:
             os.environ["MPLBACKEND"] = backend
     wall = round(time.perf_counter() - started, 1)
+    # the attempt's own work besides what its runs clocked (kernel, data sets, figures, benchmarks): with
+    # the runs' clocks, which resumed runs carry over, it makes the experiment's measured cost
+    other = round(max(0.0, wall - (runs_clock(runs) - clock_before)), 1)
     record = {"name": exp.name, "notebook": f"notebooks/{exp.notebook}", "profile": profile, "parameters": parameters,
-              "wall_s": wall, "git_commit": git_commit(), "library_settings": settings,
+              "wall_s": wall, "other_s": other, "git_commit": git_commit(), "library_settings": settings,
               "run": run_metadata(resolve_device(overrides.get("device") or "cpu"))}
     config = staging / "config.json"
     if config.exists():  # what the notebook resolved: seeds, budgets, the dataset hashes
