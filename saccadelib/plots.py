@@ -312,15 +312,19 @@ def proxy_sweep(table, proxy_sides: dict[str, int], out: str | Path | None = Non
     sets = list(dict.fromkeys(label.split("/")[0] for label in table["label"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 3.8), squeeze=False)
     for ax, name in zip(axes[0], sets):
-        rows = table[table["label"].str.startswith(name + "/")]
-        sweep = sorted((proxy_sides[label.split("/")[1]], mean) for label, mean in zip(rows["label"], rows["mean"])
-                       if label.split("/")[1] in proxy_sides)
+        rows = table[table["label"].str.startswith(name + "/") & table["mean"].notna()]  # trained runs only
+        spread = rows["std"].fillna(0) if "std" in rows else [0.0] * len(rows)
+        runs = [(label.split("/")[1], mean, std) for label, mean, std in zip(rows["label"], rows["mean"], spread)]
+        sweep = sorted((proxy_sides[run], mean, std) for run, mean, std in runs if run in proxy_sides)
         if sweep:
-            ax.plot([s for s, _ in sweep], [m for _, m in sweep], "o-", color="black", lw=2, label="proxy-only CNN")
-        others = [(label.split("/")[1], mean) for label, mean in zip(rows["label"], rows["mean"])
-                  if label.split("/")[1] not in proxy_sides]
-        for k, (run, mean) in enumerate(others):
-            ax.axhline(mean, ls="--", lw=1.2, color=GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)], label=run)
+            ax.errorbar([s for s, _, _ in sweep], [m for _, m, _ in sweep], yerr=[e for _, _, e in sweep], fmt="o-",
+                        color="black", lw=2, capsize=3, label="proxy-only CNN")
+        others = [(run, mean, std) for run, mean, std in runs if run not in proxy_sides]
+        for k, (run, mean, std) in enumerate(others):
+            colour = GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)]
+            ax.axhline(mean, ls="--", lw=1.2, color=colour, label=run)
+            if std > 0:  # the spread over seeds
+                ax.axhspan(mean - std, mean + std, color=colour, alpha=0.12, lw=0)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("proxy side (pixels)")
         ax.set_ylabel("test accuracy (%)")

@@ -113,6 +113,12 @@ class SparseSource(ImageSource):
         self.count, self.dtype, self.device = index.shape[0], values.dtype, values.device
         self.height = self.width = self.detail_px = side
 
+    def dense(self) -> torch.Tensor:
+        """float [n, 1, side, side]: the images themselves (tests and the export of a few canvases only)."""
+        flat = torch.zeros(self.count, self.side * self.side + 1, dtype=self.dtype, device=self.device)
+        flat.scatter_(1, self.index.long(), self.values)
+        return flat[:, :-1].view(self.count, 1, self.side, self.side)
+
     def to(self, device, non_blocking: bool = False) -> "SparseSource":
         return SparseSource(self.index.to(device, non_blocking=non_blocking),
                             self.values.to(device, non_blocking=non_blocking), self.side)

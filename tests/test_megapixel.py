@@ -43,6 +43,7 @@ def test_sparse_images_round_trip_slice_and_hash_ignore_the_padding():
 def test_sparse_source_reads_what_the_dense_canvas_gives():
     dense = _random_sparse()
     sparse, reference = SparseImages.from_dense(dense).source(), TensorSource(dense.unsqueeze(1).float() / 255)
+    assert torch.equal(sparse.dense(), dense.unsqueeze(1).float() / 255)  # the canvas itself, for an export
     for size in (16, 32, 45):
         assert torch.allclose(sparse.proxy(size), reference.proxy(size), atol=1e-6)
     # windows inside, across the border and at the smallest scales, with and without the prefilter

@@ -203,6 +203,10 @@ class ResolutionStudy:
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade``) trained at every seed
     task_budget_min: dict = field(default_factory=dict)  # task → minutes per run, where not training's
+    # inference cost per image (batch 1, end to end from a PNG, each model in a fresh process): the runs
+    # measured (None: all but the oracle, which needs the digits' boxes a file does not have), the repeats
+    costed: tuple[str, ...] | None = None
+    cost_repeats: int = 10
 
     def __post_init__(self):
         from ..registry import spec
@@ -307,6 +311,7 @@ def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
                                     task_budget_min={"identification": CPU_MINUTES["identification_native"]})
     if profile == "smoke":
         study = dataclasses.replace(study, proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
+                                    costed=("saccade", "proxy_cnn"), cost_repeats=1,
                                     training=dataclasses.replace(SMOKE_TRAINING, batch_size=16, val_size=32,
                                                                  test_size=32))
     if overrides.get("budget_min"):

@@ -160,9 +160,14 @@ def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = prin
     return study.root()
 
 
+def dataset_name(task: str) -> str:
+    """06's short name of a task's data: ``megapixel`` or ``id1000``."""
+    return "megapixel" if task.startswith("megapixel") else f"id{NATIVE_SIDE}"
+
+
 def resolution_label(task: str, name: str) -> str:
     """A run's label in 06: the data set and the model (``megapixel/saccade``, ``id1000/proxy_cnn_64``)."""
-    return f"{'megapixel' if task.startswith('megapixel') else f'id{NATIVE_SIDE}'}/{name}"
+    return f"{dataset_name(task)}/{name}"
 
 
 def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str, dict]]:
@@ -262,6 +267,43 @@ def canvases_per_epoch(study: ResolutionStudy, task: str) -> int:
     if task.startswith("megapixel"):
         return min(study.training.train_size, len(resolution_evaluation_set(study, task, "train")))
     return study.training.train_size
+
+
+WHOLE_IMAGE_CNN = ("resnet18_500", "resnet18_downsampled", {"input_side": 500})  # 06's cost-only row
+
+
+def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "pd.DataFrame":  # noqa: F821
+    """Each 06 model's inference cost per image on ``task``: batch 1, end to end from the first test canvas
+    written as a PNG in ``folder`` (decoded and read as the model reads it), 2 threads, the median of
+    ``study.cost_repeats`` after 2 warm-ups, each model in a fresh process so that its memory is its own
+    (saccadelib.bench.cost). The costs do not depend on the weights. ResNet-18 on a 500² downsample, the
+    whole-image CNN a practitioner would try, is measured beside them though 06 does not train it."""
+    import pandas as pd
+    from PIL import Image
+
+    from ..bench.cost import measure
+    from ..paths import atomic_path
+
+    image = Path(folder) / f"{dataset_name(task)}_test_00000.png"
+    if not image.exists():
+        pixels = resolution_evaluation_set(study, task, "test").as_dict(0, 1)["image"].dense()[0, 0]
+        with atomic_path(image) as tmp:
+            Image.fromarray((pixels * 255).round().byte().numpy(), mode="L").save(tmp, format="PNG")
+    side = study.side(task)
+    entries = [(name, model, settings) for t, _, name, model, settings in resolution_entries(study)
+               if t == task and name != "oracle_glimpses" and (study.costed is None or name in study.costed)]
+    if study.costed is None:
+        entries.append(WHOLE_IMAGE_CNN)
+    rows = []
+    for name, model, settings in entries:
+        spec = {"model": model, "config": settings, "task": task, "side": side, "source": "file",
+                "file": str(image), "phase": "infer", "batch": 1, "threads": study.training.threads,
+                "repeats": study.cost_repeats, "warmup": 2}
+        row = measure(spec, timeout_s=900)
+        rows.append({"label": resolution_label(task, name), "infer_ms_per_image": round(row["median_s"] * 1000, 1),
+                     "work_mib": round(row["peak_rss_mib"] - row["base_rss_mib"], 1),
+                     "peak_rss_mib": row["peak_rss_mib"], "parameters": row["parameters"]})
+    return pd.DataFrame(rows)
 
 
 def prepare_resolution_data(study: ResolutionStudy, log: Callable[[str], None] = print) -> None:
