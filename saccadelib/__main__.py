@@ -221,6 +221,15 @@ def _bench(args) -> int:
 def _reproduce(args) -> int:
     from .study.runner import reproduce
 
+    if args.plan:
+        from .study.runs import planned_minutes
+
+        plan = planned_minutes(args.profile)
+        print(plan.to_markdown(index=False))
+        print(f"\n{plan['planned_min'].iloc[-1]:.0f} minutes of training and validation planned from the measured "
+              "epoch times (reference/epoch_seconds.json); the notebooks' own work (test scoring, figures, "
+              "05_efficiency) comes on top.")
+        return 0
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,
                          runs_root=Path(args.runs) if args.runs else None, device=args.device,
@@ -382,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default=None, help="results folder (default: results/ for cpu, results-<profile>/ else)")
     r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
     r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")
+    r.add_argument("--plan", action="store_true", help="print each experiment's runs and planned minutes, run nothing "
+                                                       "(budgeted profiles: cpu)")
     r.set_defaults(func=_reproduce)
 
     return parser

@@ -233,6 +233,9 @@ def planned_minutes(profile: str = "cpu") -> "pd.DataFrame":  # noqa: F821
     measured total (reports.profile_time) adds the notebooks' own work (test scoring, figures, 05)."""
     import pandas as pd
 
+    if profile != COMMITTED_PROFILE:
+        raise ValueError(f"planned minutes come from our 2-core machine's measured epochs: only the "
+                         f"{COMMITTED_PROFILE} profile has them, not {profile!r}")
     rows = []
     for name, specs in experiment_runs(profile).items():
         minutes = 0.0
