@@ -108,6 +108,40 @@ def compare_curves(histories: dict[str, list[dict]], out: str | Path | None = No
     return fig
 
 
+def accuracy_against_cost(panels: dict[str, list[dict]], out: str | Path | None = None):
+    """Per data set (a row): each model's validation curve against canvases seen (left) and against
+    minutes of training and validation (right), ending in its test accuracy, mean ± std over seeds
+    (``study.reports.cost_curves``)."""
+    plt = _pyplot()
+    import seaborn as sns
+
+    if not panels:
+        raise ValueError("no runs to draw: run the experiments first")
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.4 * len(panels)), squeeze=False)
+    for row, (title, models) in zip(axes, panels.items()):
+        palette = sns.color_palette("tab10", max(1, len(models)))
+        for colour, m in zip(palette, models):
+            label = f"{m['label']}: {m['test_mean']:.1f}" + (f" ± {m['test_std']:.1f}" if m["seeds"] > 1 else "") + \
+                f"% ({m['seeds']} seed{'s' if m['seeds'] > 1 else ''})"
+            for ax, x in zip(row, (m["canvases"], m["minutes"])):
+                ax.plot(x, m["val"], color=colour, lw=1, alpha=0.6)
+                ax.errorbar([x[-1]], [m["test_mean"]], yerr=[m["test_std"]], color=colour, marker="o", capsize=3,
+                            label=label)
+        row[0].set_xscale("log")
+        row[0].set_xlabel("canvases seen")
+        row[1].set_xlabel("minutes (training and validation, 2 cores)")
+        for ax in row:
+            ax.set_ylabel("accuracy (%): validation line, test dot")
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+            ax.set_title(title, fontsize=10)
+        row[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
 GLIMPSE_COLOURS = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
 
 

@@ -330,6 +330,29 @@ def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     assert table.loc["total", "validation_min"] == 0.8
 
 
+def test_cost_curves_follow_each_model_in_canvases_and_minutes(tmp_path):
+    root = tmp_path / "results"
+    folder = root / "06_resolution"
+    rows = []
+    for label, seed, acc in (("megapixel/saccade", 0, 0.9), ("megapixel/saccade", 1, 0.8), ("id1000/proxy_cnn", 0, 0.05)):
+        run = f"{label.replace('/', '_')}_s{seed}_abc"
+        (folder / "runs" / run).mkdir(parents=True)
+        (folder / "runs" / run / "history.csv").write_text(
+            "epoch,train_s,val_s,val_accuracy\n1,30,6,0.5\n2,30,6,0.7\n")
+        rows.append({"label": label, "seed": seed, "test_accuracy": acc, "run_folder": run, "epochs_run": 2,
+                     "canvases_seen": 10_000})
+    pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
+    panels = study.reports.cost_curves(root)
+    assert list(panels) == ["resolution/megapixel", "resolution/id1000"]
+    (ours,) = panels["resolution/megapixel"]
+    assert ours["label"] == "saccade" and ours["canvases"] == [5000, 10000] and ours["minutes"] == [0.6, 1.2]
+    assert ours["val"] == [50, 70] and ours["seeds"] == 2 and ours["test_mean"] == pytest.approx(85)
+    assert ours["test_std"] == pytest.approx(7.07, abs=0.01) and panels["resolution/id1000"][0]["test_std"] == 0
+    from saccadelib import plots
+
+    assert (plots.save_figure(plots.accuracy_against_cost(panels), tmp_path / "c.png")).stat().st_size > 10_000
+
+
 def test_the_runner_counts_the_runs_clocks_and_the_rest_of_its_attempt(tmp_path):
     """runs_clock: the epochs' training and validation seconds of every run (kept across resumes) and the
     finished runs' test scoring; the runner's ``other_s`` is its wall time less what the runs added."""

@@ -188,6 +188,40 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
     return table
 
 
+COST_EXPERIMENTS = ("01_two_digit_sum", "02_two_digit_identification_100", "02_two_digit_identification_2528",
+                    "06_resolution")
+
+
+def cost_curves(results_root: str | Path | None = None) -> dict[str, list[dict]]:
+    """Per data set (an experiment, or one of 06's two), per model: the first seed's validation curve
+    against canvases seen and against minutes of training and validation, and the test accuracy over
+    its seeds; read from the experiments' ``runs.csv`` and the runs' kept ``history.csv``."""
+    import pandas as pd
+
+    from ..plots import read_history
+
+    root = Path(results_root) if results_root else results_dir()
+    panels: dict[str, list[dict]] = {}
+    for name in COST_EXPERIMENTS:
+        path = root / name / "runs.csv"
+        if not path.exists():
+            continue
+        frame = pd.read_csv(path)
+        for label, group in frame.groupby("label", sort=False):
+            first = group.sort_values("seed").iloc[0]
+            rows = read_history(root / name / "runs" / first["run_folder"] / "history.csv")
+            per_epoch = float(first["canvases_seen"]) / float(first["epochs_run"]) if "canvases_seen" in first else float("nan")
+            seconds = pd.Series([r["train_s"] + r.get("val_s", 0.0) for r in rows]).cumsum()
+            test = group["test_accuracy"].astype(float) * 100
+            panel = f"{name.split('_', 1)[1]}/{label.split('/')[0]}" if "/" in label else name.split("_", 1)[1]
+            panels.setdefault(panel, []).append({
+                "label": label.split("/")[-1], "canvases": [r["epoch"] * per_epoch for r in rows],
+                "minutes": (seconds / 60).tolist(), "val": [r["val_accuracy"] * 100 for r in rows],
+                "test_mean": float(test.mean()), "test_std": float(test.std(ddof=1)) if len(test) > 1 else 0.0,
+                "seeds": len(test)})
+    return panels
+
+
 def table1_markdown(frame) -> str:
     """The paper's layout (a row per image size and system, ours and the paper's per column), then every
     cell we trained on its own line: its configuration, seeds, canvases seen, training minutes, and the
