@@ -2,13 +2,15 @@
 
 Each measurement runs in its own Python process (``python -m saccadelib.bench.cost SPEC_JSON``) so that
 its memory belongs to that configuration alone. Times are medians of ``repeats`` runs after ``warmup``
-runs; on a GPU they are CUDA-event times (the event after the work is waited for).
+runs, and of more where those took less than ``min_time_s`` together (a 5 ms operation timed 5 times is
+too noisy to quote as a ratio; at most ``MAX_REPEATS``); on a GPU they are CUDA-event times (the event
+after the work is waited for).
 
 A spec::
 
     {"model": registry name, "config": {overrides}, "task": "identification", "side": 2528,
      "source": "lazy" | "tensor" | "file", "file": PATH (source "file"),
-     "device": "cpu" | "cuda", "threads": 2, "repeats": 5, "warmup": 1, "macs": false,
+     "device": "cpu" | "cuda", "threads": 2, "repeats": 5, "min_time_s": 0, "warmup": 1, "macs": false,
      "phase": "infer" | "train", "batch": 1}            # one case, or
      "cases": [{"phase": ..., "batch": ...}, ...]       # several, one after the other
 
@@ -31,6 +33,9 @@ import statistics
 import subprocess
 import sys
 import time
+
+
+MAX_REPEATS = 1000
 
 
 def _status_mib(field: str) -> float:
@@ -160,10 +165,13 @@ def measure_here(spec: dict) -> dict:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
         times = [timed() for _ in range(repeats)]
+        while sum(times) < spec.get("min_time_s", 0.0) and len(times) < MAX_REPEATS:
+            times.append(timed())
         seconds = statistics.median(times)
         row = {**{k: v for k, v in spec.items() if k not in ("cases",)}, **case, "parameters": params,
                "median_s": seconds, "per_image_s": seconds / case["batch"], "images_per_s": case["batch"] / seconds,
-               "times_s": times, "macs_per_image": macs, "base_rss_mib": round(base_rss, 1), "idle_rss_mib": round(idle, 1),
+               "timed_runs": len(times), "quartiles_s": statistics.quantiles(times, n=4) if len(times) > 1 else times * 3,
+               "macs_per_image": macs, "base_rss_mib": round(base_rss, 1), "idle_rss_mib": round(idle, 1),
                "peak_rss_mib": round(_peak_rss_mib(), 1), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "dtype": "float32"}
         if device.type == "cuda":

@@ -235,6 +235,9 @@ def _work_memory(row: dict) -> float | None:
     return None
 
 
+MIN_TIME_S = 2.0  # a configuration is timed for at least this long: a few-ms case gets hundreds of runs
+
+
 def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, out_dir: Path | None = None,
         quick: bool = False, timeout_s: float = 1800, accuracy_file: Path | None = None, log=print) -> dict:
     """Measure every configuration of ``plan`` and write CSV, JSON, markdown and plots; returns the result.
@@ -251,7 +254,7 @@ def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, ou
     rows: list[dict] = []
     started = time.perf_counter()
     for spec in plan(device, sides, quick):
-        spec = {**spec, "threads": threads, "repeats": repeats}
+        spec = {**spec, "threads": threads, "repeats": repeats, "min_time_s": MIN_TIME_S}
         if spec["source"] == "file":
             spec["file"] = str(files[spec["side"]])
         try:
@@ -381,7 +384,8 @@ def markdown(result: dict) -> str:
     lines = [f"# Efficiency on {result['device_name']} ({result['device_tag']})", "",
              f"Commit {result['git_commit']}, torch {result['torch']}, "
              f"{'' if gpu else str(rows[0]['threads']) + ' threads, ' if rows else ''}float32, median of "
-             f"{rows[0]['repeats'] if rows else '?'} runs after a warm-up, each configuration in a fresh process. "
+             f"{rows[0]['repeats'] if rows else '?'} runs after a warm-up, or of as many as fill "
+             f"{MIN_TIME_S:g} s (fast cases), each configuration in a fresh process. "
              f"Written by `python -m saccadelib bench --device {result['device']}` in {result['wall_s']:.0f} s.", "",
              f"| variant | source | side | phase | batch | median ms | images/s | {memory_label} | "
              f"whole-process peak MiB | GMAC/image | params M |",

@@ -301,7 +301,7 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
     for name, model, settings in entries:
         spec = {"model": model, "config": settings, "task": task, "side": side, "source": "file",
                 "file": str(image), "phase": "infer", "batch": 1, "threads": study.training.threads,
-                "repeats": study.cost_repeats, "warmup": 2}
+                "repeats": study.cost_repeats, "min_time_s": 2.0 if study.cost_repeats > 1 else 0.0, "warmup": 2}
         row = measure(spec, timeout_s=900)
         rows.append({"label": resolution_label(task, name), "infer_ms_per_image": round(row["median_s"] * 1000, 1),
                      "work_mib": round(row["peak_rss_mib"] - row["base_rss_mib"], 1),
