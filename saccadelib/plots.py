@@ -88,19 +88,26 @@ def compare_curves(histories: dict[str, list[dict]], out: str | Path | None = No
     plt = _pyplot()
     import seaborn as sns
 
-    palette = sns.color_palette("tab10", max(1, len(histories)))
+    # one colour per model, one line style per seed ("label (seed k)"), so that seeds of a model read as one
+    models = list(dict.fromkeys(label.split(" (seed")[0] for label in histories))
+    palette = dict(zip(models, sns.color_palette("tab10", max(1, len(models)))))
+    styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    for colour, (label, rows) in zip(palette, histories.items()):
+    seen: dict[str, int] = {}
+    for label, rows in histories.items():
+        model = label.split(" (seed")[0]
+        style = styles[seen.get(model, 0) % len(styles)]
+        seen[model] = seen.get(model, 0) + 1
         values = [r[metric] for r in rows]
-        axes[0].plot([r["epoch"] for r in rows], values, color=colour, label=label, marker=".", ms=3)
-        axes[1].plot([r["elapsed_s"] / 60 for r in rows], values, color=colour, label=label, marker=".", ms=3)
+        for ax, x in zip(axes, ([r["epoch"] for r in rows], [r["elapsed_s"] / 60 for r in rows])):
+            ax.plot(x, values, color=palette[model], ls=style, label=label, marker=".", ms=3)
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("training minutes")
     axes[0].set_ylabel(ylabel)
     for ax in axes:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
     if out is not None:
