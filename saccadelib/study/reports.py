@@ -146,7 +146,8 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
                         budget = _budget_text(cfg, part)
                         params, spe = int(part["parameters"].iloc[0]), float(part["s_per_epoch"].mean())
                         configuration = str(part["configuration"].iloc[0]) if "configuration" in part else ""
-                        canvases = int(part["canvases_seen"].mean()) if "canvases_seen" in part else None
+                        known = "canvases_seen" in part and part["canvases_seen"].notna().all()
+                        canvases = int(part["canvases_seen"].mean()) if known else None
                         minutes = round(float(_run_minutes(part).mean()), 1) if "train_min" in part else None
                 rows.append({"image_size": f"{side}²", "system": SYSTEM_NAMES[system], "column": task,
                              "ours_%": ours, "seeds": seeds, "budget": budget, "paper_%": paper,

@@ -375,7 +375,8 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
     reads where that is not its ``train_size`` (a stored training split smaller than it)."""
     import pandas as pd
 
-    per_epoch = per_epoch or (lambda spec: spec.train_overrides["train_size"])
+    # a run without train_size (FiveK: its prepared training split) leaves canvases seen unknown
+    per_epoch = per_epoch or (lambda spec: spec.train_overrides.get("train_size"))
     out_dir = Path(out_dir)
     rows = []
     for spec in specs:
@@ -394,7 +395,7 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
             "both_digits_hit": test.get("both_digits_hit"),
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
             "epochs_planned": spec.train_overrides["epochs"],
-            "canvases_seen": metrics["epochs_run"] * per_epoch(spec),
+            "canvases_seen": metrics["epochs_run"] * per_epoch(spec) if per_epoch(spec) else None,
             "configuration": configuration(spec),
             "train_min": round(metrics["train_s"] / 60, 2),
             "val_min": round(metrics["val_s"] / 60, 2),
@@ -430,7 +431,8 @@ def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # no
         out.append({by: key, "seeds": len(group), "test_exact_match_%": mean_std(acc),
                     "mean": acc.mean(), "std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
                     "train_min": group["train_min"].mean(), "epochs": group["epochs_run"].mean(),
-                    "canvases_seen": int(group["canvases_seen"].mean()) if "canvases_seen" in group else None,
+                    "canvases_seen": int(group["canvases_seen"].mean())
+                    if "canvases_seen" in group and group["canvases_seen"].notna().all() else None,
                     "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0])})
     return pd.DataFrame(out)
 
