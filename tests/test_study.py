@@ -414,6 +414,9 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     assert saccade.model_overrides["posterior_head"] == "cells" and saccade.model_overrides["proxy_size"] == 128
     assert saccade.model_overrides["cell_gradient"] == "reinforce"
     assert by_label["megapixel/proxy_cnn"].model_overrides == {"proxy_size": 128}  # our proxy side
+    # the Megapixel oracle looks once at each of the five digits; on two-digit canvases it revisits them
+    assert by_label["megapixel/oracle_glimpses"].model_overrides["glimpses"] == 5
+    assert by_label["id1000/oracle_glimpses"].model_overrides["glimpses"] == saccade.model_overrides["glimpses"] == 6
     assert by_label["id1000/saccade"].train_overrides["canvas_side"] == 1000
     assert by_label["megapixel/attention_sampling"].model_overrides == {"view_size": 180, "patch_scale": 50 / 1500}
     assert by_label["id1000/attention_sampling"].model_overrides["view_size"] == 120

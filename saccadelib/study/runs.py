@@ -174,6 +174,7 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
     """(task, canvas side, run name, registry model, model settings) of 06: per task, each model (the
     glimpse models with the study's recipe, the proxy-only CNN at the recipe's proxy side), then the
     proxy-only CNN at the sweep's other sides."""
+    from .. import megapixel
     from ..registry import GLIMPSE_MODELS
 
     entries = []
@@ -182,6 +183,9 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
         for name in study.models:
             if name in GLIMPSE_MODELS:
                 settings = dict(study.recipe)
+                if name == "oracle_glimpses" and task.startswith("megapixel"):
+                    # one window per digit: a sixth would revisit one and skew the count the majority rests on
+                    settings["glimpses"] = megapixel.DIGITS
             elif name == "proxy_cnn":
                 settings = {"proxy_size": study.proxy_size}
             elif name == "attention_sampling":
@@ -386,7 +390,7 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
         for name in ("history.csv", "metrics.json", "config.json"):
             with atomic_path(keep / name) as tmp:
                 shutil.copyfile(folder / name, tmp)
-        test = metrics.get("test", {})
+        test, canvases = metrics.get("test", {}), per_epoch(spec)
         rows.append({
             "label": spec.label, "model": spec.model, "task": spec.task, "seed": spec.seed,
             "test_accuracy": test.get("accuracy"), "test_n": test.get("n"),
@@ -395,7 +399,7 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
             "both_digits_hit": test.get("both_digits_hit"),
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
             "epochs_planned": spec.train_overrides["epochs"],
-            "canvases_seen": metrics["epochs_run"] * per_epoch(spec) if per_epoch(spec) else None,
+            "canvases_seen": metrics["epochs_run"] * canvases if canvases else None,
             "configuration": configuration(spec),
             "train_min": round(metrics["train_s"] / 60, 2),
             "val_min": round(metrics["val_s"] / 60, 2),
