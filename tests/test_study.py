@@ -365,6 +365,10 @@ def test_the_runner_counts_the_runs_clocks_and_the_rest_of_its_attempt(tmp_path)
     (run / "metrics.json").write_text(json.dumps({"test_s": 3.0}))
     (tmp_path / "b_s0_y").mkdir()  # a run that has not finished an epoch yet
     assert runs_clock(tmp_path) == 27.0
+    nested = tmp_path / "megapixel" / "c_s0_z"  # runs grouped in a folder per data set count too
+    nested.mkdir(parents=True)
+    (nested / "history.csv").write_text("epoch,train_s,val_s\n1,2.0,0.0\n")
+    assert runs_clock(tmp_path) == 29.0
 
 
 def test_epoch_seconds_probe_reads_finished_runs(tmp_path):

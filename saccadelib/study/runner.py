@@ -67,11 +67,12 @@ def _failing_cell(notebook: Path) -> int | None:
 
 def runs_clock(folder: Path) -> float:
     """Seconds the training runs under ``folder`` have spent, by their own clocks: every epoch's training
-    and validation (history.csv, kept across resumes) and the test scoring of finished runs."""
+    and validation (history.csv, kept across resumes) and the test scoring of finished runs, at any depth
+    (06 keeps its runs in a folder per data set)."""
     import csv
 
     total = 0.0
-    for history in folder.glob("*/history.csv"):
+    for history in folder.rglob("history.csv"):
         with history.open() as f:
             total += sum(float(row.get("train_s") or 0) + float(row.get("val_s") or 0) for row in csv.DictReader(f))
         metrics = history.parent / "metrics.json"
