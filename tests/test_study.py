@@ -243,6 +243,17 @@ def test_summarize_gives_mean_and_std_over_seeds():
     assert table.loc[0, "test_exact_match_%"] == "90.0 ± 10.0" and table.loc[1, "test_exact_match_%"] == "50.0"
 
 
+def test_robustness_summary_pairs_each_level_with_the_same_seeds_noise_free_score():
+    # seed 0 reaches 60% without noise, seed 1 80%: spread 14 points; each loses exactly 10 at σ 1, which
+    # the paired change shows as 10 ± 0 where the unpaired means (50 ± 14 against 70 ± 14) overlap
+    robustness = pd.DataFrame({"seed": [0, 0, 1, 1], "sigma": [0.0, 1.0, 0.0, 1.0], "keep": [1.0] * 4,
+                               "test_accuracy": [0.6, 0.5, 0.8, 0.7]})
+    table = study.robustness_summary(robustness).set_index("sigma")
+    assert table.loc[1.0, "test_exact_match_%"] == "60.0 ± 14.1"
+    assert table.loc[1.0, "change_from_noise_free_points"] == "-10.0 ± 0.0"
+    assert table.loc[1.0, "seeds_that_lost"] == 2 and table.loc[0.0, "seeds_that_lost"] == 0
+
+
 def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
     ipywidgets = pytest.importorskip("ipywidgets")
     from saccadelib import data

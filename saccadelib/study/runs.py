@@ -520,6 +520,23 @@ def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset
     return pd.DataFrame(rows, columns=["seed", "sigma", "keep", "test_accuracy", "both_digits_hit"])
 
 
+def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+    """Per scored level of ``noise_robustness``: test accuracy over seeds, and its change from the same
+    seed's noise-free score. The same models are scored at every level, so the change is paired: a
+    level's cost shows against the seed-to-seed spread of what the models reach without noise."""
+    import pandas as pd
+
+    frame = robustness.assign(test_pct=robustness["test_accuracy"].astype(float) * 100)
+    clean = frame[(frame["sigma"] == 0.0) & (frame["keep"] == 1.0)].set_index("seed")["test_pct"]
+    frame = frame.assign(change=frame["test_pct"] - frame["seed"].map(clean))
+    rows = []
+    for (sigma, keep), level in frame.groupby(["sigma", "keep"], sort=False):
+        rows.append({"sigma": sigma, "keep": keep, "seeds": len(level), "test_exact_match_%": mean_std(level["test_pct"]),
+                     "change_from_noise_free_points": mean_std(level["change"]),
+                     "seeds_that_lost": int((level["change"] < 0).sum())})
+    return pd.DataFrame(rows)
+
+
 def datasets_used(frame) -> dict:
     """The test sets' content hashes that the runs in ``frame`` were scored on."""
     return {"test_sha256": sorted(set(frame["test_sha256"].dropna()))}
