@@ -15,6 +15,8 @@ from .paths import REPO_ROOT, write_text_atomic
 
 def git_commit() -> str:
     """HEAD's hash, with ``+dirty`` when tracked files differ from it (an honest label for the result).
+    Rendered results (``results/``) do not count: the runner renders one experiment after another into
+    the tree whose commit it stamps, and a rendered folder is output, not code.
 
     ``SACCADE_GIT_COMMIT`` overrides it, for copies of the tree whose .git is not the code's (a working
     tree copied to another machine)."""
@@ -23,8 +25,8 @@ def git_commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

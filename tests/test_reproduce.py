@@ -203,3 +203,28 @@ def test_the_runner_log_says_how_long_each_attempt_took(fake_study):
     assert any(line.startswith("ok: ok in ") and " min " in line for line in lines)
     record = json.loads((results / "ok" / "run.json").read_text())
     assert record["wall_s"] > 0 and "sittings" not in record
+
+
+def test_the_commit_stamp_says_dirty_for_changed_code_but_not_for_rendered_results(tmp_path, monkeypatch):
+    import subprocess
+
+    from saccadelib import runinfo
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.md").write_text("| a |\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    monkeypatch.setattr(runinfo, "REPO_ROOT", tmp_path)
+    monkeypatch.delenv("SACCADE_GIT_COMMIT", raising=False)
+    clean = runinfo.git_commit()
+    assert len(clean) == 40
+    (tmp_path / "results" / "table.md").write_text("| b |\n")  # a rendered experiment
+    assert runinfo.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runinfo.git_commit() == clean + "+dirty"
