@@ -121,6 +121,7 @@ def accuracy_against_cost(panels: dict[str, list[dict]], out: str | Path | None 
     (``study.reports.cost_curves``)."""
     plt = _pyplot()
     import seaborn as sns
+    from matplotlib.ticker import NullFormatter
 
     if not panels:
         raise ValueError("no runs to draw: run the experiments first")
@@ -135,6 +136,7 @@ def accuracy_against_cost(panels: dict[str, list[dict]], out: str | Path | None 
                 ax.errorbar([x[-1]], [m["test_mean"]], yerr=[m["test_std"]], color=colour, marker="o", capsize=3,
                             label=label)
         row[0].set_xscale("log")
+        row[0].xaxis.set_minor_formatter(NullFormatter())  # a span under a decade labels every minor tick
         row[0].set_xlabel("canvases seen")
         row[1].set_xlabel("minutes (training and validation, 2 cores)")
         for ax in row:
