@@ -245,7 +245,7 @@ def test_summarize_gives_mean_and_std_over_seeds():
 
 def test_robustness_summary_pairs_each_level_with_the_same_seeds_noise_free_score():
     # seed 0 reaches 60% without noise, seed 1 80%: spread 14 points; each loses exactly 10 at σ 1, which
-    # the paired change shows as 10 ± 0 where the unpaired means (50 ± 14 against 70 ± 14) overlap
+    # the paired change shows as 10 ± 0 where the unpaired means (60 ± 14 against 70 ± 14) overlap
     robustness = pd.DataFrame({"seed": [0, 0, 1, 1], "sigma": [0.0, 1.0, 0.0, 1.0], "keep": [1.0] * 4,
                                "test_accuracy": [0.6, 0.5, 0.8, 0.7]})
     table = study.robustness_summary(robustness).set_index("sigma")
