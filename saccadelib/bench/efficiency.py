@@ -280,7 +280,7 @@ def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, ou
 def median_of_processes(runs: list[dict]) -> dict:
     """One row from the same case measured in several processes. Our model's peak RSS differs by ±15 MiB
     between identical processes (the allocator), as much as the growth the benchmark checks, and its time
-    by up to half (a shared machine): the row is the process of median peak RSS, carrying the median of
+    by up to a third (a shared machine): the row is the process of median peak RSS, carrying the median of
     all the processes' times, and both lists."""
     by_rss = sorted(runs, key=lambda r: r["peak_rss_mib"])
     row = dict(by_rss[(len(runs) - 1) // 2])
@@ -397,7 +397,7 @@ def markdown(result: dict) -> str:
              f"{'' if gpu else str(rows[0]['threads']) + ' threads, ' if rows else ''}float32, median of "
              f"{rows[0]['repeats'] if rows else '?'} runs after a warm-up, or of as many as fill "
              f"{MIN_TIME_S:g} s (fast cases), each configuration in a fresh process"
-             f"{'' if gpu else ' (ours in three, its row the median of their times and peaks)'}. "
+             f"{'' if gpu or result.get('quick') else ' (ours in three, its row the median of their times and peaks)'}. "
              f"Written by `python -m saccadelib bench --device {result['device']}` in {result['wall_s']:.0f} s.", "",
              f"| variant | source | side | phase | batch | median ms | images/s | {memory_label} | "
              f"whole-process peak MiB | GMAC/image | params M |",
