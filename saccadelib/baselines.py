@@ -200,7 +200,7 @@ class ProxyCNN(_Classifier):
     def forward(self, images, proxy: torch.Tensor | None = None) -> torch.Tensor:
         if proxy is None:
             proxy = _source(images, self.cfg.channels).proxy(self.cfg.proxy_size)
-        return self.fc(self.encoder(proxy))
+        return self.fc(self.encoder(proxy)[0])
 
     def logits(self, batch):
         return self(batch["image"], proxy=batch.get("proxy"))

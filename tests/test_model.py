@@ -127,7 +127,7 @@ def test_random_policy_draws_uniform_windows_inside_the_image():
     torch.manual_seed(0)
     cfg = ModelConfig(policy="random", window=WindowConfig(min_scale=0.2, max_scale=0.45), **TINY)
     model = VariationalSaccading(cfg)
-    windows = model.random_windows(4000, torch.zeros(1))
+    windows = model.policy(None, torch.zeros(4000, 1, 32, 32), None)
     scale = windows[..., 0]
     assert scale.min() >= 0.2 and scale.max() <= 0.45 and abs(scale.mean().item() - 0.325) < 0.01
     assert (windows[..., 1].abs() <= 1 - scale).all() and windows[..., 1].std() > 0.3
@@ -152,12 +152,13 @@ def test_grid_layout_starts_the_glimpses_apart_and_leaves_the_kl_alone():
     with torch.no_grad():
         h0 = torch.zeros(3, cfg.hidden)
         prior_mu, _ = model.prior(h0)
-        posterior_mu, _ = model.posterior(torch.cat([model.proxy_encoder(out.proxy), h0], -1))
-    assert torch.allclose(out.p_mu[:, 0] - prior_mu, model.glimpse_offset[0].detach().expand(3, 3), atol=1e-6)
-    assert torch.allclose(out.q_mu[:, 0] - posterior_mu, model.glimpse_offset[0].detach().expand(3, 3), atol=1e-6)
-    assert model.glimpse_offset[0].abs().sum() > 0.5  # a real shift, not zero
+        posterior_mu, _ = model.posterior(torch.cat([model.proxy_encoder(out.proxy)[0], h0], -1))
+    offset = model.start.offset[0].detach().expand(3, 3)
+    assert torch.allclose(out.p_mu[:, 0] - prior_mu, offset, atol=1e-6)
+    assert torch.allclose(out.q_mu[:, 0] - posterior_mu, offset, atol=1e-6)
+    assert model.start.offset[0].abs().sum() > 0.5  # a real shift, not zero
     centred = VariationalSaccading(ModelConfig(glimpses=4, **TINY)).eval()
-    assert not hasattr(centred, "glimpse_offset")
+    assert centred.start.offset is None and "start.offset" not in centred.state_dict()
     with pytest.raises(ValueError, match="unknown initial layout"):
         ModelConfig(init_layout="spiral")
 
@@ -179,13 +180,13 @@ def _per_glimpse_reference(model, images):
 
     cfg = model.cfg
     proxy = TensorSource(images).proxy(cfg.proxy_size)
-    e_c = model.proxy_encoder(proxy)
+    e_c = model.proxy_encoder(proxy)[0]
     h, state = proxy.new_zeros(len(images), cfg.hidden), None
     rec = {k: [] for k in ("z", "q_mu", "q_logvar", "p_mu", "p_logvar", "dec", "h")}
     for t in range(cfg.glimpses):
         p_mu, p_logvar = model.prior(h)
         q_mu, q_logvar = model.posterior(torch.cat([e_c.detach(), h], -1))
-        p_mu, q_mu = p_mu + model.glimpse_offset[t], q_mu + model.glimpse_offset[t]
+        p_mu, q_mu = p_mu + model.start.offset[t], q_mu + model.start.offset[t]
         z = gaussian_sample(q_mu, q_logvar)
         phi = model.latent_embedding(z)
         for k, v in (("z", z), ("q_mu", q_mu), ("q_logvar", q_logvar), ("p_mu", p_mu), ("p_logvar", p_logvar),
@@ -211,7 +212,7 @@ def test_batched_prior_and_decoder_give_the_per_glimpse_loss():
     ref, proxy = _per_glimpse_reference(model, batch["image"])
     windows = window_from_z(ref["z"], cfg.window)
     crops = TensorSource(batch["image"]).crop(windows, cfg.crop_size)
-    step_logits = model.classifier(crops, ref["h"], model.proxy_encoder(proxy))
+    step_logits = model.classifier(crops, ref["h"], model.proxy_encoder(proxy)[0])
     expected = SaccadeOutput(step_logits[:, -1], step_logits, windows, ref["z"], ref["q_mu"], ref["q_logvar"],
                              ref["p_mu"], ref["p_logvar"], proxy, ref["dec"], crops)
     for name in ("z", "p_mu", "p_logvar", "proxy_logits", "step_logits"):
@@ -307,7 +308,9 @@ def test_the_map_posterior_starts_at_the_centre_and_moves_toward_high_scores():
     fmap[0, 0, 1, 6] = 50.0  # row 1, column 6 of 8: centre ((2·6+1)/8 - 1, (2·1+1)/8 - 1)
     head.film.weight.data.zero_()
     head.film.bias.data.zero_()
-    mu, _ = head(fmap, torch.zeros(1, cfg.hidden))  # (the features convolution is applied before the call)
+    from saccadelib.model.posteriors import Plan
+
+    mu, _ = head.step(Plan(fmap), 0, torch.zeros(1, cfg.hidden))  # (plan applies the features convolution)
     assert torch.allclose(torch.tanh(mu[0, 1:]), torch.tensor([0.625, -0.625]), atol=1e-3)
 
 
