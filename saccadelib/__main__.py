@@ -128,7 +128,7 @@ def _bench_predict(args) -> int:
 
 
 def _bench_time_to_accuracy(args) -> int:
-    from .bench import time_to_accuracy
+    from .study import time_to_accuracy
 
     result = time_to_accuracy.run(cases=args.cases, seeds=tuple(args.seeds), out=args.out)
     print(time_to_accuracy.markdown(result))
@@ -168,11 +168,9 @@ def _train(args) -> int:
         prepare_mnist()
     settings = _parse_settings(args.set)
     if args.recipe:
-        from .study.experiments import NAMED_RECIPES
+        from .recipes import recipe
 
-        if args.recipe not in NAMED_RECIPES:
-            raise ValueError(f"unknown recipe {args.recipe!r}; valid: {', '.join(NAMED_RECIPES)}")
-        settings = {**NAMED_RECIPES[args.recipe], **settings}
+        settings = {**recipe(args.recipe), **settings}
     summary = train_model(args.model, task, args.out, settings, train)
     if args.record:
         from .train import record_run
@@ -299,7 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a task")
     tr.add_argument("--model", default="saccade",
-                    help="saccade (default), random_glimpses, grid_glimpses, resnet18, resnet18_tiles, proxy_cnn, ram")
+                    help="saccade (default: the paper's method), saccade_cells (our cells variant), the controls "
+                         "random_glimpses, grid_glimpses, salient_glimpses, oracle_glimpses, deterministic_glimpses, "
+                         "or the baselines resnet18, resnet18_downsampled, resnet18_tiles, proxy_cnn, ram, "
+                         "attention_sampling (docs/training.md)")
     tr.add_argument("--task", default=None,
                     help="sum, identification, megapixel_majority|max|top, fivek or folder (docs/tasks.md)")
     tr.add_argument("--images", default=None, metavar="DIR",
@@ -308,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --images: a CSV file,label[,split] listing the images (paths relative to DIR)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
     tr.add_argument("--recipe", default=None, help="the study's model settings by name: four_glimpses_grid_start "
-                    "(two-digit tasks) or small_glimpses (Megapixel MNIST, native-size digits); --set goes on top")
+                    "(two-digit tasks), small_windows (the paper's method where digits are small), small_glimpses "
+                    "(saccade_cells' own defaults; for its controls); --set goes on top")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
     tr.add_argument("--record", default=None, metavar="DIR",

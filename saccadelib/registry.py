@@ -1,12 +1,18 @@
-"""Every trainable model by name: the paper's model, its glimpse controls and the baselines.
+"""Every trainable model by name: the paper's method, our cells variant, their glimpse controls and the
+baselines.
 
 ``build(name, config)`` makes one; ``config_for(name, n_classes, overrides)`` resolves its config with
 ``KEY=VALUE`` overrides (``saccadelib.config``). The study, the command line and the benchmarks pick
 models through this table only.
+
+Two methods, two names: ``saccade`` is the paper's (a Gaussian posterior over a continuous window,
+trained through the crop's pathwise derivative); ``saccade_cells`` chooses its places among the proxy
+map's cells from an ink prior and learns that choice by REINFORCE, a score-function estimator the paper
+sets its method against (docs/model.md). Neither can be turned into the other by a setting.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 
@@ -14,18 +20,27 @@ from .baselines import (RAM, AttentionSampling, AttentionSamplingConfig, ProxyCN
                         WholeImageResNet)
 from .config import apply_overrides
 from .model import ModelConfig, VariationalSaccading
+from .recipes import SMALL_GLIMPSES
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     config: type
     build: type
-    defaults: dict  # settings that make this entry what it is (e.g. policy="random"): they win over overrides
+    fixed: dict  # settings that make this entry what it is (e.g. policy="random"): they win over overrides
     about: str
+    defaults: dict = field(default_factory=dict)  # the entry's own starting settings: overrides win
+    refused: dict = field(default_factory=dict)  # setting → {value: why} that belong to another entry
 
 
 REGISTRY: dict[str, ModelSpec] = {
-    "saccade": ModelSpec(ModelConfig, VariationalSaccading, {}, "Variational Saccading (the paper's model)"),
+    "saccade": ModelSpec(ModelConfig, VariationalSaccading, {},
+                         "Variational Saccading, the paper's method: a Gaussian posterior over the window, pathwise",
+                         refused={"posterior_head": {"cells": "places drawn among cells are the saccade_cells model: "
+                                                              "use --model saccade_cells"}}),
+    "saccade_cells": ModelSpec(ModelConfig, VariationalSaccading, {"posterior_head": "cells"},
+                               "our variant: places drawn among the proxy map's cells from an ink prior, REINFORCE",
+                               defaults={k: v for k, v in SMALL_GLIMPSES.items() if k != "posterior_head"}),
     "random_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "random"},
                                  "our crop classifier, windows drawn uniformly at random"),
     "grid_glimpses": ModelSpec(ModelConfig, VariationalSaccading, {"policy": "grid"},
@@ -58,10 +73,17 @@ def spec(name: str) -> ModelSpec:
 
 
 def config_for(name: str, n_classes: int, overrides: dict | None = None):
-    """The named model's config for ``n_classes`` classes: ``overrides``, then the entry's own settings
-    (a recipe shared by the glimpse models cannot turn a control back into the model it controls for)."""
+    """The named model's config for ``n_classes`` classes: the entry's defaults, ``overrides``, then the
+    settings that make the entry what it is (a recipe shared by the glimpse models cannot turn a control
+    back into the model it controls for, nor one method into the other)."""
     entry = spec(name)
-    return apply_overrides(entry.config(), {"n_classes": n_classes, **(overrides or {}), **entry.defaults})
+    config = apply_overrides(entry.config(), {"n_classes": n_classes, **entry.defaults, **(overrides or {}),
+                                              **entry.fixed})
+    for key, why in entry.refused.items():
+        value = getattr(config, key)
+        if value in why:
+            raise ValueError(f"{name} with {key}={value}: {why[value]}")
+    return config
 
 
 def build(name: str, config) -> nn.Module:

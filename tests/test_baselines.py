@@ -147,12 +147,13 @@ def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mni
                              rnn_layers=1, glimpses=2),
              "resnet18_tiles": dict(tile=64), "proxy_cnn": dict(width=8), "ram": dict(hidden=16),
              "resnet18_downsampled": dict(input_side=64)}
-    for name in ("random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses", "salient_glimpses"):
+    for name in ("saccade_cells", "random_glimpses", "grid_glimpses", "oracle_glimpses", "deterministic_glimpses",
+                 "salient_glimpses"):
         small[name] = small["saccade"]
     small["attention_sampling"] = {"view_size": 24, "patch_size": 16, "patch_scale": 0.3}
     run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
                       progress="none", test=False)
-    assert set(registry.REGISTRY) == {"saccade", "random_glimpses", "grid_glimpses", "oracle_glimpses",
+    assert set(registry.REGISTRY) == {"saccade", "saccade_cells", "random_glimpses", "grid_glimpses", "oracle_glimpses",
                                        "deterministic_glimpses", "resnet18", "resnet18_downsampled",
                                        "resnet18_tiles", "proxy_cnn", "ram", "salient_glimpses",
                                        "attention_sampling"}
@@ -164,6 +165,18 @@ def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mni
     assert registry.config_for("random_glimpses", 55).policy == "random"
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
         registry.spec("vgg")
+
+
+def test_the_two_methods_have_two_names_and_no_setting_turns_one_into_the_other():
+    paper, cells = registry.config_for("saccade", 10), registry.config_for("saccade_cells", 10)
+    assert paper.posterior_head == "pooled" and cells.posterior_head == "cells"
+    # the variant starts from its own settings, which --set may change, but not into the paper's posterior
+    assert (cells.glimpses, cells.proxy_size, cells.cell_gradient, cells.loss.cell_kl_weight) == (6, 128, "reinforce", 0.01)
+    assert registry.config_for("saccade_cells", 10, {"glimpses": 3}).glimpses == 3
+    assert registry.config_for("saccade_cells", 10, {"posterior_head": "pooled"}).posterior_head == "cells"
+    assert registry.config_for("saccade", 10, {"posterior_head": "map"}).posterior_head == "map"
+    with pytest.raises(ValueError, match="use --model saccade_cells"):
+        registry.config_for("saccade", 10, {"posterior_head": "cells"})
 
 
 def test_cost_is_measured_in_a_fresh_process(mnist_root):

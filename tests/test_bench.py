@@ -141,7 +141,7 @@ def test_throughput_benchmark_times_our_model_beside_the_proxy_cnn(tmp_path, mni
 
 def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(tmp_path, monkeypatch):
     from saccadelib import train
-    from saccadelib.bench import time_to_accuracy
+    from saccadelib.study import time_to_accuracy
 
     calls = []
 

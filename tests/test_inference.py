@@ -146,7 +146,7 @@ def test_the_newcomer_path_trains_by_recipe_and_scores_exported_canvases(checkpo
     model = json.loads((run / "config.json").read_text())["model"]["config"]
     assert model["classifier_reads"] == "crops" and model["init_layout"] == "grid" and model["glimpses"] == 2  # --set on top
     assert main(["train", "--task", "identification", "--recipe", "fast", "--out", str(tmp_path / "x")]) != 0
-    assert "unknown recipe 'fast'; valid: four_glimpses_grid_start, small_glimpses" in capsys.readouterr().err
+    assert "unknown recipe 'fast'; valid: four_glimpses_grid_start, small_windows, small_glimpses" in capsys.readouterr().err
 
     assert main(["data", "two-digit-png", "--limit", "3", "--out", str(tmp_path / "samples")]) == 0
     labels = (tmp_path / "samples" / "labels.csv").read_text().splitlines()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ..paths import atomic_path
-from ..study.experiments import LARGE_CROP, crop_settings
+from ..recipes import LARGE_CROP, crop_settings
 
 SIDES = (2528, 5056, 10112)
 PHOTO_SIZE = (4000, 3000)

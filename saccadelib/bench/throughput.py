@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..study.experiments import LARGE_CROP, LARGE_SIDE, crop_settings
+from ..recipes import LARGE_CROP, LARGE_SIDE, crop_settings, task_settings
 
 # label → (registry model, task, image side the canvases are read at (None: as generated), model settings
 # on top of the task's recipe for glimpse models)
@@ -35,12 +35,11 @@ class _Case:
     def __init__(self, label: str, batch_size: int, model_settings: dict, execution: dict):
         from ..config import apply_overrides
         from ..registry import GLIMPSE_MODELS, build, config_for
-        from ..study.experiments import RECIPES, TASK_RECIPE
         from ..tasks import get_task
         from ..train import TrainConfig, prepare_model
 
         name, task_name, side, settings = CASES[label]
-        overrides = {**RECIPES[TASK_RECIPE[task_name]], **settings, **model_settings} if name in GLIMPSE_MODELS else {}
+        overrides = {**task_settings(task_name, name), **settings, **model_settings} if name in GLIMPSE_MODELS else {}
         torch.manual_seed(0)
         self.config = apply_overrides(TrainConfig(task=task_name), execution)
         self.device = torch.device("cpu")

@@ -20,41 +20,11 @@ from typing import Callable
 
 from ..config import apply_overrides
 from ..paths import REPO_ROOT, data_dir
+from ..recipes import LARGE_CROP, LARGE_SIDE, RECIPES, SMALL_GLIMPSES, SMALL_WINDOWS, TASK_RECIPE
 
 PROFILES = ("smoke", "cpu", "paper")
 COMMITTED_PROFILE = "cpu"  # the profile whose results live in results/; the others write results-<profile>/
-LARGE_SIDE, LARGE_CROP = 2528, 64  # the paper's large variant: a lazy 2528² upsample read in 64² crops
 
-
-def crop_settings(crop: int) -> dict:
-    """Our model's settings for ``crop``² glimpses: the crop net's stem folds pixel blocks so that the
-    rest of it runs at 16² (64² crops then cost what 32² ones do; docs/efficiency.md)."""
-    return {"crop_size": crop, "crop_fold": max(2, crop // 16)}
-
-# Our model's training recipes (docs/deviations.md says why each setting): a classifier that reads the
-# crops alone, a small reconstruction weight, a loss on every glimpse's running prediction, windows learnt
-# in [0.2, 0.45] of the side starting at 0.35, one nat of free bits per latent dimension, a posterior
-# that does not train the proxy encoder, and the reconstruction term estimated from one decoded glimpse.
-_SHARED_RECIPE = {"classifier_reads": "crops", "loss.reconstruction_weight": 0.01, "loss.every_step": True,
-                  "window.max_scale": 0.45, "init_scale": 0.35, "loss.kl_free_bits": 1.0,
-                  "posterior_trains_encoder": False, "loss.reconstruction_glimpses": "one"}
-RECIPES = {
-    # Four glimpses starting on the quadrants: on sum as on identification, a classifier that reads the
-    # crops alone needs a glimpse on each digit (docs/controls.md)
-    "four_glimpses_grid_start": {**_SHARED_RECIPE, "glimpses": 4, "init_layout": "grid"},
-}
-TASK_RECIPE = {"sum": "four_glimpses_grid_start", "identification": "four_glimpses_grid_start",
-               "fivek": "four_glimpses_grid_start"}
-# Where a glimpse must land on a digit 2-3% of the image side (06): six windows of 3-10% of the side read at
-# 32², a 128² proxy, and places chosen among the cells of a map over the proxy's features, from an ink
-# prior, learnt by REINFORCE, with a small weight on the cells' KL (docs/model.md, docs/resolution.md).
-SMALL_GLIMPSES = {**_SHARED_RECIPE, "glimpses": 6, "window.min_scale": 0.03, "window.max_scale": 0.1,
-                  "init_scale": 0.04, "proxy_size": 128, "posterior_head": "cells", "cell_gradient": "reinforce",
-                  "loss.cell_kl_weight": 0.01,
-                  "posterior_trains_encoder": True}
-
-# The recipes by name, for ``train --recipe NAME`` (settings given with --set go on top).
-NAMED_RECIPES = {**RECIPES, "small_glimpses": SMALL_GLIMPSES}
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
@@ -194,14 +164,16 @@ class ResolutionStudy:
     same classifier, attention sampling and the proxy-only CNN at our proxy side, and the proxy-only CNN
     swept over proxy sides (where does the proxy stop being enough?)."""
     tasks: tuple[str, ...] = ("megapixel_majority", "identification")
-    models: tuple[str, ...] = ("saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses",
+    # the cells variant first (the model that works here), then the paper's method at the same window sizes
+    models: tuple[str, ...] = ("saccade_cells", "saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses",
                                "attention_sampling", "proxy_cnn")
     proxy_sweep: tuple[int, ...] = (32, 64, 180)  # the proxy-only CNN at these sides too (128 is in models)
-    recipe: dict = field(default_factory=lambda: dict(SMALL_GLIMPSES))  # our model's and its controls'
+    recipe: dict = field(default_factory=lambda: dict(SMALL_GLIMPSES))  # the cells variant's and the controls'
+    paper_recipe: dict = field(default_factory=lambda: dict(SMALL_WINDOWS))  # the paper's method's (saccade)
     data_root: str = ""  # Megapixel MNIST's stored sets ("" → data/megapixel_mnist; smoke: a miniature)
     training: Training = field(default_factory=lambda: Training(train_size=5_000, val_size=1_000))
     profile: str = "cpu"
-    claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade``) trained at every seed
+    claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade_cells``) trained at every seed
     task_budget_min: dict = field(default_factory=dict)  # task → minutes per run, where not training's
     # inference cost per image (batch 1, end to end from a PNG, each model in a fresh process): the runs
     # measured (None: all but the oracle, which needs the digits' boxes a file does not have), the repeats
@@ -253,6 +225,7 @@ CPU_MINUTES = {("sum", 100): 4.0, ("identification", 100): 6.0, ("identification
 # cpu profile leaves it out (its costs are in 05_efficiency and its paper numbers in Table 1).
 CPU_TASK_MODELS = tuple(m for m in TaskStudy.models if m != "resnet18")
 CLAIMS = ("saccade", "random_glimpses", "proxy_cnn")  # what looking adds, over chance windows and the proxy
+RESOLUTION_CLAIMS = ("saccade_cells", "random_glimpses", "proxy_cnn")  # 06: the model that finds the digits there
 
 
 def check_profile(profile: str) -> str:
@@ -307,11 +280,11 @@ def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
                                    train_size=5_000, val_size=1_000)
     study = ResolutionStudy(training=training, profile=profile)
     if profile == "cpu":
-        study = dataclasses.replace(study, claim_runs=tuple(f"megapixel/{m}" for m in CLAIMS),
+        study = dataclasses.replace(study, claim_runs=tuple(f"megapixel/{m}" for m in RESOLUTION_CLAIMS),
                                     task_budget_min={"identification": CPU_MINUTES["identification_native"]})
     if profile == "smoke":
         study = dataclasses.replace(study, proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
-                                    costed=("saccade", "proxy_cnn"), cost_repeats=1,
+                                    costed=("saccade_cells", "proxy_cnn"), cost_repeats=1,
                                     training=dataclasses.replace(SMOKE_TRAINING, batch_size=16, val_size=32,
                                                                  test_size=32))
     if overrides.get("budget_min"):
@@ -395,12 +368,54 @@ def fivek_available(profile: str) -> str | None:
     return None
 
 
+def dataset_name(task: str) -> str:
+    """06's short name of a task's data: ``megapixel`` or ``id1000``."""
+    return "megapixel" if task.startswith("megapixel") else f"id{NATIVE_SIDE}"
+
+
+def resolution_label(task: str, name: str) -> str:
+    """A run's label in 06: the data set and the model (``megapixel/saccade``, ``id1000/proxy_cnn_64``)."""
+    return f"{dataset_name(task)}/{name}"
+
+
+def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str, dict]]:
+    """(task, canvas side, run name, registry model, model settings) of 06: per task, each model (the
+    glimpse models with the study's recipe, the proxy-only CNN at the recipe's proxy side), then the
+    proxy-only CNN at the sweep's other sides."""
+    from .. import megapixel
+    from ..registry import GLIMPSE_MODELS
+
+    entries = []
+    for task in study.tasks:
+        side = study.side(task)
+        for name in study.models:
+            if name in GLIMPSE_MODELS:
+                settings = dict(study.paper_recipe if name == "saccade" else study.recipe)
+                if name == "oracle_glimpses" and task.startswith("megapixel"):
+                    # one window per digit: a sixth would revisit one and skew the count the majority rests on
+                    settings["glimpses"] = megapixel.DIGITS
+            elif name == "proxy_cnn":
+                settings = {"proxy_size": study.proxy_size}
+            elif name == "attention_sampling":
+                settings = _attention_view(side)
+            else:
+                settings = {}
+            entries.append((task, side, name, name, settings))
+        entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
+                    for size in study.proxy_sweep if size != study.proxy_size]
+    return entries
+
+
+def _attention_view(side: int) -> dict:
+    """Attention sampling as its paper set it up on Megapixel MNIST, scaled to ``side``: a view of 12% of
+    the side, patches of 50 pixels."""
+    return {"view_size": round(0.12 * side / 2) * 2, "patch_scale": 50 / side}
+
+
 def resolution_calibrated(profile: str) -> str | None:
     """None when 06 can run at ``profile``: its runs' budgets need their measured epoch times."""
     if profile != "cpu":
         return None
-    from .runs import resolution_entries
-
     missing = [name for task, side, name, _, _ in resolution_entries(resolution_study(profile))
                if (task, side, name) not in EPOCH_SECONDS]
     if missing:
@@ -441,7 +456,7 @@ def settings_fingerprint(profile: str = "cpu") -> str:
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
     studies.update(noise=to_dict(noise_study(profile)), efficiency=to_dict(efficiency_study(profile)),
                    fivek=to_dict(fivek_study(profile)), resolution=to_dict(resolution_study(profile)))
-    payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE, "small_glimpses": SMALL_GLIMPSES,
+    payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE,
                "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
                "val_seconds": sorted([*key, value] for key, value in VAL_SECONDS.items()),
                "models": {f"{name}/{task}": to_dict(config_for(name, n_classes(task)))

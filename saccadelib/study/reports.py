@@ -20,7 +20,9 @@ PAPER = {
 }
 
 
-SYSTEM_NAMES = {"saccade": "variational saccading", "resnet18": "resnet18 - full image",
+SYSTEM_NAMES = {"saccade": "variational saccading (the paper's method)",
+                "saccade_cells": "variational saccading, cells variant (ours: places drawn among cells, REINFORCE)",
+                "resnet18": "resnet18 - full image",
                 "resnet18_tiles": "resnet18 - 144 crops", "ram": "RAM", "dram": "DRAM",
                 "random_glimpses": "random glimpses (our classifier; beyond the paper)",
                 "grid_glimpses": "grid glimpses (our classifier; beyond the paper)",

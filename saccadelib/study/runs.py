@@ -18,9 +18,10 @@ from typing import Callable
 from ..config import to_dict
 from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
 from ..runinfo import write_json
-from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, LARGE_CROP, LARGE_SIDE, NATIVE_SIDE, RECIPES,
-                          TASK_RECIPE, VAL_SECONDS, VAL_SHARE, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
-                          Training, crop_settings, seeds_for)
+from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe, task_settings
+from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, NATIVE_SIDE, VAL_SECONDS, VAL_SHARE, FiveKStudy,
+                          NoiseStudy, ResolutionStudy, TaskStudy, Training, dataset_name, resolution_entries,
+                          resolution_label, seeds_for)
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,6 @@ class RunSpec:
 
     def folder(self) -> str:
         return f"{self.label}_s{self.seed}_{self.key()}".replace(" ", "_")
-
-
-def model_overrides(task: str, model: str, image_side: int = 100) -> dict:
-    """The recipe settings for a glimpse model; the other baselines train at their defaults."""
-    from ..registry import GLIMPSE_MODELS
-
-    if model not in GLIMPSE_MODELS:
-        return {}
-    settings = dict(RECIPES[TASK_RECIPE[task]])
-    if image_side == LARGE_SIDE:
-        settings.update(crop_settings(LARGE_CROP))
-    return settings
 
 
 def _measured(task: str, image_side: int, model: str) -> tuple[float, float]:
@@ -111,7 +100,7 @@ def train_overrides(task: str, image_side: int, model: str, training: Training, 
 
 
 def task_runs(study: TaskStudy) -> list[RunSpec]:
-    return [RunSpec(name, name, study.task, seed, model_overrides(study.task, name, study.image_side),
+    return [RunSpec(name, name, study.task, seed, task_settings(study.task, name, study.image_side),
                     train_overrides(study.task, study.image_side, name, study.training, seed),
                     (study.task, study.image_side, name))
             for name in study.models for seed in seeds_for(study, name)]
@@ -121,7 +110,7 @@ def noise_runs(study: NoiseStudy) -> list[RunSpec]:
     task = "identification"
     runs = []
     for sigma, keep in study.levels():
-        overrides = {**model_overrides(task, "saccade"), "proxy_noise": sigma, "proxy_keep": keep}
+        overrides = {**task_settings(task, "saccade"), "proxy_noise": sigma, "proxy_keep": keep}
         label = noise_label(sigma, keep)
         for seed in seeds_for(study, label):
             runs.append(RunSpec(label, "saccade", task, seed, overrides,
@@ -140,7 +129,7 @@ def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
         if name == "resnet18_tiles":
             settings = {"channels": 3, "tile": study.tile}
         else:
-            settings = {**RECIPES[TASK_RECIPE["fivek"]], "channels": 3, **crop_settings(study.crop)}
+            settings = {**recipe(TASK_RECIPE["fivek"]), "channels": 3, **crop_settings(study.crop)}
         for seed in t.seeds:
             train = {"epochs": t.epochs, "lr_schedule": "cosine", "seed": seed, "batch_size": t.batch_size,
                      "lr": t.lr, "device": t.device, "threads": t.threads, "precision": t.precision,
@@ -158,44 +147,6 @@ def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = prin
     card = fivek.prepare(source, study.root(), fivek.PrepareSettings(side=study.side), progress=False)
     log(f"miniature (synthetic photos, a pipeline check) prepared at {study.side}²: {card['prepared']} photos")
     return study.root()
-
-
-def dataset_name(task: str) -> str:
-    """06's short name of a task's data: ``megapixel`` or ``id1000``."""
-    return "megapixel" if task.startswith("megapixel") else f"id{NATIVE_SIDE}"
-
-
-def resolution_label(task: str, name: str) -> str:
-    """A run's label in 06: the data set and the model (``megapixel/saccade``, ``id1000/proxy_cnn_64``)."""
-    return f"{dataset_name(task)}/{name}"
-
-
-def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str, dict]]:
-    """(task, canvas side, run name, registry model, model settings) of 06: per task, each model (the
-    glimpse models with the study's recipe, the proxy-only CNN at the recipe's proxy side), then the
-    proxy-only CNN at the sweep's other sides."""
-    from .. import megapixel
-    from ..registry import GLIMPSE_MODELS
-
-    entries = []
-    for task in study.tasks:
-        side = study.side(task)
-        for name in study.models:
-            if name in GLIMPSE_MODELS:
-                settings = dict(study.recipe)
-                if name == "oracle_glimpses" and task.startswith("megapixel"):
-                    # one window per digit: a sixth would revisit one and skew the count the majority rests on
-                    settings["glimpses"] = megapixel.DIGITS
-            elif name == "proxy_cnn":
-                settings = {"proxy_size": study.proxy_size}
-            elif name == "attention_sampling":
-                settings = _attention_view(side)
-            else:
-                settings = {}
-            entries.append((task, side, name, name, settings))
-        entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
-                    for size in study.proxy_sweep if size != study.proxy_size]
-    return entries
 
 
 def resolution_data(study: ResolutionStudy, task: str, side: int) -> dict:
@@ -253,12 +204,6 @@ def planned_minutes(profile: str = "cpu") -> "pd.DataFrame":  # noqa: F821
     total = {"experiment": "total", "runs": int(frame["runs"].sum()), "seeds": int(frame["seeds"].max()),
              "planned_min": round(float(frame["planned_min"].sum()), 1)}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
-
-
-def _attention_view(side: int) -> dict:
-    """Attention sampling as its paper set it up on Megapixel MNIST, scaled to ``side``: a view of 12% of
-    the side, patches of 50 pixels."""
-    return {"view_size": round(0.12 * side / 2) * 2, "patch_scale": 50 / side}
 
 
 def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):

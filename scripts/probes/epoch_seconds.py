@@ -30,7 +30,8 @@ import torch
 
 from saccadelib.registry import build
 from saccadelib.study import experiments as study
-from saccadelib.study.runs import model_overrides, train_overrides
+from saccadelib.recipes import task_settings
+from saccadelib.study.runs import train_overrides
 from saccadelib.tasks import get_task
 from saccadelib.train import resolved_settings, train_model
 from saccadelib.runinfo import run_metadata, write_json
@@ -49,8 +50,9 @@ RESOLUTION_CANVASES = 1_000  # per probe epoch in 06 (Megapixel MNIST has 5,000 
 
 
 def resolution_probes() -> list[tuple]:
-    """(task, side, run name, model, settings, data settings, canvases) of 06 (study.runs.resolution_entries)."""
-    from saccadelib.study.runs import resolution_data, resolution_entries
+    """(task, side, run name, model, settings, data settings, canvases) of 06 (study.experiments.resolution_entries)."""
+    from saccadelib.study.experiments import resolution_entries
+    from saccadelib.study.runs import resolution_data
 
     config = study.resolution_study("cpu")
     return [(task, side, name, model, settings, resolution_data(config, task, side), RESOLUTION_CANVASES)
@@ -89,7 +91,7 @@ def probe_training(task: str, canvas: int, model: str, canvases: int, threads: i
                    data: dict | None = None) -> list[float]:
     training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
                               threads=threads)
-    settings = model_overrides(task, model, canvas) if settings is None else settings
+    settings = task_settings(task, model, canvas) if settings is None else settings
     train = train_overrides(task, canvas, model, training, seed=0)
     if data is not None:  # 06: the data settings say which canvases, not image_side
         train = {**{k: v for k, v in train.items() if k != "image_side"}, **data}
@@ -102,7 +104,7 @@ def probe_training(task: str, canvas: int, model: str, canvases: int, threads: i
 def probe_validation(task: str, canvas: int, model: str, threads: int, settings: dict | None = None,
                      data: dict | None = None) -> list[float]:
     training = study.Training(budget_min=None, epochs=1, val_size=VAL_CANVASES, threads=threads)
-    settings = model_overrides(task, model, canvas) if settings is None else settings
+    settings = task_settings(task, model, canvas) if settings is None else settings
     model_cfg, _, train_cfg = resolved_settings(model, task, settings,
                                                 train_overrides(task, canvas, model, training, seed=0))
     torch.set_num_threads(threads)

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from saccadelib.study.experiments import RECIPES, TASK_RECIPE  # noqa: E402
+from saccadelib.recipes import RECIPES, TASK_RECIPE  # noqa: E402
 
 # variant → (registry model, model settings on top of the task's recipe, what it is)
 VARIANTS = {

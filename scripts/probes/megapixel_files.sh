@@ -23,7 +23,7 @@ for name in "${@:-${ORDER[@]}}"; do
   echo "== $name"
   out="runs/probes/megapixel_files/$name" record="records/megapixel_files/$name"
   # shellcheck disable=SC2086
-  $PY -m saccadelib train --model saccade --images "$DATA" --manifest "$DATA/manifest.csv" $RECIPE $TRAIN \
+  $PY -m saccadelib train --model saccade_cells --images "$DATA" --manifest "$DATA/manifest.csv" $RECIPE $TRAIN \
       ${RUNS[$name]} --out "$out" --record "$record"
   [[ $name == files_workers1 ]] && continue  # one epoch, for its time: nothing to score
   $PY -m saccadelib evaluate --checkpoint "$out/best.pt" --images "$DATA/test" --labels "$DATA/test/labels.csv" \

@@ -15,13 +15,13 @@ from saccadelib.megapixel import export_png
 from saccadelib.paths import data_dir, write_text_atomic
 from saccadelib.runinfo import run_metadata
 from saccadelib.study.experiments import resolution_study
-from saccadelib.study.runs import resolution_entries
+from saccadelib.study.experiments import resolution_entries
 
 # the settings experiment 06 trains these models with on Megapixel MNIST, and the whole-image CNN
 SIXTH = {name: (model, settings) for task, _, name, model, settings in resolution_entries(resolution_study("cpu"))
          if task == "megapixel_majority"}
 MODELS = {
-    "saccade (06 recipe)": SIXTH["saccade"],
+    "saccade_cells (06 recipe)": SIXTH["saccade_cells"],
     "proxy_cnn 128²": SIXTH["proxy_cnn"],
     "attention_sampling": SIXTH["attention_sampling"],
     "resnet18 on a 500² downsample": ("resnet18_downsampled", {"input_side": 500}),

@@ -13,8 +13,8 @@ RECIPE="--set classifier_reads=crops --set loss.reconstruction_weight=0.01 --set
  --set window.min_scale=0.03 --set window.max_scale=0.1 --set init_scale=0.04 --set proxy_size=128 \
  --set posterior_head=cells --set loss.cell_kl_weight=0.01"
 declare -A RUNS=(
-  [saccade_cells]="--model saccade --task megapixel_majority $RECIPE --set cell_gradient=attention_sampling --train epochs=110"
-  [saccade_cells_reinforce]="--model saccade --task megapixel_majority $RECIPE --set cell_gradient=reinforce --train epochs=55 --train time_budget_s=1800"
+  [saccade_cells]="--model saccade_cells --task megapixel_majority $RECIPE --set cell_gradient=attention_sampling --train epochs=110"
+  [saccade_cells_reinforce]="--model saccade_cells --task megapixel_majority $RECIPE --set cell_gradient=reinforce --train epochs=55 --train time_budget_s=1800"
   [proxy_cnn_128]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=80"
   [proxy_cnn_128_30min]="--model proxy_cnn --task megapixel_majority --set proxy_size=128 --train epochs=40 --train time_budget_s=1800"
   # the whole-image CNN a practitioner would try: ResNet-18 on a 500² downsample (digits about 9 px), batches
