@@ -71,7 +71,7 @@ def _evaluate(args) -> int:
     from .inference import evaluate
 
     result = evaluate(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels,
-                      split=args.split)
+                      split=args.split, label_indices=args.label_indices)
     print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
           f"({result['seconds_per_image'] * 1000:.0f} ms per image)"
           + (f"; predictions.csv and metrics.json in {args.out}" if args.out else ""))
@@ -332,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(PNG, JPEG, TIFF) listed in a file,label CSV")
     ev.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     ev.add_argument("--images", required=True, help="the folder the CSV's file names are relative to")
-    ev.add_argument("--labels", required=True, help="CSV with a header: file,label (a class name or index)")
+    ev.add_argument("--labels", required=True, help="CSV with a header: file,label (a class name)")
+    ev.add_argument("--label-indices", action="store_true",
+                    help="the CSV's labels are class indices (0, 1, …) rather than the checkpoint's class names")
     ev.add_argument("--out", default=None, help="folder for predictions.csv and metrics.json")
     ev.add_argument("--split", default=None, choices=("train", "val", "test"),
                     help="only the rows of this split (a labels file with a split column, e.g. a run's split.csv)")

@@ -3,13 +3,15 @@ applied to a frozen config dataclass.
 
 A key names a field (``glimpses``) or a field of a nested config (``loss.kl_weight``). A string value is
 parsed as the field's declared type: ``bool`` (true/false, 1/0, yes/no, on/off), ``int``, ``float``,
-``str``, ``X | None`` ("none" or "null" is None), and ``tuple[X, ...]`` (comma-separated). A value that
+``str``, ``X | None`` ("none" or "null" is None), and ``tuple[X, ...]`` (comma-separated). A float
+must be finite: nan and inf are refused. A value that
 is not a string is used as it is (tuples from lists). Unknown keys and unparsable values raise a
 ``ValueError`` that names the setting and what it takes.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from functools import lru_cache
@@ -43,8 +45,13 @@ def _parse(text: str, kind, key: str):
         if kind is int:
             return int(text)
         if kind is float:
-            return float(text)
-    except ValueError:
+            value = float(text)
+            if not math.isfinite(value):  # nan and inf parse, and would fail only mid-run
+                raise ValueError(f"setting {key}: expected a finite number, got {text!r}")
+            return value
+    except ValueError as err:
+        if "finite" in str(err):
+            raise
         raise ValueError(f"setting {key}: expected {kind.__name__}, got {text!r}") from None
     return text
 

@@ -26,6 +26,29 @@ ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
 
 
+# Greyscale modes of more than 8 bits (16-bit PNG and TIFF, 32-bit integer, float). PIL's convert("L")
+# clips them at 255, so a full-range 16-bit image would read almost white: they are scaled by their
+# type's range instead (``_grey_to_8bit``).
+WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _grey_to_8bit(img, path: Path):
+    """``img`` (a WIDE_GREY mode) as 8-bit grey, scaled by its type's range: integers by 65535 (16 bits;
+    PIL holds a 16-bit PNG as "I" or "I;16"), floats by 1. Values outside that range are refused: their
+    scale is not known."""
+    import numpy as np
+    from PIL import Image
+
+    array = np.asarray(img)
+    top = 1.0 if img.mode == "F" else 65535.0
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > top:
+        kind = "floating-point" if img.mode == "F" else "integer"
+        raise ImageFileError(f"{path} is {kind} greyscale (mode {img.mode}) with values {low:g}..{high:g}, outside "
+                             f"0..{top:g}: rescale it to that range (or to 8 bits) and save it again")
+    return Image.fromarray(np.rint(array.astype(np.float64) * (255.0 / top)).astype(np.uint8), mode="L")
+
+
 @contextmanager
 def _pillow_limit_lifted():
     """Pillow's own pixel limit off while a file whose size this module has checked is opened."""
@@ -86,7 +109,7 @@ class FileSource(ImageSource):
         if mode in ALPHA_MODES or transparent:
             raise ImageFileError(f"{self.path} has an alpha channel (mode {mode}); the model takes {channels}: "
                                  "flatten it onto a background and save it without alpha")
-        grey = mode in ("1", "L", "I", "I;16", "F")
+        grey = mode in ("1", "L", *WIDE_GREY)
         if convert:  # asked for: colour to luma (PIL's "L"), grey to RGB by repeating it
             grey = channels == 1
         if grey and channels == 3:
@@ -112,6 +135,8 @@ class FileSource(ImageSource):
 
     def _decoded(self, img):
         try:
+            if img.mode in WIDE_GREY:
+                img = _grey_to_8bit(img, self.path)
             return img.convert(self._mode)
         except OSError as err:  # truncated or corrupt data shows only when pixels are decoded
             raise ImageFileError(f"cannot decode image {self.path}: {err}") from None

@@ -8,7 +8,8 @@ Two layouts, as the field writes them:
 
 Without a split column the images are split per class (stratified) by a seeded permutation, 70% / 15% /
 15% with at least one validation and one test image per class; the split is written with the run
-(``split.csv``) so it can be read back and reused (``--manifest``). Files that PIL cannot identify are
+(``split.csv``) and reused when the run is resumed or rerun into the same folder, even after the images
+folder changed (``reuse_split``): an image never moves between splits. Files that PIL cannot identify are
 skipped and listed (``skipped.csv``); every other problem (too few classes, an empty class, a class too
 small to split, a bad split name) is refused with a one-line error.
 
@@ -142,6 +143,45 @@ def read_manifest(images: str | Path, manifest: str | Path | None = None, seed: 
         if split not in splits:
             raise FolderError(f"{manifest or root} has no {split} images: give some rows that split")
     return Manifest(root, tuple(files), tuple(labels), tuple(splits), tuple(class_names), skipped)
+
+
+def reuse_split(manifest: Manifest, saved: Path) -> tuple[Manifest, list[str]]:
+    """The split a run saved (its ``split.csv``) applied to the folder as it is now, so that a rerun never
+    moves an image between training, validation and test. Images that are gone (or now unreadable) are
+    dropped, images added since are left out, both listed in ``skipped`` and in the returned messages;
+    an image whose class changed, or a changed set of classes, is refused (train into a new folder)."""
+    with open(saved, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    before = {r["file"]: (r["label"], r["split"]) for r in rows}
+    now = {f: manifest.class_names[y] for f, y in zip(manifest.files, manifest.labels)}
+    classes = sorted({label for label, _ in before.values()})
+    if classes != list(manifest.class_names):
+        raise FolderError(f"the classes changed since {saved} was written ({', '.join(classes)} → "
+                          f"{', '.join(manifest.class_names)}): train into a new --out folder")
+    for name, label in now.items():
+        if name in before and before[name][0] != label:
+            raise FolderError(f"{name} was class {before[name][0]!r} when {saved} was written and is {label!r} now: "
+                              "train into a new --out folder")
+    unreadable = {f for f, _ in manifest.skipped}
+    gone = [f for f in before if f not in now and f not in unreadable]
+    new = [f for f in now if f not in before]
+    kept = [f for f in before if f in now]
+    notes = []
+    if gone or unreadable & set(before):
+        lost = gone + sorted(unreadable & set(before))
+        notes.append(f"{len(lost)} image(s) of the saved split are gone or unreadable and are dropped: "
+                     f"{', '.join(lost[:5])}{'…' if len(lost) > 5 else ''}")
+    if new:
+        notes.append(f"{len(new)} image(s) added since the split was saved are left out (train into a new --out "
+                     f"folder to use them): {', '.join(new[:5])}{'…' if len(new) > 5 else ''}")
+    skipped = manifest.skipped + tuple((f, "gone since the split was saved: dropped") for f in gone) + \
+        tuple((f, "added since the split was saved: left out") for f in new)
+    reused = Manifest(manifest.root, tuple(kept), tuple(manifest.class_names.index(now[f]) for f in kept),
+                      tuple(before[f][1] for f in kept), manifest.class_names, skipped)
+    for split in ("train", "val"):
+        if not reused.rows(split):
+            raise FolderError(f"no {split} images of the split saved in {saved} are left: train into a new --out folder")
+    return reused, notes
 
 
 class FolderSet:

@@ -10,10 +10,7 @@ from .model import VariationalSaccading
 from .registry import GLIMPSE_MODELS
 from .file_source import MAX_PIXELS, FileSource
 from .sampler import ImageSource, TensorSource, window_to_box
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot serve: unreadable, not ours, or not matching its recorded config."""
+from .train import CheckpointError, load_checkpoint
 
 
 def load_model(checkpoint: str | Path, glimpses_only: bool = True) -> tuple[torch.nn.Module, dict]:
@@ -24,10 +21,7 @@ def load_model(checkpoint: str | Path, glimpses_only: bool = True) -> tuple[torc
     path = Path(checkpoint)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated zip archives, foreign objects
-        raise CheckpointError(f"cannot load checkpoint {path}: {err}") from None
+    ckpt = load_checkpoint(path)
     meta = ckpt.get("model_meta") if isinstance(ckpt, dict) else None
     known = GLIMPSE_MODELS if glimpses_only else tuple(REGISTRY)
     if not meta or meta.get("name") not in known or "model" not in ckpt:
@@ -58,6 +52,7 @@ def _resolve(model_or_checkpoint, glimpses_only: bool) -> tuple[torch.nn.Module,
         raise ValueError("give a checkpoint path or a model from saccadelib.load")
     else:
         model, meta = load_model(model_or_checkpoint, glimpses_only=False)
+        model.meta = {**meta, "checkpoint": str(model_or_checkpoint)}  # later calls with the model keep its names
     if glimpses_only and not isinstance(model, VariationalSaccading):
         raise ValueError(f"predict shows where a model looked; {meta.get('name', type(model).__name__)} takes no "
                          "glimpses: score it with evaluate instead")
@@ -86,6 +81,8 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     "step_predictions", "image_size"}; boxes are in the image's own pixels. ``overlay`` saves the image
     with numbered saccades drawn on it. The command line's ``predict`` calls this.
     """
+    if overlay is not None and isinstance(image, (str, Path)) and Path(overlay).resolve() == Path(image).resolve():
+        raise ValueError(f"the overlay {overlay} is the input image itself: give the overlay another path")
     model, meta = _resolve(model, glimpses_only=True)
     cfg = model.cfg
     source = _as_source(image, cfg.channels, max_pixels)
@@ -113,7 +110,8 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     ``predictions.csv`` to ``out_dir`` (file, class, probability and each glimpse's box in the image's
     pixels as x0,y0,x1,y1 separated by ``;``) and, with ``overlays``, one overlay per image under
     ``out_dir/overlays``. A file that cannot be read is listed with its error in ``skipped.csv`` and the
-    rest go on. Returns the rows."""
+    rest go on; when none can be read, the call fails after writing ``skipped.csv``. Files under ``out_dir``
+    (overlays an earlier call wrote there) are not inputs. Returns the rows."""
     from tqdm.auto import tqdm
 
     from .file_source import ImageFileError
@@ -122,7 +120,10 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
 
     folder, out_dir = Path(folder), Path(out_dir)
     model, meta = _resolve(model, glimpses_only=True)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    outputs = out_dir.resolve()
+    # what an earlier call wrote into OUT (its overlays) is never read back as an input
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.resolve().is_relative_to(outputs))
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     rows, skipped = [], []
@@ -137,10 +138,13 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
         rows.append({"file": name, "class": result["class"],
                      "probability": round(result["probabilities"][result["class"]], 4),
                      "windows": ";".join(",".join(f"{v:.0f}" for v in w["box"]) for w in result["windows"])})
-    for name, table in (("predictions.csv", rows), ("skipped.csv", skipped)):
-        if table:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out_dir / name, csv_text(table))
+    # Both files describe this call alone: an earlier call's predictions or skipped list never stays behind
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, ["file", "class", "probability", "windows"]))
+    write_text_atomic(out_dir / "skipped.csv", csv_text(skipped, ["file", "reason"]))
+    if not rows:
+        raise ValueError(f"none of the {len(files)} image files under {folder} could be read: "
+                         f"{out_dir / 'skipped.csv'} says why")
     return rows
 
 
@@ -212,19 +216,24 @@ def _label(pen, anchor: tuple[float, float], text: str, colour: str, font, size:
 # ---------------------------------------------------------------------------------- a folder of images
 
 def read_labels(labels: str | Path, images: str | Path, class_names: list[str],
-                split: str | None = None) -> list[tuple[Path, int]]:
-    """(image path, class index) per row of a ``file,label`` CSV; a label is a class name or its index.
-    ``split``: only the rows of that split (the CSV must then have a ``split`` column, as a run's
-    ``split.csv`` does)."""
+                split: str | None = None, label_indices: bool = False) -> list[tuple[Path, int]]:
+    """(image path, class index) per row of a ``file,label`` CSV. A label is a class name; it is read as a
+    class index only with ``label_indices`` (a name that looks like a number, "10", is never taken for
+    the eleventh class unasked). A file listed twice is refused: it would count twice. ``split``: only
+    the rows of that split (the CSV must then have a ``split`` column, as a run's ``split.csv`` does)."""
     import csv
 
     labels, images = Path(labels), Path(images)
     if not labels.exists():
         raise FileNotFoundError(f"labels file not found: {labels}")
     with open(labels, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"file", "label"} <= set(rows[0]):
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        header = reader.fieldnames or []
+    if not {"file", "label"} <= set(header):
         raise ValueError(f"{labels} must be a CSV with a header row naming the columns file and label")
+    if not rows:
+        raise ValueError(f"{labels} has its header but no rows: list one image per row (file,label)")
     if split is not None:
         if "split" not in rows[0]:
             raise ValueError(f"{labels} has no split column to choose the {split} rows from")
@@ -232,30 +241,39 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str],
         if not rows:
             raise ValueError(f"{labels} has no rows of split {split!r}")
     index = {name: k for k, name in enumerate(class_names)}
-    out = []
+    if label_indices:
+        index = {str(k): k for k in range(len(class_names))}
+    out, seen = [], {}
     for line, row in enumerate(rows, start=2):
         path = images / row["file"]
         if not path.exists():
             raise FileNotFoundError(f"{labels} line {line}: no image {path}")
+        if path.resolve() in seen:
+            raise ValueError(f"{labels} line {line}: {row['file']} is listed again (first on line "
+                             f"{seen[path.resolve()]}); each image counts once: remove the repeat")
+        seen[path.resolve()] = line
         label = row["label"].strip()
-        if label not in index and not (label.isdigit() and int(label) < len(class_names)):
-            raise ValueError(f"{labels} line {line}: label {label!r} is not one of the model's {len(class_names)} "
-                             f"classes ({', '.join(class_names[:12])}{'…' if len(class_names) > 12 else ''}) nor an index")
-        out.append((path, index[label] if label in index else int(label)))
+        if label not in index:
+            what = (f"index 0..{len(class_names) - 1}" if label_indices else
+                    f"of the model's {len(class_names)} class names ({', '.join(class_names[:12])}"
+                    f"{'…' if len(class_names) > 12 else ''}); labels that are class indices need --label-indices")
+            raise ValueError(f"{labels} line {line}: label {label!r} is not a class {what}")
+        out.append((path, index[label]))
     return out
 
 
 @torch.no_grad()
 def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: str | Path,
              out_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, progress: bool | None = None,
-             split: str | None = None) -> dict:
+             split: str | None = None, label_indices: bool = False) -> dict:
     """Score a trained model (a checkpoint path, or a model from ``load``) on image files of any size
     (``file,label`` CSV): accuracy, the confusion matrix (rows: true class, columns: predicted) and one row
     per image (its prediction, probability and, for glimpse models, the windows in image pixels), written
     to ``out_dir`` as ``metrics.json``, ``confusion.csv`` and ``predictions.csv``. Files are read as
     training and ``predict`` read them (``FileSource``): a lossless file exactly as a canvas in memory,
     so a model scores a canvas the same from its PNG. ``split``: only that split's rows (e.g. a
-    run's ``split.csv`` and "test"). ``progress``: a tqdm bar (default: on a terminal only). The command
+    run's ``split.csv`` and "test"). ``label_indices``: the CSV's labels are class indices, not names.
+    ``progress``: a tqdm bar (default: on a terminal only). The command
     line's ``evaluate`` calls this."""
     import time
 
@@ -268,7 +286,7 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     names = _class_names(meta, model.cfg.n_classes)
     rows, correct, started = [], 0, time.perf_counter()
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
-    listed = read_labels(labels, images, names, split)
+    listed = read_labels(labels, images, names, split, label_indices)
     for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
         source = FileSource(path, _channels(model), max_pixels)
         out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})

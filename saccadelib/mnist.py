@@ -89,7 +89,8 @@ def check_raw_file(path: Path, kind: str, n: int | None) -> None:
         raise MNISTError(f"MNIST file missing: {path}; {PREPARE_HINT}")
     header_len = 16 if kind == "images" else 8
     with open(path, "rb") as f:
-        header = np.frombuffer(f.read(header_len), dtype=">i4")
+        head = f.read(header_len)
+    header = np.frombuffer(head[:len(head) // 4 * 4], dtype=">i4")  # a file shorter than the header is not idx
     size = path.stat().st_size
     magic = IMAGE_MAGIC if kind == "images" else LABEL_MAGIC
     if len(header) * 4 < header_len or header[0] != magic:
@@ -102,6 +103,22 @@ def check_raw_file(path: Path, kind: str, n: int | None) -> None:
                          f"delete it and {PREPARE_HINT}")
     if n is not None and count != n:
         raise MNISTError(f"MNIST file {path} holds {count} items, expected {n}; delete it and {PREPARE_HINT}")
+
+
+def _present_but_wrong(root: Path | str | None = None) -> list[str]:
+    """What is wrong with each MNIST file that is there but not MNIST's (missing ones are not listed)."""
+    problems = []
+    for name, (kind, n) in RAW_FILES.items():
+        path = raw_folder(root) / name
+        if not path.exists():
+            continue
+        try:
+            check_raw_file(path, kind, n)
+            if sha256_file(path) != RAW_SHA256[name]:
+                problems.append(f"MNIST file {path} does not hold MNIST's bytes (corrupt or altered)")
+        except MNISTError as err:
+            problems.append(str(err).split("; delete it")[0])
+    return problems
 
 
 def check_raw_folder(root: Path | str | None = None) -> Path:
@@ -236,7 +253,8 @@ def prepare_mnist(root: Path | str | None = None, try_torchvision: bool = True) 
     try:
         return check_raw_folder(root)
     except MNISTError:
-        pass
+        for problem in _present_but_wrong(root):  # reported before it is replaced, never silently
+            log.warning("%s; fetching MNIST again to replace it", problem)
     if try_torchvision and _try_torchvision_download(root):
         return raw_folder(root)
     pkl = fetch_hub_pickle(root / "downloads")

@@ -119,6 +119,17 @@ class FolderTask:
 
         return folder.FolderSet(self.manifest, split, self.channels, self.convert)
 
+    def restore(self, run_dir: Path) -> list[str]:
+        """Take the split the run in ``run_dir`` saved, if it saved one (folder.reuse_split); the messages
+        say what changed in the folder since."""
+        from . import folder
+
+        saved = Path(run_dir) / "split.csv"
+        if not saved.exists():
+            return []
+        self.manifest, notes = folder.reuse_split(self.manifest, saved)
+        return [f"reusing the split saved in {saved}", *notes]
+
     def records(self) -> dict[str, str]:
         """Files the run keeps beside its checkpoints: the split used, and the files skipped and why."""
         return {"split.csv": self.manifest.csv_text(),

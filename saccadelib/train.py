@@ -69,6 +69,9 @@ class TrainConfig:
         for name in ("test_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be at least 1 (or unset), got {getattr(self, name)}")
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay"):
+            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
+                raise ValueError(f"setting {name} must be a finite number, got {getattr(self, name)}")
         for name in ("lr", "clip_norm", "clip_value", "time_budget_s"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"setting {name} must be positive{'' if name == 'lr' else ' (or unset)'}, "
@@ -178,8 +181,22 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot serve: unreadable, not ours, or not matching its recorded config."""
+
+
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """torch.load of a checkpoint, tensors and plain types only; a file that is not one gets one line
+    saying so (not torch's advice to unpickle arbitrary objects, which a checkpoint of ours never needs)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors, truncated zip archives, foreign objects
+        text = str(err)
+        foreign = "weights_only" in text or "unsupported global" in text.lower()
+        why = ("it holds objects other than tensors and plain values" if foreign else
+               (text.strip().splitlines() or [type(err).__name__])[0][:200])
+        raise CheckpointError(f"{path} is not a checkpoint saccadelib can read ({why}): give the best.pt or last.pt "
+                              "a training run wrote") from None
 
 
 def _write_history(out_dir: Path, history: list[dict]) -> None:
@@ -257,6 +274,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     model_cfg = getattr(model, "cfg", None)
     task = get_task(cfg.task, cfg.data_root, cfg.image_side, cfg.canvas_side, cfg.manifest, cfg.seed,
                     getattr(model_cfg, "channels", 1), cfg.convert_channels, getattr(model_cfg, "proxy_size", None))
+    for note in getattr(task, "restore", lambda _: [])(out_dir):  # e.g. a folder task's saved split
+        _log(say, note)
     stream = task.training_stream(cfg.train_size, cfg.batch_size, cfg.seed, procs.rank, procs.world)
     val = task.evaluation_set("val")
     # Generated canvases and folders of image files come through a DataLoader (workers render or read

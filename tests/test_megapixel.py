@@ -91,10 +91,40 @@ def test_megapixel_canvases_follow_the_definition(mnist_root):
         assert sample.labels["multi"][i].nonzero().view(-1).tolist() == sorted(set(digits))
     # the listed order says nothing of the label: the majority class is not always listed first
     assert any(sample.digits[i, 0] != sample.labels["majority"][i] for i in range(len(sample)))
-    # fifty strokes at 80-100% intensity besides the digits
-    assert set(np.unique(canvases.numpy())) - {0} <= set(range(1, 256))
+    # outside the digits' boxes, only noise strokes: each at 80-100% intensity, and some on every canvas
+    outside = torch.ones_like(canvases, dtype=torch.bool)
+    for i in range(len(sample)):
+        for x, y in sample.boxes[i, :, :2].long().tolist():
+            outside[i, y:y + 28, x:x + 28] = False
+    noise = canvases[outside & (canvases > 0)]
+    assert noise.min() >= 204 and all((canvases[i][outside[i]] > 0).sum() > 100 for i in range(len(sample)))
     bank = megapixel.noise_bank(np.random.default_rng(0))
     assert bank.shape == (50, 28, 28) and bank[bank > 0].min() >= 204
+
+
+def test_each_canvas_gets_fifty_noise_strokes_from_its_splits_bank(mnist_root, monkeypatch):
+    """Fifty placements per canvas, each one of the bank's patterns, pasted whole before the digits; the
+    canvas outside the digits' boxes is exactly what they leave."""
+    pasted = []
+    paste = megapixel._paste
+    monkeypatch.setattr(megapixel, "_paste", lambda patches, offsets, side: pasted.append(patches) or
+                        paste(patches, offsets, side))
+    config = megapixel.MegapixelConfig(side=400)
+    sample = megapixel.generate("val", n=3, config=config, root=mnist_root)
+    bank = megapixel.noise_bank(megapixel._rng("val", megapixel.SEEDS["val"], 0))
+    canvases = sample.images.dense()
+    for i, ((strokes, at), (digits, corners)) in enumerate(pasted):
+        assert len(strokes) == len(at) == 50 and len(digits) == 5
+        assert all(any(np.array_equal(s, b) for b in bank) for s in strokes)
+        assert ((at >= 0) & (at <= 400 - 28)).all()
+        noise_only = torch.zeros(400 * 400, dtype=torch.uint8)
+        index, values = paste([(strokes, at)], np.add.outer(np.arange(28) * 400, np.arange(28)).ravel(), 400)
+        noise_only[torch.from_numpy(index)] = torch.from_numpy(values)
+        noise_only = noise_only.view(400, 400)
+        outside = torch.ones(400, 400, dtype=torch.bool)
+        for x, y in corners.tolist():
+            outside[y:y + 28, x:x + 28] = False
+        assert torch.equal(canvases[i][outside], noise_only[outside])
 
 
 def test_megapixel_generation_is_deterministic_and_canvas_i_does_not_depend_on_n(mnist_root):
@@ -239,7 +269,7 @@ def test_evaluate_names_what_is_wrong_with_the_labels(tmp_path):
     (tmp_path / "a.png").write_bytes(b"")
     cases = {"name,class\na.png,1\n": "header row naming the columns file and label",
              "file,label\nb.png,1\n": "line 2: no image",
-             "file,label\na.png,cat\n": "label 'cat' is not one of the model's 10 classes"}
+             "file,label\na.png,cat\n": "label 'cat' is not a class of the model's 10 class names"}
     for text, message in cases.items():
         (tmp_path / "labels.csv").write_text(text)
         with pytest.raises((ValueError, FileNotFoundError), match=message):

@@ -113,6 +113,27 @@ def test_a_task_read_at_a_large_side_trains_on_lazy_sources(tmp_path, mnist_root
         get_task("fivek", image_side=400)
 
 
+def test_the_test_set_is_scored_with_the_best_on_validation_weights_not_the_last(tmp_path, mnist_root, monkeypatch):
+    from saccadelib import train
+
+    scored = {}
+    real = train.evaluate
+
+    def validation_peaks_at_epoch_one(model, dataset, *args, **kwargs):
+        if dataset.describe().get("split") == "test":
+            scored["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+            return real(model, dataset, *args, **kwargs)
+        scored["val_calls"] = scored.get("val_calls", 0) + 1
+        return {"n": 1, "accuracy": 0.9 if scored["val_calls"] == 1 else 0.1, "nll": 1.0}
+
+    monkeypatch.setattr(train, "evaluate", validation_peaks_at_epoch_one)
+    summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 3, "test": True, "test_size": 50}), tmp_path, META)
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 3 and summary["test"]["n"] == 50
+    best, last = _weights(tmp_path / "best.pt"), _weights(tmp_path / "last.pt")
+    assert all(torch.equal(scored["weights"][k], best[k]) for k in best)
+    assert not all(torch.equal(scored["weights"][k], last[k]) for k in last)
+
+
 def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 5, "time_budget_s": 1e-6}), tmp_path, META)
     assert summary["epochs_run"] == 1
