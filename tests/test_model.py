@@ -428,3 +428,31 @@ def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
         return tuple(round(v, 4) for v in salient_windows(proxy, 1, 0.125, power, sample=False)[0, 0, 1:].tolist())
 
     assert first(1.0) != (0.3125, -0.625) and first(4.0) == (0.3125, -0.625)
+
+
+def test_every_setting_docs_deviations_names_exists_and_takes_the_value_it_names():
+    """docs/deviations.md tells users which `--set`/`--train` KEY=VALUE turns each choice back: each such
+    key must be a setting, and each literal value one it takes."""
+    import re
+    from pathlib import Path
+
+    from saccadelib.config import apply_overrides
+    from saccadelib.registry import config_for
+    from saccadelib.train import TrainConfig
+
+    text = (Path(__file__).parents[1] / "docs" / "deviations.md").read_text()
+    spans = text.split("`")[1::2]  # what the backticks hold
+    named = [pair for span in spans for pair in re.findall(r"([a-z_]+(?:\.[a-z_]+)?)=([^\s,;)]+)", span)]
+    assert len(named) >= 25, named  # the table names its settings
+    for key, value in named:
+        value = None if value in ("…", "...") else value
+        for config in (ModelConfig(), config_for("saccade_cells", 10), TrainConfig()):
+            try:
+                apply_overrides(config, {key: value} if value is not None else {})
+                if value is None:
+                    assert key.split(".")[0] in {f for f in type(config).__dataclass_fields__}
+                break
+            except (ValueError, AssertionError):
+                continue
+        else:
+            raise AssertionError(f"docs/deviations.md names {key}={value}, which no config takes")
