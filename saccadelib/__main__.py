@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _data_mnist(args) -> int:
-    from . import mnist
+    from .datasets import mnist
 
     folder = mnist.prepare_mnist(args.root)
     print(f"MNIST ready in {folder}")
@@ -19,7 +19,7 @@ def _data_mnist(args) -> int:
 def _data_two_digit(args) -> int:
     """Check the fixed validation and test sets against their recorded content hashes (or, with
     --record, write new ones: only when the definition changed on purpose)."""
-    from . import data
+    from .datasets import twodigit as data
 
     cards = [data.describe(data.eval_set(task, split)) for task in data.TASKS for split in data.EVAL_SEEDS]
     path = Path(args.cards) if args.cards else data.SET_CARDS
@@ -35,7 +35,7 @@ def _data_two_digit(args) -> int:
 
 def _data_megapixel(args) -> int:
     """Generate Megapixel MNIST's three splits (the missing ones) and check them against their hashes."""
-    from . import megapixel
+    from .datasets import megapixel
 
     config = megapixel.MegapixelConfig(side=args.side, order=args.order)
     root = args.root or megapixel.default_root(config)
@@ -47,8 +47,8 @@ def _data_megapixel(args) -> int:
 
 
 def _data_two_digit_png(args) -> int:
-    from . import data
-    from .mnist import prepare_mnist
+    from .datasets import twodigit as data
+    from .datasets.mnist import prepare_mnist
 
     prepare_mnist()  # the canvases draw MNIST's test digits
     labels = data.export_png(args.task, args.split, args.out, args.limit)
@@ -57,7 +57,7 @@ def _data_two_digit_png(args) -> int:
 
 
 def _data_megapixel_png(args) -> int:
-    from . import megapixel
+    from .datasets import megapixel
 
     if args.split == "all":
         labels = megapixel.export_manifest(args.out, label=args.label, root=args.root, limit=args.limit)
@@ -80,7 +80,7 @@ def _evaluate(args) -> int:
 
 def _data_fivek(args) -> int:
     """Prepare MIT-Adobe FiveK (or, with --miniature, first write a FiveK-shaped synthetic folder)."""
-    from . import fivek, fivek_miniature
+    from .datasets import fivek, fivek_miniature
 
     source = args.source
     if args.miniature:
@@ -160,10 +160,10 @@ def _train(args) -> int:
                                  **({"manifest": args.manifest} if args.manifest else {})}
     if task is None:
         raise ValueError("give --task NAME (docs/tasks.md) or --images DIR (your own images)")
-    from . import data as twodigit
+    from .datasets import twodigit
 
     if task in twodigit.TASKS:  # the two-digit canvases draw MNIST's digits: fetched on a first run
-        from .mnist import prepare_mnist
+        from .datasets.mnist import prepare_mnist
 
         prepare_mnist()
     settings = _parse_settings(args.set)

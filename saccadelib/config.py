@@ -84,7 +84,10 @@ def apply_overrides(config, overrides: dict | None, prefix: str = ""):
         else:
             direct[head] = _convert(value, kinds[head], prefix + key)
     for head, sub in nested.items():
-        direct[head] = apply_overrides(getattr(config, head), sub, prefix=f"{prefix}{head}.")
+        current = getattr(config, head)
+        # a dict field holds another config's settings (e.g. a study's TrainConfig settings): merged as given
+        direct[head] = {**current, **sub} if isinstance(current, dict) else \
+            apply_overrides(current, sub, prefix=f"{prefix}{head}.")
     try:
         return dataclasses.replace(config, **direct)
     except (TypeError, ValueError) as err:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from . import data as twodigit
+from .datasets import twodigit
 from .model import VariationalSaccading
 from .registry import GLIMPSE_MODELS
 from .file_source import MAX_PIXELS, FileSource
@@ -115,7 +115,7 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     from tqdm.auto import tqdm
 
     from .file_source import ImageFileError
-    from .folder import IMAGE_SUFFIXES
+    from .datasets.folder import IMAGE_SUFFIXES
     from .paths import csv_text, write_text_atomic
 
     folder, out_dir = Path(folder), Path(out_dir)

@@ -190,7 +190,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
 
     from .file_source import FileBatchSource
     from .sampler import UpsampledSource
-    from .sparse import SparseSource
+    from .datasets.sparse import SparseSource
 
     plt = _pyplot()
     n = min(n, len(dataset))

@@ -54,16 +54,3 @@ def recipe(name: str) -> dict:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
     return dict(RECIPES[name])
-
-
-def task_settings(task: str, model: str, image_side: int = 100) -> dict:
-    """The recipe settings a glimpse model trains with on a generated task (at 2528², with 64² crops);
-    the baselines train at their defaults."""
-    from .registry import GLIMPSE_MODELS
-
-    if model not in GLIMPSE_MODELS:
-        return {}
-    settings = recipe(TASK_RECIPE[task])
-    if image_side == LARGE_SIDE:
-        settings.update(crop_settings(LARGE_CROP))
-    return settings

@@ -20,7 +20,7 @@ from .baselines import (RAM, AttentionSampling, AttentionSamplingConfig, ProxyCN
                         WholeImageResNet)
 from .config import apply_overrides
 from .model import ModelConfig, VariationalSaccading
-from .recipes import SMALL_GLIMPSES
+from .recipes import LARGE_CROP, LARGE_SIDE, SMALL_GLIMPSES, TASK_RECIPE, crop_settings, recipe
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,14 @@ def build(name: str, config) -> nn.Module:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def task_settings(task: str, model: str, image_side: int = 100) -> dict:
+    """The recipe settings a glimpse model trains with on a generated task (at 2528², with 64² crops);
+    the baselines train at their defaults."""
+    if model not in GLIMPSE_MODELS:
+        return {}
+    settings = recipe(TASK_RECIPE[task])
+    if image_side == LARGE_SIDE:
+        settings.update(crop_settings(LARGE_CROP))
+    return settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import data as twodigit
+from .datasets import twodigit
 
 
 class TwoDigitTask:
@@ -45,7 +45,7 @@ class MegapixelTask:
     seeded order, or its first ``train_size`` canvases when that is smaller."""
 
     def __init__(self, name: str, root: str | Path | None = None):
-        from . import megapixel
+        from .datasets import megapixel
 
         self.name, self.root = name, root
         self.label = name.removeprefix("megapixel_")
@@ -55,13 +55,13 @@ class MegapixelTask:
         self.n_classes, self.class_names = 10, [str(d) for d in range(10)]
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from . import megapixel
+        from .datasets import megapixel
 
         return megapixel.MegapixelStream(self.evaluation_set("train"), batch_size // world, seed, rank, world,
                                          train_size=train_size)
 
     def evaluation_set(self, split: str):
-        from . import megapixel
+        from .datasets import megapixel
 
         return megapixel.stored_set(split, self.root).with_label(self.label)
 
@@ -73,19 +73,19 @@ class FiveKTask:
     name = "fivek"
 
     def __init__(self, root: str | Path | None = None):
-        from . import fivek
+        from .datasets import fivek
 
         self.root = fivek.check_prepared(root)
         self.n_classes = len(fivek.SUBJECTS)
         self.class_names = list(fivek.SUBJECTS)
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from . import fivek
+        from .datasets import fivek
 
         return fivek.FiveKStream(batch_size // world, seed, self.root, rank, world)
 
     def evaluation_set(self, split: str):
-        from . import fivek
+        from .datasets import fivek
 
         return fivek.FiveKSet(split, self.root)
 
@@ -100,7 +100,7 @@ class FolderTask:
 
     def __init__(self, images: str | Path | None, manifest: str | Path | None = None, seed: int = 0,
                  channels: int = 3, convert: bool = False, proxy_size: int | None = None):
-        from . import folder
+        from .datasets import folder
 
         if images is None:
             raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
@@ -110,19 +110,19 @@ class FolderTask:
         self.n_classes = len(self.class_names)
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from . import folder
+        from .datasets import folder
 
         return folder.FolderStream(self.evaluation_set("train"), batch_size // world, seed, rank, world, self.proxy_size)
 
     def evaluation_set(self, split: str):
-        from . import folder
+        from .datasets import folder
 
         return folder.FolderSet(self.manifest, split, self.channels, self.convert)
 
     def restore(self, run_dir: Path) -> list[str]:
         """Take the split the run in ``run_dir`` saved, if it saved one (folder.reuse_split); the messages
         say what changed in the folder since."""
-        from . import folder
+        from .datasets import folder
 
         saved = Path(run_dir) / "split.csv"
         if not saved.exists():
@@ -143,13 +143,13 @@ TASK_NAMES = (*twodigit.TASKS, *MEGAPIXEL_TASKS, "fivek", "folder")
 def class_names(name: str, data_root: str | Path | None = None, manifest: str | Path | None = None) -> list[str]:
     """Class names of a task, in label order (a folder task reads its folder or manifest to know them)."""
     if name == "fivek":
-        from .fivek import SUBJECTS
+        from .datasets.fivek import SUBJECTS
 
         return list(SUBJECTS)
     if name in MEGAPIXEL_TASKS:
         return [str(d) for d in range(10)]
     if name == "folder":
-        from .folder import read_manifest
+        from .datasets.folder import read_manifest
 
         if data_root is None:
             raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
@@ -177,6 +177,8 @@ def get_task(name: str, data_root: str | Path | None = None, image_side: int | N
     your images, with its ``manifest``, split ``seed``, the model's ``channels`` and whether to
     ``convert`` images to them, and the ``proxy_size`` its training batches are read ahead at),
     ``image_side`` and ``canvas_side`` for the generated two-digit ones."""
+    if image_side == canvas_side:  # read at its own side: no upsampling
+        image_side = None
     if check_name(name) in ("fivek", "folder", *MEGAPIXEL_TASKS):
         if image_side is not None or canvas_side != 100:
             raise ValueError(f"image_side and canvas_side apply to generated two-digit canvases; {name} is "

@@ -46,7 +46,11 @@ class TrainConfig:
     workers: int = 0  # DataLoader workers generating canvases or reading image files ahead
     val_size: int = 10_000  # first val_size canvases of the fixed validation set
     eval_batch_size: int = 500
-    time_budget_s: float | None = None  # do not start an epoch that would end past this training time
+    time_budget_s: float | None = None  # do not start an epoch that would end past this training time (a cap)
+    # The plateau rule: stop once validation accuracy has not risen by at least plateau_margin (absolute,
+    # 0.002 = 0.2 points) above its last such rise for plateau_epochs epochs in a row (None: no rule).
+    plateau_epochs: int | None = None
+    plateau_margin: float = 0.002
     progress: str = "log"  # "bar" (tqdm), "log" (a line per epoch), "none"
     test: bool = True  # score the best-on-validation weights on the test set at the end
     test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
@@ -57,7 +61,9 @@ class TrainConfig:
     data_root: str | None = None  # a task read from files (fivek, megapixel_*, folder): its folder (default under data/)
     manifest: str | None = None  # task folder: a file,label[,split] CSV listing the images (default: subfolders per class)
     convert_channels: bool = False  # task folder: convert images to the model's channels (colour→luma, grey→RGB), not refuse them
-    image_side: int | None = None  # None: canvases as generated; N: each read as its lazy N×N upsample
+    # The side the model reads two-digit canvases at: their own side (canvas_side; None says the same) as
+    # generated, a larger N as each canvas's lazy N×N upsample (the paper's 2528²)
+    image_side: int | None = None
     canvas_side: int = 100  # two-digit tasks: the canvas the native-size digits are pasted on (100: the paper's)
 
     def __post_init__(self):
@@ -66,10 +72,12 @@ class TrainConfig:
                           ("eval_batch_size", 1), ("workers", 0), ("canvas_side", 28)):
             if getattr(self, name) < low:
                 raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
-        for name in ("test_size", "threads"):
+        if self.plateau_margin < 0:
+            raise ValueError(f"setting plateau_margin must be at least 0, got {self.plateau_margin}")
+        for name in ("test_size", "threads", "plateau_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be at least 1 (or unset), got {getattr(self, name)}")
-        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay"):
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay", "plateau_margin"):
             if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
                 raise ValueError(f"setting {name} must be a finite number, got {getattr(self, name)}")
         for name in ("lr", "clip_norm", "clip_value", "time_budget_s"):
@@ -80,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"setting weight_decay must be at least 0, got {self.weight_decay}")
         if self.image_side is not None and self.image_side < 8:
             raise ValueError(f"image_side must be at least 8 pixels or None, got {self.image_side}")
+        if self.image_side == self.canvas_side:  # one spelling of "no upsampling" in what a run records
+            object.__setattr__(self, "image_side", None)
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
         if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
@@ -295,15 +305,22 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         write_json(out_dir / "config.json", {"train": asdict(cfg), "model": model_meta, "processes": procs.world,
                                              "datasets": {"val": val.describe()}, "run": run_metadata(device)})
 
+    stopped = {"reason": "epochs", "after_epoch": cfg.epochs}
     for epoch in range(start_epoch, cfg.epochs):
         per_epoch = elapsed / epoch if epoch else 0.0
-        stop = cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s
+        over_budget = cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s
+        # decided from the history alone, so a resumed run stops where an uninterrupted one did
+        flat = plateaued(history, cfg.plateau_epochs, cfg.plateau_margin)
+        stop = over_budget or flat
         if procs.world > 1:
             stop = broadcast_flag(stop, device)
             # each rank's own random stream (z samples, random windows), a function of the epoch: resumable
             torch.manual_seed(hash((cfg.seed, procs.rank, epoch)) % 2**63)
         if stop:
-            _log(say, f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
+            stopped = {"reason": "plateau" if flat else "time_budget", "after_epoch": epoch}
+            _log(say, f"plateau: validation accuracy has not risen by {cfg.plateau_margin:g} for "
+                      f"{cfg.plateau_epochs} epochs; stopped after {epoch}" if flat else
+                      f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
             break
         stream.set_epoch(epoch)
         for group in optimizer.param_groups:
@@ -362,6 +379,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     if not procs.main:
         return finish(own_group, {})
     summary = {"best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"], "epochs_run": len(history),
+               "stopped": {**stopped, "elapsed_s": round(elapsed, 1)},
                "train_s": round(elapsed, 1), "val_s": round(sum(row.get("val_s", 0.0) for row in history), 1)}
     if cfg.test and best_path.exists():
         tick = time.perf_counter()
@@ -375,13 +393,27 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     return finish(own_group, summary)
 
 
+def plateaued(history: list[dict], epochs: int | None, margin: float) -> bool:
+    """Whether validation accuracy has gone ``epochs`` epochs without rising above its last rise by at
+    least ``margin`` (and at all, when the margin is 0): the plateau rule; False without a rule."""
+    if not epochs:
+        return False
+    mark, flat = -math.inf, 0
+    for row in history:
+        if row["val_accuracy"] > mark and row["val_accuracy"] >= mark + margin:  # a rise, by the margin
+            mark, flat = row["val_accuracy"], 0
+        else:
+            flat += 1
+    return flat >= epochs
+
+
 def _resumable(cfg: TrainConfig) -> dict:
     """The config fields that must match to resume: not the epochs of a constant-rate run (more may be
     added; a schedule depends on them), nor how the run is displayed, timed, placed or scored."""
     values = asdict(cfg)
     if cfg.lr_schedule == "constant":
         values.pop("epochs")
-    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
+    for key in ("time_budget_s", "plateau_epochs", "plateau_margin", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
                 "channels_last", "compile"):
         values.pop(key)
     return values

@@ -4,7 +4,7 @@ import torch
 from saccadelib import registry
 from saccadelib.baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, TiledResNet, TiledResNetConfig,
                                   WholeImageResNet, ResNetConfig, tile_starts, tile_windows)
-from saccadelib.data import make_two_digit
+from saccadelib.datasets.twodigit import make_two_digit
 from saccadelib.model import ModelConfig, VariationalSaccading, grid_windows
 from saccadelib.sampler import TensorSource, UpsampledSource, window_to_box
 from saccadelib.train import TrainConfig, fit

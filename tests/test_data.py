@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from saccadelib import data
+from saccadelib.datasets import twodigit as data
 
 TASKS = list(data.TASKS)
 
@@ -228,7 +228,7 @@ def test_too_small_canvas_and_negative_sizes_are_rejected():
 
 
 def test_missing_mnist_says_how_to_get_it(tmp_path):
-    from saccadelib.mnist import MNISTError
+    from saccadelib.datasets.mnist import MNISTError
 
     with pytest.raises(MNISTError, match="python -m saccadelib data mnist"):
         data.generate("sum", "train", 1, 0, root=tmp_path)

@@ -67,3 +67,49 @@ def test_ci_runs_the_readme_test_command():
     # before it, only the browser test's Chromium install (nothing else that could differ from the README)
     assert all("scripts/" not in c and "pytest" not in c for c in commands[:-1])
     assert "apt-get install" in ci and "chromium" in ci
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """saccadelib's modules and the modules of saccadelib each imports (at any depth in its code)."""
+    import ast
+
+    root = REPO_ROOT / "saccadelib"
+    modules = {".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in root.rglob("*.py")}
+    graph = {m: set() for m in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+                full = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
+                targets = [f"{full}.{a.name}" if f"{full}.{a.name}" in modules else full for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name and not name.startswith(t + ".")}
+    return graph
+
+
+def test_the_library_imports_in_one_direction():
+    """No import circle; the benchmarks never import the study, and the library neither of them."""
+    graph = _import_graph()
+    assert len(graph) > 30 and "saccadelib.model.saccade" in graph["saccadelib.registry"] | graph["saccadelib.model"]
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in graph[node]:
+            assert state.get(nxt) != 1, "import circle: " + " -> ".join(path + [nxt])
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+    edges = [(a, b) for a, targets in graph.items() for b in targets]
+    assert not [e for e in edges if e[0].startswith("saccadelib.bench") and e[1].startswith("saccadelib.study")]
+    side = ("saccadelib.bench", "saccadelib.study")
+    assert not [e for e in edges if not e[0].startswith(side) and e[0] != "saccadelib.__main__" and e[1].startswith(side)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from saccadelib import fivek, fivek_miniature
+from saccadelib.datasets import fivek, fivek_miniature
 from saccadelib.paths import data_dir
 from saccadelib.file_source import FileBatchSource, FileSource
 

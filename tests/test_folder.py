@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from saccadelib.__main__ import main
-from saccadelib.folder import FolderError, read_manifest, stratified_split
+from saccadelib.datasets.folder import FolderError, read_manifest, stratified_split
 
 TINY = ["--set", "hidden=16", "--set", "proxy_features=16", "--set", "crop_features=16", "--set", "latent_features=8",
         "--set", "width=8", "--set", "rnn_layers=1", "--set", "glimpses=2"]
@@ -108,7 +108,7 @@ def test_colour_images_need_an_explicit_conversion_for_a_greyscale_model(tmp_pat
 def test_workers_read_the_same_batches_ahead_with_their_proxies_and_decodes(tmp_path):
     from torch.utils.data import DataLoader
 
-    from saccadelib.folder import FolderSet, FolderStream
+    from saccadelib.datasets.folder import FolderSet, FolderStream
 
     data = FolderSet(read_manifest(_folder(tmp_path / "images", per_class=6)), "train", channels=1)
     stream = FolderStream(data, batch_size=3, seed=1, proxy_size=16)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from saccadelib import data
+from saccadelib.datasets import twodigit as data
 from saccadelib.__main__ import main
 from saccadelib.inference import CheckpointError, load_model, predict
 from saccadelib.model import ModelConfig, VariationalSaccading

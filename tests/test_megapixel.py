@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from saccadelib import data, megapixel
+from saccadelib.datasets import twodigit as data, megapixel
 from saccadelib.sampler import TensorSource
-from saccadelib.sparse import SparseImages
+from saccadelib.datasets.sparse import SparseImages
 from saccadelib.tasks import get_task
 
 
@@ -60,7 +60,7 @@ def test_sparse_source_reads_what_the_dense_canvas_gives():
 
 
 def _in_small_chunks(source, windows, k):
-    from saccadelib import sparse as module
+    from saccadelib.datasets import sparse as module
 
     saved, module.TILE_BUDGET = module.TILE_BUDGET, 1
     try:
@@ -279,7 +279,7 @@ def test_evaluate_names_what_is_wrong_with_the_labels(tmp_path):
 
 
 def test_the_exported_manifest_holds_every_split_and_trains_through_the_files(mnist_root, tmp_path, monkeypatch):
-    from saccadelib.folder import read_manifest
+    from saccadelib.datasets.folder import read_manifest
     from saccadelib.train import train_model
 
     root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 6, "val": 3, "test": 3}, side=200)

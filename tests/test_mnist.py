@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from saccadelib import mnist
+from saccadelib.datasets import mnist
 
 # Official MNIST facts (independent of how we obtained the files).
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

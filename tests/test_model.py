@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from saccadelib.data import make_two_digit
+from saccadelib.datasets.twodigit import make_two_digit
 from saccadelib.loss import LossConfig
 from saccadelib.model import ModelConfig, VariationalSaccading
 from saccadelib.sampler import TensorSource, UpsampledSource, WindowConfig

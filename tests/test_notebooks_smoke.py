@@ -99,7 +99,7 @@ def test_efficiency_and_summary(smoke):
                   & (table["column"] == "identification")].iloc[0]
     assert 0 <= float(large["ours_%"]) <= 100
     md = (results / "table1.md").read_text()
-    assert "| variational saccading |" in md and "95.23 ± 0.03" in md
+    assert "| variational saccading (the paper's method) |" in md and "95.23 ± 0.03" in md
     for figure in ("figure4_saccades.png", "figure5_noisy_proxy.png"):
         assert (results / figure).stat().st_size > 10000
     cost = (results / "profile_time.md").read_text()

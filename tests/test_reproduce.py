@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from saccadelib.study import runner as reproduce
-from saccadelib.study.experiments import Experiment
+from saccadelib.study.plan import Experiment
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PARAMS = 'profile: str = "cpu"\nout_dir: str = ""\nruns_dir: str = ""\n'
@@ -72,8 +72,8 @@ def test_a_changed_profile_budget_changes_the_library_settings(monkeypatch):
 
     before = {profile: study.settings_fingerprint(profile) for profile in study.PROFILES}
     assert len(set(before.values())) == len(study.PROFILES)  # each profile has its own settings
-    original = study.experiments._profile_training
-    monkeypatch.setattr(study.experiments, "_profile_training",
+    original = study.profiles._profile_training
+    monkeypatch.setattr(study.profiles, "_profile_training",
                         lambda profile, minutes: original(profile, minutes + 1))  # one more minute per run
     assert study.settings_fingerprint("cpu") != before["cpu"]
 
@@ -154,9 +154,9 @@ def test_an_experiment_without_its_data_is_skipped_with_the_reason_not_failed(fa
 def test_fivek_is_available_at_smoke_and_needs_prepared_data_otherwise(tmp_path, monkeypatch):
     from saccadelib import study
 
-    assert study.experiments.fivek_available("smoke") is None
+    assert study.plan.fivek_available("smoke") is None
     monkeypatch.setenv("SACCADE_DATA", str(tmp_path))  # no data/fivek here
-    reason = study.experiments.fivek_available("cpu")
+    reason = study.plan.fivek_available("cpu")
     assert reason and "python -m saccadelib data fivek --source" in reason
     from saccadelib.__main__ import main
 

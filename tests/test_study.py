@@ -82,7 +82,7 @@ def test_measured_epoch_times_cover_every_cpu_profile_run(tmp_path):
 def test_quarter_size_epochs_get_nearly_four_times_the_epochs(monkeypatch):
     monkeypatch.setitem(study.experiments.EPOCH_SECONDS, ("identification", 100, "saccade"), 40.0)
     monkeypatch.setitem(study.experiments.VAL_SECONDS, ("identification", 100, "saccade"), 2.0)
-    quarter = study.Training(budget_min=10, train_size=5000)
+    quarter = study.Training(budget_min=10, train={"train_size": 5000})
     full = study.Training(budget_min=10)
     # each epoch is validated (on at most a tenth of its time), so a quarter-size epoch costs more than a
     # quarter: 600/(10+1) against 600/(40+2)
@@ -120,7 +120,8 @@ def test_overrides_by_name_strings_and_lists():
     config = study.task_study("identification", "smoke", seeds="0, 2", models="saccade,ram", budget_min=None,
                               device="", lr=3e-3)
     assert config.training.seeds == (0, 2) and config.models == ("saccade", "ram")
-    assert config.training.lr == 3e-3 and config.training.device == "cpu"  # "" keeps the profile's
+    assert config.training.config().lr == 3e-3 and config.training.config().device == "cpu"  # "" keeps the profile's
+    assert config.training.train["lr"] == 3e-3 and "device" not in config.training.train
     assert len(study.task_runs(config)) == 4
     # a budget given to a fixed-epoch profile replaces its epochs, and the other way round
     assert study.task_study("sum", "smoke", budget_min=5).training.epochs is None
@@ -131,6 +132,8 @@ def test_overrides_by_name_strings_and_lists():
         study.task_study("sum", "laptop")
     with pytest.raises(ValueError, match="either budget_min"):
         study.Training(budget_min=5, epochs=3)
+    with pytest.raises(ValueError, match="unknown setting 'bach_size' for TrainConfig"):
+        study.Training(train={"bach_size": 3})
     with pytest.raises(ValueError, match="no measured epoch time"):
         study.runs.epochs_for("sum", 100, "resnet18_tiles", study.Training())
 
@@ -259,7 +262,7 @@ def test_robustness_summary_pairs_each_level_with_the_same_seeds_noise_free_scor
 
 def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
     ipywidgets = pytest.importorskip("ipywidgets")
-    from saccadelib import data
+    from saccadelib.datasets import twodigit as data
 
     torch.manual_seed(0)
     models = {(0.0, 1.0): VariationalSaccading(ModelConfig(n_classes=55)).eval(),
@@ -422,7 +425,7 @@ def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
 
 
 def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(monkeypatch):
-    from saccadelib.study import experiments, runs
+    from saccadelib.study import plan, runs
 
     config = study.resolution_study("smoke")
     specs = study.resolution_runs(config)
@@ -445,7 +448,7 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     assert by_label["id1000/attention_sampling"].model_overrides["view_size"] == 120
     # at the cpu profile 06 is skipped, naming the command, until every run has a measured epoch time
     entries = study.experiments.resolution_entries(study.resolution_study("cpu"))
-    monkeypatch.setattr(experiments, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries[1:]})
-    assert "epoch_seconds.py --sides 1500 1000" in experiments.resolution_calibrated("cpu")
-    monkeypatch.setattr(experiments, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries})
-    assert experiments.resolution_calibrated("cpu") is None
+    monkeypatch.setattr(plan, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries[1:]})
+    assert "epoch_seconds.py --sides 1500 1000" in plan.resolution_calibrated("cpu")
+    monkeypatch.setattr(plan, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries})
+    assert plan.resolution_calibrated("cpu") is None

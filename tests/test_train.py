@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
-from saccadelib import data
+from saccadelib.datasets import twodigit as data
 from saccadelib.config import apply_overrides
 from saccadelib.model import ModelConfig, VariationalSaccading
-from saccadelib.data import hit_matrix
+from saccadelib.datasets.twodigit import hit_matrix
 from saccadelib.train import TrainConfig, evaluate, fit, load_checkpoint
 
 TINY = dict(n_classes=19, glimpses=2, hidden=32, proxy_features=32, crop_features=32, latent_features=16,
@@ -134,13 +134,41 @@ def test_the_test_set_is_scored_with_the_best_on_validation_weights_not_the_last
     assert not all(torch.equal(scored["weights"][k], last[k]) for k in last)
 
 
+def test_the_plateau_rule_counts_epochs_since_the_last_rise_by_the_margin():
+    from saccadelib.train import plateaued
+
+    rows = lambda *accs: [{"val_accuracy": a} for a in accs]  # noqa: E731
+    assert plateaued(rows(0.5, 0.6, 0.601, 0.605, 0.609), 3, 0.01)  # small gains below the margin add up to none
+    assert not plateaued(rows(0.5, 0.6, 0.605, 0.611), 3, 0.01)  # 0.611 rose 0.011 above the last mark
+    assert not plateaued(rows(0.5, 0.6, 0.6), 3, 0.01) and not plateaued(rows(0.5, 0.5, 0.5, 0.5), None, 0.01)
+    assert plateaued(rows(0.7, 0.69, 0.68, 0.7), 3, 0.0)  # a drop is no rise, nor is equalling the mark
+    assert not plateaued(rows(0.7, 0.69, 0.71, 0.7), 3, 0.0)
+
+
+def test_a_run_stops_at_its_plateau_says_why_and_stays_stopped_on_resume(tmp_path, mnist_root, monkeypatch):
+    from saccadelib import train
+
+    accuracies = iter([0.3, 0.5, 0.505, 0.5, 0.49, 0.9, 0.9])  # flat after epoch 2 (margin 0.01)
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {"n": 1, "accuracy": next(accuracies), "nll": 1.0})
+    run = {**RUN, "epochs": 7, "plateau_epochs": 3, "plateau_margin": 0.01, "lr_schedule": "constant"}
+    summary = fit(_fresh_model(), TrainConfig(**run), tmp_path, META)
+    assert summary["epochs_run"] == 5 and summary["best_epoch"] == 3
+    assert summary["stopped"]["reason"] == "plateau" and summary["stopped"]["after_epoch"] == 5
+    assert json.loads((tmp_path / "metrics.json").read_text())["stopped"]["reason"] == "plateau"
+    again = fit(_fresh_model(), TrainConfig(**{**run, "epochs": 9}), tmp_path, META)  # more epochs allowed
+    assert again["epochs_run"] == 5  # the rule still holds on the same history: nothing more is trained
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {"n": 1, "accuracy": 0.5, "nll": 1.0})
+    done = fit(_fresh_model(), TrainConfig(**{**run, "plateau_epochs": None}), tmp_path / "all", META)
+    assert done["stopped"] == {"reason": "epochs", "after_epoch": 7, "elapsed_s": done["stopped"]["elapsed_s"]}
+
+
 def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 5, "time_budget_s": 1e-6}), tmp_path, META)
-    assert summary["epochs_run"] == 1
+    assert summary["epochs_run"] == 1 and summary["stopped"]["reason"] == "time_budget"
 
 
 def test_hit_matrix_by_hand():
-    from saccadelib.data import box_coverage
+    from saccadelib.datasets.twodigit import box_coverage
 
     windows = torch.tensor([[[0.3, 0.0, 0.0], [0.2, -0.8, -0.8]]])  # boxes (35,35,65,65) and (0,0,20,20)
     # inside the first window: all of digit 1, 25×25 of digit 2, 15×15 of digit 3 (whose centre is inside)

@@ -60,7 +60,7 @@ def test_a_rerun_on_a_changed_folder_keeps_the_saved_split_and_says_what_changed
     skipped = (out / "skipped.csv").read_text()
     assert gone in skipped and "dots/new.png" in skipped
     # a listed image whose class changed is refused: its place in the split no longer means what it did
-    from saccadelib.folder import FolderError, read_manifest, reuse_split
+    from saccadelib.datasets.folder import FolderError, read_manifest, reuse_split
 
     rows = list(csv.DictReader(open(out / "split.csv")))
     (tmp_path / "relabelled.csv").write_text("file,label\n" + "".join(
@@ -164,13 +164,13 @@ def test_a_file_that_is_not_a_checkpoint_gets_one_line(tmp_path, capsys):
 
 
 def test_a_corrupt_mnist_file_is_reported_before_it_is_replaced(tmp_path, monkeypatch, caplog):
-    from saccadelib import mnist
+    from saccadelib.datasets import mnist
 
     raw = mnist.raw_folder(tmp_path)
     raw.mkdir(parents=True)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"corrupt")
     fetched = []
     monkeypatch.setattr(mnist, "_try_torchvision_download", lambda root: fetched.append(root) or True)
-    with caplog.at_level(logging.WARNING, logger="saccadelib.mnist"):
+    with caplog.at_level(logging.WARNING, logger="saccadelib.datasets.mnist"):
         mnist.prepare_mnist(tmp_path)
     assert fetched and "t10k-labels-idx1-ubyte" in caplog.text and "fetching MNIST again" in caplog.text

@@ -61,7 +61,7 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     import torch
     import torch.nn.functional as F
 
-    from .. import data as twodigit
+    from ..datasets import twodigit
     from ..file_source import FileSource
     from ..registry import GLIMPSE_MODELS
     from ..sampler import TensorSource, UpsampledSource

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from .. import data
+from ..datasets import twodigit as data
 from ..paths import results_dir
 from ..runinfo import run_metadata, write_json
 

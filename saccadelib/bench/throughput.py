@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..recipes import LARGE_CROP, LARGE_SIDE, crop_settings, task_settings
+from ..recipes import LARGE_CROP, LARGE_SIDE, crop_settings
+from ..registry import task_settings
 
 # label → (registry model, task, image side the canvases are read at (None: as generated), model settings
 # on top of the task's recipe for glimpse models)

@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 
 from ..paths import REPO_ROOT, results_dir
-from .experiments import EXPERIMENTS, LARGE_SIDE, TABLE1_EXPERIMENTS
-from .runs import mean_std
+from ..recipes import LARGE_SIDE
+from .plan import EXPERIMENTS, TABLE1_EXPERIMENTS
+from .readback import mean_std
 
 # The paper's Table 1 (test exact match, %), for the side-by-side tables (docs/tasks.md lists the sources).
 PAPER = {
@@ -46,7 +47,7 @@ def _budget_text(cfg: dict, frame) -> str:
     profile = cfg.get("config", {}).get("profile", "?")
     epochs = int(frame["epochs_run"].mean())
     epochs = f"{epochs} epoch{'s' if epochs != 1 else ''}"
-    size = training.get("train_size", 20_000)
+    size = training.get("train", {}).get("train_size", training.get("train_size", 20_000))  # older configs: flat
     if size != 20_000:
         epochs += f" of {size:,}"
     device = frame["device"].iloc[0] if "device" in frame and len(frame) else "?"
@@ -89,7 +90,7 @@ GPU_TILES_RUN = Path("records") / "baselines" / "identification_2528_resnet18_ti
 def _gpu_tiles_run(results_root: Path) -> str:
     """The short GPU run of the 144-tile ResNet-18 (a recorded one-off run): said beside the CPU costs,
     because it is the only time that model trained here (and it is far from the paper's budget)."""
-    from ..data import TASKS
+    from ..datasets.twodigit import TASKS
 
     path = REPO_ROOT / GPU_TILES_RUN / "metrics.json"
     if not path.exists():

@@ -26,7 +26,8 @@ from pathlib import Path
 from ..paths import REPO_ROOT, atomic_path, runs_dir
 from ..runinfo import git_commit, run_metadata, write_json
 from ..train import resolve_device
-from .experiments import EXPERIMENTS, Experiment, check_profile, settings_fingerprint
+from .plan import EXPERIMENTS, Experiment, settings_fingerprint
+from .profiles import check_profile
 from .runs import results_root as profile_results
 
 NOTEBOOKS = REPO_ROOT / "notebooks"

@@ -1,4 +1,4 @@
-"""Training every run of an experiment, and collecting what the runs measured.
+"""Every run of an experiment (``RunSpec``), its epochs from the budget, and training them all.
 
 Each run trains through the shared loop (``train.train_model``) into its own folder under
 ``runs/study/<profile>/<experiment>/``, named by a hash of its *resolved* settings (the model's and the
@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..config import to_dict
-from ..paths import atomic_path, results_dir, runs_dir, write_text_atomic
-from ..runinfo import write_json
-from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe, task_settings
-from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, NATIVE_SIDE, VAL_SECONDS, VAL_SHARE, FiveKStudy,
+from ..paths import results_dir, runs_dir
+from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
+from ..registry import task_settings
+from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, VAL_SECONDS, VAL_SHARE, FiveKStudy,
                           NoiseStudy, ResolutionStudy, TaskStudy, Training, dataset_name, resolution_entries,
                           resolution_label, seeds_for)
 
@@ -64,13 +61,14 @@ def _measured(task: str, image_side: int, model: str) -> tuple[float, float]:
 
 
 def validation_size(task: str, image_side: int, model: str, training: Training) -> int:
-    """``training.val_size``, or fewer canvases (whole hundreds) where scoring them after each epoch
+    """The training's ``val_size``, or fewer canvases (whole hundreds) where scoring them after each epoch
     would cost more than VAL_SHARE of the epoch's training time."""
+    loop = training.config()
     if training.budget_min is None:
-        return training.val_size
+        return loop.val_size
     train_s, val_s = _measured(task, image_side, model)
-    affordable = VAL_SHARE * train_s * training.train_size / 20_000 / val_s * 2_000
-    return max(100, min(training.val_size, int(affordable // 100) * 100))
+    affordable = VAL_SHARE * train_s * loop.train_size / 20_000 / val_s * 2_000
+    return max(100, min(loop.val_size, int(affordable // 100) * 100))
 
 
 def epochs_for(task: str, image_side: int, model: str, training: Training) -> int:
@@ -79,23 +77,25 @@ def epochs_for(task: str, image_side: int, model: str, training: Training) -> in
     train_s, val_s = _measured(task, image_side, model)
     # the budget pays for each epoch's validation too: it is time the run takes
     val_size = validation_size(task, image_side, model, training)
-    seconds = train_s * training.train_size / 20_000 + val_s * val_size / 2_000
+    seconds = train_s * training.config().train_size / 20_000 + val_s * val_size / 2_000
     # nearest, not floor: a model whose epoch is a large share of the budget (ResNet-18, 5 min) would
     # otherwise lose up to a whole epoch; each run is off its budget by at most half an epoch either way
     return max(1, round(training.budget_min * 60 / seconds))
 
 
+# The settings every run lists in its overrides, resolved (the rest are TrainConfig's defaults)
+SHOWN_SETTINGS = ("lr_schedule", "train_size", "batch_size", "lr", "val_size", "test_size", "device", "threads",
+                  "precision", "progress")
+
+
 def train_overrides(task: str, image_side: int, model: str, training: Training, seed: int) -> dict:
-    t = training
-    out = {"epochs": epochs_for(task, image_side, model, t), "lr_schedule": "cosine", "seed": seed,
-           "train_size": t.train_size, "batch_size": t.batch_size, "lr": t.lr,
-           "val_size": validation_size(task, image_side, model, t),
-           "test_size": t.test_size, "device": t.device, "threads": t.threads, "precision": t.precision,
-           "progress": "log"}
-    if image_side != 100:
-        out["image_side"] = image_side
-    if t.budget_min is not None:
-        out["time_budget_s"] = 2 * 60 * t.budget_min  # a safety cap only: the epochs are the budget
+    """The TrainConfig settings of one run: the training's, its epochs from the budget, its seed."""
+    loop = training.config()
+    out = {**{key: getattr(loop, key) for key in SHOWN_SETTINGS}, **training.train,
+           "epochs": epochs_for(task, image_side, model, training), "seed": seed,
+           "val_size": validation_size(task, image_side, model, training), "image_side": image_side}
+    if training.budget_min is not None:
+        out["time_budget_s"] = 2 * 60 * training.budget_min  # a safety cap only: the epochs are the budget
     return out
 
 
@@ -131,16 +131,17 @@ def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
         else:
             settings = {**recipe(TASK_RECIPE["fivek"]), "channels": 3, **crop_settings(study.crop)}
         for seed in t.seeds:
-            train = {"epochs": t.epochs, "lr_schedule": "cosine", "seed": seed, "batch_size": t.batch_size,
-                     "lr": t.lr, "device": t.device, "threads": t.threads, "precision": t.precision,
-                     "progress": "log", "data_root": str(study.root()), "eval_batch_size": 32}
+            # an epoch is the prepared training split: no train_size unless one is asked for
+            shown = {key: getattr(t.config(), key) for key in SHOWN_SETTINGS if key != "train_size"}
+            train = {**shown, **t.train, "epochs": t.epochs,
+                     "seed": seed, "data_root": str(study.root()), "eval_batch_size": 32}
             runs.append(RunSpec(name, name, "fivek", seed, settings, train))
     return runs
 
 
 def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = print) -> Path:
     """Smoke: the synthetic FiveK-shaped photos (data/fivek_miniature_source) prepared at study.side."""
-    from .. import fivek, fivek_miniature
+    from ..datasets import fivek, fivek_miniature
     from ..paths import data_dir
 
     source = fivek_miniature.write_miniature(data_dir() / "fivek_miniature_source")
@@ -172,7 +173,7 @@ def resolution_runs(study: ResolutionStudy) -> list[RunSpec]:
 
 def experiment_runs(profile: str) -> dict[str, list[RunSpec]]:
     """Every training run each experiment of ``profile`` makes (FiveK aside: it needs its data)."""
-    from .experiments import noise_study, resolution_study, task_study
+    from .profiles import noise_study, resolution_study, task_study
 
     return {"01_two_digit_sum": task_runs(task_study("sum", profile)),
             "02_two_digit_identification_100": task_runs(task_study("identification", profile)),
@@ -217,8 +218,8 @@ def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
 def canvases_per_epoch(study: ResolutionStudy, task: str) -> int:
     """Training canvases a 06 epoch reads: ``train_size`` fresh ones, or at most the stored training split."""
     if task.startswith("megapixel"):
-        return min(study.training.train_size, len(resolution_evaluation_set(study, task, "train")))
-    return study.training.train_size
+        return min(study.training.config().train_size, len(resolution_evaluation_set(study, task, "train")))
+    return study.training.config().train_size
 
 
 WHOLE_IMAGE_CNN = ("resnet18_500", "resnet18_downsampled", {"input_side": 500})  # 06's cost-only row
@@ -249,7 +250,7 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
     rows = []
     for name, model, settings in entries:
         spec = {"model": model, "config": settings, "task": task, "side": side, "source": "file",
-                "file": str(image), "phase": "infer", "batch": 1, "threads": study.training.threads,
+                "file": str(image), "phase": "infer", "batch": 1, "threads": study.training.config().threads,
                 "repeats": study.cost_repeats, "min_time_s": 2.0 if study.cost_repeats > 1 else 0.0, "warmup": 2}
         row = measure(spec, timeout_s=900)
         rows.append({"label": resolution_label(task, name), "infer_ms_per_image": round(row["median_s"] * 1000, 1),
@@ -261,7 +262,7 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
 def prepare_resolution_data(study: ResolutionStudy, log: Callable[[str], None] = print) -> None:
     """Megapixel MNIST's stored sets: checked against their hashes (made on first use, about 2 minutes);
     at the smoke profile a small miniature (64/32/32 canvases), never a result."""
-    from .. import megapixel
+    from ..datasets import megapixel
 
     if not any(task.startswith("megapixel") for task in study.tasks):
         return
@@ -299,108 +300,6 @@ def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], N
     return summaries
 
 
-def configuration(spec: RunSpec) -> str:
-    """What a table says a run was: a glimpse model's recipe by its decisive settings, else the defaults."""
-    settings = spec.model_overrides
-    if "classifier_reads" not in settings:
-        return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
-    text = f"{settings.get('glimpses')} glimpses, classifier reads {settings['classifier_reads']}"
-    if settings.get("posterior_head") == "cells":
-        text += f", cells posterior on a {settings.get('proxy_size', 32)}² proxy"
-    return text
-
-
-def count_parameters(spec: RunSpec) -> int:
-    from ..registry import build, parameter_count
-
-    return parameter_count(build(spec.model, spec.resolved()[0]))
-
-
-def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
-            per_epoch: Callable[[RunSpec], int] | None = None) -> "pd.DataFrame":  # noqa: F821
-    """One row per run (its test scores, epochs, canvases seen, minutes, seconds per epoch, parameters),
-    written to ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
-    ``out_dir/runs/<folder>/`` so results/ keeps them. ``per_epoch`` gives the canvases a run's epoch
-    reads where that is not its ``train_size`` (a stored training split smaller than it)."""
-    import pandas as pd
-
-    # a run without train_size (FiveK: its prepared training split) leaves canvases seen unknown
-    per_epoch = per_epoch or (lambda spec: spec.train_overrides.get("train_size"))
-    out_dir = Path(out_dir)
-    rows = []
-    for spec in specs:
-        folder = run_folder(runs_dir, spec)
-        metrics = json.loads((folder / "metrics.json").read_text())
-        keep = out_dir / "runs" / spec.folder()
-        for name in ("history.csv", "metrics.json", "config.json"):
-            with atomic_path(keep / name) as tmp:
-                shutil.copyfile(folder / name, tmp)
-        test, canvases = metrics.get("test", {}), per_epoch(spec)
-        rows.append({
-            "label": spec.label, "model": spec.model, "task": spec.task, "seed": spec.seed,
-            "test_accuracy": test.get("accuracy"), "test_n": test.get("n"),
-            "step_accuracy": json.dumps(test.get("step_accuracy")) if "step_accuracy" in test else "",
-            "hit_rate": json.dumps(test.get("hit_rate")) if "hit_rate" in test else "",
-            "both_digits_hit": test.get("both_digits_hit"),
-            "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
-            "epochs_planned": spec.train_overrides["epochs"],
-            "canvases_seen": metrics["epochs_run"] * canvases if canvases else None,
-            "configuration": configuration(spec),
-            "train_min": round(metrics["train_s"] / 60, 2),
-            "val_min": round(metrics["val_s"] / 60, 2),
-            "test_min": round(metrics.get("test_s", 0.0) / 60, 2),
-            "s_per_epoch": round(metrics["train_s"] / metrics["epochs_run"], 2),
-            "parameters": count_parameters(spec),
-            "device": metrics.get("run", {}).get("device", ""),
-            "test_sha256": metrics.get("test_dataset", {}).get("sha256", ""),
-            "run_folder": spec.folder(),
-        })
-    frame = pd.DataFrame(rows)
-    with atomic_path(out_dir / "runs.csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    return frame
-
-
-def mean_std(values) -> str:
-    values = list(values)
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.1f} ± {std:.1f}"
-
-
-def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # noqa: F821
-    """Mean ± std of test exact match over seeds, per ``by``, in the frame's order."""
-    import pandas as pd
-
-    out = []
-    for key, group in frame.groupby(by, sort=False):
-        acc = group["test_accuracy"].astype(float) * 100
-        out.append({by: key, "seeds": len(group), "test_exact_match_%": mean_std(acc),
-                    "mean": acc.mean(), "std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
-                    "train_min": group["train_min"].mean(), "epochs": group["epochs_run"].mean(),
-                    "canvases_seen": int(group["canvases_seen"].mean())
-                    if "canvases_seen" in group and group["canvases_seen"].notna().all() else None,
-                    "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0])})
-    return pd.DataFrame(out)
-
-
-def save_config(config, out_dir: str | Path, extra: dict | None = None) -> Path:
-    """The resolved experiment config (and its run list) beside the results."""
-    path = Path(out_dir) / "config.json"
-    write_json(path, {"config": to_dict(config), **(extra or {})})
-    return path
-
-
-def save_table(frame, out_dir: str | Path, name: str) -> None:
-    """``name``.csv and ``name``.md (pipe table) side by side, atomically."""
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir / f"{name}.csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    write_text_atomic(out_dir / f"{name}.md", frame.to_markdown(index=False) + "\n")
-
-
 def results_root(profile: str, root: str | Path | None = None) -> Path:
     """Where a profile's results go: results/ for the committed profile, results-<profile>/ (git-ignored)
     for the others, so a smoke or paper run never overwrites the committed numbers."""
@@ -416,72 +315,3 @@ def default_out(experiment: str, out_dir: str = "", profile: str = COMMITTED_PRO
 
 def default_runs(experiment: str, profile: str, folder: str = "") -> Path:
     return Path(folder) if folder else runs_dir() / "study" / profile / experiment
-
-
-def histories(specs: list[RunSpec], runs_dir: str | Path, by_seed: bool = False) -> dict[str, list[dict]]:
-    """label (with the seed when there are several, or ``by_seed``) → that run's history rows."""
-    from ..plots import read_history
-
-    several = by_seed or len({s.seed for s in specs}) > 1
-    return {(f"{s.label} (seed {s.seed})" if several else s.label): read_history(run_folder(runs_dir, s) / "history.csv")
-            for s in specs}
-
-
-def first_run(specs: list[RunSpec], model: str = "saccade") -> RunSpec | None:
-    """The first run (lowest seed listed first) of ``model``, or None when the experiment has none."""
-    return next((s for s in specs if s.model == model), None)
-
-
-def load_trained(spec: RunSpec, runs_dir: str | Path):
-    """The best-on-validation weights of a finished glimpse-model run, as (model, meta)."""
-    from ..inference import load_model
-
-    return load_model(run_folder(runs_dir, spec) / "best.pt")
-
-
-def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset,
-                     limit: int | None = None) -> "pd.DataFrame":  # noqa: F821
-    """Each noise-free run (σ 0, keep 1) scored on ``dataset`` with its proxy noised at each of ``levels``:
-    what a noisy proxy costs a policy that never saw noise, beside the runs retrained at a level. One row
-    per (seed, level): test accuracy and the share of images whose digits a glimpse hit."""
-    import dataclasses
-
-    import pandas as pd
-
-    from ..train import evaluate
-
-    rows = []
-    for spec in specs:
-        if (spec.model_overrides["proxy_noise"], spec.model_overrides["proxy_keep"]) != (0.0, 1.0):
-            continue
-        model, _ = load_trained(spec, runs_dir)
-        clean = model.cfg
-        for sigma, keep in levels:
-            model.cfg = dataclasses.replace(clean, proxy_noise=sigma, proxy_keep=keep)
-            metrics = evaluate(model, dataset, limit=limit)
-            rows.append({"seed": spec.seed, "sigma": sigma, "keep": keep, "test_accuracy": metrics["accuracy"],
-                         "both_digits_hit": metrics.get("both_digits_hit")})
-        model.cfg = clean
-    return pd.DataFrame(rows, columns=["seed", "sigma", "keep", "test_accuracy", "both_digits_hit"])
-
-
-def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
-    """Per scored level of ``noise_robustness``: test accuracy over seeds, and its change from the same
-    seed's noise-free score. The same models are scored at every level, so the change is paired: a
-    level's cost shows against the seed-to-seed spread of what the models reach without noise."""
-    import pandas as pd
-
-    frame = robustness.assign(test_pct=robustness["test_accuracy"].astype(float) * 100)
-    clean = frame[(frame["sigma"] == 0.0) & (frame["keep"] == 1.0)].set_index("seed")["test_pct"]
-    frame = frame.assign(change=frame["test_pct"] - frame["seed"].map(clean))
-    rows = []
-    for (sigma, keep), level in frame.groupby(["sigma", "keep"], sort=False):
-        rows.append({"sigma": sigma, "keep": keep, "seeds": len(level), "test_exact_match_%": mean_std(level["test_pct"]),
-                     "change_from_noise_free_points": mean_std(level["change"]),
-                     "seeds_that_lost": int((level["change"] < 0).sum())})
-    return pd.DataFrame(rows)
-
-
-def datasets_used(frame) -> dict:
-    """The test sets' content hashes that the runs in ``frame`` were scored on."""
-    return {"test_sha256": sorted(set(frame["test_sha256"].dropna()))}

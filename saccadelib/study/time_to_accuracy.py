@@ -22,7 +22,7 @@ from pathlib import Path
 class Case:
     task: str
     image_side: int  # 100, or 2528 (the lazy upsample)
-    model: str  # a registry name; glimpse models train with the task's recipe (recipes.task_settings)
+    model: str  # a registry name; glimpse models train with the task's recipe (registry.task_settings)
     minutes: float  # training budget, validation included
     target: float | None  # test accuracy the model should reach within it (None: a baseline, no target)
     settings: tuple[tuple[str, object], ...] = ()  # model settings on top of the recipe
@@ -41,7 +41,7 @@ HEADLINE = ("identification_100", "sum_100", "identification_2528")  # the cases
 
 def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
     """Train (or resume, or read back) one case at one seed; returns its row."""
-    from ..recipes import task_settings
+    from ..registry import task_settings
     from .experiments import Training
     from .runs import train_overrides
     from ..train import train_model

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from saccadelib import data as twodigit
+from saccadelib.datasets import twodigit
 from saccadelib.registry import REGISTRY, build, config_for
 from saccadelib.sampler import UpsampledSource
 from saccadelib.tasks import n_classes

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from saccadelib.data import TwoDigitStream
+from saccadelib.datasets.twodigit import TwoDigitStream
 
 
 def strided_block(cin, cout, stride, norm):

@@ -30,7 +30,9 @@ import torch
 
 from saccadelib.registry import build
 from saccadelib.study import experiments as study
-from saccadelib.recipes import task_settings
+from saccadelib.study.profiles import resolution_study
+from saccadelib.recipes import LARGE_SIDE
+from saccadelib.registry import task_settings
 from saccadelib.study.runs import train_overrides
 from saccadelib.tasks import get_task
 from saccadelib.train import resolved_settings, train_model
@@ -43,7 +45,7 @@ PROBES = [("sum", 100, m, 8000) for m in GLIMPSE] + \
          [("sum", 100, m, n) for m, n in [("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
          [("identification", 100, m, 8000) for m in GLIMPSE] + \
          [("identification", 100, m, n) for m, n in [("proxy_cnn", 12000), ("ram", 12000), ("resnet18", 1500)]] + \
-         [("identification", study.LARGE_SIDE, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000),
+         [("identification", LARGE_SIDE, m, n) for m, n in [("saccade", 6000), ("random_glimpses", 6000),
                                                                   ("proxy_cnn", 12000), ("resnet18_downsampled", 400)]]
 VAL_CANVASES = 2_000
 RESOLUTION_CANVASES = 1_000  # per probe epoch in 06 (Megapixel MNIST has 5,000 training canvases)
@@ -54,7 +56,7 @@ def resolution_probes() -> list[tuple]:
     from saccadelib.study.experiments import resolution_entries
     from saccadelib.study.runs import resolution_data
 
-    config = study.resolution_study("cpu")
+    config = resolution_study("cpu")
     return [(task, side, name, model, settings, resolution_data(config, task, side), RESOLUTION_CANVASES)
             for task, side, name, model, settings in resolution_entries(config)]
 
@@ -89,8 +91,8 @@ def from_runs(folders: list[Path]) -> dict[tuple[str, int, str], dict]:
 
 def probe_training(task: str, canvas: int, model: str, canvases: int, threads: int, settings: dict | None = None,
                    data: dict | None = None) -> list[float]:
-    training = study.Training(budget_min=None, epochs=2, train_size=canvases, val_size=200, test_size=200,
-                              threads=threads)
+    training = study.Training(budget_min=None, epochs=2,
+                              train={"train_size": canvases, "val_size": 200, "test_size": 200, "threads": threads})
     settings = task_settings(task, model, canvas) if settings is None else settings
     train = train_overrides(task, canvas, model, training, seed=0)
     if data is not None:  # 06: the data settings say which canvases, not image_side
@@ -103,7 +105,7 @@ def probe_training(task: str, canvas: int, model: str, canvases: int, threads: i
 
 def probe_validation(task: str, canvas: int, model: str, threads: int, settings: dict | None = None,
                      data: dict | None = None) -> list[float]:
-    training = study.Training(budget_min=None, epochs=1, val_size=VAL_CANVASES, threads=threads)
+    training = study.Training(budget_min=None, epochs=1, train={"val_size": VAL_CANVASES, "threads": threads})
     settings = task_settings(task, model, canvas) if settings is None else settings
     model_cfg, _, train_cfg = resolved_settings(model, task, settings,
                                                 train_overrides(task, canvas, model, training, seed=0))

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 from saccadelib.bench.cost import measure
-from saccadelib.megapixel import export_png
+from saccadelib.datasets.megapixel import export_png
 from saccadelib.paths import data_dir, write_text_atomic
 from saccadelib.runinfo import run_metadata
-from saccadelib.study.experiments import resolution_study
+from saccadelib.study.profiles import resolution_study
 from saccadelib.study.experiments import resolution_entries
 
 # the settings experiment 06 trains these models with on Megapixel MNIST, and the whole-image CNN

@@ -5,7 +5,7 @@ the chance that a look drawn where the ink is lands on a digit (docs/resolution.
 """
 import torch
 
-from saccadelib import megapixel
+from saccadelib.datasets import megapixel
 
 data = megapixel.load("val")
 side = data.config.side

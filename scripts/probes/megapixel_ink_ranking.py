@@ -10,8 +10,8 @@ import argparse
 
 import torch
 
-from saccadelib import megapixel
-from saccadelib.data import hit_matrix
+from saccadelib.datasets import megapixel
+from saccadelib.datasets.twodigit import hit_matrix
 from saccadelib.model import cell_ink, draw_cells
 
 parser = argparse.ArgumentParser()

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from saccadelib import baselines
-from saccadelib.data import eval_set
+from saccadelib.datasets.twodigit import eval_set
 from saccadelib.paths import REPO_ROOT, atomic_path
 from saccadelib.runinfo import run_metadata, write_json
 from saccadelib.registry import build, config_for

@@ -32,7 +32,7 @@ import torch
 
 from .folder import FolderStream
 
-from .paths import atomic_path, csv_text, data_dir, write_text_atomic
+from ..paths import atomic_path, csv_text, data_dir, write_text_atomic
 
 # The paper's class order (§5.2); "None" is FiveK's own word for an unknown subject.
 SUBJECTS = ("abstract", "animals", "man_made", "nature", "None", "people")
@@ -182,7 +182,7 @@ def prepare_one(photo: str, path: Path, out: Path, settings: PrepareSettings) ->
     ``{"id", "error"}``."""
     from PIL import Image
 
-    from .file_source import FileSource
+    from ..file_source import FileSource
 
     large, proxy = _outputs(out, photo)
     try:
@@ -318,7 +318,7 @@ class FiveKSet:
         return len(self.ids)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from .file_source import FileBatchSource
+        from ..file_source import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         proxies = self.proxies[picked].float().div_(255.0)

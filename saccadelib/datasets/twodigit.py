@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..paths import REPO_ROOT
 from . import mnist
 from .sparse import SparseImages
 
@@ -183,7 +184,7 @@ def _read_as(images: torch.Tensor, image_side: int | None):
     """The float canvases, or their lazy ``image_side``² upsample (the paper's large variant)."""
     if image_side is None:
         return images
-    from .sampler import UpsampledSource
+    from ..sampler import UpsampledSource
 
     return UpsampledSource(images, image_side)
 
@@ -193,7 +194,7 @@ HIT_COVERAGE = 0.5  # a glimpse hits a digit when its window holds more than thi
 
 def box_coverage(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
     """[N, T, D]: the share of each object's box (boxes [N, D, 4], canvas pixels) inside each window."""
-    from .sampler import window_to_box
+    from ..sampler import window_to_box
 
     win = window_to_box(windows, canvas, canvas).unsqueeze(2)  # [N, T, 1, 4]
     obj = boxes.to(win.dtype).unsqueeze(1)  # [N, 1, D, 4]
@@ -303,7 +304,7 @@ def export_png(task: str, split: str, out_dir: str | Path, limit: int = 16) -> P
     ``evaluate`` on. Returns the labels file."""
     from PIL import Image
 
-    from .paths import atomic_path, csv_text, write_text_atomic
+    from ..paths import atomic_path, csv_text, write_text_atomic
 
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
@@ -320,11 +321,11 @@ def export_png(task: str, split: str, out_dir: str | Path, limit: int = 16) -> P
     return out_dir / "labels.csv"
 
 
-SET_CARDS = Path(__file__).resolve().parent.parent / "reference" / "two_digit_sets.json"
+SET_CARDS = REPO_ROOT / "reference" / "two_digit_sets.json"
 
 
 def record_cards(cards: list[dict], path: Path = SET_CARDS) -> None:
-    from .runinfo import write_json
+    from ..runinfo import write_json
 
     write_json(path, {"definition": "docs/tasks.md", "sets": cards})
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sampler import ImageSource, crop_tensor
+from ..sampler import ImageSource, crop_tensor
 
 
 @dataclass

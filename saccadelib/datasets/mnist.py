@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import atomic_path, data_dir, write_bytes_atomic
+from ..paths import atomic_path, data_dir, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .fivek import EXPERTS, SUBJECTS, FiveKError
-from .paths import atomic_path, write_text_atomic
+from ..paths import atomic_path, write_text_atomic
 
 
 def write_miniature(dest: str | Path, per_class: int = 12, size: tuple[int, int] = (3000, 2000), seed: int = 0,

@@ -26,7 +26,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import data as twodigit
+from ..paths import REPO_ROOT
+from . import twodigit
 from .sparse import SparseImages
 
 SIDE = 1500
@@ -195,7 +196,7 @@ def set_path(split: str, root: str | Path | None = None) -> Path:
 
 def save(data: MegapixelSet, path: Path) -> None:
     """One compressed file per split, written atomically."""
-    from .paths import atomic_path
+    from ..paths import atomic_path
 
     used = (data.images.index < data.config.side ** 2)
     counts = used.sum(1)
@@ -231,11 +232,11 @@ def stored_set(split: str, root: str | Path | None = None) -> MegapixelSet:
     return load(split, root)
 
 
-SET_CARDS = Path(__file__).resolve().parent.parent / "reference" / "megapixel_sets.json"
+SET_CARDS = REPO_ROOT / "reference" / "megapixel_sets.json"
 
 
 def default_root(config: MegapixelConfig = MegapixelConfig()) -> Path:
-    from .paths import data_dir
+    from ..paths import data_dir
 
     suffix = "" if config == MegapixelConfig() else f"_{config.side}_{config.order}"
     return data_dir() / f"megapixel_mnist{suffix}"
@@ -247,7 +248,7 @@ def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelC
     (the published definition only); ``record`` rewrites them instead. Returns the cards."""
     import json
 
-    from .runinfo import write_json
+    from ..runinfo import write_json
 
     root = Path(root or default_root(config))
     cards = []
@@ -316,7 +317,7 @@ def export_manifest(out_dir: str | Path, label: str = "majority", root: str | Pa
     ``manifest.csv`` (``file,label,split``, the label a class name "0"-"9"): a folder that ``train --images
     DIR --manifest DIR/manifest.csv`` trains on through the file reader, with the stored split. Returns the
     manifest."""
-    from .paths import csv_text, write_text_atomic
+    from ..paths import csv_text, write_text_atomic
 
     rows = [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
             for split in ("train", "val", "test")
@@ -330,7 +331,7 @@ def _export_split(split: str, out_dir: Path, label: str, root: str | Path | None
     resumes); returns the labels' rows."""
     from PIL import Image
 
-    from .paths import atomic_path, csv_text, write_text_atomic
+    from ..paths import atomic_path, csv_text, write_text_atomic
 
     if label not in LABELS:
         raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")

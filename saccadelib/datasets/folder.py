@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .paths import csv_text
+from ..paths import csv_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 SPLITS = ("train", "val", "test")
@@ -203,7 +203,7 @@ class FolderSet:
         return len(self.paths)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from .file_source import FileBatchSource
+        from ..file_source import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         return {"image": FileBatchSource([self.paths[k] for k in picked], self.channels, convert=self.convert),

@@ -1,0 +1,154 @@
+"""The study's profiles (docs/study.md): each experiment's config at ``smoke``, ``cpu`` or ``paper``.
+
+- ``smoke``: a few hundred canvases, one epoch; proves every notebook end to end in seconds (CI).
+- ``cpu``: our 2-core machine. Each model gets the same budget in minutes (training and the validation
+  after each epoch), turned into a fixed epoch count from measured seconds per epoch
+  (``reference/epoch_seconds.json``), so a result does not depend on what else shares the CPU. The runs
+  whose cells carry the study's claims (``claim_runs``) train with three seeds, the others with one, so
+  that the whole profile fits in six hours (``planned_minutes``).
+- ``paper``: a GPU, three seeds, the paper's sizes at 2528² (64² crops, batch 100); epochs fixed.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import apply_overrides
+from ..paths import data_dir
+from ..recipes import LARGE_SIDE
+from .experiments import (PROFILES, EfficiencyStudy, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
+                          Training)
+
+SMOKE_TRAINING = Training(budget_min=None, epochs=1,
+                          train={"train_size": 256, "batch_size": 64, "val_size": 200, "test_size": 200})
+PAPER_TRAINING = Training(seeds=(0, 1, 2), budget_min=None, epochs=100, train={"device": "cuda", "threads": 4})
+CPU_SEEDS = (0, 1, 2)
+# The cpu profile's minutes per run. It must fit in six hours on 2 cores (planned_minutes), so the
+# budgets are what each question needs, not one figure for all: identification 100² and Megapixel MNIST
+# carry the claims, with three seeds on our model, random windows and the proxy-only CNN; sum and
+# native-size identification one seed; 2528² one longer run of our model (docs/study.md).
+CPU_MINUTES = {("sum", 100): 4.0, ("identification", 100): 6.0, ("identification", LARGE_SIDE): 20.0,
+               "noise": 3.0, "megapixel_majority": 7.0, "identification_native": 4.0}
+# On 2 cores ResNet-18 at 100² takes 4.5 min per epoch: one epoch in these budgets measures nothing, so the
+# cpu profile leaves it out (its costs are in 05_efficiency and its paper numbers in Table 1).
+CPU_TASK_MODELS = tuple(m for m in TaskStudy.models if m != "resnet18")
+CLAIMS = ("saccade", "random_glimpses", "proxy_cnn")  # what looking adds, over chance windows and the proxy
+RESOLUTION_CLAIMS = ("saccade_cells", "random_glimpses", "proxy_cnn")  # 06: the model that finds the digits there
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    return profile
+
+
+def _profile_training(profile: str, cpu_minutes: float) -> Training:
+    return {"smoke": SMOKE_TRAINING, "cpu": Training(seeds=CPU_SEEDS, budget_min=cpu_minutes),
+            "paper": PAPER_TRAINING}[check_profile(profile)]
+
+
+def task_study(task: str, profile: str = "cpu", image_side: int = 100, **overrides) -> TaskStudy:
+    """The 01/02 config for ``profile``; ``overrides`` set TaskStudy or Training fields by name."""
+    training = _profile_training(profile, CPU_MINUTES.get((task, image_side), 15.0))
+    if profile == "paper" and image_side == LARGE_SIDE:
+        training = dataclasses.replace(training.with_train(batch_size=100), epochs=40)
+    if profile == "cpu" and image_side == LARGE_SIDE:  # quarter-size epochs: the curve gets 4× the points
+        training = training.with_train(train_size=5_000)
+    models = ("saccade",) if image_side == LARGE_SIDE else TaskStudy.models
+    claims = None
+    if profile == "cpu":
+        models = ("saccade",) if image_side == LARGE_SIDE else CPU_TASK_MODELS
+        claims = CLAIMS if (task, image_side) == ("identification", 100) else ()
+    if profile == "smoke" and image_side == LARGE_SIDE:
+        models = ("saccade", "random_glimpses")
+    study = TaskStudy(task=task, image_side=image_side, models=models, training=training, profile=profile,
+                      claim_runs=claims)
+    return override(study, overrides)
+
+
+def noise_study(profile: str = "cpu", **overrides) -> NoiseStudy:
+    """03 at ``profile``. At cpu: the noise-free level and the two strongest noises (σ 1; 90% of the pixels
+    dropped), three seeds each, in quarter-size epochs (4× the points on each curve); the notebook also
+    scores the noise-free models on every level of the paper's figure."""
+    training = _profile_training(profile, CPU_MINUTES["noise"])
+    study = NoiseStudy(training=training, profile=profile)
+    if profile == "cpu":
+        study = dataclasses.replace(study, sigmas=(0.0, 1.0), keeps=(0.1,),
+                                    training=training.with_train(train_size=5_000))
+    if profile == "smoke":
+        study = dataclasses.replace(study, sigmas=(0.0, 0.5), keeps=(0.25,))
+    return override(study, overrides)
+
+
+def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
+    """06 at ``profile``: smoke trains one epoch on a miniature of Megapixel MNIST (generated, 64 training
+    canvases) and on 256 native-size identification canvases. A ``budget_min`` given here applies to
+    both tasks."""
+    training = _profile_training(profile, CPU_MINUTES["megapixel_majority"]).with_train(train_size=5_000,
+                                                                                        val_size=1_000)
+    study = ResolutionStudy(training=training, profile=profile)
+    if profile == "cpu":
+        study = dataclasses.replace(study, claim_runs=tuple(f"megapixel/{m}" for m in RESOLUTION_CLAIMS),
+                                    task_budget_min={"identification": CPU_MINUTES["identification_native"]})
+    if profile == "smoke":
+        study = dataclasses.replace(study, proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
+                                    costed=("saccade_cells", "proxy_cnn"), cost_repeats=1,
+                                    training=SMOKE_TRAINING.with_train(batch_size=16, val_size=32, test_size=32))
+    if overrides.get("budget_min"):
+        study = dataclasses.replace(study, task_budget_min={})
+    return override(study, overrides)
+
+
+def efficiency_study(profile: str = "cpu", **overrides) -> EfficiencyStudy:
+    study = EfficiencyStudy(profile=check_profile(profile))
+    if profile == "smoke":
+        study = dataclasses.replace(study, sides=(128,), repeats=1, quick=True)
+    if profile == "paper":
+        study = dataclasses.replace(study, device="cuda")
+    return override(study, overrides)
+
+
+def fivek_study(profile: str = "cpu", **overrides) -> FiveKStudy:
+    """FiveK at ``profile``: smoke trains one epoch on the miniature at 256² (tiles of 128); cpu trains our
+    model alone on the prepared FiveK (one seed, 20 epochs: the 144-tile baseline needs a GPU at 2528²);
+    paper trains both, three seeds, on a GPU."""
+    check_profile(profile)
+    if profile == "smoke":
+        study = FiveKStudy(side=256, tile=128, crop=32, miniature=True, profile=profile,
+                           training=Training(budget_min=None, epochs=1, train={"batch_size": 16, "device": "cpu"}))
+    elif profile == "cpu":
+        study = FiveKStudy(models=("saccade",), profile=profile,
+                           training=Training(budget_min=None, epochs=20, train={"batch_size": 32, "device": "cpu"}))
+    else:
+        study = FiveKStudy(training=Training(seeds=(0, 1, 2), budget_min=None, epochs=60,
+                                             train={"batch_size": 32, "device": "cuda"}), profile=profile)
+    return override(study, overrides)
+
+
+def override(config, overrides: dict):
+    """Notebook parameters onto an experiment config: a name sets a field of the config, of its
+    ``training`` (seeds, budget_min, epochs) or a TrainConfig setting of its runs (device, batch_size, …);
+    None or "" leaves it as the profile has it (papermill parameters default to that). A budget replaces
+    the profile's fixed epochs, and the other way round."""
+    from ..train import TrainConfig
+
+    training_fields = {f.name for f in dataclasses.fields(Training)} - {"train"}
+    loop_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", "epochs", "seed"}
+    own = {f.name for f in dataclasses.fields(config)} - {"training"}
+    dotted = {}
+    for key, value in overrides.items():
+        if value is None or value == "":
+            continue
+        if key in own:
+            dotted[key] = value
+        elif key in training_fields:
+            dotted[f"training.{key}"] = value
+        elif key in loop_fields:
+            dotted[f"training.train.{key}"] = value
+        else:
+            valid = ", ".join(sorted(own | training_fields | loop_fields))
+            raise ValueError(f"unknown setting {key!r} for {type(config).__name__}; valid: {valid}")
+    if "training.budget_min" in dotted and "training.epochs" not in dotted:
+        dotted["training.epochs"] = None
+    if "training.epochs" in dotted and "training.budget_min" not in dotted:
+        dotted["training.budget_min"] = None
+    return apply_overrides(config, dotted)

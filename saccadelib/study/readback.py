@@ -1,0 +1,185 @@
+"""Reading an experiment's finished runs back: one row per run (``collect``), means over seeds
+(``summarize``), curves, trained models, the noisy-proxy scores, and saving tables and configs."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..config import to_dict
+from ..paths import atomic_path, write_text_atomic
+from ..runinfo import write_json
+from .runs import RunSpec, run_folder
+
+
+def configuration(spec: RunSpec) -> str:
+    """What a table says a run was: a glimpse model's recipe by its decisive settings, else the defaults."""
+    settings = spec.model_overrides
+    if "classifier_reads" not in settings:
+        return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+    text = f"{settings.get('glimpses')} glimpses, classifier reads {settings['classifier_reads']}"
+    if settings.get("posterior_head") == "cells":
+        text += f", cells posterior on a {settings.get('proxy_size', 32)}² proxy"
+    return text
+
+
+def count_parameters(spec: RunSpec) -> int:
+    from ..registry import build, parameter_count
+
+    return parameter_count(build(spec.model, spec.resolved()[0]))
+
+
+def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
+            per_epoch: Callable[[RunSpec], int] | None = None) -> "pd.DataFrame":  # noqa: F821
+    """One row per run (its test scores, epochs, canvases seen, minutes, seconds per epoch, parameters),
+    written to ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
+    ``out_dir/runs/<folder>/`` so results/ keeps them. ``per_epoch`` gives the canvases a run's epoch
+    reads where that is not its ``train_size`` (a stored training split smaller than it)."""
+    import pandas as pd
+
+    # a run without train_size (FiveK: its prepared training split) leaves canvases seen unknown
+    per_epoch = per_epoch or (lambda spec: spec.train_overrides.get("train_size"))
+    out_dir = Path(out_dir)
+    rows = []
+    for spec in specs:
+        folder = run_folder(runs_dir, spec)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        keep = out_dir / "runs" / spec.folder()
+        for name in ("history.csv", "metrics.json", "config.json"):
+            with atomic_path(keep / name) as tmp:
+                shutil.copyfile(folder / name, tmp)
+        test, canvases = metrics.get("test", {}), per_epoch(spec)
+        rows.append({
+            "label": spec.label, "model": spec.model, "task": spec.task, "seed": spec.seed,
+            "test_accuracy": test.get("accuracy"), "test_n": test.get("n"),
+            "step_accuracy": json.dumps(test.get("step_accuracy")) if "step_accuracy" in test else "",
+            "hit_rate": json.dumps(test.get("hit_rate")) if "hit_rate" in test else "",
+            "both_digits_hit": test.get("both_digits_hit"),
+            "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+            "epochs_planned": spec.train_overrides["epochs"],
+            "canvases_seen": metrics["epochs_run"] * canvases if canvases else None,
+            "configuration": configuration(spec),
+            "train_min": round(metrics["train_s"] / 60, 2),
+            "val_min": round(metrics["val_s"] / 60, 2),
+            "test_min": round(metrics.get("test_s", 0.0) / 60, 2),
+            "s_per_epoch": round(metrics["train_s"] / metrics["epochs_run"], 2),
+            "parameters": count_parameters(spec),
+            "device": metrics.get("run", {}).get("device", ""),
+            "test_sha256": metrics.get("test_dataset", {}).get("sha256", ""),
+            "run_folder": spec.folder(),
+        })
+    frame = pd.DataFrame(rows)
+    with atomic_path(out_dir / "runs.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame
+
+
+def mean_std(values) -> str:
+    values = list(values)
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # noqa: F821
+    """Mean ± std of test exact match over seeds, per ``by``, in the frame's order."""
+    import pandas as pd
+
+    out = []
+    for key, group in frame.groupby(by, sort=False):
+        acc = group["test_accuracy"].astype(float) * 100
+        out.append({by: key, "seeds": len(group), "test_exact_match_%": mean_std(acc),
+                    "mean": acc.mean(), "std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
+                    "train_min": group["train_min"].mean(), "epochs": group["epochs_run"].mean(),
+                    "canvases_seen": int(group["canvases_seen"].mean())
+                    if "canvases_seen" in group and group["canvases_seen"].notna().all() else None,
+                    "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0])})
+    return pd.DataFrame(out)
+
+
+def save_config(config, out_dir: str | Path, extra: dict | None = None) -> Path:
+    """The resolved experiment config (and its run list) beside the results."""
+    path = Path(out_dir) / "config.json"
+    write_json(path, {"config": to_dict(config), **(extra or {})})
+    return path
+
+
+def save_table(frame, out_dir: str | Path, name: str) -> None:
+    """``name``.csv and ``name``.md (pipe table) side by side, atomically."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / f"{name}.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    write_text_atomic(out_dir / f"{name}.md", frame.to_markdown(index=False) + "\n")
+
+
+def histories(specs: list[RunSpec], runs_dir: str | Path, by_seed: bool = False) -> dict[str, list[dict]]:
+    """label (with the seed when there are several, or ``by_seed``) → that run's history rows."""
+    from ..plots import read_history
+
+    several = by_seed or len({s.seed for s in specs}) > 1
+    return {(f"{s.label} (seed {s.seed})" if several else s.label): read_history(run_folder(runs_dir, s) / "history.csv")
+            for s in specs}
+
+
+def first_run(specs: list[RunSpec], model: str = "saccade") -> RunSpec | None:
+    """The first run (lowest seed listed first) of ``model``, or None when the experiment has none."""
+    return next((s for s in specs if s.model == model), None)
+
+
+def load_trained(spec: RunSpec, runs_dir: str | Path):
+    """The best-on-validation weights of a finished glimpse-model run, as (model, meta)."""
+    from ..inference import load_model
+
+    return load_model(run_folder(runs_dir, spec) / "best.pt")
+
+
+def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset,
+                     limit: int | None = None) -> "pd.DataFrame":  # noqa: F821
+    """Each noise-free run (σ 0, keep 1) scored on ``dataset`` with its proxy noised at each of ``levels``:
+    what a noisy proxy costs a policy that never saw noise, beside the runs retrained at a level. One row
+    per (seed, level): test accuracy and the share of images whose digits a glimpse hit."""
+    import dataclasses
+
+    import pandas as pd
+
+    from ..train import evaluate
+
+    rows = []
+    for spec in specs:
+        if (spec.model_overrides["proxy_noise"], spec.model_overrides["proxy_keep"]) != (0.0, 1.0):
+            continue
+        model, _ = load_trained(spec, runs_dir)
+        clean = model.cfg
+        for sigma, keep in levels:
+            model.cfg = dataclasses.replace(clean, proxy_noise=sigma, proxy_keep=keep)
+            metrics = evaluate(model, dataset, limit=limit)
+            rows.append({"seed": spec.seed, "sigma": sigma, "keep": keep, "test_accuracy": metrics["accuracy"],
+                         "both_digits_hit": metrics.get("both_digits_hit")})
+        model.cfg = clean
+    return pd.DataFrame(rows, columns=["seed", "sigma", "keep", "test_accuracy", "both_digits_hit"])
+
+
+def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+    """Per scored level of ``noise_robustness``: test accuracy over seeds, and its change from the same
+    seed's noise-free score. The same models are scored at every level, so the change is paired: a
+    level's cost shows against the seed-to-seed spread of what the models reach without noise."""
+    import pandas as pd
+
+    frame = robustness.assign(test_pct=robustness["test_accuracy"].astype(float) * 100)
+    clean = frame[(frame["sigma"] == 0.0) & (frame["keep"] == 1.0)].set_index("seed")["test_pct"]
+    frame = frame.assign(change=frame["test_pct"] - frame["seed"].map(clean))
+    rows = []
+    for (sigma, keep), level in frame.groupby(["sigma", "keep"], sort=False):
+        rows.append({"sigma": sigma, "keep": keep, "seeds": len(level), "test_exact_match_%": mean_std(level["test_pct"]),
+                     "change_from_noise_free_points": mean_std(level["change"]),
+                     "seeds_that_lost": int((level["change"] < 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def datasets_used(frame) -> dict:
+    """The test sets' content hashes that the runs in ``frame`` were scored on."""
+    return {"test_sha256": sorted(set(frame["test_sha256"].dropna()))}
