@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from .evaluation import autocast, evaluate, resolve_device, to_device
 from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .paths import atomic_path, write_text_atomic
 from .runinfo import run_metadata, write_json
-from .sampler import ImageSource
 from .tasks import check_name, get_task
 
 
@@ -100,29 +100,6 @@ class TrainConfig:
             raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
 
 
-# -------------------------------------------------------------------------------------- evaluation
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → the GPU if there is one, else the CPU; a GPU asked for by name must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but this torch sees no GPU; use device=cpu or auto")
-    return device
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    """Tensors and image sources of a batch on ``device``."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, (torch.Tensor, ImageSource)) else v
-            for k, v in batch.items()}
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast when asked for (a GPU, or a CPU with bf16 units: measure before choosing it there)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def prepare_model(model, cfg: TrainConfig, device: torch.device):
     """The model on ``device`` in the configured memory layout, compiled if asked (in place: the model's
     own methods, e.g. ``training_loss``, then call the compiled forward)."""
@@ -132,46 +109,6 @@ def prepare_model(model, cfg: TrainConfig, device: torch.device):
     if cfg.compile:
         model.compile(dynamic=False)  # a few fixed batch shapes; dynamic shapes fail in the sampler's backward
     return model
-
-
-@torch.no_grad()
-def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
-             device: torch.device | str | None = None, precision: str = "fp32") -> dict:
-    """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
-    objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
-    hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise."""
-    model.eval()
-    if device is None:
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
-    device = torch.device(device)
-    correct, total = 0, 0
-    step_correct = hits = covered = None
-    loss_sum = 0.0
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    for start in range(0, n, batch_size):
-        batch = to_device(dataset.as_dict(start, min(start + batch_size, n)), device)
-        with autocast(device, precision):
-            out = model.evaluate_batch(batch)
-        label = batch["label"]
-        loss_sum += torch.nn.functional.cross_entropy(out["logits"].float(), label, reduction="sum").item()
-        correct += (out["logits"].argmax(-1) == label).sum().item()
-        total += len(label)
-        if "step_logits" in out:
-            sc = (out["step_logits"].argmax(-1) == label.unsqueeze(1)).sum(0)
-            step_correct = sc if step_correct is None else step_correct + sc
-        if "windows" in out and hasattr(dataset, "glimpse_hits"):
-            hm = dataset.glimpse_hits(out["windows"], batch)
-            h = hm.any(-1).sum(0)
-            c = hm.any(1).all(-1).sum()
-            hits, covered = (h, c) if hits is None else (hits + h, covered + c)
-    metrics = {"n": total, "accuracy": correct / total, "nll": loss_sum / total}
-    if step_correct is not None:
-        metrics["step_accuracy"] = (step_correct.double() / total).tolist()
-    if hits is not None:
-        metrics["hit_rate"] = (hits.double() / total).tolist()
-        metrics["both_digits_hit"] = covered.item() / total  # every object held by some glimpse (all five on Megapixel)
-    return metrics
 
 
 # -------------------------------------------------------------------------------------------- loop
