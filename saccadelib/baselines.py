@@ -28,6 +28,7 @@ import torchvision
 from torch.utils.checkpoint import checkpoint as recompute
 
 from .config import from_dict, to_dict
+from .draws import FRESH, for_evaluation
 from .model import ModelConfig, ProxyEncoder, gumbel_top_k, sampled_means
 from .sampler import ImageSource, TensorSource, UpsampledSource
 
@@ -260,21 +261,20 @@ class RAM(nn.Module):
         windows = torch.cat([scales.view(1, -1, 1).expand(n, -1, 1), location.unsqueeze(1).expand(n, cfg.scales, 2)], -1)
         return src.crop(windows, cfg.patch).reshape(n, -1)
 
-    def first_location(self, n: int, like: dict) -> torch.Tensor:
+    def first_location(self, n: int, like: dict, draws=FRESH) -> torch.Tensor:
         if self.cfg.start == "centre":
             return torch.zeros(n, 2, **like)
         # Training draws from the global generator (seeded by the loop, restored on resume); evaluation
-        # from its own fixed seed, so evaluating a checkpoint twice gives the same score.
-        generator = None if self.training else torch.Generator().manual_seed(0)
-        return (torch.rand(n, 2, generator=generator) * 2 - 1).to(**like)
+        # from each canvas's own stream, so evaluating a checkpoint twice gives the same score.
+        return draws.uniform((n, 2), torch.zeros((), **like), "start") * 2 - 1
 
-    def forward(self, images, sample: bool | None = None) -> dict:
+    def forward(self, images, sample: bool | None = None, draw_keys: torch.Tensor | None = None) -> dict:
         cfg = self.cfg
         src = _source(images, cfg.channels)
         sample = self.training if sample is None else sample
         n = src.count
         like = {"dtype": src.dtype, "device": src.device}
-        location = self.first_location(n, like)
+        location = self.first_location(n, like, FRESH if self.training else for_evaluation(draw_keys, n))
         state = (torch.zeros(n, cfg.hidden, **like), torch.zeros(n, cfg.hidden, **like))
         record = {k: [] for k in ("location", "log_prob", "baseline", "logits")}
         for _ in range(cfg.glimpses):
@@ -313,7 +313,7 @@ class RAM(nn.Module):
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict) -> dict:
-        out = self(batch["image"])
+        out = self(batch["image"], draw_keys=batch.get("draw_keys"))
         return {"logits": out["logits"][:, -1], "step_logits": out["logits"], "windows": out["windows"]}
 
 
@@ -365,7 +365,7 @@ class AttentionSampling(nn.Module):
         self.features = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(f, cfg.n_classes)
 
-    def forward(self, images) -> dict:
+    def forward(self, images, draw_keys: torch.Tensor | None = None) -> dict:
         cfg = self.cfg
         src = _source(images, cfg.channels)
         view = src.proxy(cfg.view_size)
@@ -373,8 +373,8 @@ class AttentionSampling(nn.Module):
         scores = self.attention(view).flatten(1)  # [N, m²]
         log_a = scores.log_softmax(-1)
         a = log_a.exp()
-        generator = None if self.training else torch.Generator(device=scores.device).manual_seed(n)
-        chosen = gumbel_top_k(log_a, cfg.patches, True, generator)  # without replacement, in draw order
+        draws = FRESH if self.training else for_evaluation(draw_keys, n)
+        chosen = gumbel_top_k(log_a, cfg.patches, True, draws, "patches")  # without replacement, in draw order
         centres = (2 * torch.arange(m, device=view.device, dtype=view.dtype) + 1) / m - 1
         windows = torch.stack([torch.full(chosen.shape, cfg.patch_scale, dtype=view.dtype, device=view.device),
                                centres[chosen % m], centres[chosen // m]], -1)  # [N, k, 3]
@@ -393,5 +393,5 @@ class AttentionSampling(nn.Module):
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict) -> dict:
-        out = self(batch["image"])
+        out = self(batch["image"], draw_keys=batch.get("draw_keys"))
         return {k: out[k] for k in ("logits", "step_logits", "windows")}

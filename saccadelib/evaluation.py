@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .draws import canvas_keys
 from .sampler import ImageSource
 
 
@@ -30,10 +31,11 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
-             device: torch.device | str | None = None, precision: str = "fp32") -> dict:
+             device: torch.device | str | None = None, precision: str = "fp32", seed: int = 0) -> dict:
     """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
     objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
-    hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise."""
+    hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise. ``seed``:
+    the run's, which with the split and each canvas's index keys the canvas's own evaluation draws."""
     model.eval()
     if device is None:
         first = next(model.parameters(), None)
@@ -43,8 +45,11 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     step_correct = hits = covered = None
     loss_sum = 0.0
     n = len(dataset) if limit is None else min(limit, len(dataset))
+    split = getattr(dataset, "split", None) or dataset.describe().get("split")
     for start in range(0, n, batch_size):
-        batch = to_device(dataset.as_dict(start, min(start + batch_size, n)), device)
+        stop = min(start + batch_size, n)
+        # each canvas's own random draws (random windows, drawn cells, a noisy proxy): see saccadelib.draws
+        batch = to_device({**dataset.as_dict(start, stop), "draw_keys": canvas_keys(seed, split, start, stop)}, device)
         with autocast(device, precision):
             out = model.evaluate_batch(batch)
         label = batch["label"]

@@ -229,12 +229,13 @@ def noise_view(model, image, label: int | None = None, sigma: float = 0.0, keep:
     given that proxy. Returns (figure, {"prediction", "probability", "windows"})."""
     import torch
 
+    from .draws import CanvasDraws
     from .sampler import TensorSource, noisy_proxy
 
     plt = _pyplot()
     model.eval()
     source = TensorSource(image.unsqueeze(0))
-    proxy = noisy_proxy(source.proxy(model.cfg.proxy_size), sigma, keep, torch.Generator().manual_seed(seed))
+    proxy = noisy_proxy(source.proxy(model.cfg.proxy_size), sigma, keep, CanvasDraws(torch.tensor([seed])))
     with torch.no_grad():
         result = model(source, proxy=proxy)
     probs = result.logits.softmax(-1)[0]
@@ -267,6 +268,7 @@ def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], i
     import numpy as np
     import torch
 
+    from .draws import CanvasDraws
     from .sampler import TensorSource, noisy_proxy
 
     if len(curves) != len(levels):

@@ -143,20 +143,23 @@ def _axis_sampling_matrix(centre: torch.Tensor, scale: torch.Tensor, base_len: i
 
 # ---------------------------------------------------------------------------------------- noisy proxy
 
-def noisy_proxy(proxy: torch.Tensor, sigma: float = 0.0, keep: float = 1.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def noisy_proxy(proxy: torch.Tensor, sigma: float = 0.0, keep: float = 1.0, draws=None) -> torch.Tensor:
     """The proxy ablation's two knobs (docs/tasks.md, paper Fig. 5), applied to the proxy only:
     additive Gaussian noise of std ``sigma`` clipped to [0, 1], then pixel dropout keeping a fraction
-    ``keep`` of the pixels (the rest read 0; one mask per pixel, shared by the channels)."""
+    ``keep`` of the pixels (the rest read 0; one mask per pixel, shared by the channels). ``draws``: where
+    the noise comes from (``saccadelib.draws``; default torch's global generator)."""
+    from .draws import FRESH
+
+    draws = draws or FRESH
     if sigma < 0 or not 0 < keep <= 1:
         raise ValueError(f"proxy noise needs sigma >= 0 and 0 < keep <= 1, got sigma={sigma}, keep={keep}")
     out = proxy
     if sigma > 0:
-        noise = torch.randn(proxy.shape, generator=generator, device=proxy.device, dtype=proxy.dtype)
+        noise = draws.normal(proxy.shape, proxy, "proxy_noise")
         out = (out + sigma * noise).clamp(0, 1)
     if keep < 1:
         n, _, h, w = proxy.shape
-        mask = torch.rand((n, 1, h, w), generator=generator, device=proxy.device, dtype=proxy.dtype) < keep
+        mask = draws.uniform((n, 1, h, w), proxy, "proxy_mask") < keep
         out = out * mask
     return out
 

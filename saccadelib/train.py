@@ -291,7 +291,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         if not procs.main:
             continue  # rank 0 evaluates and writes; the others go on to the next epoch's first step
         tick = time.perf_counter()
-        val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision)
+        val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision, cfg.seed)
         val_s = time.perf_counter() - tick  # part of a run's cost: the cpu profile's budgets include it
         row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch), "train_s": round(train_s, 2),
                "elapsed_s": round(elapsed, 2), "val_s": round(val_s, 2),
@@ -322,7 +322,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         tick = time.perf_counter()
         model.load_state_dict(load_checkpoint(best_path)["model"])
         test = task.evaluation_set("test")
-        summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision)
+        summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision, cfg.seed)
         summary["test_dataset"] = test.describe()
         summary["test_s"] = round(time.perf_counter() - tick, 1)  # part of what a study costs (profile_time)
     summary["run"] = {**run_metadata(device), "processes": procs.world}

@@ -410,13 +410,14 @@ def test_the_drawn_cells_log_probability_is_the_sequential_draws_and_reinforce_t
 
 
 def test_salient_windows_go_to_the_ink_first_and_to_distinct_cells():
+    from saccadelib.draws import CanvasDraws
     from saccadelib.model import salient_windows
 
     proxy = torch.zeros(1, 1, 32, 32)
     proxy[0, 0, 5:7, 20:22] = 1.0  # a blob in the cell of rows 4-7, columns 20-23 (8×8 cells of 4 px)
     proxy[0, 0, 25, 3] = 0.5
     for seed in range(5):
-        windows = salient_windows(proxy, 3, 0.125, generator=torch.Generator().manual_seed(seed))[0]
+        windows = salient_windows(proxy, 3, 0.125, draws=CanvasDraws(torch.tensor([seed])))[0]
         assert windows[:, 0].eq(0.125).all()
         # the two inked cells are drawn first (nearly all the mass), each at its ink's centroid
         inked = {tuple(round(v, 4) for v in w[1:].tolist()) for w in windows[:2]}
@@ -456,3 +457,31 @@ def test_every_setting_docs_deviations_names_exists_and_takes_the_value_it_names
                 continue
         else:
             raise AssertionError(f"docs/deviations.md names {key}={value}, which no config takes")
+
+
+def test_evaluation_draws_belong_to_each_canvas_not_to_its_batch(mnist_root):
+    """Random windows and a noisy proxy at evaluation: a canvas gets the same draws whatever batch it is
+    scored in, and no two canvases, splits or seeds share them."""
+    from saccadelib.draws import canvas_keys
+    from saccadelib.evaluation import evaluate
+    from saccadelib.tasks import get_task
+
+    torch.manual_seed(0)
+    # windows of one size: the crops' prefilter follows a batch's largest window, which is not a draw
+    model = VariationalSaccading(ModelConfig(policy="random", proxy_noise=0.5, proxy_keep=0.5, init_scale=0.3,
+                                             window=WindowConfig(min_scale=0.3, max_scale=0.3), **TINY)).eval()
+    images = torch.rand(16, 1, 100, 100)
+    whole = model(images, draw_keys=canvas_keys(0, "val", 0, 16))
+    halves = [model(images[a:b], draw_keys=canvas_keys(0, "val", a, b)) for a, b in ((0, 8), (8, 16))]
+    for field in ("windows", "proxy"):
+        assert torch.equal(getattr(whole, field), torch.cat([getattr(h, field) for h in halves]))
+    assert torch.allclose(whole.logits, torch.cat([h.logits for h in halves]), atol=1e-5)  # summation order only
+    assert not torch.allclose(whole.windows[:8], whole.windows[8:])  # two batches of one size do not repeat
+    for other in (canvas_keys(1, "val", 0, 16), canvas_keys(0, "test", 0, 16)):  # another seed, another split
+        assert not torch.allclose(model(images, draw_keys=other).windows, whole.windows)
+    assert torch.equal(model(images, draw_keys=canvas_keys(0, "val", 0, 16)).windows, whole.windows)  # repeatable
+    val = get_task("identification").evaluation_set("val")
+    scores = [evaluate(model, val, batch_size=size, limit=48, seed=3) for size in (16, 48)]
+    assert scores[0]["hit_rate"] == scores[1]["hit_rate"] and scores[0]["accuracy"] == scores[1]["accuracy"]
+    assert scores[0]["nll"] == pytest.approx(scores[1]["nll"], rel=1e-5)
+    assert evaluate(model, val, batch_size=48, limit=48, seed=4)["hit_rate"] != scores[0]["hit_rate"]

@@ -7,6 +7,7 @@ import torch
 
 from saccadelib import study
 from saccadelib.model import ModelConfig, VariationalSaccading
+from saccadelib.draws import CanvasDraws
 from saccadelib.sampler import noisy_proxy
 
 
@@ -166,10 +167,10 @@ def test_noise_study_levels_follow_study_md():
 def test_noisy_proxy_knobs():
     proxy = torch.full((4, 1, 32, 32), 0.5)
     assert torch.equal(noisy_proxy(proxy), proxy)
-    noisy = noisy_proxy(proxy, sigma=1.0, generator=torch.Generator().manual_seed(0))
+    noisy = noisy_proxy(proxy, sigma=1.0, draws=CanvasDraws(torch.arange(len(proxy))))
     assert noisy.min() >= 0 and noisy.max() <= 1 and not torch.equal(noisy, proxy)
     assert noisy.std() > 0.3  # σ = 1 around 0.5, clipped: far from the clean proxy
-    kept = noisy_proxy(torch.ones(8, 3, 32, 32), keep=0.25, generator=torch.Generator().manual_seed(0))
+    kept = noisy_proxy(torch.ones(8, 3, 32, 32), keep=0.25, draws=CanvasDraws(torch.arange(8)))
     assert kept.mean() == pytest.approx(0.25, abs=0.02)
     assert torch.equal(kept[:, 0], kept[:, 2])  # one mask per pixel for all channels
     for bad in ({"sigma": -0.1}, {"keep": 0.0}, {"keep": 1.5}):
@@ -425,7 +426,7 @@ def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
 
 
 def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(monkeypatch):
-    from saccadelib.study import plan, runs
+    from saccadelib.study import plan
 
     config = study.resolution_study("smoke")
     specs = study.resolution_runs(config)

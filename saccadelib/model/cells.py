@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..draws import FRESH
+
 
 def cell_ink(proxy: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The proxy's ink per cell of r×r proxy pixels (g×g cells, g = side // r; the last rows and columns
@@ -29,30 +31,30 @@ def cell_ink(proxy: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mass, torch.stack([cx, cy], -1)
 
 
-def _gumbel_keys(log_p: torch.Tensor, sample: bool, generator: torch.Generator | None) -> torch.Tensor:
+def _gumbel_keys(log_p: torch.Tensor, sample: bool, draws=FRESH, stream: str = "cells") -> torch.Tensor:
     """log_p perturbed by Gumbel noise (when ``sample``): its arg-maxes are draws from the categorical."""
     keys = log_p.detach()
     if sample:
-        u = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype).clamp(1e-10, 1 - 1e-7)
+        u = draws.uniform(keys.shape, keys, stream).clamp(1e-10, 1 - 1e-7)
         keys = keys - torch.log(-torch.log(u))
     return keys
 
 
-def gumbel_top_k(log_p: torch.Tensor, k: int, sample: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_top_k(log_p: torch.Tensor, k: int, sample: bool, draws=FRESH, stream: str = "cells") -> torch.Tensor:
     """[N, k] indices: k draws without replacement from the categorical ``log_p`` [N, M], in draw order
     (Gumbel top-k), or with ``sample`` False the k most probable, most probable first."""
-    return _gumbel_keys(log_p, sample, generator).topk(min(k, log_p.shape[1]), -1).indices
+    return _gumbel_keys(log_p, sample, draws, stream).topk(min(k, log_p.shape[1]), -1).indices
 
 
-def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool, draws=FRESH,
+               stream: str = "cells") -> tuple[torch.Tensor, torch.Tensor]:
     """k draws from the categorical ``log_a`` [N, M] over a side×side grid of cells, each taking the cell
     drawn and the cells within ``reach`` of it (a (2·reach+1)² block) out of later draws: a glimpse centred
     on a cell shows its neighbours too. Drawn by Gumbel-max on keys perturbed once (exact sampling without
     replacement from what is left), or with ``sample`` False the most probable cell left each time.
     Returns the cells ``chosen`` [N, k] and the mass each draw took out ``taken`` [N, k] (differentiable in
     log_a): the probability of the block it stands for. When every cell is taken, the grid starts over."""
-    keys = _gumbel_keys(log_a, sample, generator)
+    keys = _gumbel_keys(log_a, sample, draws, stream)
     a = log_a.exp()
     index = torch.arange(keys.shape[1], device=keys.device)
     rows, cols = index // side, index % side

@@ -1,7 +1,7 @@
 """Which windows the crops are read from: the learnt policy, or one of its controls, chosen once per model.
 
-Every policy maps (the posterior's learnt windows [N, T, 3], the proxy, the objects' boxes or None) to the
-windows [N, T, 3] the classifier reads (scale, cx, cy; sampler.py's coordinates):
+Every policy maps (the posterior's learnt windows [N, T, 3], the proxy, the objects' boxes or None, and
+where its random numbers come from: ``saccadelib.draws``) to the windows [N, T, 3] the classifier reads (scale, cx, cy; sampler.py's coordinates):
 - ``LearntWindows``: the posterior's own (the model);
 - ``RandomWindows``, ``GridWindows``, ``SalientWindows``, ``OracleWindows``: the controls with the same
   classifier (chance windows, a fixed grid, where the proxy's ink is without learning, and the objects'
@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..draws import FRESH
 from .cells import cell_ink, draw_cells
 from .config import ModelConfig
 
@@ -46,7 +47,7 @@ def oracle_windows(regions: torch.Tensor, glimpses: int, min_scale: float) -> to
 
 
 def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float, ink_power: float = 1.0, reach: int = 0,
-                    sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+                    sample: bool = True, draws=FRESH) -> torch.Tensor:
     """[N, T, 3] windows of side ``scale`` on T cells of a grid of cells about a window wide, chosen by the
     cells' ink (the sum of p**ink_power over their proxy pixels p) as the cells posterior's prior chooses
     them (``draw_cells``: drawn with probability proportional to the ink, or the most inked with ``sample``
@@ -56,22 +57,17 @@ def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float, ink_power:
     ink = proxy.clamp(min=0) ** ink_power
     mass, centroid = cell_ink(ink, max(1, min(m, round(m * scale))))  # cells about a window wide
     n, g = mass.shape[:2]
-    chosen, _ = draw_cells((mass.flatten(1) + 1e-8).log().log_softmax(-1), glimpses, g, reach, sample, generator)
+    chosen, _ = draw_cells((mass.flatten(1) + 1e-8).log().log_softmax(-1), glimpses, g, reach, sample, draws, "windows")
     room = 1.0 - scale
     centre = centroid.flatten(1, 2).gather(1, chosen.unsqueeze(-1).expand(-1, -1, 2)).clamp(-room, room)
     return torch.cat([torch.full((n, glimpses, 1), scale, device=proxy.device, dtype=proxy.dtype), centre], -1)
-
-
-def _evaluation_stream(module: nn.Module, n: int, device) -> torch.Generator | None:
-    """None in training (fresh draws); in evaluation a fixed stream, so that scores repeat exactly."""
-    return None if module.training else torch.Generator(device=device).manual_seed(n)
 
 
 class LearntWindows(nn.Module):
     """The model's windows: where the posterior placed them."""
     learnt = True
 
-    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None, draws=FRESH) -> torch.Tensor:
         return learnt
 
 
@@ -84,10 +80,8 @@ class RandomWindows(nn.Module):
         self.glimpses, w = cfg.glimpses, cfg.window
         self.low, self.high = (w.fixed_scale, w.fixed_scale) if w.mode != "learnt" else (w.min_scale, w.max_scale)
 
-    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
-        n = len(proxy)
-        u = torch.rand(n, self.glimpses, 3, generator=_evaluation_stream(self, n, proxy.device),
-                       device=proxy.device, dtype=proxy.dtype)
+    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None, draws=FRESH) -> torch.Tensor:
+        u = draws.uniform((len(proxy), self.glimpses, 3), proxy, "windows")
         scale = self.low + (self.high - self.low) * u[..., 0]
         return torch.stack([scale, (2 * u[..., 1] - 1) * (1 - scale), (2 * u[..., 2] - 1) * (1 - scale)], -1)
 
@@ -100,7 +94,7 @@ class GridWindows(nn.Module):
         super().__init__()
         self.glimpses = cfg.glimpses
 
-    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None, draws=FRESH) -> torch.Tensor:
         return grid_windows(self.glimpses).to(proxy).expand(len(proxy), -1, -1)
 
 
@@ -114,9 +108,9 @@ class SalientWindows(nn.Module):
         self.glimpses, self.scale, self.ink_power, self.reach = cfg.glimpses, cfg.window.min_scale, cfg.ink_power, cfg.cell_reach
         self.eval_sample = cfg.eval_sample
 
-    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None, draws=FRESH) -> torch.Tensor:
         return salient_windows(proxy, self.glimpses, self.scale, self.ink_power, self.reach,
-                               self.training or self.eval_sample, _evaluation_stream(self, len(proxy), proxy.device))
+                               self.training or self.eval_sample, draws)
 
 
 class OracleWindows(nn.Module):
@@ -127,7 +121,7 @@ class OracleWindows(nn.Module):
         super().__init__()
         self.glimpses, self.scale = cfg.glimpses, cfg.window.min_scale
 
-    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None, draws=FRESH) -> torch.Tensor:
         if regions is None:
             raise ValueError("the oracle policy needs the objects' boxes: a batch with 'regions' (two-digit tasks)")
         return oracle_windows(regions.to(proxy), self.glimpses, self.scale)

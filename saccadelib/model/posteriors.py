@@ -1,7 +1,8 @@
 """Where to look: the prior p(z_t | h_{t-1}) and the three posterior heads q, one chosen per model.
 
 Every posterior has the same four steps, so the model's recurrence reads the same whichever it is:
-- ``plan(e_c, fmap, proxy, sample)``: what it computes once per image, before the glimpses (a ``Plan``);
+- ``plan(e_c, fmap, proxy, sample, draws)``: what it computes once per image, before the glimpses (a
+  ``Plan``; ``draws``: where a random choice's numbers come from, ``saccadelib.draws``);
 - ``step(plan, t, h)``: (mu, logvar) of z_t given h_{t-1};
 - ``code(plan, t, z)``: what the core and the decoder read of glimpse t (z itself, or the window);
 - ``windows(plan, z, codes)``: the learnt windows [N, T, 3] once all glimpses are placed;
@@ -23,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..draws import FRESH
 from ..sampler import WindowConfig, window_from_z
 from .cells import cell_ink, draw_cells, drawn_log_prob
 from .config import LATENT, ModelConfig
@@ -96,7 +98,7 @@ class PooledPosterior(GaussianHead, GaussianPosterior):
         super().__init__(cfg.proxy_features + cfg.hidden, 256, cfg)
         self.trains_encoder, self.window_config = cfg.posterior_trains_encoder, cfg.window
 
-    def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool) -> Plan:
+    def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool, draws=FRESH) -> Plan:
         return Plan(_encoder_input(e_c, self.trains_encoder))
 
     def step(self, plan: Plan, t: int, h: torch.Tensor):
@@ -121,7 +123,7 @@ class MapPosterior(GaussianPosterior):
         self.rest = GaussianHead(cfg.hidden, 256, cfg)  # its (mu_s, logvar) are used; its position is not
         self.trains_encoder, self.window_config = cfg.posterior_trains_encoder, cfg.window
 
-    def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool) -> Plan:
+    def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool, draws=FRESH) -> Plan:
         return Plan(self.features(_encoder_input(fmap, self.trains_encoder)))
 
     def step(self, plan: Plan, t: int, h: torch.Tensor):
@@ -182,13 +184,11 @@ class CellPosterior(nn.Module):
         return {"log_a": log_a, "log_prior": log_ink.log_softmax(-1), "centroid": centroid.flatten(1, 2),
                 "local": local.flatten(2).transpose(1, 2), "cell": 2 / m, "side": m}
 
-    def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool) -> Plan:
-        """The cells, drawn once before the recurrence (the categorical reads no h). Evaluation draws come
-        from a fixed stream, so scores repeat exactly."""
+    def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool, draws=FRESH) -> Plan:
+        """The cells, drawn once before the recurrence (the categorical reads no h)."""
         features = self.features(_encoder_input(fmap, self.trains_encoder))
         cells = self.cells(features, proxy)
-        generator = None if self.training else torch.Generator(device=proxy.device).manual_seed(len(proxy))
-        chosen, taken = draw_cells(cells["log_a"], self.glimpses, cells["side"], self.reach, sample, generator)
+        chosen, taken = draw_cells(cells["log_a"], self.glimpses, cells["side"], self.reach, sample, draws)
         return Plan(features, cells, chosen, taken)
 
     def step(self, plan: Plan, t: int, h: torch.Tensor):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..draws import FRESH, for_evaluation
 from ..loss import gaussian_sample, saccade_loss
 from ..sampler import ImageSource, TensorSource, noisy_proxy
 from .config import LATENT, ModelConfig
@@ -83,43 +84,51 @@ class VariationalSaccading(nn.Module):
         self.classifier = GlimpseClassifier(cfg)
 
     def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None,
-                regions: torch.Tensor | None = None, loss_terms: bool | None = None) -> SaccadeOutput:
+                regions: torch.Tensor | None = None, loss_terms: bool | None = None,
+                draw_keys: torch.Tensor | None = None) -> SaccadeOutput:
         """``images``: a tensor [N,C,H,W] or an ImageSource; ``proxy`` overrides the source's proxy
         (e.g. a noisy one). ``sample``: draw z from q (default: in training unless cfg.train_sample is
         False, or in evaluation if cfg.eval_sample). ``regions`` [N, D, 4]: the objects' boxes (x0, y0,
         x1, y1 in [-1, 1]) for the oracle policy. ``loss_terms``: also compute what only the loss reads, the
         prior and (when the loss weighs it) the proxy reconstruction (default: in training); otherwise
-        ``p_mu``, ``p_logvar`` and ``proxy_logits`` are None."""
+        ``p_mu``, ``p_logvar`` and ``proxy_logits`` are None. ``draw_keys`` [N]: in evaluation, each
+        canvas's key for its own random draws (``saccadelib.draws``; default: its position in the batch)."""
         cfg = self.cfg
         src = self.source(images)
+        draws = FRESH if self.training else for_evaluation(draw_keys, src.count)
         if proxy is None:
-            proxy = self.shown_proxy(src.proxy(cfg.proxy_size))
+            proxy = self.shown_proxy(src.proxy(cfg.proxy_size), draws)
         proxy = proxy.to(self.core.lstm.weight_ih_l0.device)  # a file source decodes on the CPU
         if sample is None:
             sample = cfg.train_sample if self.training else cfg.eval_sample
         if loss_terms is None:
             loss_terms = self.training
         e_c, fmap = self.proxy_encoder(proxy)
-        plan = self.posterior.plan(e_c, fmap, proxy, sample)
-        glimpses = self.recurrence(e_c, plan, sample, proxy.new_zeros(len(proxy), cfg.hidden))
+        plan = self.posterior.plan(e_c, fmap, proxy, sample, draws)
+        glimpses = self.recurrence(e_c, plan, sample, proxy.new_zeros(len(proxy), cfg.hidden), draws)
         terms = self.loss_terms(glimpses, plan, proxy, sample) if loss_terms else LossTerms()
-        windows = self.policy(self.posterior.windows(plan, glimpses.z, glimpses.code), proxy, regions)
+        windows = self.policy(self.posterior.windows(plan, glimpses.z, glimpses.code), proxy, regions, draws)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, glimpses.h_prev, e_c, plan.taken)
         return SaccadeOutput(step_logits[:, -1], step_logits, windows, glimpses.z, glimpses.q_mu, glimpses.q_logvar,
                              terms.p_mu, terms.p_logvar, proxy, terms.proxy_logits, crops, terms.cell_kl,
                              terms.cell_log_prob)
 
-    def recurrence(self, e_c: torch.Tensor, plan: Plan, sample: bool, h: torch.Tensor) -> Glimpses:
+    def recurrence(self, e_c: torch.Tensor, plan: Plan, sample: bool, h: torch.Tensor, draws=FRESH) -> Glimpses:
         """The glimpses in order, from h_0 = ``h``: only the posterior, z and the core depend on the previous
         glimpse. The prior and the decoder read h_{t-1} and z_t but feed nothing back, so they run once,
         batched, after it (``loss_terms``)."""
         state = None
+        # z sampled in evaluation (eval_sample) takes each canvas's own noise; training draws step by step
+        eps = draws.normal((len(h), self.cfg.glimpses, LATENT), h, "latent") if sample and draws is not FRESH else None
         steps = []
         for t in range(self.cfg.glimpses):
             q_mu, q_logvar = self.posterior.step(plan, t, h)
             q_mu = self.start(q_mu, t)
-            z = gaussian_sample(q_mu, q_logvar) if sample else q_mu
+            if not sample:
+                z = q_mu
+            else:
+                z = gaussian_sample(q_mu, q_logvar) if eps is None else q_mu + (0.5 * q_logvar).exp() * eps[:, t]
             code = self.posterior.code(plan, t, z)  # what the core reads of the glimpse
             steps.append((z, q_mu, q_logvar, h, code))
             h, state = self.core(torch.cat([e_c, self.latent_embedding(code)], -1), state)
@@ -155,13 +164,12 @@ class VariationalSaccading(nn.Module):
             raise ValueError(f"expected images [N, {self.cfg.channels}, H, W], got shape {tuple(images.shape)}")
         return TensorSource(images)
 
-    def shown_proxy(self, proxy: torch.Tensor) -> torch.Tensor:
-        """The proxy after the configured ablation noise (unchanged when there is none). Fresh noise in
-        training; in evaluation a fixed stream, so scores repeat exactly."""
+    def shown_proxy(self, proxy: torch.Tensor, draws=FRESH) -> torch.Tensor:
+        """The proxy after the configured ablation noise (unchanged when there is none): fresh in training,
+        each canvas's own in evaluation (``saccadelib.draws``)."""
         if self.cfg.proxy_noise == 0 and self.cfg.proxy_keep == 1:
             return proxy
-        generator = None if self.training else torch.Generator(device=proxy.device).manual_seed(len(proxy) + 1)
-        return noisy_proxy(proxy, self.cfg.proxy_noise, self.cfg.proxy_keep, generator)
+        return noisy_proxy(proxy, self.cfg.proxy_noise, self.cfg.proxy_keep, draws)
 
     # -- the interface the shared training loop uses (train.py) --
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -170,5 +178,6 @@ class VariationalSaccading(nn.Module):
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict) -> dict:
-        out = self(batch["image"], proxy=batch.get("proxy"), regions=batch.get("regions"))
+        out = self(batch["image"], proxy=batch.get("proxy"), regions=batch.get("regions"),
+                   draw_keys=batch.get("draw_keys"))
         return {"logits": out.logits, "step_logits": out.step_logits, "windows": out.windows}
