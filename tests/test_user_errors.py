@@ -10,21 +10,11 @@ from PIL import Image
 
 from saccadelib.__main__ import main
 from saccadelib.model import ModelConfig, VariationalSaccading
+from test_folder import _folder  # one subfolder per class: bars, dots, empty
 
 TINY = dict(glimpses=2, hidden=16, proxy_features=16, crop_features=16, latent_features=8, width=8, rnn_layers=1)
 TINY_SET = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
 NAMES = ["bars", "dots", "empty"]
-
-
-def _folder(root, per_class=5, size=(64, 48)):
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(NAMES):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for k in range(per_class):
-            pixels = rng.integers(0, 40, size=(size[1], size[0]), dtype=np.uint8)
-            pixels[:, c * 10:c * 10 + 6] = 255
-            Image.fromarray(pixels).save(root / name / f"{k}.png")
-    return root
 
 
 @pytest.fixture()
