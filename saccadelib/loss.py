@@ -52,9 +52,10 @@ def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0)
 
 
-def gaussian_sample(mu, logvar, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Reparameterized sample: mu + exp(logvar/2)·ε."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+def gaussian_sample(mu, logvar, generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """Reparameterized sample: mu + exp(logvar/2)·ε, ε ~ N(0, 1) drawn here unless given."""
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + (0.5 * logvar).exp() * eps
 
 

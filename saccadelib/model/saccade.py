@@ -125,10 +125,7 @@ class VariationalSaccading(nn.Module):
         for t in range(self.cfg.glimpses):
             q_mu, q_logvar = self.posterior.step(plan, t, h)
             q_mu = self.start(q_mu, t)
-            if not sample:
-                z = q_mu
-            else:
-                z = gaussian_sample(q_mu, q_logvar) if eps is None else q_mu + (0.5 * q_logvar).exp() * eps[:, t]
+            z = gaussian_sample(q_mu, q_logvar, eps=None if eps is None else eps[:, t]) if sample else q_mu
             code = self.posterior.code(plan, t, z)  # what the core reads of the glimpse
             steps.append((z, q_mu, q_logvar, h, code))
             h, state = self.core(torch.cat([e_c, self.latent_embedding(code)], -1), state)
