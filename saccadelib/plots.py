@@ -321,7 +321,7 @@ def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], i
     clean = TensorSource(image.unsqueeze(0)).proxy(proxy_size)
     for k, (sigma, keep) in enumerate(shown):
         ax = fig.add_subplot(grid[1, k])
-        ax.imshow(noisy_proxy(clean, sigma, keep, torch.Generator().manual_seed(seed))[0, 0].numpy(),
+        ax.imshow(noisy_proxy(clean, sigma, keep, CanvasDraws(torch.tensor([seed])))[0, 0].numpy(),
                   cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"σ={sigma:g} keep={keep:g}", fontsize=7)
         ax.set_xticks([])

@@ -156,7 +156,7 @@ def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset
         clean = model.cfg
         for sigma, keep in levels:
             model.cfg = dataclasses.replace(clean, proxy_noise=sigma, proxy_keep=keep)
-            metrics = evaluate(model, dataset, limit=limit)
+            metrics = evaluate(model, dataset, limit=limit, seed=spec.seed)
             rows.append({"seed": spec.seed, "sigma": sigma, "keep": keep, "test_accuracy": metrics["accuracy"],
                          "both_digits_hit": metrics.get("both_digits_hit")})
         model.cfg = clean
