@@ -1,0 +1,157 @@
+"""Reading the study's runs back: means over seeds, the noise sliders, Table 1, the profile's time and the
+cost curves, the runner's clocks."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from saccadelib import study
+from saccadelib.model import ModelConfig, VariationalSaccading
+
+
+def test_summarize_gives_mean_and_std_over_seeds():
+    frame = pd.DataFrame({"label": ["a", "a", "a", "b"], "test_accuracy": [0.8, 0.9, 1.0, 0.5],
+                          "train_min": [1, 1, 1, 2], "epochs_run": [3, 3, 3, 4], "s_per_epoch": [1, 1, 1, 1],
+                          "parameters": [10, 10, 10, 20]})
+    table = study.summarize(frame)
+    assert table.loc[0, "test_exact_match_%"] == "90.0 ± 10.0" and table.loc[1, "test_exact_match_%"] == "50.0"
+
+
+def test_robustness_summary_pairs_each_level_with_the_same_seeds_noise_free_score():
+    # seed 0 reaches 60% without noise, seed 1 80%: spread 14 points; each loses exactly 10 at σ 1, which
+    # the paired change shows as 10 ± 0 where the unpaired means (60 ± 14 against 70 ± 14) overlap
+    robustness = pd.DataFrame({"seed": [0, 0, 1, 1], "sigma": [0.0, 1.0, 0.0, 1.0], "keep": [1.0] * 4,
+                               "test_accuracy": [0.6, 0.5, 0.8, 0.7]})
+    table = study.robustness_summary(robustness).set_index("sigma")
+    assert table.loc[1.0, "test_exact_match_%"] == "60.0 ± 14.1"
+    assert table.loc[1.0, "change_from_noise_free_points"] == "-10.0 ± 0.0"
+    assert table.loc[1.0, "seeds_that_lost"] == 2 and table.loc[0.0, "seeds_that_lost"] == 0
+
+
+def test_noise_explorer_is_a_slider_callback(tmp_path, capsys):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from saccadelib.datasets import twodigit as data
+
+    torch.manual_seed(0)
+    models = {(0.0, 1.0): VariationalSaccading(ModelConfig(n_classes=55)).eval(),
+              (1.0, 1.0): VariationalSaccading(ModelConfig(n_classes=55)).eval()}
+    test_set = data.generate("identification", "test", 4, seed=1)
+    explorer = study.NoiseExplorer(models, test_set, data.class_names("identification"))
+    ui = ipywidgets.interactive(explorer.show, sigma=ipywidgets.FloatSlider(value=0.0, min=0, max=1, step=0.05),
+                                keep=ipywidgets.FloatSlider(value=1.0, min=0.05, max=1, step=0.05),
+                                index=ipywidgets.IntSlider(value=0, min=0, max=3), display=ipywidgets.fixed(False))
+    ui.update()
+    first = capsys.readouterr().out
+    assert "σ=0 keep=1, model trained at σ=0" in first
+    ui.children[0].value = 0.9  # moving σ redraws with the model trained nearest to it
+    moved = capsys.readouterr().out
+    assert "proxy σ=0.9" in moved and "model trained at σ=1 keep=1" in moved
+    assert ui.result["model_level"] == [1.0, 1.0] and ui.result["sigma"] == 0.9
+    with pytest.raises(ValueError, match="index"):
+        explorer.show(index=9, display=False)
+
+
+def test_table1_puts_ours_beside_the_paper(tmp_path):
+    root = tmp_path / "results"
+    crops = "4 glimpses, classifier reads crops"
+    rows = [{"label": "saccade", "test_accuracy": 0.9, "parameters": 1_500_000, "s_per_epoch": 34.0,
+             "epochs_run": 26, "device": "cpu", "train_min": 16.0, "val_min": 1.0, "configuration": crops,
+             "canvases_seen": 520_000},
+            {"label": "saccade", "test_accuracy": 0.8, "parameters": 1_500_000, "s_per_epoch": 34.0,
+             "epochs_run": 26, "device": "cpu", "train_min": 17.0, "configuration": crops, "canvases_seen": 520_000},
+            {"label": "ram", "test_accuracy": 0.5, "parameters": 200_000, "s_per_epoch": 14.0,
+             "epochs_run": 64, "device": "cpu", "configuration": "defaults", "canvases_seen": 1_280_000}]
+    (root / "01_two_digit_sum").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "01_two_digit_sum" / "runs.csv", index=False)
+    (root / "01_two_digit_sum" / "config.json").write_text(json.dumps(
+        {"config": {"profile": "cpu", "training": {"budget_min": 15.0}}}))
+    (root / "05_efficiency").mkdir()
+    bench = [{"variant": "tiles_naive", "source": "lazy", "side": 2528, "batch": 1, "phase": phase, "median_s": t,
+              "parameters": 11_460_000} for phase, t in (("infer", 4.305), ("train", 11.89))]
+    (root / "05_efficiency" / "efficiency_cpu.json").write_text(json.dumps({"rows": bench}))
+    table = study.table1(root)
+    tiles = table[(table["system"] == "resnet18 - 144 crops") & (table["column"] == "identification")].iloc[0]
+    assert tiles["ours_%"].startswith("not trained on CPU: 4.30 s per 2528² image to infer, 11.9 s per training "
+                                      "step (05_efficiency)") and tiles["parameters"] == 11_460_000
+    cell = table[(table["system"] == "variational saccading (the paper's method)") & (table["column"] == "sum")].iloc[0]
+    assert cell["ours_%"] == "85.0 ± 7.1" and cell["paper_%"] == "97.2 ± 0.04" and cell["seeds"] == 2
+    # the budget sized the epochs; measured: training plus validation where timed, (16 + 1 + 17) / 2
+    assert cell["budget"] == "cpu: 15 min on cpu (26 epochs, 17.0 min measured)"
+    ram = table[(table["system"] == "RAM") & (table["column"] == "sum")].iloc[0]
+    assert ram["ours_%"] == "50.0" and ram["paper_%"] == "91"
+    resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
+    assert resnet["ours_%"] == "not in this profile"
+    # the recorded GPU run of the tile model is said beside its CPU costs (records/, read from the repository)
+    recorded = json.loads((study.reports.REPO_ROOT / study.reports.GPU_TILES_RUN / "metrics.json").read_text())
+    assert f"{recorded['test']['accuracy'] * 100:.1f}% test (chance 1.8%; records/baselines/" in tiles["ours_%"]
+    missing = table[(table["system"] == "variational saccading (the paper's method)") & (table["column"] == "identification")]
+    assert missing["ours_%"].str.startswith("not run yet").all()
+    assert (table[table["column"] == "fivek"]["ours_%"].str.contains("FiveK")).all()
+    md = study.table1_markdown(table)
+    assert "| variational saccading (the paper's method) | 85.0 ± 7.1 |" in md and "**2528²**" in md
+    # each trained cell on its own line, with that model's parameters and seconds per epoch
+    assert "| 100² | sum | variational saccading (the paper's method) | 85.0 ± 7.1 | 97.2 ± 0.04 | 2 | 4 glimpses, classifier reads crops " \
+           "| 520,000 | 17.0 | 1.50 M | 34 |" in md
+    assert "| 100² | sum | RAM | 50.0 | 91 | 1 | defaults | 1,280,000 | – | 0.20 M | 14 |" in md
+
+
+def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
+    root = tmp_path / "results"
+    (root / "01_two_digit_sum").mkdir(parents=True)
+    (root / "01_two_digit_sum" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 600,
+                                                                     "other_s": 60}))
+    pd.DataFrame({"train_min": [10.4, 9.9, 16.2], "val_min": [0.5, None, 0.25], "test_min": [0.1, 0.1, 0.3]}).to_csv(
+        root / "01_two_digit_sum" / "runs.csv", index=False)
+    (root / "05_efficiency").mkdir()  # no runs; an older record without other_s counts its whole wall time
+    (root / "05_efficiency" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 1500}))
+    (root / "00_summary").mkdir()  # always rerun: not a cost of its own
+    (root / "00_summary" / "run.json").write_text(json.dumps({"profile": "cpu", "status": "ok", "wall_s": 30}))
+    table = study.profile_time(root).set_index("experiment")
+    assert list(table.index) == ["01_two_digit_sum", "05_efficiency", "total"]
+    assert table.loc["01_two_digit_sum", "training_min"] == 36.5 and table.loc["01_two_digit_sum", "runs"] == 3
+    assert table.loc["01_two_digit_sum", "total_min"] == pytest.approx(36.5 + 0.75 + 0.5 + 1.0, abs=0.06)
+    assert table.loc["05_efficiency", "training_min"] == 0 and table.loc["05_efficiency", "total_min"] == 25
+    assert table.loc["total", "total_min"] == pytest.approx(38.75 + 25, abs=0.06)
+    assert table.loc["total", "validation_min"] == 0.8
+
+
+def test_cost_curves_follow_each_model_in_canvases_and_minutes(tmp_path):
+    root = tmp_path / "results"
+    folder = root / "06_resolution"
+    rows = []
+    for label, seed, acc in (("megapixel/saccade", 0, 0.9), ("megapixel/saccade", 1, 0.8), ("id1000/proxy_cnn", 0, 0.05)):
+        run = f"{label.replace('/', '_')}_s{seed}_abc"
+        (folder / "runs" / run).mkdir(parents=True)
+        (folder / "runs" / run / "history.csv").write_text(
+            "epoch,train_s,val_s,val_accuracy\n1,30,6,0.5\n2,30,6,0.7\n")
+        rows.append({"label": label, "seed": seed, "test_accuracy": acc, "run_folder": run, "epochs_run": 2,
+                     "canvases_seen": 10_000})
+    pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
+    panels = study.reports.cost_curves(root)
+    assert list(panels) == ["resolution/megapixel", "resolution/id1000"]
+    (ours,) = panels["resolution/megapixel"]
+    assert ours["label"] == "saccade" and ours["canvases"] == [5000, 10000] and ours["minutes"] == [0.6, 1.2]
+    assert ours["val"] == [50, 70] and ours["seeds"] == 2 and ours["test_mean"] == pytest.approx(85)
+    assert ours["test_std"] == pytest.approx(7.07, abs=0.01) and panels["resolution/id1000"][0]["test_std"] == 0
+    from saccadelib import plots
+
+    assert (plots.save_figure(plots.accuracy_against_cost(panels), tmp_path / "c.png")).stat().st_size > 10_000
+
+
+def test_the_runner_counts_the_runs_clocks_and_the_rest_of_its_attempt(tmp_path):
+    """runs_clock: the epochs' training and validation seconds of every run (kept across resumes) and the
+    finished runs' test scoring; the runner's ``other_s`` is its wall time less what the runs added."""
+    from saccadelib.study.runner import runs_clock
+
+    run = tmp_path / "a_s0_x"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,train_s,val_s\n1,10.0,1.0\n2,12.5,0.5\n")
+    assert runs_clock(tmp_path) == 24.0
+    (run / "metrics.json").write_text(json.dumps({"test_s": 3.0}))
+    (tmp_path / "b_s0_y").mkdir()  # a run that has not finished an epoch yet
+    assert runs_clock(tmp_path) == 27.0
+    nested = tmp_path / "megapixel" / "c_s0_z"  # runs grouped in a folder per data set count too
+    nested.mkdir(parents=True)
+    (nested / "history.csv").write_text("epoch,train_s,val_s\n1,2.0,0.0\n")
+    assert runs_clock(tmp_path) == 29.0
