@@ -65,10 +65,6 @@ class Training:
 
         return apply_overrides(TrainConfig(), {**STUDY_TRAIN, **self.train})
 
-    def settings(self) -> dict:
-        """The study's and this training's TrainConfig settings, as overrides."""
-        return {**STUDY_TRAIN, **self.train}
-
     def with_train(self, **settings) -> "Training":
         return dataclasses.replace(self, train={**self.train, **settings})
 
