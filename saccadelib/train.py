@@ -37,7 +37,15 @@ class TrainConfig:
     train_size: int = 20_000  # canvases per epoch: fresh ones (generated tasks), at most the split (stored sets)
     batch_size: int = 128
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # "constant" or "cosine" (from lr down to lr/100 over `epochs`)
+    # "constant"; "cosine" (from lr down to lr/100 over `epochs`); or "plateau": lr divided by 10 at each
+    # plateau of validation accuracy (the plateau rule below), lr_decays times, then stop at the next one
+    lr_schedule: str = "constant"
+    lr_decays: int = 2
+    # Per-part learning rates, for models that name their parts (``parameter_groups``: the reader that
+    # classifies the crops, the policy that decides where to look): the policy's rate as a multiple of lr,
+    # and epochs at the start with the policy frozen, so the reader learns on the start windows first.
+    policy_lr_scale: float = 1.0
+    policy_warmup_epochs: int = 0
     weight_decay: float = 0.0
     clip_norm: float | None = 10.0
     clip_value: float | None = None  # the original clipped gradients by value at 0.25
@@ -69,7 +77,8 @@ class TrainConfig:
     def __post_init__(self):
         check_name(self.task)
         for name, low in (("epochs", 1), ("train_size", 1), ("batch_size", 1), ("val_size", 1),
-                          ("eval_batch_size", 1), ("workers", 0), ("canvas_side", 28)):
+                          ("eval_batch_size", 1), ("workers", 0), ("canvas_side", 28), ("lr_decays", 0),
+                          ("policy_warmup_epochs", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
         if self.plateau_margin < 0:
@@ -77,13 +86,18 @@ class TrainConfig:
         for name in ("test_size", "threads", "plateau_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be at least 1 (or unset), got {getattr(self, name)}")
-        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay", "plateau_margin"):
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay", "plateau_margin",
+                     "policy_lr_scale"):
             if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
                 raise ValueError(f"setting {name} must be a finite number, got {getattr(self, name)}")
         for name in ("lr", "clip_norm", "clip_value", "time_budget_s"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"setting {name} must be positive{'' if name == 'lr' else ' (or unset)'}, "
                                  f"got {getattr(self, name)}")
+        if self.policy_lr_scale < 0:
+            raise ValueError(f"setting policy_lr_scale must be at least 0, got {self.policy_lr_scale}")
+        if self.lr_schedule == "plateau" and not self.plateau_epochs:
+            raise ValueError("lr_schedule=plateau needs plateau_epochs (the epochs without a rise that make a plateau)")
         if self.weight_decay < 0:
             raise ValueError(f"setting weight_decay must be at least 0, got {self.weight_decay}")
         if self.image_side is not None and self.image_side < 8:
@@ -94,8 +108,8 @@ class TrainConfig:
             raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
         if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: constant, cosine")
+        if self.lr_schedule not in ("constant", "cosine", "plateau"):
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: constant, cosine, plateau")
         if self.progress not in ("bar", "log", "none"):
             raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
 
@@ -156,12 +170,35 @@ def _write_history(out_dir: Path, history: list[dict]) -> None:
     write_text_atomic(out_dir / "history.csv", buffer.getvalue())
 
 
-def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """The epoch's learning rate: a function of the epoch alone, so a resumed run follows it exactly."""
+def learning_rate(cfg: TrainConfig, epoch: int, history: list[dict] = ()) -> float:
+    """The epoch's learning rate: a function of the epoch and the validation history before it alone, so
+    a resumed run follows it exactly."""
     if cfg.lr_schedule == "constant":
         return cfg.lr
+    if cfg.lr_schedule == "plateau":
+        return cfg.lr * 0.1 ** min(plateaus(history[:epoch], cfg.plateau_epochs, cfg.plateau_margin), cfg.lr_decays)
     floor = 0.01
     return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
+
+
+def part_lr_scale(cfg: TrainConfig, part: str, epoch: int) -> float:
+    """A part's learning rate as a multiple of the epoch's: the policy's is policy_lr_scale, and 0 (frozen)
+    during its warm-up epochs."""
+    if part != "policy":
+        return 1.0
+    return 0.0 if epoch < cfg.policy_warmup_epochs else cfg.policy_lr_scale
+
+
+def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: one per part the model names (``model.parameter_groups()``), or
+    one for all; per-part settings on a model without parts are refused."""
+    parts = getattr(model, "parameter_groups", None)
+    if parts is None:
+        if cfg.policy_lr_scale != 1.0 or cfg.policy_warmup_epochs:
+            raise ValueError(f"{type(model).__name__} has no policy part to give its own learning rate: "
+                             "leave policy_lr_scale and policy_warmup_epochs unset for it")
+        return [{"params": list(model.parameters()), "part": "all"}]
+    return [{"params": params, "part": part} for part, params in parts().items() if params]
 
 
 def _clip(model, cfg: TrainConfig) -> None:
@@ -197,7 +234,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     prepare_model(model, cfg, device)
     model_meta = model_meta or {}
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
     start_epoch, elapsed, best = 0, 0.0, {"accuracy": -1.0, "epoch": -1}
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -247,7 +284,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         per_epoch = elapsed / epoch if epoch else 0.0
         over_budget = cfg.time_budget_s is not None and epoch > 0 and elapsed + per_epoch > cfg.time_budget_s
         # decided from the history alone, so a resumed run stops where an uninterrupted one did
-        flat = plateaued(history, cfg.plateau_epochs, cfg.plateau_margin)
+        flat = plateaus(history, cfg.plateau_epochs, cfg.plateau_margin) > \
+            (cfg.lr_decays if cfg.lr_schedule == "plateau" else 0)
         stop = over_budget or flat
         if procs.world > 1:
             stop = broadcast_flag(stop, device)
@@ -256,12 +294,14 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         if stop:
             stopped = {"reason": "plateau" if flat else "time_budget", "after_epoch": epoch}
             _log(say, f"plateau: validation accuracy has not risen by {cfg.plateau_margin:g} for "
-                      f"{cfg.plateau_epochs} epochs; stopped after {epoch}" if flat else
+                      f"{cfg.plateau_epochs} epochs{' at the last learning rate' if cfg.lr_schedule == 'plateau' else ''}; "
+                      f"stopped after {epoch}" if flat else
                       f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs")
             break
         stream.set_epoch(epoch)
+        rate = learning_rate(cfg, epoch, history)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, epoch)
+            group["lr"] = rate * part_lr_scale(cfg, group["part"], epoch)
         model.train()
         tick = time.perf_counter()
         sums: dict[str, float] = {}
@@ -293,7 +333,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         tick = time.perf_counter()
         val_metrics = evaluate(model, val, cfg.eval_batch_size, cfg.val_size, device, cfg.precision, cfg.seed)
         val_s = time.perf_counter() - tick  # part of a run's cost: the cpu profile's budgets include it
-        row = {"epoch": epoch + 1, "lr": learning_rate(cfg, epoch), "train_s": round(train_s, 2),
+        row = {"epoch": epoch + 1, "lr": rate, "train_s": round(train_s, 2),
                "elapsed_s": round(elapsed, 2), "val_s": round(val_s, 2),
                **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val_metrics.items() if k != "n"}}
@@ -330,27 +370,38 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     return finish(own_group, summary)
 
 
-def plateaued(history: list[dict], epochs: int | None, margin: float) -> bool:
-    """Whether validation accuracy has gone ``epochs`` epochs without rising above its last rise by at
-    least ``margin`` (and at all, when the margin is 0): the plateau rule; False without a rule."""
+def plateaus(history: list[dict], epochs: int | None, margin: float) -> int:
+    """How many plateaus the history holds: runs of ``epochs`` epochs in which validation accuracy did not
+    rise above its last rise by at least ``margin`` (nor at all, when the margin is 0). The count starts
+    again after each, against the same mark (the best rise so far); 0 without a rule."""
     if not epochs:
-        return False
-    mark, flat = -math.inf, 0
+        return 0
+    mark, flat, count = -math.inf, 0, 0
     for row in history:
         if row["val_accuracy"] > mark and row["val_accuracy"] >= mark + margin:  # a rise, by the margin
             mark, flat = row["val_accuracy"], 0
         else:
             flat += 1
-    return flat >= epochs
+            if flat == epochs:
+                count, flat = count + 1, 0
+    return count
+
+
+def plateaued(history: list[dict], epochs: int | None, margin: float) -> bool:
+    """Whether validation accuracy has reached a plateau (``plateaus``): the plateau rule."""
+    return plateaus(history, epochs, margin) > 0
 
 
 def _resumable(cfg: TrainConfig) -> dict:
-    """The config fields that must match to resume: not the epochs of a constant-rate run (more may be
-    added; a schedule depends on them), nor how the run is displayed, timed, placed or scored."""
+    """The config fields that must match to resume: not the epochs of a run whose schedule does not
+    depend on them (more may be added), nor how the run is displayed, timed, placed or scored."""
     values = asdict(cfg)
-    if cfg.lr_schedule == "constant":
+    if cfg.lr_schedule != "cosine":  # the others do not depend on the epoch count
         values.pop("epochs")
-    for key in ("time_budget_s", "plateau_epochs", "plateau_margin", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
+    if cfg.lr_schedule != "plateau":  # then the rule only says when to stop, not what the weights are
+        for key in ("lr_decays", "plateau_epochs", "plateau_margin"):
+            values.pop(key)
+    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
                 "channels_last", "compile"):
         values.pop(key)
     return values

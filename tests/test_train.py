@@ -162,6 +162,50 @@ def test_a_run_stops_at_its_plateau_says_why_and_stays_stopped_on_resume(tmp_pat
     assert done["stopped"] == {"reason": "epochs", "after_epoch": 7, "elapsed_s": done["stopped"]["elapsed_s"]}
 
 
+def test_the_plateau_schedule_divides_the_rate_at_each_plateau_then_stops(tmp_path, mnist_root, monkeypatch):
+    from saccadelib import train
+    from saccadelib.train import learning_rate, plateaus
+
+    rows = lambda *accs: [{"val_accuracy": a} for a in accs]  # noqa: E731
+    assert plateaus(rows(0.5, 0.6, 0.6, 0.6, 0.6, 0.6), 2, 0.0) == 2  # the count starts again after each
+    assert plateaus(rows(0.5, 0.6, 0.6, 0.65, 0.6, 0.6), 2, 0.0) == 1  # against the best rise so far
+    cfg = TrainConfig(**{**RUN, "lr": 1e-2, "lr_schedule": "plateau", "plateau_epochs": 2, "lr_decays": 2})
+    history = rows(0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6)
+    rates = [learning_rate(cfg, e, history) for e in (0, 3, 4, 5, 6, 8)]  # plateaus end at epochs 4 and 6
+    assert rates == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-4, 1e-4])
+
+    accuracies = iter([0.3, 0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.9])  # plateaus end epochs 4, 7 and 9
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {"n": 1, "accuracy": next(accuracies), "nll": 1.0})
+    run = {**RUN, "epochs": 20, "lr": 1e-2, "lr_schedule": "plateau", "plateau_epochs": 2, "plateau_margin": 0.01}
+    summary = fit(_fresh_model(), TrainConfig(**run), tmp_path, META)
+    assert summary["stopped"]["reason"] == "plateau" and summary["epochs_run"] == 9
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "history.csv"))]
+    assert lrs == pytest.approx([1e-2] * 4 + [1e-3] * 3 + [1e-4] * 2)
+    with pytest.raises(ValueError, match="needs plateau_epochs"):
+        TrainConfig(lr_schedule="plateau")
+
+
+def test_a_frozen_policy_leaves_where_to_look_unchanged_while_the_reader_learns(tmp_path, mnist_root):
+    model = _fresh_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, TrainConfig(**{**RUN, "epochs": 1, "policy_warmup_epochs": 1}), tmp_path, META)
+    after = model.state_dict()
+    reader = {f"classifier.{k}" for k, _ in model.classifier.named_parameters()}
+    policy = [k for k, _ in model.named_parameters() if k not in reader]  # weights; batch norm's statistics move
+    assert policy and all(torch.equal(before[k], after[k]) for k in policy)
+    assert not all(torch.equal(before[k], after[k]) for k in reader)
+    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "policy_lr_scale": 0.0}), tmp_path / "zero", META)
+    assert all(torch.equal(before[k], _weights(tmp_path / "zero" / "last.pt")[k]) for k in policy)
+
+
+def test_per_part_rates_on_a_model_without_parts_are_refused(tmp_path, mnist_root):
+    from saccadelib.registry import build, config_for
+
+    with pytest.raises(ValueError, match="no policy part"):
+        fit(build("proxy_cnn", config_for("proxy_cnn", 19)), TrainConfig(**{**RUN, "policy_lr_scale": 0.5}),
+            tmp_path, META)
+
+
 def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
     summary = fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 5, "time_budget_s": 1e-6}), tmp_path, META)
     assert summary["epochs_run"] == 1 and summary["stopped"]["reason"] == "time_budget"

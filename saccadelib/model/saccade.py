@@ -169,6 +169,13 @@ class VariationalSaccading(nn.Module):
         return noisy_proxy(proxy, self.cfg.proxy_noise, self.cfg.proxy_keep, draws)
 
     # -- the interface the shared training loop uses (train.py) --
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters by part, for per-part learning rates: the reader (the crop classifier) and the
+        policy (every part that decides where to look: encoder, posterior, prior, core, decoder)."""
+        reader = list(self.classifier.parameters())
+        own = {id(p) for p in reader}
+        return {"reader": reader, "policy": [p for p in self.parameters() if id(p) not in own]}
+
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         out = self(batch["image"], proxy=batch.get("proxy"), regions=batch.get("regions"))
         return saccade_loss(out, batch["label"], self.cfg.loss)
