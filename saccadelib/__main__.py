@@ -224,9 +224,10 @@ def _reproduce(args) -> int:
 
         plan = planned_minutes(args.profile)
         print(plan.to_markdown(index=False))
-        print(f"\n{plan['planned_min'].iloc[-1]:.0f} minutes of training and validation planned from the measured "
-              "epoch times (reference/epoch_seconds.json); the notebooks' own work (test scoring, figures, "
-              "05_efficiency) comes on top.")
+        most = " at most (each run's cap; the plateau rule stops most sooner)" if args.profile == "plateau" else ""
+        print(f"\n{plan['planned_min'].iloc[-1]:.0f} minutes ({plan['planned_min'].iloc[-1] / 60:.1f} h) of training "
+              f"and validation planned{most} from the measured epoch times (reference/epoch_seconds.json); the "
+              "notebooks' own work (test scoring, figures, 05_efficiency) comes on top.")
         return 0
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,
@@ -387,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = commands.add_parser("reproduce", help="run the study's notebooks with papermill into results/ "
                                               "(resumable; finished experiments are skipped)")
     r.add_argument("--profile", default="cpu", help="smoke (minutes, writes results-smoke/), cpu (default: "
-                                                    "our 2-core machine, writes results/) or paper (a GPU, "
-                                                    "writes results-paper/)")
+                                                    "our 2-core machine, writes results/), plateau (Table 1's "
+                                                    "cells trained to their plateau, writes results/plateau/) "
+                                                    "or paper (a GPU, writes results-paper/)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="experiments to run, e.g. 01_two_digit_sum 00_summary")
     r.add_argument("--force", action="store_true", help="rerun experiments whose results exist")
     r.add_argument("--device", default="", help="override the profile's device (cpu, cuda, auto)")
@@ -396,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
     r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")
     r.add_argument("--plan", action="store_true", help="print each experiment's runs and planned minutes, run nothing "
-                                                       "(budgeted profiles: cpu)")
+                                                       "(cpu and plateau)")
     r.set_defaults(func=_reproduce)
 
     return parser

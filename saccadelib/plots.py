@@ -151,6 +151,41 @@ def accuracy_against_cost(panels: dict[str, list[dict]], out: str | Path | None 
     return fig
 
 
+def plateau_curve(cell: dict, out: str | Path | None = None):
+    """One Table 1 cell trained to its plateau (``study.reports.plateau_curves``): each seed's validation
+    accuracy against canvases seen (left) and hours (right), a mark where the learning rate fell, the test
+    accuracy at the end, and the paper's number as a line."""
+    plt = _pyplot()
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    palette = sns.color_palette("tab10", max(1, len(cell["runs"])))
+    for colour, run in zip(palette, cell["runs"]):
+        falls = [k for k in range(1, len(run["lr"])) if run["lr"][k] < run["lr"][k - 1]]
+        for ax, x in zip(axes, (run["canvases"], run["hours"])):
+            ax.plot(x, run["val"], color=colour, lw=1, label=f"seed {run['seed']}: {run['test']:.1f}% test, "
+                                                                  f"stopped by {run['stopped'] or '?'}")
+            ax.plot([x[k] for k in falls], [run["val"][k] for k in falls], "v", color=colour, ms=6)
+            ax.plot([x[-1]], [run["test"]], "o", color=colour)
+    for ax in axes:
+        if cell["paper"] is not None:
+            ax.axhline(cell["paper"], color="black", ls="--", lw=1, label=f"paper: {cell['paper']:g}%")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0].set_xlabel("canvases seen")
+    axes[1].set_xlabel("hours (training and validation, 2 cores)")
+    axes[0].set_ylabel("validation accuracy (%)")
+    handles, labels = axes[1].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axes[1].legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
+    fig.suptitle(f"{cell['system']}: {cell['task']} {cell['side']}², to its plateau (▼: the learning rate fell)",
+                 fontsize=10)
+    fig.tight_layout()
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
 GLIMPSE_COLOURS = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
 
 

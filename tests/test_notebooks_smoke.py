@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from saccadelib.study import runner as reproduce
+from saccadelib.study.plan import EXPERIMENTS
 
 
 pytestmark = pytest.mark.slow  # minutes: every notebook end to end
@@ -21,7 +22,7 @@ def smoke(tmp_path_factory):
 
 def test_every_notebook_runs_at_the_smoke_profile(smoke):
     results, outcomes, lines = smoke
-    assert set(outcomes) == {e.name for e in reproduce.EXPERIMENTS}
+    assert set(outcomes) == {e.name for e in EXPERIMENTS}
     failed = {name: o for name, o in outcomes.items() if o["status"] != "ok"}
     assert not failed, "\n".join(lines)
     for name in outcomes:

@@ -96,6 +96,75 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     assert "| 100² | sum | RAM | 50.0 | 91 | 1 | defaults | 1,280,000 | – | 0.20 M | 14 |" in md
 
 
+def _plateau_run(folder, label, accuracy, stopped, seed=0, val=(0.5, 0.8, 0.9), lr=(1e-3, 1e-3, 1e-4)):
+    history = pd.DataFrame({"epoch": range(1, len(val) + 1), "lr": lr, "train_s": [1800.0] * len(val),
+                            "val_s": [0.0] * len(val), "elapsed_s": [1800.0 * (k + 1) for k in range(len(val))],
+                            "val_accuracy": val})
+    run = f"{label}_s{seed}"
+    (folder / "runs" / run).mkdir(parents=True)
+    history.to_csv(folder / "runs" / run / "history.csv", index=False)
+    return {"label": label, "seed": seed, "test_accuracy": accuracy, "stopped": stopped, "epochs_run": len(val),
+            "canvases_seen": 20_000 * len(val), "train_min": 30.0 * len(val), "val_min": 0.0, "parameters": 1,
+            "s_per_epoch": 1800.0, "device": "cpu", "configuration": "", "run_folder": run}
+
+
+def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
+    root = tmp_path / "results"
+    cpu = root / "02_two_digit_identification_100"
+    cpu.mkdir(parents=True)
+    pd.DataFrame([{"label": "saccade", "test_accuracy": 0.807, "parameters": 1, "s_per_epoch": 26.0,
+                   "epochs_run": 13, "device": "cpu", "canvases_seen": 260_000}]).to_csv(cpu / "runs.csv", index=False)
+    plateau = root / "plateau" / "02_two_digit_identification_100"
+    rows = [_plateau_run(plateau, "saccade", 0.930, "plateau"),  # paper 95.42: short by 2.4 at its plateau
+            _plateau_run(plateau, "resnet18", 0.972, "time_budget"),  # paper 97.4: within 0.5, reproduced
+            _plateau_run(plateau, "ram", 0.10, "time_budget")]  # paper 93: still rising at the cap
+    pd.DataFrame(rows).to_csv(plateau / "runs.csv", index=False)
+    table = study.table1(root)  # the plateau results are read from results/plateau/
+    at_100 = table[(table["column"] == "identification") & (table["image_size"] == "100²")]
+    cell = lambda system: at_100[at_100["system"] == system].iloc[0]  # noqa: E731
+    saccade = cell("variational saccading (the paper's method)")
+    assert saccade["ours_%"] == "80.7" and saccade["plateau_%"] == "93.0"
+    assert saccade["plateau_verdict"] == "short by 2.4 at its plateau" and saccade["plateau_stopped"] == "plateau"
+    assert saccade["plateau_hours"] == 1.5 and saccade["plateau_canvases"] == 60_000
+    assert cell("resnet18 - full image")["plateau_verdict"] == "reproduced"
+    assert cell("RAM")["plateau_verdict"] == "short by 83.0, still rising at the cap"
+    assert table[table["column"] == "sum"]["plateau_%"].isna().all()  # sum was not trained to its plateau
+    md = study.table1_markdown(table)
+    assert "identification: ours at its plateau" in md and "sum: ours at its plateau" not in md
+    assert "| 80.7 | 93.0 (short by 2.4 at its plateau) | 97.2 ± 0.04 | 95.42 ± 0.002 |" in md
+    assert "| 100² | identification | RAM | 10.0 | 93 | short by 83.0, still rising at the cap | cap | 1 | 3 | 60,000 | 1.50 |" in md
+    # the plateau profile's own summary reads the same cells from its root, beside the committed cpu results
+    assert study.reports.table1_roots(root / "plateau", "plateau")[1] == root / "plateau"
+    cells = study.reports.plateau_curves(root / "plateau")
+    assert [c["model"] for c in cells] == ["saccade", "resnet18", "ram"] and cells[0]["paper"] == 95.42
+    assert cells[0]["runs"][0]["hours"] == [0.5, 1.0, 1.5] and cells[0]["runs"][0]["canvases"][-1] == 60_000
+    from saccadelib import plots
+
+    plots.plateau_curve(cells[0], tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+
+
+def test_the_plateau_profile_trains_table1s_cells_within_twenty_hours():
+    from saccadelib.study.plan import experiments_for
+    from saccadelib.study.profiles import PLATEAU_CAP_MIN
+
+    assert [e.name for e in experiments_for("plateau")] == [
+        "01_two_digit_sum", "02_two_digit_identification_100", "02_two_digit_identification_2528", "00_summary"]
+    specs = study.runs.experiment_runs("plateau")
+    assert set(specs) == {"01_two_digit_sum", "02_two_digit_identification_100", "02_two_digit_identification_2528"}
+    for spec in [s for runs in specs.values() for s in runs]:
+        t = spec.train_overrides
+        assert t["lr_schedule"] == "plateau" and t["plateau_epochs"] and t["time_budget_s"] == 60 * PLATEAU_CAP_MIN[spec.model]
+    models = {name: {s.model for s in runs} for name, runs in specs.items()}
+    assert models["02_two_digit_identification_100"] == {"saccade", "resnet18", "proxy_cnn", "oracle_glimpses", "ram"}
+    assert models["02_two_digit_identification_2528"] == {"saccade"}
+    plan = study.planned_minutes("plateau").set_index("experiment")
+    assert 600 < plan.loc["total", "planned_min"] <= 20 * 60
+    assert study.runs.results_root("plateau") == study.runs.results_root("cpu") / "plateau"
+    with pytest.raises(ValueError, match="Table 1's cells alone"):
+        study.noise_study("plateau")
+
+
 def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):
     root = tmp_path / "results"
     (root / "01_two_digit_sum").mkdir(parents=True)

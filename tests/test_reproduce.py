@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from saccadelib.study import runner as reproduce
-from saccadelib.study.plan import Experiment
+from saccadelib.study.plan import EXPERIMENTS, Experiment
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PARAMS = 'profile: str = "cpu"\nout_dir: str = ""\nruns_dir: str = ""\n'
@@ -124,7 +124,7 @@ def test_committed_notebooks_are_clean_and_parameterized():
     import papermill
 
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert {e.notebook for e in reproduce.EXPERIMENTS} == set(names)
+    assert {e.notebook for e in EXPERIMENTS} == set(names)
     for name in names:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         assert nb.metadata["kernelspec"]["name"] == "python3"

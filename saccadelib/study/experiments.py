@@ -12,8 +12,11 @@ from pathlib import Path
 from ..paths import REPO_ROOT, data_dir
 from ..recipes import LARGE_CROP, LARGE_SIDE, SMALL_GLIMPSES, SMALL_WINDOWS
 
-PROFILES = ("smoke", "cpu", "paper")
-COMMITTED_PROFILE = "cpu"  # the profile whose results live in results/; the others write results-<profile>/
+PROFILES = ("smoke", "cpu", "plateau", "paper")
+COMMITTED_PROFILE = "cpu"  # the profile whose results live in results/ itself
+# Where the committed profiles' results live, under results/: cpu at its top, plateau in results/plateau/.
+# The others write a git-ignored results-<profile>/.
+COMMITTED_FOLDERS = {"cpu": "", "plateau": "plateau"}
 
 
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
@@ -81,6 +84,9 @@ class TaskStudy:
     training: Training = field(default_factory=Training)
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # runs trained at every seed (None: all of them)
+    # model → TrainConfig settings on top of training.train for that model's runs (the plateau profile's
+    # cap in minutes per model)
+    model_train: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from ..datasets.twodigit import task_spec
@@ -94,6 +100,13 @@ class TaskStudy:
             if self.image_side == LARGE_SIDE and name not in GLIMPSE_MODELS:
                 raise ValueError(f"{name} does not train at {LARGE_SIDE}² on this study's budgets; "
                                  f"its costs are in 05_efficiency")
+        for name in self.models:
+            self.model_training(name)  # refuses a setting TrainConfig does not take
+
+    def model_training(self, name: str) -> Training:
+        """The training of model ``name``'s runs: the study's, with the model's own settings on top."""
+        settings = self.model_train.get(name)
+        return self.training.with_train(**settings) if settings else self.training
 
     def evaluation_set(self, split: str):
         """The task's fixed ``split`` set as this study's models read it (the lazy upsample at 2528²)."""

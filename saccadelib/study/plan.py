@@ -58,6 +58,18 @@ EXPERIMENTS = (
                publish=("table1.md", "table1.csv", "figure4_saccades.png", "figure5_noisy_proxy.png",
                         "accuracy_vs_cost.png", "profile_time.md"), always=True),
 )
+# The experiments of Table 1's cells, which the plateau profile trains; the summary renders its column.
+PLATEAU_EXPERIMENTS = ("01_two_digit_sum", "02_two_digit_identification_100", "02_two_digit_identification_2528",
+                       "00_summary")
+
+
+def experiments_for(profile: str) -> tuple[Experiment, ...]:
+    """The experiments ``profile`` runs, in order: all of them, or Table 1's cells at the plateau profile."""
+    if profile == "plateau":
+        return tuple(e for e in EXPERIMENTS if e.name in PLATEAU_EXPERIMENTS)
+    return EXPERIMENTS
+
+
 TABLE1_EXPERIMENTS = {("sum", 100): "01_two_digit_sum", ("identification", 100): "02_two_digit_identification_100",
                       ("identification", LARGE_SIDE): "02_two_digit_identification_2528",
                       ("fivek", LARGE_SIDE): "04_fivek"}
@@ -76,8 +88,9 @@ def settings_fingerprint(profile: str = "cpu") -> str:
 
     studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
-    studies.update(noise=to_dict(noise_study(profile)), efficiency=to_dict(efficiency_study(profile)),
-                   fivek=to_dict(fivek_study(profile)), resolution=to_dict(resolution_study(profile)))
+    if profile != "plateau":  # it trains Table 1's cells alone
+        studies.update(noise=to_dict(noise_study(profile)), efficiency=to_dict(efficiency_study(profile)),
+                       fivek=to_dict(fivek_study(profile)), resolution=to_dict(resolution_study(profile)))
     payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE,
                "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
                "val_seconds": sorted([*key, value] for key, value in VAL_SECONDS.items()),

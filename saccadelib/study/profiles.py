@@ -6,6 +6,9 @@
   (``reference/epoch_seconds.json``), so a result does not depend on what else shares the CPU. The runs
   whose cells carry the study's claims (``claim_runs``) train with three seeds, the others with one, so
   that the whole profile fits in six hours (``planned_minutes``).
+- ``plateau``: Table 1's cells (01, 02) each trained until validation accuracy stops rising: a learning
+  rate divided by 10 at each plateau, twice, then a stop at the next, or a cap in minutes per model
+  (``PLATEAU_CAP_MIN``) that keeps the whole plan within 20 hours on 2 cores.
 - ``paper``: a GPU, three seeds, the paper's sizes at 2528² (64² crops, batch 100); epochs fixed.
 """
 from __future__ import annotations
@@ -35,19 +38,51 @@ CLAIMS = ("saccade", "random_glimpses", "proxy_cnn")  # what looking adds, over 
 RESOLUTION_CLAIMS = ("saccade_cells", "random_glimpses", "proxy_cnn")  # 06: the model that finds the digits there
 
 
+# The plateau profile. Validation on 5,000 canvases (a tenth of a point of noise matters at a plateau) after
+# each epoch of 20,000; a plateau is 6 epochs (120,000 canvases) without a rise of 0.2 points above the
+# best so far. The epoch count is no limit: the plateau rule or the cap stops a run.
+PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 6, "plateau_margin": 0.002, "lr_decays": 2,
+                 "val_size": 5_000}
+PLATEAU_EPOCHS = 10_000
+# Training minutes a run may take before it is stopped still rising (validation comes on top: the plan
+# counts it). The paper's method gets three hours per cell, one seed each: three seeds on identification
+# 100² at that cap would take the plan past 20 hours. ResNet-18 on the whole image needs 4.5 minutes an
+# epoch here; the others learn in minutes.
+PLATEAU_CAP_MIN = {"saccade": 180.0, "resnet18": 120.0, "ram": 30.0, "oracle_glimpses": 30.0, "proxy_cnn": 15.0}
+PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
     return profile
 
 
+def _beyond_table1(profile: str) -> str:
+    """``profile`` for an experiment outside Table 1's cells, which the plateau profile does not train."""
+    if check_profile(profile) == "plateau":
+        raise ValueError("the plateau profile trains Table 1's cells alone (01 and 02): use the cpu profile "
+                         "for this experiment")
+    return profile
+
+
 def _profile_training(profile: str, cpu_minutes: float) -> Training:
     return {"smoke": SMOKE_TRAINING, "cpu": Training(seeds=CPU_SEEDS, budget_min=cpu_minutes),
-            "paper": PAPER_TRAINING}[check_profile(profile)]
+            "paper": PAPER_TRAINING}[_beyond_table1(profile)]
+
+
+def _plateau_study(task: str, image_side: int) -> TaskStudy:
+    models = ("saccade",) if image_side == LARGE_SIDE else PLATEAU_MODELS
+    caps = {name: {"time_budget_s": 60 * PLATEAU_CAP_MIN[name]} for name in models}
+    return TaskStudy(task=task, image_side=image_side, models=models, profile="plateau", claim_runs=(),
+                     training=Training(budget_min=None, epochs=PLATEAU_EPOCHS, train=PLATEAU_TRAIN),
+                     model_train=caps)
 
 
 def task_study(task: str, profile: str = "cpu", image_side: int = 100, **overrides) -> TaskStudy:
     """The 01/02 config for ``profile``; ``overrides`` set TaskStudy or Training fields by name."""
+    if check_profile(profile) == "plateau":
+        return override(_plateau_study(task, image_side), overrides)
     training = _profile_training(profile, CPU_MINUTES.get((task, image_side), 15.0))
     if profile == "paper" and image_side == LARGE_SIDE:
         training = dataclasses.replace(training.with_train(batch_size=100), epochs=40)
@@ -99,7 +134,7 @@ def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
 
 
 def efficiency_study(profile: str = "cpu", **overrides) -> EfficiencyStudy:
-    study = EfficiencyStudy(profile=check_profile(profile))
+    study = EfficiencyStudy(profile=_beyond_table1(profile))
     if profile == "smoke":
         study = dataclasses.replace(study, sides=(128,), repeats=1, quick=True)
     if profile == "paper":
@@ -111,7 +146,7 @@ def fivek_study(profile: str = "cpu", **overrides) -> FiveKStudy:
     """FiveK at ``profile``: smoke trains one epoch on the miniature at 256² (tiles of 128); cpu trains our
     model alone on the prepared FiveK (one seed, 20 epochs: the 144-tile baseline needs a GPU at 2528²);
     paper trains both, three seeds, on a GPU."""
-    check_profile(profile)
+    _beyond_table1(profile)
     if profile == "smoke":
         study = FiveKStudy(side=256, tile=128, crop=32, miniature=True, profile=profile,
                            training=Training(budget_min=None, epochs=1, train={"batch_size": 16, "device": "cpu"}))

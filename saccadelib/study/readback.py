@@ -58,6 +58,8 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
             "hit_rate": json.dumps(test.get("hit_rate")) if "hit_rate" in test else "",
             "both_digits_hit": test.get("both_digits_hit"),
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+            # why it stopped: its epochs, its time budget (a cap) or the plateau rule
+            "stopped": metrics.get("stopped", {}).get("reason", ""),
             "epochs_planned": spec.train_overrides["epochs"],
             "canvases_seen": metrics["epochs_run"] * canvases if canvases else None,
             "configuration": configuration(spec),

@@ -101,14 +101,66 @@ def _gpu_tiles_run(results_root: Path) -> str:
             f"{metrics['test']['accuracy'] * 100:.1f}% test (chance {chance:.1f}%; {GPU_TILES_RUN.as_posix()})")
 
 
-def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+def table1_roots(root: str | Path, profile: str) -> tuple[Path, Path]:
+    """(the cpu profile's results, the plateau profile's) that Table 1 reads, for a summary of ``profile``
+    whose results are in ``root``: the plateau profile's summary reads the committed cpu results beside its
+    own; the others read the plateau results kept under their root (results/plateau/ for cpu)."""
+    from .runs import results_root
+
+    root = Path(root)
+    return (results_root("cpu"), root) if profile == "plateau" else (root, root / "plateau")
+
+
+def paper_value(paper: str) -> float | None:
+    """The paper's number in a Table 1 cell ("95.42 ± 0.002" → 95.42); None for "–"."""
+    head = str(paper).split("±")[0].strip()
+    try:
+        return float(head)
+    except ValueError:
+        return None
+
+
+REPRODUCED_WITHIN = 0.5  # points of the paper's number that count as reproduced
+
+
+def verdict(accuracy: float, paper: str, stopped: list[str]) -> str:
+    """A plateau cell's verdict: reproduced (within REPRODUCED_WITHIN points of the paper), short by X at
+    its plateau (every seed stopped by the plateau rule), or short by X and still rising at the cap."""
+    target = paper_value(paper)
+    if target is None:
+        return "no paper number"
+    gap = target - accuracy
+    if gap <= REPRODUCED_WITHIN:
+        return "reproduced"
+    if stopped and all(reason == "plateau" for reason in stopped):
+        return f"short by {gap:.1f} at its plateau"
+    return f"short by {gap:.1f}, still rising at the cap"
+
+
+def _plateau_cell(part, paper: str) -> dict:
+    """The plateau columns of one cell from its runs (``runs.csv`` rows of the plateau profile)."""
+    acc = part["test_accuracy"].astype(float) * 100
+    stopped = [str(r) for r in part["stopped"]] if "stopped" in part else []
+    reasons = {"plateau": "plateau", "time_budget": "cap", "epochs": "epoch count"}
+    return {"plateau_%": mean_std(acc), "plateau_verdict": verdict(float(acc.mean()), paper, stopped),
+            "plateau_stopped": ", ".join(dict.fromkeys(reasons.get(r, r or "?") for r in stopped)) or "?",
+            "plateau_seeds": len(part), "plateau_epochs": int(part["epochs_run"].max()),
+            "plateau_canvases": int(part["canvases_seen"].mean()) if part["canvases_seen"].notna().all() else None,
+            "plateau_hours": round(float(_run_minutes(part).mean()) / 60, 2)}
+
+
+def table1(results_root: str | Path | None = None, plateau_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
     """Every cell of the paper's Table 1 with our number beside it (long form: one row per cell).
 
     Ours = mean ± std of test exact match over the seeds that ran, with the profile and budget it was
-    obtained at; cells we did not run say why."""
+    obtained at; cells we did not run say why. Where the plateau profile trained a cell (its results in
+    ``plateau_root``, default ``results_root/plateau``), the row also holds its number there, why each run
+    stopped, its epochs, canvases seen, hours and the verdict against the paper."""
     import pandas as pd
 
     root = Path(results_root) if results_root else results_dir()
+    plateau = {key: _read_runs(Path(plateau_root) if plateau_root else root / "plateau", name)[0]
+               for key, name in TABLE1_EXPERIMENTS.items() if key[0] != "fivek"}
     columns = [("sum", 100), ("identification", 100), ("identification", LARGE_SIDE), ("fivek", LARGE_SIDE)]
     systems = {100: ["resnet18", "ram", "dram", "saccade", "deterministic_glimpses", "random_glimpses",
                      "grid_glimpses", "oracle_glimpses", "proxy_cnn"],
@@ -152,10 +204,15 @@ def table1(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F
                         known = "canvases_seen" in part and part["canvases_seen"].notna().all()
                         canvases = int(part["canvases_seen"].mean()) if known else None
                         minutes = round(float(_run_minutes(part).mean()), 1) if "train_min" in part else None
-                rows.append({"image_size": f"{side}²", "system": SYSTEM_NAMES[system], "column": task,
-                             "ours_%": ours, "seeds": seeds, "budget": budget, "paper_%": paper,
-                             "parameters": params, "train_s_per_epoch": spe, "configuration": configuration,
-                             "canvases_seen": canvases, "train_min": minutes})
+                row = {"image_size": f"{side}²", "system": SYSTEM_NAMES[system], "column": task,
+                       "ours_%": ours, "seeds": seeds, "budget": budget, "paper_%": paper,
+                       "parameters": params, "train_s_per_epoch": spe, "configuration": configuration,
+                       "canvases_seen": canvases, "train_min": minutes}
+                trained = plateau.get((task, side))
+                part = None if trained is None else trained[trained["label"] == system]
+                if part is not None and len(part):
+                    row.update(_plateau_cell(part, paper))
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -232,16 +289,32 @@ def table1_markdown(frame) -> str:
     parameters and seconds per epoch of that very model."""
     names = {"sum": "sum", "identification": "identification", "fivek": "FiveK"}
     lines = []
+    has_plateau = "plateau_%" in frame
     for side in (f"{LARGE_SIDE}²", "100²"):
         part = frame[frame["image_size"] == side]
         cols = list(dict.fromkeys(part["column"]))
-        header = ["system"] + [f"{names[c]}: ours" for c in cols] + [f"{names[c]}: paper" for c in cols]
+        plateau_cols = [c for c in cols if has_plateau and part[part["column"] == c]["plateau_%"].notna().any()]
+        header = (["system"] + [f"{names[c]}: ours (cpu)" for c in cols]
+                  + [f"{names[c]}: ours at its plateau" for c in plateau_cols] + [f"{names[c]}: paper" for c in cols])
         lines += [f"**{side}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for _, rows in part.groupby("system", sort=False):
             by_col = {r["column"]: r for _, r in rows.iterrows()}
             ours = [str(by_col[c]["ours_%"]) if c in by_col else "" for c in cols]
+            at_plateau = [_plateau_text(by_col.get(c)) for c in plateau_cols]
             paper = [str(by_col[c]["paper_%"]) if c in by_col else "" for c in cols]
-            lines.append("| " + " | ".join([rows.iloc[0]["system"], *ours, *paper]) + " |")
+            lines.append("| " + " | ".join([rows.iloc[0]["system"], *ours, *at_plateau, *paper]) + " |")
+        lines.append("")
+    if has_plateau and frame["plateau_%"].notna().any():
+        header = ["image size", "column", "system", "at its plateau %", "paper %", "verdict", "stopped by", "seeds",
+                  "epochs", "canvases seen", "hours"]
+        lines += ["**At the plateau** (the plateau profile: the learning rate divided by 10 at each plateau of "
+                  "validation accuracy, twice, then a stop at the next; or the run's cap in minutes)", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, r in frame[frame["plateau_%"].notna()].iterrows():
+            cells = [r["image_size"], names[r["column"]], r["system"], r["plateau_%"], r["paper_%"], r["plateau_verdict"],
+                     r["plateau_stopped"], str(int(r["plateau_seeds"])), str(int(r["plateau_epochs"])),
+                     _count(r.get("plateau_canvases")), _number(r.get("plateau_hours"), "{:.2f}")]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
     trained = frame[frame["seeds"] > 0]
     if len(trained):
@@ -256,6 +329,42 @@ def table1_markdown(frame) -> str:
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _plateau_text(row) -> str:
+    if row is None or not _known(row.get("plateau_%")):
+        return ""
+    return f"{row['plateau_%']} ({row['plateau_verdict']})"
+
+
+def plateau_curves(plateau_root: str | Path) -> list[dict]:
+    """Per cell the plateau profile trained (a model on a task and side): each seed's validation curve
+    against canvases seen and against hours of training and validation, its test accuracy, why it
+    stopped, and the paper's number (None where the paper has none)."""
+    import pandas as pd
+
+    from ..plots import read_history
+
+    cells = []
+    for (task, side), name in TABLE1_EXPERIMENTS.items():
+        path = Path(plateau_root) / name / "runs.csv"
+        if not path.exists():
+            continue
+        frame = pd.read_csv(path)
+        for label, group in frame.groupby("label", sort=False):
+            runs = []
+            for _, run in group.sort_values("seed").iterrows():
+                rows = read_history(Path(plateau_root) / name / "runs" / run["run_folder"] / "history.csv")
+                per_epoch = float(run["canvases_seen"]) / float(run["epochs_run"])
+                seconds = pd.Series([r["train_s"] + r.get("val_s", 0.0) for r in rows]).cumsum()
+                runs.append({"seed": int(run["seed"]), "canvases": [r["epoch"] * per_epoch for r in rows],
+                             "hours": (seconds / 3600).tolist(), "val": [r["val_accuracy"] * 100 for r in rows],
+                             "lr": [r["lr"] for r in rows], "test": float(run["test_accuracy"]) * 100,
+                             "stopped": str(run.get("stopped", ""))})
+            cells.append({"task": task, "side": side, "model": label, "system": SYSTEM_NAMES.get(label, label),
+                          "paper": paper_value(PAPER.get((task, side, label), "–")), "runs": runs,
+                          "file": f"plateau_{task}_{side}_{label}.png"})
+    return cells
 
 
 def _known(value) -> bool:

@@ -10,8 +10,9 @@ run interrupted inside a notebook resumes from its checkpoint under ``runs/study
 results as ``<name>.failed.ipynb`` with ``failure.json``, the other experiments still run, and the exit
 status is non-zero.
 
-Results go to ``results/`` only for the committed profile (``cpu``); any other profile writes to its own
-git-ignored ``results-<profile>/`` unless ``--results`` says where. The log line of every attempt says how
+Results go to ``results/`` for the ``cpu`` profile and to ``results/plateau/`` for ``plateau`` (the
+committed ones, which runs only Table 1's experiments and the summary); any other profile writes to its
+own git-ignored ``results-<profile>/`` unless ``--results`` says where. The log line of every attempt says how
 long it took; ``run.json`` records the wall time of the attempt that finished the experiment, and each
 training run records its own training and validation time, which a resumed run carries over.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from ..paths import REPO_ROOT, atomic_path, runs_dir
 from ..runinfo import git_commit, run_metadata, write_json
 from ..train import resolve_device
-from .plan import EXPERIMENTS, Experiment, settings_fingerprint
+from .plan import Experiment, experiments_for, settings_fingerprint
 from .profiles import check_profile
 from .runs import results_root as profile_results
 
@@ -194,7 +195,7 @@ def reproduce(profile: str = "cpu", only: list[str] | None = None, force: bool =
               notebooks_dir: Path | None = None) -> list[dict]:
     """Run the experiments (``only`` some, by name) in order; the summary comes last."""
     check_profile(profile)
-    experiments = tuple(experiments or EXPERIMENTS)
+    experiments = tuple(experiments or experiments_for(profile))
     by_name = {e.name: e for e in experiments}
     unknown = [name for name in only or [] if name not in by_name]
     if unknown:

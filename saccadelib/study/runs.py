@@ -16,7 +16,7 @@ from typing import Callable
 from ..paths import results_dir, runs_dir
 from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
 from ..registry import task_settings
-from .experiments import (COMMITTED_PROFILE, EPOCH_SECONDS, VAL_SECONDS, VAL_SHARE, FiveKStudy,
+from .experiments import (COMMITTED_FOLDERS, COMMITTED_PROFILE, EPOCH_SECONDS, VAL_SECONDS, VAL_SHARE, FiveKStudy,
                           NoiseStudy, ResolutionStudy, TaskStudy, Training, dataset_name, resolution_entries,
                           resolution_label, seeds_for)
 
@@ -101,7 +101,7 @@ def train_overrides(task: str, image_side: int, model: str, training: Training, 
 
 def task_runs(study: TaskStudy) -> list[RunSpec]:
     return [RunSpec(name, name, study.task, seed, task_settings(study.task, name, study.image_side),
-                    train_overrides(study.task, study.image_side, name, study.training, seed),
+                    train_overrides(study.task, study.image_side, name, study.model_training(name), seed),
                     (study.task, study.image_side, name))
             for name in study.models for seed in seeds_for(study, name)]
 
@@ -175,30 +175,45 @@ def experiment_runs(profile: str) -> dict[str, list[RunSpec]]:
     """Every training run each experiment of ``profile`` makes (FiveK aside: it needs its data)."""
     from .profiles import noise_study, resolution_study, task_study
 
-    return {"01_two_digit_sum": task_runs(task_study("sum", profile)),
+    runs = {"01_two_digit_sum": task_runs(task_study("sum", profile)),
             "02_two_digit_identification_100": task_runs(task_study("identification", profile)),
             f"02_two_digit_identification_{LARGE_SIDE}": task_runs(task_study("identification", profile,
-                                                                              image_side=LARGE_SIDE)),
-            "03_noisy_proxy_ablation": noise_runs(noise_study(profile)),
-            "06_resolution": resolution_runs(resolution_study(profile))}
+                                                                              image_side=LARGE_SIDE))}
+    if profile != "plateau":  # it trains Table 1's cells alone
+        runs.update({"03_noisy_proxy_ablation": noise_runs(noise_study(profile)),
+                     "06_resolution": resolution_runs(resolution_study(profile))})
+    return runs
+
+
+PLANNED_PROFILES = (COMMITTED_PROFILE, "plateau")  # the profiles with a plan from our machine's measured epochs
+
+
+def planned_run_minutes(spec: RunSpec) -> float:
+    """One run's minutes of training and validation on our machine, from its measured epoch times: its
+    epochs at the cpu profile; at most its cap in minutes (time_budget_s) at the plateau profile, where the
+    plateau rule may stop it sooner."""
+    t = spec.train_overrides
+    train_s, val_s = _measured(*spec.calibration)
+    epoch_train_s = train_s * t["train_size"] / 20_000
+    epoch_s = epoch_train_s + val_s * t["val_size"] / 2_000
+    if t.get("lr_schedule") == "plateau":
+        return t["time_budget_s"] / epoch_train_s * epoch_s / 60
+    return t["epochs"] * epoch_s / 60
 
 
 def planned_minutes(profile: str = "cpu") -> "pd.DataFrame":  # noqa: F821
-    """What a budgeted profile's training will cost, from the calibration: per experiment, its runs, their
-    epochs and the minutes of training and validation those epochs take on our machine. The runner's
-    measured total (reports.profile_time) adds the notebooks' own work (test scoring, figures, 05)."""
+    """What a planned profile's training will cost, from the calibration: per experiment, its runs, their
+    epochs and the minutes of training and validation those epochs take on our machine (at the plateau
+    profile, the most: each run's cap). The runner's measured total (reports.profile_time) adds the
+    notebooks' own work (test scoring, figures, 05)."""
     import pandas as pd
 
-    if profile != COMMITTED_PROFILE:
+    if profile not in PLANNED_PROFILES:
         raise ValueError(f"planned minutes come from our 2-core machine's measured epochs: only the "
-                         f"{COMMITTED_PROFILE} profile has them, not {profile!r}")
+                         f"{' and '.join(PLANNED_PROFILES)} profiles have them, not {profile!r}")
     rows = []
     for name, specs in experiment_runs(profile).items():
-        minutes = 0.0
-        for spec in specs:
-            t = spec.train_overrides
-            train_s, val_s = _measured(*spec.calibration)
-            minutes += t["epochs"] * (train_s * t["train_size"] / 20_000 + val_s * t["val_size"] / 2_000) / 60
+        minutes = sum(planned_run_minutes(spec) for spec in specs)
         rows.append({"experiment": name, "runs": len(specs), "seeds": len({s.seed for s in specs}),
                      "planned_min": round(minutes, 1)})
     frame = pd.DataFrame(rows)
@@ -301,12 +316,15 @@ def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], N
 
 
 def results_root(profile: str, root: str | Path | None = None) -> Path:
-    """Where a profile's results go: results/ for the committed profile, results-<profile>/ (git-ignored)
-    for the others, so a smoke or paper run never overwrites the committed numbers."""
+    """Where a profile's results go: results/ for cpu, results/plateau/ for plateau (the committed ones),
+    results-<profile>/ (git-ignored) for the others, so a smoke or paper run never overwrites the
+    committed numbers."""
     if root:
         return Path(root)
     base = results_dir()
-    return base if profile == COMMITTED_PROFILE else base.with_name(f"{base.name}-{profile}")
+    if profile in COMMITTED_FOLDERS:
+        return base / COMMITTED_FOLDERS[profile] if COMMITTED_FOLDERS[profile] else base
+    return base.with_name(f"{base.name}-{profile}")
 
 
 def default_out(experiment: str, out_dir: str = "", profile: str = COMMITTED_PROFILE) -> Path:
