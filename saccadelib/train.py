@@ -190,13 +190,15 @@ def part_lr_scale(cfg: TrainConfig, part: str, epoch: int) -> float:
 
 
 def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
-    """The optimizer's parameter groups: one per part the model names (``model.parameter_groups()``), or
-    one for all; per-part settings on a model without parts are refused."""
+    """The optimizer's parameter groups: one per part the model names (``model.parameter_groups()``) when
+    a per-part setting is used, else one for all (the optimizer state of a run without them keeps one
+    shape); per-part settings on a model without parts are refused."""
     parts = getattr(model, "parameter_groups", None)
-    if parts is None:
-        if cfg.policy_lr_scale != 1.0 or cfg.policy_warmup_epochs:
-            raise ValueError(f"{type(model).__name__} has no policy part to give its own learning rate: "
-                             "leave policy_lr_scale and policy_warmup_epochs unset for it")
+    per_part = any(getattr(cfg, key) != neutral for key, neutral in NEUTRAL_SETTINGS.items())
+    if per_part and parts is None:
+        raise ValueError(f"{type(model).__name__} has no policy part to give its own learning rate: "
+                         "leave policy_lr_scale and policy_warmup_epochs unset for it")
+    if not per_part:
         return [{"params": list(model.parameters()), "part": "all"}]
     return [{"params": params, "part": part} for part, params in parts().items() if params]
 
@@ -392,6 +394,9 @@ def plateaued(history: list[dict], epochs: int | None, margin: float) -> bool:
     return plateaus(history, epochs, margin) > 0
 
 
+NEUTRAL_SETTINGS = {"policy_lr_scale": 1.0, "policy_warmup_epochs": 0}  # the value that changes nothing
+
+
 def _resumable(cfg: TrainConfig) -> dict:
     """The config fields that must match to resume: not the epochs of a run whose schedule does not
     depend on them (more may be added), nor how the run is displayed, timed, placed or scored."""
@@ -400,6 +405,11 @@ def _resumable(cfg: TrainConfig) -> dict:
         values.pop("epochs")
     if cfg.lr_schedule != "plateau":  # then the rule only says when to stop, not what the weights are
         for key in ("lr_decays", "plateau_epochs", "plateau_margin"):
+            values.pop(key)
+    # Settings added after runs were made count only when they change something, so those runs keep their
+    # identity (and their resumable checkpoints) when a later version adds a setting.
+    for key, neutral in NEUTRAL_SETTINGS.items():
+        if values[key] == neutral:
             values.pop(key)
     for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
                 "channels_last", "compile"):

@@ -84,8 +84,8 @@ class TaskStudy:
     training: Training = field(default_factory=Training)
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # runs trained at every seed (None: all of them)
-    # model → TrainConfig settings on top of training.train for that model's runs (the plateau profile's
-    # cap in minutes per model)
+    # model → TrainConfig settings on top of training.train for that model's runs; "epochs" there replaces
+    # the training's epochs (the plateau profile's cap per model)
     model_train: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -105,8 +105,10 @@ class TaskStudy:
 
     def model_training(self, name: str) -> Training:
         """The training of model ``name``'s runs: the study's, with the model's own settings on top."""
-        settings = self.model_train.get(name)
-        return self.training.with_train(**settings) if settings else self.training
+        settings = dict(self.model_train.get(name, {}))
+        epochs = settings.pop("epochs", None)
+        training = self.training.with_train(**settings) if settings else self.training
+        return dataclasses.replace(training, budget_min=None, epochs=int(epochs)) if epochs else training
 
     def evaluation_set(self, split: str):
         """The task's fixed ``split`` set as this study's models read it (the lazy upsample at 2528²)."""

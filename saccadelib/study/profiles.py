@@ -40,16 +40,24 @@ RESOLUTION_CLAIMS = ("saccade_cells", "random_glimpses", "proxy_cnn")  # 06: the
 
 # The plateau profile. Validation on 5,000 canvases (a tenth of a point of noise matters at a plateau) after
 # each epoch of 20,000; a plateau is 6 epochs (120,000 canvases) without a rise of 0.2 points above the
-# best so far. The epoch count is no limit: the plateau rule or the cap stops a run.
+# best so far.
 PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 6, "plateau_margin": 0.002, "lr_decays": 2,
                  "val_size": 5_000}
-PLATEAU_EPOCHS = 10_000
-# Training minutes a run may take before it is stopped still rising (validation comes on top: the plan
-# counts it). The paper's method gets three hours per cell, one seed each: three seeds on identification
-# 100² at that cap would take the plan past 20 hours. ResNet-18 on the whole image needs 4.5 minutes an
-# epoch here; the others learn in minutes.
+# The cap: minutes of training on our 2 cores after which a run stops still rising, turned into epochs
+# from the measured seconds per epoch (reference/epoch_seconds.json), so that a run stops at the same
+# epoch however busy the machine and on any device; validation comes on top (the plan counts it). The
+# paper's method gets three hours per cell, one seed each: three seeds on identification 100² at that cap
+# would take the plan past 20 hours. ResNet-18 on the whole image needs 4.5 minutes an epoch here; the
+# others learn in minutes.
 PLATEAU_CAP_MIN = {"saccade": 180.0, "resnet18": 120.0, "ram": 30.0, "oracle_glimpses": 30.0, "proxy_cnn": 15.0}
 PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
+
+
+def plateau_cap_epochs(task: str, image_side: int, model: str) -> int:
+    """The epochs of 20,000 canvases ``model``'s cap pays for on our machine."""
+    from .runs import _measured
+
+    return max(1, round(60 * PLATEAU_CAP_MIN[model] / _measured(task, image_side, model)[0]))
 
 
 def check_profile(profile: str) -> str:
@@ -73,10 +81,11 @@ def _profile_training(profile: str, cpu_minutes: float) -> Training:
 
 def _plateau_study(task: str, image_side: int) -> TaskStudy:
     models = ("saccade",) if image_side == LARGE_SIDE else PLATEAU_MODELS
-    caps = {name: {"time_budget_s": 60 * PLATEAU_CAP_MIN[name]} for name in models}
+    # the cap in epochs, and twice its minutes as a safety cap on the clock (as the cpu profile's)
+    caps = {name: {"epochs": plateau_cap_epochs(task, image_side, name),
+                   "time_budget_s": 2 * 60 * PLATEAU_CAP_MIN[name]} for name in models}
     return TaskStudy(task=task, image_side=image_side, models=models, profile="plateau", claim_runs=(),
-                     training=Training(budget_min=None, epochs=PLATEAU_EPOCHS, train=PLATEAU_TRAIN),
-                     model_train=caps)
+                     training=Training(budget_min=None, epochs=1, train=PLATEAU_TRAIN), model_train=caps)
 
 
 def task_study(task: str, profile: str = "cpu", image_side: int = 100, **overrides) -> TaskStudy:

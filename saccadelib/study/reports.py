@@ -120,6 +120,7 @@ def paper_value(paper: str) -> float | None:
         return None
 
 
+STOP_NAMES = {"plateau": "plateau", "time_budget": "cap", "epochs": "epoch count"}  # metrics.json's reasons
 REPRODUCED_WITHIN = 0.5  # points of the paper's number that count as reproduced
 
 
@@ -141,7 +142,7 @@ def _plateau_cell(part, paper: str) -> dict:
     """The plateau columns of one cell from its runs (``runs.csv`` rows of the plateau profile)."""
     acc = part["test_accuracy"].astype(float) * 100
     stopped = [str(r) for r in part["stopped"]] if "stopped" in part else []
-    reasons = {"plateau": "plateau", "time_budget": "cap", "epochs": "epoch count"}
+    reasons = STOP_NAMES
     return {"plateau_%": mean_std(acc), "plateau_verdict": verdict(float(acc.mean()), paper, stopped),
             "plateau_stopped": ", ".join(dict.fromkeys(reasons.get(r, r or "?") for r in stopped)) or "?",
             "plateau_seeds": len(part), "plateau_epochs": int(part["epochs_run"].max()),
@@ -360,7 +361,7 @@ def plateau_curves(plateau_root: str | Path) -> list[dict]:
                 runs.append({"seed": int(run["seed"]), "canvases": [r["epoch"] * per_epoch for r in rows],
                              "hours": (seconds / 3600).tolist(), "val": [r["val_accuracy"] * 100 for r in rows],
                              "lr": [r["lr"] for r in rows], "test": float(run["test_accuracy"]) * 100,
-                             "stopped": str(run.get("stopped", ""))})
+                             "stopped": STOP_NAMES.get(str(run.get("stopped", "")), "")})
             cells.append({"task": task, "side": side, "model": label, "system": SYSTEM_NAMES.get(label, label),
                           "paper": paper_value(PAPER.get((task, side, label), "–")), "runs": runs,
                           "file": f"plateau_{task}_{side}_{label}.png"})

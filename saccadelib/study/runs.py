@@ -189,16 +189,11 @@ PLANNED_PROFILES = (COMMITTED_PROFILE, "plateau")  # the profiles with a plan fr
 
 
 def planned_run_minutes(spec: RunSpec) -> float:
-    """One run's minutes of training and validation on our machine, from its measured epoch times: its
-    epochs at the cpu profile; at most its cap in minutes (time_budget_s) at the plateau profile, where the
-    plateau rule may stop it sooner."""
+    """One run's minutes of training and validation on our machine, from its measured epoch times (at the
+    plateau profile its epochs are its cap: the plateau rule may stop it sooner)."""
     t = spec.train_overrides
     train_s, val_s = _measured(*spec.calibration)
-    epoch_train_s = train_s * t["train_size"] / 20_000
-    epoch_s = epoch_train_s + val_s * t["val_size"] / 2_000
-    if t.get("lr_schedule") == "plateau":
-        return t["time_budget_s"] / epoch_train_s * epoch_s / 60
-    return t["epochs"] * epoch_s / 60
+    return t["epochs"] * (train_s * t["train_size"] / 20_000 + val_s * t["val_size"] / 2_000) / 60
 
 
 def planned_minutes(profile: str = "cpu") -> "pd.DataFrame":  # noqa: F821
