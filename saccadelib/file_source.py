@@ -22,6 +22,10 @@ class ImageFileError(ValueError):
 # instead: large enough for an 8192 × 8192 photo, raised per call (``max_pixels``, ``--max-pixels``).
 MAX_PIXELS = 8192 * 8192
 MIN_SIDE = 16  # an image smaller than this on either side is refused: there is nothing to look at
+# How to make an image too large to decode whole readable a few tiles at a time (said in the errors).
+HOW_TO_PYRAMID = ("convert it to a tiled pyramidal TIFF, which is read a few tiles at a time: "
+                  "`vips tiffsave IN OUT.tif --tile --pyramid --compression deflate`, or "
+                  "saccadelib.pyramid.write_pyramid (docs/your_images.md)")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
 
@@ -95,8 +99,9 @@ class FileSource(ImageSource):
                 self.reducible = img.format in LEAN_FORMATS  # JPEG: decodes at 1/2-1/8; others only in full
             if max_pixels is not None and self.width * self.height > max_pixels:  # None: files made here
                 raise ImageFileError(f"{self.path} is {self.width} × {self.height} = {self.width * self.height / 1e6:.0f} "
-                                     f"million pixels, above the limit of {max_pixels / 1e6:.0f} million "
-                                     "(--max-pixels): raise it if you trust the file")
+                                     f"million pixels, above the limit of {max_pixels / 1e6:.0f} million decoded "
+                                     f"pixels (--max-pixels; a {img.format or 'file'} is decoded whole): "
+                                     f"{HOW_TO_PYRAMID}, or raise the limit if you trust the file")
             with _pillow_limit_lifted(), Image.open(self.path) as probe:
                 probe.verify()  # catches truncated and corrupt files before any work
         except FileNotFoundError:
@@ -239,49 +244,19 @@ class FileSource(ImageSource):
         return self._to_tensor(patch), (bx0, by0, bx1, by1)
 
 
-def _sample_patch(patch: torch.Tensor, patch_box, window_box: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear samples of ``patch`` (covering ``patch_box`` in image pixels) at the size×size pixel
-    centres of ``window_box`` [4] (image pixels, may carry a gradient) → [C, size, size]."""
+def _sample_patch(patch: torch.Tensor, patch_box, window_box: torch.Tensor, size: int,
+                  supersample: int = 1) -> torch.Tensor:
+    """Bilinear samples of ``patch`` (covering ``patch_box`` in image pixels) at the pixel centres of a
+    (size·k)² grid over ``window_box`` [4] (image pixels, may carry a gradient), averaged in k×k blocks
+    (k = ``supersample``, a box prefilter as ``sampler.crop_tensor``'s) → [C, size, size]."""
     bx0, by0, bx1, by1 = patch_box
-    centres = (torch.arange(size, dtype=window_box.dtype) + 0.5) / size
+    m = size * supersample
+    centres = (torch.arange(m, dtype=window_box.dtype) + 0.5) / m
     xs = window_box[0] + centres * (window_box[2] - window_box[0])
     ys = window_box[1] + centres * (window_box[3] - window_box[1])
     gx = 2 * (xs - bx0) / max(bx1 - bx0, 1e-9) - 1  # align_corners=False: patch pixel j sits at (2j+1)/w - 1
     gy = 2 * (ys - by0) / max(by1 - by0, 1e-9) - 1
-    grid = torch.stack(torch.broadcast_tensors(gx.view(1, size), gy.view(size, 1)), -1)
+    grid = torch.stack(torch.broadcast_tensors(gx.view(1, m), gy.view(m, 1)), -1)
     out = F.grid_sample(patch.unsqueeze(0).to(grid.dtype), grid.unsqueeze(0), mode="bilinear",
                         padding_mode="border", align_corners=False)
-    return out[0]
-
-
-class FileBatchSource(ImageSource):
-    """N image files as one batch (training on large photos, e.g. FiveK): the proxies can come from
-    stored files (``proxies`` [N, C, s, s]) and the crops are read file by file through ``FileSource``,
-    so memory depends on the crops, not on the image size. Images may differ in size."""
-
-    def __init__(self, paths, channels: int = 3, proxies: torch.Tensor | None = None, convert: bool = False):
-        self.paths = [Path(p) for p in paths]
-        if not self.paths:
-            raise ValueError("FileBatchSource needs at least one file")
-        if proxies is not None and len(proxies) != len(self.paths):
-            raise ValueError(f"{len(proxies)} proxies for {len(self.paths)} files")
-        self.channels, self.count, self.stored_proxies = channels, len(self.paths), proxies
-        # each opened and verified once; full-size decodes of large files are not held across the batch
-        self.sources = [FileSource(p, channels, convert=convert, keep_full=False) for p in self.paths]
-        first = self.sources[0]
-        self.height, self.width, self.detail_px = first.height, first.width, first.detail_px
-
-    def proxy(self, size: int) -> torch.Tensor:
-        if self.stored_proxies is not None and self.stored_proxies.shape[-1] == size:
-            return self.stored_proxies
-        return torch.cat([s.proxy(size) for s in self.sources])
-
-    def read_proxies(self, size: int) -> None:
-        """Build and hold the size² proxies now (a DataLoader worker reading ahead); each file keeps its
-        decode for the crops (``FileSource.KEEP_PIXELS``)."""
-        self.stored_proxies = self.proxy(size)
-
-    def crop(self, windows, size, supersample=None):
-        if windows.shape[0] != self.count:
-            raise ValueError(f"windows for {windows.shape[0]} images, the batch has {self.count}")
-        return torch.cat([s.crop(windows[i:i + 1], size) for i, s in enumerate(self.sources)])
+    return (F.avg_pool2d(out, supersample) if supersample > 1 else out)[0]

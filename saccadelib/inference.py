@@ -9,6 +9,8 @@ from .datasets import twodigit
 from .model import VariationalSaccading
 from .registry import GLIMPSE_MODELS
 from .file_source import MAX_PIXELS, FileSource
+from .files import open_image
+from .pyramid import PyramidSource
 from .sampler import ImageSource, TensorSource, window_to_box
 from .train import CheckpointError, load_checkpoint
 
@@ -98,6 +100,8 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
         "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
         "image_size": [source.width, source.height],
     }
+    if isinstance(source, PyramidSource):  # what was read of the file: tiles, their bytes, the file's size
+        result["read"] = source.reads()
     if overlay is not None:
         draw_overlay(source, boxes, overlay, title=f"{result['class']} ({probs.max():.0%})")
     return result
@@ -154,7 +158,7 @@ def _as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSourc
     if isinstance(image, ImageSource):
         return image
     if isinstance(image, (str, Path)):
-        return FileSource(image, channels=channels, max_pixels=max_pixels)
+        return open_image(image, channels=channels, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):  # [H, W] or [H, W, C], as image libraries hold pixels
         if image.ndim not in (2, 3):
             raise ValueError(f"expected an array [H, W] or [H, W, C], got shape {image.shape}")
@@ -181,6 +185,9 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
     resample = Image.BILINEAR if scale <= 1 else Image.NEAREST
     if isinstance(source, FileSource):
         picture = source._reduced(size).resize(size, resample).convert("RGB")
+    elif isinstance(source, PyramidSource):  # the level that fits the screen, not the whole image
+        array = (source.overview(max(size))[:3].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+        picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size, resample)
     else:
         # in-memory images are drawn as they are; a lazy upsample through its anti-aliased view
         pixels = source.images if isinstance(source, TensorSource) else source.proxy(max(size))
@@ -288,7 +295,7 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
     listed = read_labels(labels, images, names, split, label_indices)
     for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
-        source = FileSource(path, _channels(model), max_pixels)
+        source = open_image(path, _channels(model), max_pixels)
         out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
         probs = out["logits"].softmax(-1)[0]
         guess = int(probs.argmax())

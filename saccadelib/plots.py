@@ -223,7 +223,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     it is, since the upsample holds no detail beyond it."""
     import torch
 
-    from .file_source import FileBatchSource
+    from .files import FileBatchSource
     from .sampler import UpsampledSource
     from .datasets.sparse import SparseSource
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from saccadelib.file_source import FileBatchSource, FileSource, ImageFileError
+from saccadelib.file_source import FileSource, ImageFileError
+from saccadelib.files import FileBatchSource
 from saccadelib.sampler import TensorSource, window_to_box
 
 
@@ -168,7 +169,6 @@ def test_a_photo_is_decoded_once_for_its_proxy_and_its_crops(tmp_path):
 def test_a_lossless_file_is_decoded_once_unless_a_batch_would_hold_large_decodes(tmp_path, monkeypatch):
     from PIL import Image
 
-    from saccadelib.file_source import FileBatchSource
 
     rng = np.random.default_rng(0)
     path = tmp_path / "canvas.png"
@@ -189,7 +189,6 @@ def test_a_lossless_file_is_decoded_once_unless_a_batch_would_hold_large_decodes
 def test_a_lossless_file_reads_exactly_as_its_canvas_in_memory(tmp_path):
     from PIL import Image
 
-    from saccadelib.file_source import FileBatchSource
     from saccadelib.sampler import TensorSource
 
     rng = np.random.default_rng(1)

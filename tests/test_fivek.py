@@ -10,7 +10,8 @@ from PIL import Image
 
 from saccadelib.datasets import fivek, fivek_miniature
 from saccadelib.paths import data_dir
-from saccadelib.file_source import FileBatchSource, FileSource
+from saccadelib.file_source import FileSource
+from saccadelib.files import FileBatchSource
 
 
 @pytest.fixture(scope="session")

@@ -318,7 +318,7 @@ class FiveKSet:
         return len(self.ids)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from ..file_source import FileBatchSource
+        from ..files import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         proxies = self.proxies[picked].float().div_(255.0)

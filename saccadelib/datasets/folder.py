@@ -13,7 +13,7 @@ folder changed (``reuse_split``): an image never moves between splits. Files tha
 skipped and listed (``skipped.csv``); every other problem (too few classes, an empty class, a class too
 small to split, a bad split name) is refused with a one-line error.
 
-Images are read lazily, batch by batch, through ``file_source.FileBatchSource``: the proxy from a reduced
+Images are read lazily, batch by batch, through ``files.FileBatchSource``: the proxy from a reduced
 decode, the crops by region, so memory follows the crops and not the image size.
 """
 from __future__ import annotations
@@ -203,7 +203,7 @@ class FolderSet:
         return len(self.paths)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from ..file_source import FileBatchSource
+        from ..files import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         return {"image": FileBatchSource([self.paths[k] for k in picked], self.channels, convert=self.convert),

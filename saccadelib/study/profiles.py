@@ -18,7 +18,7 @@ import dataclasses
 from ..config import apply_overrides
 from ..paths import data_dir
 from ..recipes import LARGE_SIDE
-from .experiments import (PROFILES, EfficiencyStudy, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
+from .experiments import (EPOCH_SECONDS, PROFILES, EfficiencyStudy, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
                           Training)
 
 SMOKE_TRAINING = Training(budget_min=None, epochs=1,
@@ -55,9 +55,11 @@ PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
 
 def plateau_cap_epochs(task: str, image_side: int, model: str) -> int:
     """The epochs of 20,000 canvases ``model``'s cap pays for on our machine."""
-    from .runs import _measured
-
-    return max(1, round(60 * PLATEAU_CAP_MIN[model] / _measured(task, image_side, model)[0]))
+    key = (task, image_side, model)
+    if key not in EPOCH_SECONDS:
+        raise ValueError(f"no measured epoch time for {model} on {task} at {image_side}²: measure it with "
+                         "scripts/probes/epoch_seconds.py (reference/epoch_seconds.json)")
+    return max(1, round(60 * PLATEAU_CAP_MIN[model] / EPOCH_SECONDS[key]))
 
 
 def check_profile(profile: str) -> str:

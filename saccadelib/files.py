@@ -1,0 +1,54 @@
+"""Image files by kind: ``open_image`` gives a tiled TIFF to ``PyramidSource`` (read a few tiles at a
+time) and every other file to ``FileSource`` (decoded whole, or reduced for JPEG); ``FileBatchSource``
+holds a batch of them for training and evaluation on folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .file_source import MAX_PIXELS, FileSource
+from .pyramid import PyramidSource, is_tiled_tiff
+from .sampler import ImageSource
+
+
+def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
+               keep_full: bool = True) -> FileSource | PyramidSource:
+    """The source that reads ``path``: a tiled TIFF (pyramidal or not) tile by tile, whatever its size
+    (``max_pixels`` then bounds what one read decodes); any other image whole, refused above ``max_pixels``."""
+    if is_tiled_tiff(path):
+        return PyramidSource(path, channels, max_pixels=max_pixels, convert=convert)
+    return FileSource(path, channels, max_pixels=max_pixels, convert=convert, keep_full=keep_full)
+
+
+class FileBatchSource(ImageSource):
+    """N image files as one batch (training on large photos, e.g. FiveK): the proxies can come from
+    stored files (``proxies`` [N, C, s, s]) and the crops are read file by file (``open_image``),
+    so memory depends on the crops, not on the image size. Images may differ in size."""
+
+    def __init__(self, paths, channels: int = 3, proxies: torch.Tensor | None = None, convert: bool = False):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("FileBatchSource needs at least one file")
+        if proxies is not None and len(proxies) != len(self.paths):
+            raise ValueError(f"{len(proxies)} proxies for {len(self.paths)} files")
+        self.channels, self.count, self.stored_proxies = channels, len(self.paths), proxies
+        # each opened and verified once; full-size decodes of large files are not held across the batch
+        self.sources = [open_image(p, channels, convert=convert, keep_full=False) for p in self.paths]
+        first = self.sources[0]
+        self.height, self.width, self.detail_px = first.height, first.width, first.detail_px
+
+    def proxy(self, size: int) -> torch.Tensor:
+        if self.stored_proxies is not None and self.stored_proxies.shape[-1] == size:
+            return self.stored_proxies
+        return torch.cat([s.proxy(size) for s in self.sources])
+
+    def read_proxies(self, size: int) -> None:
+        """Build and hold the size² proxies now (a DataLoader worker reading ahead); each file keeps its
+        decode for the crops (``FileSource.KEEP_PIXELS``)."""
+        self.stored_proxies = self.proxy(size)
+
+    def crop(self, windows, size, supersample=None):
+        if windows.shape[0] != self.count:
+            raise ValueError(f"windows for {windows.shape[0]} images, the batch has {self.count}")
+        return torch.cat([s.crop(windows[i:i + 1], size) for i, s in enumerate(self.sources)])

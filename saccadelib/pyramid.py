@@ -1,0 +1,246 @@
+"""Pyramidal image files as sources: tiled TIFF and BigTIFF read lazily through tifffile's zarr interface,
+a few tiles at a time, so that an image of tens of gigapixels costs what its proxy and its crops need.
+
+A pyramid stores the image at its full size (level 0) and at reductions by 2, 4, 8… (levels 1, 2, …), each
+cut into tiles. The proxy is made from the smallest level that still has ``PROXY_OVERSAMPLE`` pixels per
+proxy pixel, and each crop from the smallest level that still has ``CROP_OVERSAMPLE`` pixels per crop
+pixel across the window, reading only the tiles the window touches (plus a margin of a few crop pixels,
+room for the gradient). On a pyramid whose levels are box reductions of level 0, the proxy and the crops
+are close to those of the same image held in memory (``TensorSource``): docs/your_images.md states the
+tolerance the tests hold them to.
+
+Every read is counted: ``tiles_read`` and ``bytes_read`` (compressed bytes of those tiles in the file)
+beside ``file_bytes``, and ``decoded_pixels``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .file_source import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, _sample_patch
+from .sampler import ImageSource, supersample_factor, window_to_box
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
+
+
+def is_tiled_tiff(path: str | Path) -> bool:
+    """Whether ``path`` is a TIFF whose full-size image is stored in tiles (readable region by region)."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return bool(tif.series) and tif.series[0].keyframe.is_tiled
+    except (tifffile.TiffFileError, OSError, ValueError):
+        return False
+
+
+class PyramidSource(ImageSource):
+    """One tiled (usually pyramidal) TIFF on disk, read tile by tile: ``proxy`` and differentiable
+    ``crop`` as for an image in memory, with memory set by the proxy and the crops, not the image.
+
+    ``max_pixels`` bounds what one read decodes (the proxy's level, or one window's patch), not the
+    image's nominal size: a 100,000² pyramid is fine, a 100,000² TIFF with one level is refused when its
+    proxy would need the whole of it.
+    """
+    PROXY_OVERSAMPLE = 4  # level pixels per proxy pixel, at least (then an anti-aliased resize)
+    CROP_OVERSAMPLE = 2  # level pixels per crop pixel across a window, at least
+    PATCH_MARGIN = 2  # crop pixels of context read on each side of a window
+
+    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = None, convert: bool = False):
+        import tifffile
+        import zarr
+
+        from .file_source import MAX_PIXELS
+
+        if channels not in (1, 3):
+            raise ImageFileError(f"channels must be 1 or 3, got {channels}")
+        self.path = Path(path)
+        self.channels, self.count, self.convert = channels, 1, convert
+        self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+        except FileNotFoundError:
+            raise ImageFileError(f"image file not found: {self.path}") from None
+        except (tifffile.TiffFileError, OSError, ValueError) as err:
+            raise ImageFileError(f"cannot read image {self.path}: {err}") from None
+        series = self._tif.series[0]
+        self.axes = series.axes
+        if self.axes not in ("YX", "YXS"):
+            raise ImageFileError(f"{self.path} holds an image with axes {self.axes}; a pyramid of one plane, "
+                                 "YX (grey) or YXS (colour), is read here")
+        self._levels = list(series.levels)
+        group = zarr.open(series.aszarr(), mode="r")
+        self._arrays = [group[str(k)] for k in range(len(self._levels))] if len(self._levels) > 1 else [group]
+        self.height, self.width = self._levels[0].shape[:2]
+        self.detail_px = max(self.height, self.width)
+        self.sizes = [tuple(level.shape[:2]) for level in self._levels]  # (h, w) per level
+        if min(self.height, self.width) < MIN_SIDE:
+            raise ImageFileError(f"{self.path} is {self.width} × {self.height}: images must be at least {MIN_SIDE} "
+                                 "pixels on each side")
+        samples = self._levels[0].shape[2] if self.axes == "YXS" else 1
+        if samples not in (1, 3):
+            raise ImageFileError(f"{self.path} has {samples} samples per pixel; grey (1) or RGB (3) is read here: "
+                                 "drop the alpha or extra channels and save it again")
+        grey = samples == 1
+        if grey != (channels == 1) and not convert:
+            kind, want = ("greyscale", "3 channels") if grey else ("colour", "1 channel")
+            raise ImageFileError(f"{self.path} is {kind} but the model takes {want}: use a model trained on "
+                                 f"{kind} images, or --train convert_channels=true when training on a folder")
+        self._grey = grey
+        self.dtype_max = float(torch.iinfo(torch.uint16).max) if self._levels[0].dtype.itemsize == 2 else 255.0
+        if self._levels[0].dtype.kind not in "u":
+            raise ImageFileError(f"{self.path} stores {self._levels[0].dtype} pixels; 8- or 16-bit unsigned "
+                                 "integers are read here")
+        self.file_bytes = self.path.stat().st_size
+        self.tiles_read = self.bytes_read = self.decoded_pixels = 0
+        self.last_levels: list[int] = []  # the level each crop of the last call was read from
+        self.proxy_level: int | None = None
+
+    # ----------------------------------------------------------------------------- reading
+    def factor(self, level: int) -> tuple[float, float]:
+        """Level-0 pixels per pixel of ``level``, along x and y."""
+        h, w = self.sizes[level]
+        return self.width / w, self.height / h
+
+    def _count(self, level: int, y0: int, y1: int, x0: int, x1: int) -> None:
+        """Add the tiles a read of [y0:y1, x0:x1] at ``level`` decodes, and their bytes in the file."""
+        page = self._levels[level].pages[0]
+        th, tw = page.tilelength, page.tilewidth
+        across, down = math.ceil(self.sizes[level][1] / tw), math.ceil(self.sizes[level][0] / th)
+        planes = len(page.databytecounts) // (across * down)  # 1, or one per colour stored apart
+        rows, cols = range(y0 // th, (y1 - 1) // th + 1), range(x0 // tw, (x1 - 1) // tw + 1)
+        tiles = [p * across * down + r * across + c for p in range(planes) for r in rows for c in cols]
+        self.tiles_read += len(tiles)
+        self.bytes_read += sum(int(page.databytecounts[t]) for t in tiles)
+        self.decoded_pixels += len(rows) * th * len(cols) * tw
+
+    def read(self, level: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Pixels [C, y1 - y0, x1 - x0] of ``level`` as floats in [0, 1], reading only the tiles they touch."""
+        area = (y1 - y0) * (x1 - x0)
+        if area > self.max_pixels:
+            h, w = self.sizes[level]
+            raise ImageFileError(f"{self.path}: reading {x1 - x0} × {y1 - y0} pixels of its {w} × {h} level "
+                                 f"{level} is above the limit of {self.max_pixels:,} decoded pixels "
+                                 f"(--max-pixels): it has no level small enough; {HOW_TO_PYRAMID}")
+        self._count(level, y0, y1, x0, x1)
+        import numpy as np
+
+        array = np.asarray(self._arrays[level][y0:y1, x0:x1])
+        pixels = torch.from_numpy(array.astype(np.float32) / self.dtype_max)
+        pixels = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
+        if self._grey and self.channels == 3:
+            pixels = pixels.expand(3, -1, -1)
+        elif not self._grey and self.channels == 1:  # luma, with PIL's weights ("L")
+            pixels = (0.299 * pixels[0] + 0.587 * pixels[1] + 0.114 * pixels[2]).unsqueeze(0)
+        return pixels.contiguous()
+
+    def level_for(self, pixels_per_output: float, oversample: float) -> int:
+        """The smallest level (highest index) that keeps ``oversample`` level pixels per output pixel, when
+        an output pixel spans ``pixels_per_output`` level-0 pixels; level 0 when none does."""
+        best = 0
+        for level in range(len(self.sizes)):
+            if max(self.factor(level)) * oversample <= pixels_per_output * (1 + 1e-9):
+                best = level
+        return best
+
+    # ------------------------------------------------------------------------ the interface
+    def proxy(self, size: int) -> torch.Tensor:
+        level = self.level_for(min(self.height, self.width) / size, self.PROXY_OVERSAMPLE)
+        self.proxy_level = level
+        h, w = self.sizes[level]
+        pixels = self.read(level, 0, h, 0, w)
+        return F.interpolate(pixels.unsqueeze(0), size=(size, size), mode="bilinear", antialias=True,
+                             align_corners=False)
+
+    def crop(self, windows: torch.Tensor, size: int, supersample: int | None = None) -> torch.Tensor:
+        """Crops [1, T, C, size, size], differentiable in the windows: each read from the level that keeps
+        CROP_OVERSAMPLE pixels per crop pixel, as a patch around the window, and sampled there at the
+        window's (differentiable) points, with a box prefilter of as many samples per crop pixel as the
+        level has pixels per crop pixel (as the in-memory path does at level 0)."""
+        if windows.shape[0] != 1:
+            raise ValueError("a PyramidSource holds one image: windows must be [1, T, 3]")
+        boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
+        sample_boxes = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)
+        crops, self.last_levels = [], []
+        for box, differentiable in zip(boxes.tolist(), sample_boxes):
+            x0, y0, x1, y1 = box
+            level = self.level_for(max(x1 - x0, y1 - y0) / size, self.CROP_OVERSAMPLE)
+            self.last_levels.append(level)
+            patch, patch_box, fx, fy = self._patch(level, box, size)
+            k = supersample or supersample_factor(max((x1 - x0) / fx, (y1 - y0) / fy), size)
+            crops.append(_sample_patch(patch, patch_box, differentiable, size, k))
+        return torch.stack(crops).unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
+
+    def _patch(self, level: int, box, size: int):
+        """The window's box widened by PATCH_MARGIN crop pixels, in whole pixels of ``level`` (clipped to
+        the image); returns (patch [C, h, w], its box in level-0 pixels, the level's factors)."""
+        x0, y0, x1, y1 = box
+        fx, fy = self.factor(level)
+        mx, my = self.PATCH_MARGIN * (x1 - x0) / size, self.PATCH_MARGIN * (y1 - y0) / size
+        h, w = self.sizes[level]
+        lx0, ly0 = max(0, math.floor((x0 - mx) / fx)), max(0, math.floor((y0 - my) / fy))
+        lx1, ly1 = min(w, math.ceil((x1 + mx) / fx)), min(h, math.ceil((y1 + my) / fy))
+        lx1, ly1 = max(lx1, lx0 + 1), max(ly1, ly0 + 1)
+        patch = self.read(level, ly0, ly1, lx0, lx1)
+        return patch, (lx0 * fx, ly0 * fy, lx1 * fx, ly1 * fy), fx, fy
+
+    def overview(self, longest: int = 2048) -> torch.Tensor:
+        """The whole image at the smallest level whose longest side is at least ``longest`` (or the
+        largest level under it), [C, h, w]: what an overlay is drawn on."""
+        level = 0
+        for k, (h, w) in enumerate(self.sizes):
+            if max(h, w) >= longest:
+                level = k
+        h, w = self.sizes[level]
+        return self.read(level, 0, h, 0, w)
+
+    def reads(self) -> dict:
+        """What was read so far: tiles, their bytes in the file, the file's size and decoded pixels."""
+        return {"tiles_read": self.tiles_read, "bytes_read": self.bytes_read, "file_bytes": self.file_bytes,
+                "decoded_pixels": self.decoded_pixels}
+
+    def close(self) -> None:
+        self._tif.close()
+
+    def __del__(self):
+        tif = getattr(self, "_tif", None)
+        if tif is not None:
+            tif.close()
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+def box_reduce(image, factor: int = 2):
+    """``image`` [H, W] or [H, W, C] (uint8 or uint16) reduced by ``factor`` on each side by averaging
+    factor×factor blocks (rounded; a ragged edge is dropped): one pyramid level from the one above it."""
+    import numpy as np
+
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    blocks = image[:h * factor, :w * factor].reshape(h, factor, w, factor, *image.shape[2:])
+    return np.rint(blocks.mean(axis=(1, 3))).astype(image.dtype)
+
+
+def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256, compression: str = "zlib") -> Path:
+    """Write ``image`` (a numpy array [H, W] or [H, W, 3], uint8 or uint16) as a tiled pyramidal BigTIFF:
+    level 0 and box reductions by 2, 4, … down to the first level whose longest side is at most
+    ``smallest``, each in ``tile``² tiles. For images that fit in memory; ``datasets.megapixel_pyramid``
+    writes larger ones tile by tile."""
+    import tifffile
+
+    levels = [image]
+    while max(levels[-1].shape[:2]) > smallest and min(levels[-1].shape[:2]) >= 2:
+        levels.append(box_reduce(levels[-1]))
+    photometric = "rgb" if image.ndim == 3 else "minisblack"
+    path = Path(path)
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        tif.write(levels[0], tile=(tile, tile), subifds=len(levels) - 1, compression=compression,
+                  photometric=photometric)
+        for level in levels[1:]:
+            tif.write(level, tile=(tile, tile), subfiletype=1, compression=compression, photometric=photometric)
+    return path

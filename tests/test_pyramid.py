@@ -1,0 +1,121 @@
+"""Pyramidal tiled TIFFs read a few tiles at a time: close to the in-memory image, counted, guarded."""
+import numpy as np
+import pytest
+import torch
+
+from saccadelib.file_source import FileSource, ImageFileError
+from saccadelib.files import FileBatchSource, open_image
+from saccadelib.pyramid import PyramidSource, box_reduce, write_pyramid
+from saccadelib.sampler import TensorSource
+
+
+def _smooth(side: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth image (bicubic upsample of noise), uint8 [H, W] or [H, W, 3]: box levels of it stay close
+    to resampling the full image, which is what the tolerance below is about."""
+    rng = np.random.default_rng(seed)
+    small = torch.tensor(rng.random((channels, side // 32, side // 32))).float()
+    image = torch.nn.functional.interpolate(small[None], size=(side, side), mode="bicubic", align_corners=False)[0]
+    array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return array[..., 0] if channels == 1 else array
+
+
+def _in_memory(array: np.ndarray) -> TensorSource:
+    pixels = torch.from_numpy(array).float() / 255
+    return TensorSource((pixels[None] if pixels.dim() == 2 else pixels.permute(2, 0, 1))[None])
+
+
+@pytest.fixture(scope="module")
+def colour_pyramid(tmp_path_factory):
+    array = _smooth(1024)
+    path = write_pyramid(tmp_path_factory.mktemp("pyramid") / "colour.tif", array, tile=128)
+    return path, array
+
+
+def test_levels_are_box_reductions_written_in_tiles(colour_pyramid):
+    path, array = colour_pyramid
+    source = PyramidSource(path)
+    assert source.sizes == [(1024, 1024), (512, 512), (256, 256)]
+    assert np.array_equal(box_reduce(np.array([[0, 2], [4, 7]], dtype=np.uint8)), np.array([[3]], dtype=np.uint8))
+    level1 = source.read(1, 0, 512, 0, 512)
+    assert torch.equal(level1, torch.from_numpy(box_reduce(array)).permute(2, 0, 1).float() / 255)
+
+
+def test_proxy_and_crops_stay_within_the_stated_tolerance_of_the_in_memory_image(colour_pyramid):
+    path, array = colour_pyramid
+    source, memory = PyramidSource(path), _in_memory(array)
+    assert (source.proxy(32) - memory.proxy(32)).abs().max() < 0.01
+    assert source.proxy_level == 2  # 256 pixels for a 32² proxy: the smallest level with 4 per proxy pixel
+    torch.manual_seed(0)
+    windows = torch.stack([torch.rand(8) * 0.5 + 0.02, torch.rand(8) * 1.2 - 0.6, torch.rand(8) * 1.2 - 0.6], -1)[None]
+    from_file, from_memory = windows.clone().requires_grad_(True), windows.clone().requires_grad_(True)
+    crops, expected = source.crop(from_file, 32), memory.crop(from_memory, 32)
+    assert crops.shape == (1, 8, 3, 32, 32)
+    assert (crops - expected).abs().max() < 0.02 and (crops - expected).abs().mean() < 0.003
+    assert {0, 2} <= set(source.last_levels)  # small windows from level 0, large ones from a reduction
+    weights = torch.randn_like(crops)
+    (crops * weights).sum().backward()
+    (expected * weights).sum().backward()
+    similarity = torch.nn.functional.cosine_similarity(from_file.grad.flatten(), from_memory.grad.flatten(), dim=0)
+    assert similarity > 0.99  # training through a pyramid follows the same gradient
+
+
+def test_a_small_window_reads_a_few_tiles_of_a_large_file(tmp_path):
+    array = _smooth(4096, channels=1)
+    path = write_pyramid(tmp_path / "large.tif", array, tile=256)
+    source = PyramidSource(path, channels=1)
+    source.crop(torch.tensor([[[0.01, 0.1, -0.2]]]), 32)  # 41 pixels wide: level 0, within one or two tiles
+    assert source.last_levels == [0] and 1 <= source.tiles_read <= 4
+    assert source.bytes_read < 0.01 * source.file_bytes
+    source.proxy(32)  # from the 256² level: one tile
+    assert source.proxy_level == 4 and source.tiles_read <= 5 and source.decoded_pixels < 6 * 256 * 256
+
+
+def test_open_image_sends_tiled_tiffs_to_the_pyramid_reader_and_guards_what_is_decoded(tmp_path):
+    from PIL import Image
+
+    array = _smooth(512, channels=1)
+    pyramid = write_pyramid(tmp_path / "p.tif", array, tile=128)
+    flat = tmp_path / "flat.png"
+    Image.fromarray(array).save(flat)
+    assert isinstance(open_image(pyramid, channels=1), PyramidSource)
+    assert isinstance(open_image(flat, channels=1), FileSource)
+    # the limit counts decoded pixels: the pyramid's proxy reads a small level, the PNG is decoded whole
+    small_limit = 300 * 300  # above the pyramid's 256² level, below the PNG's 512²
+    open_image(pyramid, channels=1, max_pixels=small_limit).proxy(32)
+    with pytest.raises(ImageFileError, match="tiled pyramidal TIFF.*vips tiffsave"):
+        open_image(flat, channels=1, max_pixels=small_limit)
+    # one level, tiled: readable window by window, but its proxy would need the whole image
+    import tifffile
+
+    single = tmp_path / "single.tif"
+    tifffile.imwrite(single, array, tile=(128, 128))
+    source = open_image(single, channels=1, max_pixels=small_limit)
+    source.crop(torch.tensor([[[0.05, 0.0, 0.0]]]), 16)
+    with pytest.raises(ImageFileError, match="no level small enough"):
+        source.proxy(32)
+
+
+def test_channels_are_refused_or_converted_as_for_other_files(colour_pyramid, tmp_path):
+    path, array = colour_pyramid
+    with pytest.raises(ImageFileError, match="colour but the model takes 1 channel"):
+        PyramidSource(path, channels=1)
+    grey = PyramidSource(path, channels=1, convert=True)
+    expected = 0.299 * array[..., 0] + 0.587 * array[..., 1] + 0.114 * array[..., 2]
+    level2 = grey.read(0, 0, 8, 0, 8)[0].numpy() * 255
+    assert np.abs(level2 - expected[:8, :8]).max() < 1e-3
+    batch = FileBatchSource([path, path], channels=3)  # training on a folder of pyramids
+    assert batch.proxy(32).shape == (2, 3, 32, 32)
+    assert batch.crop(torch.tensor([[[0.2, 0.0, 0.0]], [[0.1, 0.5, 0.5]]]), 16).shape == (2, 1, 3, 16, 16)
+
+
+def test_predict_reads_a_pyramid_and_says_what_it_read(colour_pyramid, tmp_path):
+    from saccadelib import inference
+    from saccadelib.model import ModelConfig, VariationalSaccading
+
+    path, _ = colour_pyramid
+    torch.manual_seed(0)
+    model = VariationalSaccading(ModelConfig(n_classes=3, channels=3, glimpses=2)).eval()
+    result = inference.predict(path, model, overlay=tmp_path / "overlay.png")
+    read = result["read"]
+    assert read["tiles_read"] > 0 and 0 < read["bytes_read"] < read["file_bytes"]
+    assert result["image_size"] == [1024, 1024] and (tmp_path / "overlay.png").exists()
