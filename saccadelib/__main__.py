@@ -67,6 +67,14 @@ def _data_megapixel_png(args) -> int:
     return 0
 
 
+def _data_megapixel_pyramid(args) -> int:
+    from .datasets import megapixel_pyramid
+
+    labels = megapixel_pyramid.export(args.side, args.split, args.out, args.limit, args.label, args.root)
+    print(f"wrote {sum(1 for _ in open(labels)) - 1} pyramidal TIFF canvases of {args.side:,}² and {labels}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from .inference import evaluate
 
@@ -279,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     mpng.add_argument("--root", default=None, help="the stored sets (default data/megapixel_mnist)")
     mpng.add_argument("--limit", type=int, default=None, help="only the first N canvases (of each split)")
     mpng.set_defaults(func=_data_megapixel_png)
+    mpy = which.add_parser("megapixel-pyramid", help="write stored Megapixel MNIST canvases scaled to 6,000², "
+                                                     "24,000² or 96,000² as tiled pyramidal TIFFs, tile by tile, "
+                                                     "with a labels.csv (resumable)")
+    mpy.add_argument("--side", type=int, required=True, help="1500 times a power of two: 6000, 24000 or 96000")
+    mpy.add_argument("--split", default="test", help="train, val or test (default test)")
+    mpy.add_argument("--limit", type=int, default=None, help="only the first N canvases")
+    mpy.add_argument("--out", default=None, help="folder to write (default data/megapixel_pyramid/SIDE/SPLIT)")
+    mpy.add_argument("--label", default="majority", help="the labels.csv label column: majority, max or top")
+    mpy.add_argument("--root", default=None, help="the stored sets (default data/megapixel_mnist)")
+    mpy.set_defaults(func=_data_megapixel_pyramid)
     f = which.add_parser("fivek", help="MIT-Adobe FiveK from its official download: 2528² images, 32² proxies, "
                                        "a stratified 80/10/10 split (resumable)")
     f.add_argument("--source", default=None, help="the extracted fivek_dataset folder (categories.txt, raw_photos/…)")

@@ -119,3 +119,61 @@ def test_predict_reads_a_pyramid_and_says_what_it_read(colour_pyramid, tmp_path)
     read = result["read"]
     assert read["tiles_read"] > 0 and 0 < read["bytes_read"] < read["file_bytes"]
     assert result["image_size"] == [1024, 1024] and (tmp_path / "overlay.png").exists()
+
+
+def test_a_scaled_megapixel_canvas_is_the_canvas_at_its_level_and_leaves_black_tiles_out(tmp_path):
+    import tifffile
+
+    from saccadelib.datasets import megapixel_pyramid
+
+    rng = np.random.default_rng(1)
+    canvas = np.zeros((320, 320), dtype=np.uint8)
+    for x, y in rng.integers(0, 300, size=(6, 2)):  # a few bright patches on black, as the canvases are
+        canvas[y:y + 20, x:x + 20] = rng.integers(1, 256, size=(20, 20))
+    path = megapixel_pyramid.write_scaled_canvas(canvas, tmp_path / "c.tif", factor=8, tile=64)
+    source = PyramidSource(path, channels=1)
+    assert source.sizes[:5] == [(2560, 2560), (1280, 1280), (640, 640), (320, 320), (160, 160)]
+    as_bytes = lambda t: (t[0].numpy() * 255).round().astype(np.uint8)  # noqa: E731
+    assert np.array_equal(as_bytes(source.read(3, 0, 320, 0, 320)), canvas)  # level log2(8): the canvas itself
+    assert np.array_equal(as_bytes(source.read(4, 0, 160, 0, 160)), box_reduce(canvas))
+    grown = np.kron(canvas, np.ones((8, 8), dtype=np.uint8))
+    assert np.array_equal(as_bytes(source.read(0, 1000, 1400, 700, 900)), grown[1000:1400, 700:900])
+    with tifffile.TiffFile(path) as tif:
+        counts = np.asarray(tif.pages[0].databytecounts)
+    assert (counts == 0).sum() > len(counts) // 2  # black tiles are not stored
+    # a window at the canvas's detail reads the canvas's own pixels: the same crop as the 320² canvas in memory
+    windows = torch.tensor([[[0.1, 0.2, -0.3], [0.05, -0.5, 0.4]]])
+    same = _in_memory(canvas).crop(windows, 16)
+    assert torch.allclose(source.crop(windows, 16), same, atol=1e-6) and source.last_levels == [3, 2]
+
+
+def test_the_export_writes_labelled_files_and_resumes(tmp_path, monkeypatch):
+    from saccadelib.datasets import megapixel, megapixel_pyramid
+
+    labels = {name: torch.tensor([3, 7]) for name in megapixel.LABELS}
+    canvases = torch.zeros(2, 300, 300, dtype=torch.uint8)
+    canvases[:, 100:128, 50:78] = 255
+
+    class Stored:
+        config = megapixel.MegapixelConfig(side=300)
+
+        def __len__(self):
+            return 2
+
+        class images:  # noqa: N801 - stands in for the stored set's sparse images
+            def __getitem__(self, part):
+                return type("Dense", (), {"dense": lambda _: canvases[part]})()
+        images = images()
+
+    stored = Stored()
+    stored.labels = labels
+    monkeypatch.setattr(megapixel, "stored_set", lambda split, root=None: stored)
+    out = tmp_path / "scaled"
+    written = megapixel_pyramid.export(1200, "test", out, limit=1, log=None)
+    assert written.read_text().splitlines() == ["file,label,majority,max,top", "00000.tif,3,3,3,3"]
+    first = (out / "00000.tif").stat().st_mtime_ns
+    megapixel_pyramid.export(1200, "test", out, log=None)  # the rest; the first file is kept
+    assert (out / "00001.tif").exists() and (out / "00000.tif").stat().st_mtime_ns == first
+    assert PyramidSource(out / "00001.tif", channels=1).sizes[0] == (1200, 1200)
+    with pytest.raises(ValueError, match="power of two"):
+        megapixel_pyramid.export(1000, "test", out)
