@@ -8,14 +8,17 @@ from pathlib import Path
 import torch
 
 from .file_source import MAX_PIXELS, FileSource
-from .pyramid import PyramidSource, is_tiled_tiff
+from .pyramid import SLIDE_SUFFIXES, PyramidSource, SlideSource, is_tiled_tiff
 from .sampler import ImageSource
 
 
 def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
                keep_full: bool = True) -> FileSource | PyramidSource:
-    """The source that reads ``path``: a tiled TIFF (pyramidal or not) tile by tile, whatever its size
-    (``max_pixels`` then bounds what one read decodes); any other image whole, refused above ``max_pixels``."""
+    """The source that reads ``path``: a slide in OpenSlide's formats (the ``slides`` extra) or a tiled
+    TIFF (pyramidal or not) tile by tile, whatever its size (``max_pixels`` then bounds what one read
+    decodes); any other image whole, refused above ``max_pixels``."""
+    if Path(path).suffix.lower() in SLIDE_SUFFIXES:
+        return SlideSource(path, channels, max_pixels=max_pixels, convert=convert)
     if is_tiled_tiff(path):
         return PyramidSource(path, channels, max_pixels=max_pixels, convert=convert)
     return FileSource(path, channels, max_pixels=max_pixels, convert=convert, keep_full=keep_full)

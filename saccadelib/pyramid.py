@@ -53,9 +53,6 @@ class PyramidSource(ImageSource):
     PATCH_MARGIN = 2  # crop pixels of context read on each side of a window
 
     def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = None, convert: bool = False):
-        import tifffile
-        import zarr
-
         from .file_source import MAX_PIXELS
 
         if channels not in (1, 3):
@@ -63,44 +60,56 @@ class PyramidSource(ImageSource):
         self.path = Path(path)
         self.channels, self.count, self.convert = channels, 1, convert
         self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-        except FileNotFoundError:
-            raise ImageFileError(f"image file not found: {self.path}") from None
-        except (tifffile.TiffFileError, OSError, ValueError) as err:
-            raise ImageFileError(f"cannot read image {self.path}: {err}") from None
-        series = self._tif.series[0]
-        self.axes = series.axes
-        if self.axes not in ("YX", "YXS"):
-            raise ImageFileError(f"{self.path} holds an image with axes {self.axes}; a pyramid of one plane, "
-                                 "YX (grey) or YXS (colour), is read here")
-        self._levels = list(series.levels)
-        group = zarr.open(series.aszarr(), mode="r")
-        self._arrays = [group[str(k)] for k in range(len(self._levels))] if len(self._levels) > 1 else [group]
-        self.height, self.width = self._levels[0].shape[:2]
+        if not self.path.exists():
+            raise ImageFileError(f"image file not found: {self.path}")
+        samples = self._open()  # sets sizes ((h, w) per level, level 0 first) and dtype_max
+        self.height, self.width = self.sizes[0]
         self.detail_px = max(self.height, self.width)
-        self.sizes = [tuple(level.shape[:2]) for level in self._levels]  # (h, w) per level
         if min(self.height, self.width) < MIN_SIDE:
             raise ImageFileError(f"{self.path} is {self.width} × {self.height}: images must be at least {MIN_SIDE} "
                                  "pixels on each side")
-        samples = self._levels[0].shape[2] if self.axes == "YXS" else 1
         if samples not in (1, 3):
             raise ImageFileError(f"{self.path} has {samples} samples per pixel; grey (1) or RGB (3) is read here: "
                                  "drop the alpha or extra channels and save it again")
-        grey = samples == 1
-        if grey != (channels == 1) and not convert:
-            kind, want = ("greyscale", "3 channels") if grey else ("colour", "1 channel")
+        self._grey = samples == 1
+        if self._grey != (channels == 1) and not convert:
+            kind, want = ("greyscale", "3 channels") if self._grey else ("colour", "1 channel")
             raise ImageFileError(f"{self.path} is {kind} but the model takes {want}: use a model trained on "
                                  f"{kind} images, or --train convert_channels=true when training on a folder")
-        self._grey = grey
-        self.dtype_max = float(torch.iinfo(torch.uint16).max) if self._levels[0].dtype.itemsize == 2 else 255.0
-        if self._levels[0].dtype.kind not in "u":
-            raise ImageFileError(f"{self.path} stores {self._levels[0].dtype} pixels; 8- or 16-bit unsigned "
-                                 "integers are read here")
         self.file_bytes = self.path.stat().st_size
         self.tiles_read = self.bytes_read = self.decoded_pixels = 0
         self.last_levels: list[int] = []  # the level each crop of the last call was read from
         self.proxy_level: int | None = None
+
+    def _open(self) -> int:
+        """Open the file's levels (tifffile, through zarr); returns the samples per pixel."""
+        import tifffile
+        import zarr
+
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+        except (tifffile.TiffFileError, OSError, ValueError) as err:
+            raise ImageFileError(f"cannot read image {self.path}: {err}") from None
+        series = self._tif.series[0]
+        if series.axes not in ("YX", "YXS"):
+            raise ImageFileError(f"{self.path} holds an image with axes {series.axes}; a pyramid of one plane, "
+                                 "YX (grey) or YXS (colour), is read here")
+        self._levels = list(series.levels)
+        group = zarr.open(series.aszarr(), mode="r")
+        self._arrays = [group[str(k)] for k in range(len(self._levels))] if len(self._levels) > 1 else [group]
+        self.sizes = [tuple(level.shape[:2]) for level in self._levels]
+        dtype = self._levels[0].dtype
+        if dtype.kind != "u" or dtype.itemsize > 2:
+            raise ImageFileError(f"{self.path} stores {dtype} pixels; 8- or 16-bit unsigned integers are read here")
+        self.dtype_max = 65535.0 if dtype.itemsize == 2 else 255.0
+        return self._levels[0].shape[2] if series.axes == "YXS" else 1
+
+    def _region(self, level: int, y0: int, y1: int, x0: int, x1: int):
+        """The stored pixels [y0:y1, x0:x1] of ``level``, a numpy array [h, w] or [h, w, 3]."""
+        import numpy as np
+
+        self._count(level, y0, y1, x0, x1)
+        return np.asarray(self._arrays[level][y0:y1, x0:x1])
 
     # ----------------------------------------------------------------------------- reading
     def factor(self, level: int) -> tuple[float, float]:
@@ -128,10 +137,9 @@ class PyramidSource(ImageSource):
             raise ImageFileError(f"{self.path}: reading {x1 - x0} × {y1 - y0} pixels of its {w} × {h} level "
                                  f"{level} is above the limit of {self.max_pixels:,} decoded pixels "
                                  f"(--max-pixels): it has no level small enough; {HOW_TO_PYRAMID}")
-        self._count(level, y0, y1, x0, x1)
         import numpy as np
 
-        array = np.asarray(self._arrays[level][y0:y1, x0:x1])
+        array = self._region(level, y0, y1, x0, x1)
         pixels = torch.from_numpy(array.astype(np.float32) / self.dtype_max)
         pixels = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
         if self._grey and self.channels == 3:
@@ -206,12 +214,47 @@ class PyramidSource(ImageSource):
                 "decoded_pixels": self.decoded_pixels}
 
     def close(self) -> None:
-        self._tif.close()
+        handle = getattr(self, "_tif", None)
+        if handle is not None:
+            handle.close()
+            self._tif = None
 
     def __del__(self):
-        tif = getattr(self, "_tif", None)
-        if tif is not None:
-            tif.close()
+        self.close()
+
+
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
+HOW_TO_SLIDES = "pip install 'saccadelib[slides]' (openslide-python with openslide-bin: wheels, no system library)"
+
+
+class SlideSource(PyramidSource):
+    """A whole-slide image in one of OpenSlide's formats (SVS, NDPI, MRXS, SCN, …, and tiled TIFF), read
+    through OpenSlide level by level as ``PyramidSource`` reads a TIFF. OpenSlide does not say which tiles
+    a read decodes: ``tiles_read`` and ``bytes_read`` stay 0 and ``decoded_pixels`` counts the pixels
+    asked for. Areas a scanner left empty read as white (the slide's background)."""
+
+    def _open(self) -> int:
+        try:
+            import openslide
+        except ImportError:
+            raise ImageFileError(f"{self.path} is a slide: reading it needs OpenSlide, {HOW_TO_SLIDES}") from None
+        try:
+            self._tif = openslide.OpenSlide(str(self.path))
+        except (openslide.OpenSlideError, OSError) as err:
+            raise ImageFileError(f"cannot read slide {self.path}: {err}") from None
+        self.sizes = [(h, w) for w, h in self._tif.level_dimensions]
+        self.dtype_max = 255.0
+        return 3
+
+    def _region(self, level: int, y0: int, y1: int, x0: int, x1: int):
+        import numpy as np
+
+        fx, fy = self.factor(level)
+        region = self._tif.read_region((round(x0 * fx), round(y0 * fy)), level, (x1 - x0, y1 - y0))
+        rgba = np.asarray(region, dtype=np.float32)
+        alpha = rgba[..., 3:] / 255.0  # OpenSlide's RGBA is premultiplied: composite on white
+        self.decoded_pixels += (y1 - y0) * (x1 - x0)
+        return rgba[..., :3] + 255.0 * (1.0 - alpha)
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -238,9 +281,8 @@ def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256,
         levels.append(box_reduce(levels[-1]))
     photometric = "rgb" if image.ndim == 3 else "minisblack"
     path = Path(path)
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        tif.write(levels[0], tile=(tile, tile), subifds=len(levels) - 1, compression=compression,
-                  photometric=photometric)
-        for level in levels[1:]:
-            tif.write(level, tile=(tile, tile), subfiletype=1, compression=compression, photometric=photometric)
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:  # the levels as successive pages, reduced ones
+        for k, level in enumerate(levels):                 # marked so: what tifffile and OpenSlide read
+            tif.write(level, tile=(tile, tile), subfiletype=1 if k else 0, compression=compression,
+                      photometric=photometric)
     return path

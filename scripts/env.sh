@@ -26,7 +26,7 @@ stamp="$VENV/.saccade-install"
 want="$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" | sha256sum | cut -d' ' -f1) $ROOT"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$VENV/bin/python" -c 'import saccadelib, torchvision' 2>/dev/null; then
     echo "saccade: installing the project and its pinned dependencies into $VENV (first time: a few minutes, ~5 GB)" >&2
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -c "$ROOT/requirements.lock" -e "$ROOT[study,test]"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -c "$ROOT/requirements.lock" -e "$ROOT[study,slides,test]"
     echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

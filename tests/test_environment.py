@@ -6,7 +6,7 @@ import yaml
 
 from saccadelib.paths import REPO_ROOT
 
-CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's name for the same package
+CONDA_NAMES = {"torch": "pytorch", "openslide-bin": "openslide"}  # conda-forge's names for the same packages
 
 
 def _name(requirement: str) -> str:
@@ -31,7 +31,7 @@ def test_library_needs_only_the_core_dependencies():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     core = {_name(r) for r in _pyproject()["dependencies"]}
-    assert core == {"torch", "torchvision", "numpy", "pillow", "tqdm"}
+    assert core == {"torch", "torchvision", "numpy", "pillow", "tqdm", "tifffile", "zarr"}
 
 
 def test_environment_yml_lists_exactly_pyprojects_dependencies():

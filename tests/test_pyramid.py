@@ -177,3 +177,22 @@ def test_the_export_writes_labelled_files_and_resumes(tmp_path, monkeypatch):
     assert PyramidSource(out / "00001.tif", channels=1).sizes[0] == (1200, 1200)
     with pytest.raises(ValueError, match="power of two"):
         megapixel_pyramid.export(1000, "test", out)
+
+
+def test_slides_read_through_openslide_as_the_tiff_reader_reads_them(colour_pyramid, tmp_path):
+    import shutil
+
+    from saccadelib.pyramid import SlideSource
+
+    path, _ = colour_pyramid
+    slide_path = tmp_path / "slide.svs"  # a slide's name: OpenSlide reads it (as a generic tiled TIFF)
+    shutil.copyfile(path, slide_path)
+    slide, tiff = open_image(slide_path), PyramidSource(path)
+    assert isinstance(slide, SlideSource) and slide.sizes == tiff.sizes
+    assert torch.equal(slide.read(1, 10, 90, 200, 330), tiff.read(1, 10, 90, 200, 330))
+    windows = torch.tensor([[[0.3, 0.2, -0.1], [0.04, -0.6, 0.5]]])
+    assert torch.allclose(slide.crop(windows, 16), tiff.crop(windows, 16), atol=1e-6)
+    assert torch.allclose(slide.proxy(32), tiff.proxy(32), atol=1e-6) and slide.decoded_pixels > 0
+    with pytest.raises(ImageFileError, match="cannot read slide"):
+        (tmp_path / "broken.ndpi").write_bytes(b"not a slide")
+        open_image(tmp_path / "broken.ndpi")

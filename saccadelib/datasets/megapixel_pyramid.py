@@ -94,11 +94,9 @@ def write_scaled_canvas(canvas: np.ndarray, path: str | Path, factor: int, tile:
     tmp = Path(path).with_name(f".{Path(path).name}.partial")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     options = {"dtype": np.uint8, "tile": (tile, tile), "compression": "zlib", "photometric": "minisblack"}
-    with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
-        height, width, kind = levels[0]
-        tif.write(tiles(kind), shape=(height, width), subifds=len(levels) - 1, **options)
-        for height, width, kind in levels[1:]:
-            tif.write(tiles(kind), shape=(height, width), subfiletype=1, **options)
+    with tifffile.TiffWriter(tmp, bigtiff=True) as tif:  # successive pages: what tifffile and OpenSlide read
+        for k, (height, width, kind) in enumerate(levels):
+            tif.write(tiles(kind), shape=(height, width), subfiletype=1 if k else 0, **options)
     tmp.replace(path)  # whole or absent: a stopped export resumes
     return Path(path)
 
