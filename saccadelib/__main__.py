@@ -135,6 +135,17 @@ def _bench_predict(args) -> int:
     return 0
 
 
+def _bench_pyramid(args) -> int:
+    from .bench import pyramid
+
+    result = pyramid.run(args.checkpoint, sides=tuple(args.sides), limit=args.limit, cost_files=args.cost_files,
+                         repeats=args.repeats, threads=args.threads, resnet_checkpoint=args.resnet_checkpoint,
+                         out=args.out)
+    print(pyramid.markdown(result))
+    print(f"written to {result['out']}")
+    return 0
+
+
 def _bench_time_to_accuracy(args) -> int:
     from .study import time_to_accuracy
 
@@ -385,6 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
     bta.add_argument("--seeds", type=int, nargs="+", default=[0])
     bta.add_argument("--out", default=None, help="JSON path (default results/benchmarks/time_to_accuracy.json)")
     bta.set_defaults(func=_bench_time_to_accuracy)
+
+    bpy = commands.add_parser("bench-pyramid", help="a model trained on 1500² Megapixel MNIST reading the same test "
+                                                    "canvases from pyramidal TIFFs up to 96,000²: accuracy, predict "
+                                                    "time, memory, tiles and bytes read (results/benchmarks/)")
+    bpy.add_argument("--checkpoint", required=True, help="best.pt of a glimpse model trained on Megapixel MNIST")
+    bpy.add_argument("--sides", type=int, nargs="+", default=[6000, 24000, 96000])
+    bpy.add_argument("--limit", type=int, default=100, help="test canvases per side (default 100)")
+    bpy.add_argument("--cost-files", type=int, default=3, help="files per side timed in fresh processes (default 3)")
+    bpy.add_argument("--repeats", type=int, default=5)
+    bpy.add_argument("--threads", type=int, default=2)
+    bpy.add_argument("--resnet-checkpoint", default=None, help="a trained resnet18_downsampled (500²) to score too")
+    bpy.add_argument("--out", default=None, help="JSON path (default results/benchmarks/pyramid.json)")
+    bpy.set_defaults(func=_bench_pyramid)
 
     bp = commands.add_parser("bench-predict", help="time and peak memory of predict on 2000², 4000×3000 and 8000² "
                                                    "JPEGs and a 4000×3000 PNG, by stage (results/benchmarks/)")

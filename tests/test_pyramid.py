@@ -196,3 +196,47 @@ def test_slides_read_through_openslide_as_the_tiff_reader_reads_them(colour_pyra
     with pytest.raises(ImageFileError, match="cannot read slide"):
         (tmp_path / "broken.ndpi").write_bytes(b"not a slide")
         open_image(tmp_path / "broken.ndpi")
+
+
+def _stored_canvases(monkeypatch, side=300, n=2):
+    """A stand-in for a stored Megapixel MNIST test split: ``n`` black canvases with one bright block."""
+    from saccadelib.datasets import megapixel
+
+    canvases = torch.zeros(n, side, side, dtype=torch.uint8)
+    canvases[:, 100:128, 50:78] = 255
+
+    class Images:
+        def __getitem__(self, part):
+            return type("Dense", (), {"dense": lambda _: canvases[part]})()
+
+    class Stored:
+        config = megapixel.MegapixelConfig(side=side)
+        images = Images()
+        labels = {name: torch.tensor([3, 7] * (n // 2)) for name in megapixel.LABELS}
+
+        def __len__(self):
+            return n
+
+    monkeypatch.setattr(megapixel, "stored_set", lambda split, root=None: Stored())
+
+
+def test_bench_pyramid_scores_the_same_canvases_at_every_side_and_times_predict(tmp_path, monkeypatch):
+    import json
+
+    from saccadelib.bench import pyramid
+    from saccadelib.config import to_dict
+    from saccadelib.model import ModelConfig, VariationalSaccading
+
+    _stored_canvases(monkeypatch)
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_classes=10, channels=1, glimpses=2, hidden=32, proxy_features=32, crop_features=32,
+                      latent_features=16, width=8, rnn_layers=1)
+    meta = {"name": "saccade", "task": "megapixel_majority", "config": json.loads(json.dumps(to_dict(cfg)))}
+    torch.save({"model": VariationalSaccading(cfg).state_dict(), "model_meta": meta, "epoch": 1}, tmp_path / "best.pt")
+    result = pyramid.run(tmp_path / "best.pt", sides=(1200,), limit=2, cost_files=1, repeats=1,
+                         out=tmp_path / "pyramid.json", data_root=tmp_path / "data", log=None)
+    small, large = result["rows"]
+    assert (small["side"], small["format"], large["side"], large["format"]) == (300, "png", 1200, "pyramidal tiff")
+    assert small["canvases"] == large["canvases"] == 2 and small["accuracy"] == large["accuracy"]
+    assert large["tiles_read"] > 0 and 0 < large["bytes_read_share"] < 1 and large["resnet_ms"] > 0
+    assert "| 1,200² | pyramidal tiff |" in (tmp_path / "pyramid.md").read_text()
