@@ -108,6 +108,7 @@ class PyramidSource(ImageSource):
         """The stored pixels [y0:y1, x0:x1] of ``level``, a numpy array [h, w] or [h, w, 3]."""
         import numpy as np
 
+        self._reopen()
         self._count(level, y0, y1, x0, x1)
         return np.asarray(self._arrays[level][y0:y1, x0:x1])
 
@@ -219,6 +220,21 @@ class PyramidSource(ImageSource):
             handle.close()
             self._tif = None
 
+    # A DataLoader worker sends the batch's sources to the main process: the open file goes as its path
+    # and is opened again at the first read there.
+    OPEN_HANDLES = ("_tif", "_levels", "_arrays")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self.OPEN_HANDLES}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._tif = None
+
+    def _reopen(self) -> None:
+        if getattr(self, "_tif", None) is None:
+            self._open()
+
     def __del__(self):
         self.close()
 
@@ -249,6 +265,7 @@ class SlideSource(PyramidSource):
     def _region(self, level: int, y0: int, y1: int, x0: int, x1: int):
         import numpy as np
 
+        self._reopen()
         fx, fy = self.factor(level)
         region = self._tif.read_region((round(x0 * fx), round(y0 * fy)), level, (x1 - x0, y1 - y0))
         rgba = np.asarray(region, dtype=np.float32)

@@ -105,6 +105,11 @@ def test_channels_are_refused_or_converted_as_for_other_files(colour_pyramid, tm
     assert np.abs(level2 - expected[:8, :8]).max() < 1e-3
     batch = FileBatchSource([path, path], channels=3)  # training on a folder of pyramids
     assert batch.proxy(32).shape == (2, 3, 32, 32)
+    import pickle
+
+    sent = pickle.loads(pickle.dumps(batch))  # from a DataLoader worker to the main process: reopened there
+    windows = torch.tensor([[[0.2, 0.0, 0.0]], [[0.1, 0.5, 0.5]]])
+    assert torch.equal(sent.crop(windows, 16), batch.crop(windows, 16))
     assert batch.crop(torch.tensor([[[0.2, 0.0, 0.0]], [[0.1, 0.5, 0.5]]]), 16).shape == (2, 1, 3, 16, 16)
 
 
@@ -240,3 +245,27 @@ def test_bench_pyramid_scores_the_same_canvases_at_every_side_and_times_predict(
     assert small["canvases"] == large["canvases"] == 2 and small["accuracy"] == large["accuracy"]
     assert large["tiles_read"] > 0 and 0 < large["bytes_read_share"] < 1 and large["resnet_ms"] > 0
     assert "| 1,200² | pyramidal tiff |" in (tmp_path / "pyramid.md").read_text()
+
+
+def test_training_on_a_folder_of_large_pyramids(tmp_path, monkeypatch):
+    """A folder of pyramids above Pillow's own pixel limit trains through the shared loop, with workers."""
+    import shutil
+
+    from PIL import Image
+
+    from saccadelib.train import train_model
+
+    array = np.zeros((16_384, 16_384), dtype=np.uint8)  # 268 million pixels, mostly black: small files
+    for k, (name, value) in enumerate((("a", 255), ("b", 120))):
+        array[:] = 0
+        array[4_000:6_000, 4_000:6_000] = value
+        folder = tmp_path / "images" / name
+        folder.mkdir(parents=True)
+        first = write_pyramid(folder / "0.tif", array, tile=512, smallest=512)
+        for copy in range(1, 4):
+            shutil.copyfile(first, folder / f"{copy}.tif")
+    assert Image.MAX_IMAGE_PIXELS < 16_384 ** 2  # Pillow alone would refuse these files
+    summary = train_model("saccade", "folder", tmp_path / "run", {"channels": 1, "glimpses": 2},
+                          {"data_root": str(tmp_path / "images"), "epochs": 1, "batch_size": 4, "train_size": 4,
+                           "workers": 1, "val_size": 2, "test_size": 2, "progress": "none"})
+    assert summary["epochs_run"] == 1 and "test" in summary

@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..paths import csv_text
+from ..pyramid import SLIDE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp") + SLIDE_SUFFIXES
 SPLITS = ("train", "val", "test")
 HELD_OUT_SHARE = 0.15  # validation and test each, per class, when the folder gives no split
 
@@ -60,13 +61,23 @@ class Manifest:
 
 
 def _readable(path: Path) -> str | None:
-    """None when PIL identifies the file (its header only), else why not."""
+    """None when the file is an image its reader identifies (its header only), else why not: slides and
+    tiled TIFFs by the pyramid readers (any size), other files by PIL (the pixel limit applies later,
+    to what is decoded)."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..file_source import ImageFileError, _pillow_limit_lifted
+    from ..pyramid import SlideSource, is_tiled_tiff
+
     try:
-        with Image.open(path):  # parses the header: enough to know what the file is
+        if path.suffix.lower() in SLIDE_SUFFIXES:
+            SlideSource(path, channels=3, convert=True).close()
             return None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        if is_tiled_tiff(path):
+            return None
+        with _pillow_limit_lifted(), Image.open(path):  # parses the header: enough to know what the file is
+            return None
+    except (UnidentifiedImageError, OSError, SyntaxError, ImageFileError) as err:
         return str(err) or type(err).__name__
 
 
