@@ -70,7 +70,10 @@ def _data_megapixel_png(args) -> int:
 def _data_megapixel_pyramid(args) -> int:
     from .datasets import megapixel_pyramid
 
-    labels = megapixel_pyramid.export(args.side, args.split, args.out, args.limit, args.label, args.root)
+    if args.split == "all":
+        labels = megapixel_pyramid.export_manifest(args.side, args.out, args.limit, args.label, args.root)
+    else:
+        labels = megapixel_pyramid.export(args.side, args.split, args.out, args.limit, args.label, args.root)
     print(f"wrote {sum(1 for _ in open(labels)) - 1} pyramidal TIFF canvases of {args.side:,}² and {labels}")
     return 0
 
@@ -302,9 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "24,000² or 96,000² as tiled pyramidal TIFFs, tile by tile, "
                                                      "with a labels.csv (resumable)")
     mpy.add_argument("--side", type=int, required=True, help="1500 times a power of two: 6000, 24000 or 96000")
-    mpy.add_argument("--split", default="test", help="train, val or test (default test)")
+    mpy.add_argument("--split", default="test", help="train, val or test (default test); all: each split in its "
+                     "subfolder and a manifest.csv (file,label,split) for train --images DIR --manifest")
     mpy.add_argument("--limit", type=int, default=None, help="only the first N canvases")
-    mpy.add_argument("--out", default=None, help="folder to write (default data/megapixel_pyramid/SIDE/SPLIT)")
+    mpy.add_argument("--out", default=None, help="folder to write (default data/megapixel_pyramid/SIDE/SPLIT, "
+                     "or SIDE with --split all)")
     mpy.add_argument("--label", default="majority", help="the labels.csv label column: majority, max or top")
     mpy.add_argument("--root", default=None, help="the stored sets (default data/megapixel_mnist)")
     mpy.set_defaults(func=_data_megapixel_pyramid)

@@ -41,10 +41,9 @@ class TrainConfig:
     # plateau of validation accuracy (the plateau rule below), lr_decays times, then stop at the next one
     lr_schedule: str = "constant"
     lr_decays: int = 2
-    # Per-part learning rates, for models that name their parts (``parameter_groups``: the reader that
-    # classifies the crops, the policy that decides where to look): the policy's rate as a multiple of lr,
-    # and epochs at the start with the policy frozen, so the reader learns on the start windows first.
-    policy_lr_scale: float = 1.0
+    # Epochs at the start with the policy frozen, for models that name their parts (``parameter_groups``:
+    # the reader that classifies the crops, the policy that decides where to look; their learning rates are
+    # the model's settings), so the reader learns on the start windows first.
     policy_warmup_epochs: int = 0
     weight_decay: float = 0.0
     clip_norm: float | None = 10.0
@@ -86,16 +85,13 @@ class TrainConfig:
         for name in ("test_size", "threads", "plateau_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be at least 1 (or unset), got {getattr(self, name)}")
-        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay", "plateau_margin",
-                     "policy_lr_scale"):
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay", "plateau_margin"):
             if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
                 raise ValueError(f"setting {name} must be a finite number, got {getattr(self, name)}")
         for name in ("lr", "clip_norm", "clip_value", "time_budget_s"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"setting {name} must be positive{'' if name == 'lr' else ' (or unset)'}, "
                                  f"got {getattr(self, name)}")
-        if self.policy_lr_scale < 0:
-            raise ValueError(f"setting policy_lr_scale must be at least 0, got {self.policy_lr_scale}")
         if self.lr_schedule == "plateau" and not self.plateau_epochs:
             raise ValueError("lr_schedule=plateau needs plateau_epochs (the epochs without a rise that make a plateau)")
         if self.weight_decay < 0:
@@ -181,26 +177,26 @@ def learning_rate(cfg: TrainConfig, epoch: int, history: list[dict] = ()) -> flo
     return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
 
 
-def part_lr_scale(cfg: TrainConfig, part: str, epoch: int) -> float:
-    """A part's learning rate as a multiple of the epoch's: the policy's is policy_lr_scale, and 0 (frozen)
-    during its warm-up epochs."""
-    if part != "policy":
-        return 1.0
-    return 0.0 if epoch < cfg.policy_warmup_epochs else cfg.policy_lr_scale
+def part_lr_scale(cfg: TrainConfig, group: dict, epoch: int) -> float:
+    """A parameter group's learning rate as a multiple of the epoch's: its part's scale (the model's
+    setting), and 0 (frozen) for the policy during its warm-up epochs."""
+    if group["part"] == "policy" and epoch < cfg.policy_warmup_epochs:
+        return 0.0
+    return group.get("lr_scale", 1.0)
 
 
 def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
-    """The optimizer's parameter groups: one per part the model names (``model.parameter_groups()``) when
-    a per-part setting is used, else one for all (the optimizer state of a run without them keeps one
-    shape); per-part settings on a model without parts are refused."""
-    parts = getattr(model, "parameter_groups", None)
-    per_part = any(getattr(cfg, key) != neutral for key, neutral in NEUTRAL_SETTINGS.items())
-    if per_part and parts is None:
-        raise ValueError(f"{type(model).__name__} has no policy part to give its own learning rate: "
-                         "leave policy_lr_scale and policy_warmup_epochs unset for it")
-    if not per_part:
+    """The optimizer's parameter groups: the model's own (``model.parameter_groups()``: its parts and their
+    learning-rate scales) when a part's rate differs from the rest or the policy warms up, else one for
+    all (the optimizer state of a run without per-part rates keeps one shape). A warm-up on a model
+    without parts is refused."""
+    parts = model.parameter_groups() if hasattr(model, "parameter_groups") else None
+    if cfg.policy_warmup_epochs and parts is None:
+        raise ValueError(f"{type(model).__name__} has no policy part to freeze: leave policy_warmup_epochs unset for it")
+    if parts is None or (not cfg.policy_warmup_epochs and len({g["lr_scale"] for g in parts}) == 1
+                         and parts[0]["lr_scale"] == 1.0):
         return [{"params": list(model.parameters()), "part": "all"}]
-    return [{"params": params, "part": part} for part, params in parts().items() if params]
+    return [group for group in parts if group["params"]]
 
 
 def _clip(model, cfg: TrainConfig) -> None:
@@ -244,7 +240,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
 
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        if ckpt["model_meta"] != model_meta or ckpt["train_config"] != resumable:
+        if model_identity(ckpt["model_meta"]) != model_identity(model_meta) or ckpt["train_config"] != resumable:
             raise ValueError(f"{last_path} was written by another model, training config or process count; "
                              "use another output folder or resume=False")
         model.load_state_dict(ckpt["model"])
@@ -303,7 +299,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         stream.set_epoch(epoch)
         rate = learning_rate(cfg, epoch, history)
         for group in optimizer.param_groups:
-            group["lr"] = rate * part_lr_scale(cfg, group["part"], epoch)
+            group["lr"] = rate * part_lr_scale(cfg, group, epoch)
         model.train()
         tick = time.perf_counter()
         sums: dict[str, float] = {}
@@ -394,7 +390,19 @@ def plateaued(history: list[dict], epochs: int | None, margin: float) -> bool:
     return plateaus(history, epochs, margin) > 0
 
 
-NEUTRAL_SETTINGS = {"policy_lr_scale": 1.0, "policy_warmup_epochs": 0}  # the value that changes nothing
+NEUTRAL_SETTINGS = {"policy_warmup_epochs": 0}  # the value that changes nothing
+
+
+def model_identity(meta: dict) -> dict:
+    """A run's model meta less the model settings that are at their neutral value (``model.config``): what
+    must match to resume, and what names a study's run."""
+    from .model.config import NEUTRAL_SETTINGS as NEUTRAL_MODEL
+
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        return meta
+    kept = {k: v for k, v in config.items() if not (k in NEUTRAL_MODEL and v == NEUTRAL_MODEL[k])}
+    return {**meta, "config": kept}
 
 
 def _resumable(cfg: TrainConfig) -> dict:

@@ -186,6 +186,8 @@ def test_the_plateau_schedule_divides_the_rate_at_each_plateau_then_stops(tmp_pa
 
 
 def test_a_frozen_policy_leaves_where_to_look_unchanged_while_the_reader_learns(tmp_path, mnist_root):
+    from saccadelib import train
+
     model = _fresh_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fit(model, TrainConfig(**{**RUN, "epochs": 1, "policy_warmup_epochs": 1}), tmp_path, META)
@@ -194,15 +196,20 @@ def test_a_frozen_policy_leaves_where_to_look_unchanged_while_the_reader_learns(
     policy = [k for k, _ in model.named_parameters() if k not in reader]  # weights; batch norm's statistics move
     assert policy and all(torch.equal(before[k], after[k]) for k in policy)
     assert not all(torch.equal(before[k], after[k]) for k in reader)
-    fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "policy_lr_scale": 0.0}), tmp_path / "zero", META)
+    torch.manual_seed(11)
+    frozen = VariationalSaccading(ModelConfig(**TINY, policy_lr_scale=0.0))  # the model's own rate per part
+    fit(frozen, TrainConfig(**{**RUN, "epochs": 1}), tmp_path / "zero", META)
     assert all(torch.equal(before[k], _weights(tmp_path / "zero" / "last.pt")[k]) for k in policy)
+    groups = train.parameter_groups(VariationalSaccading(ModelConfig(**TINY, reader_lr_scale=2.0)), TrainConfig(**RUN))
+    assert [(g["part"], g["lr_scale"]) for g in groups] == [("reader", 2.0), ("policy", 1.0)]
+    assert len(train.parameter_groups(_fresh_model(), TrainConfig(**RUN))) == 1  # no per-part rate: one group
 
 
 def test_per_part_rates_on_a_model_without_parts_are_refused(tmp_path, mnist_root):
     from saccadelib.registry import build, config_for
 
     with pytest.raises(ValueError, match="no policy part"):
-        fit(build("proxy_cnn", config_for("proxy_cnn", 19)), TrainConfig(**{**RUN, "policy_lr_scale": 0.5}),
+        fit(build("proxy_cnn", config_for("proxy_cnn", 19)), TrainConfig(**{**RUN, "policy_warmup_epochs": 1}),
             tmp_path, META)
 
 
@@ -348,3 +355,15 @@ def test_execution_settings_keep_the_loss_within_tolerance(mnist_root):
         losses[name] = loss.item()
     assert losses["nhwc"] == pytest.approx(losses["fp32"], rel=1e-4)
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
+
+
+def test_settings_added_later_leave_a_runs_identity_alone_at_their_neutral_value():
+    from saccadelib.config import to_dict
+    from saccadelib.train import model_identity
+
+    now = {"name": "saccade", "config": to_dict(ModelConfig(**TINY))}
+    before = {"name": "saccade", "config": {k: v for k, v in now["config"].items()
+                                            if k not in ("reader_lr_scale", "policy_lr_scale")}}
+    assert model_identity(now) == model_identity(before)  # a checkpoint written before these existed resumes
+    faster = {"name": "saccade", "config": to_dict(ModelConfig(**TINY, reader_lr_scale=2.0))}
+    assert model_identity(faster) != model_identity(before)

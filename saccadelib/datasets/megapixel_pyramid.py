@@ -11,7 +11,8 @@ of the file (TIFF's sparse tiles read as zeros), so a 96,000² canvas takes a fe
 
 ``python -m saccadelib data megapixel-pyramid --side S --split test --limit N`` writes
 ``data/megapixel_pyramid/<S>/<split>/00000.tif …`` with ``labels.csv`` (``file,label`` and every label),
-the files ``evaluate``, ``predict`` and ``train --images`` read.
+the files ``evaluate`` and ``predict`` read; ``--split all`` writes every split and a ``manifest.csv``
+(``file,label,split``) that ``train --images DIR --manifest DIR/manifest.csv`` trains on.
 """
 from __future__ import annotations
 
@@ -125,3 +126,22 @@ def export(side: int, split: str, out_dir: str | Path | None = None, limit: int 
                      **{k: int(data.labels[k][i]) for k in megapixel.LABELS}})
     write_text_atomic(out / "labels.csv", csv_text(rows))
     return out / "labels.csv"
+
+
+def export_manifest(side: int, out_dir: str | Path | None = None, limit: int | None = None,
+                    label: str = "majority", root: str | Path | None = None, log=print) -> Path:
+    """Every split at ``side`` under ``out_dir/{train,val,test}/`` and one ``manifest.csv``
+    (``file,label,split``, the label a class name "0"-"9"); returns the manifest."""
+    import csv
+
+    from ..paths import csv_text, data_dir, write_text_atomic
+
+    out = Path(out_dir) if out_dir else data_dir() / "megapixel_pyramid" / str(side)
+    rows = []
+    for split in ("train", "val", "test"):
+        labels = export(side, split, out / split, limit, label, root, log)
+        with open(labels, newline="") as handle:
+            rows += [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
+                     for row in csv.DictReader(handle)]
+    write_text_atomic(out / "manifest.csv", csv_text(rows))
+    return out / "manifest.csv"

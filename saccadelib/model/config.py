@@ -12,6 +12,9 @@ from ..loss import LossConfig
 from ..sampler import WindowConfig
 
 LATENT = 3  # (scale, x, y)
+# Settings added after runs were made, at the value with which a model is what it was before: a run's
+# identity (its folder's hash, whether a checkpoint may resume) leaves them out at that value.
+NEUTRAL_SETTINGS = {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0}
 
 
 POLICIES = ("learnt", "random", "grid", "oracle", "salient")
@@ -90,6 +93,11 @@ class ModelConfig:
     # proxy the model is shown, never to the crops. Fresh noise in training, a fixed stream in evaluation.
     proxy_noise: float = 0.0
     proxy_keep: float = 1.0
+    # Learning rates per part, as multiples of the training's lr (the loop reads them through
+    # ``parameter_groups``, as a model states its own optimizer groups): the reader, the crop classifier,
+    # and the policy, every part that decides where to look.
+    reader_lr_scale: float = 1.0
+    policy_lr_scale: float = 1.0
     window: WindowConfig = field(default_factory=WindowConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -132,6 +140,9 @@ class ModelConfig:
                           ("latent_features", 1), ("width", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("reader_lr_scale", "policy_lr_scale"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"setting {name} must be a finite number ≥ 0, got {getattr(self, name)}")
         if self.ink_power <= 0:
             raise ValueError(f"setting ink_power must be positive, got {self.ink_power}")
         if not 0 < self.init_scale <= 1:

@@ -169,12 +169,15 @@ class VariationalSaccading(nn.Module):
         return noisy_proxy(proxy, self.cfg.proxy_noise, self.cfg.proxy_keep, draws)
 
     # -- the interface the shared training loop uses (train.py) --
-    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The parameters by part, for per-part learning rates: the reader (the crop classifier) and the
-        policy (every part that decides where to look: encoder, posterior, prior, core, decoder)."""
+    def parameter_groups(self) -> list[dict]:
+        """The optimizer's groups by part, each with its learning rate as a multiple of the training's: the
+        reader (the crop classifier) and the policy (every part that decides where to look: encoder,
+        posterior, prior, core, decoder)."""
         reader = list(self.classifier.parameters())
         own = {id(p) for p in reader}
-        return {"reader": reader, "policy": [p for p in self.parameters() if id(p) not in own]}
+        policy = [p for p in self.parameters() if id(p) not in own]
+        return [{"params": reader, "part": "reader", "lr_scale": self.cfg.reader_lr_scale},
+                {"params": policy, "part": "policy", "lr_scale": self.cfg.policy_lr_scale}]
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         out = self(batch["image"], proxy=batch.get("proxy"), regions=batch.get("regions"))

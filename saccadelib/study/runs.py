@@ -39,12 +39,12 @@ class RunSpec:
 
     def key(self) -> str:
         """Hash of the resolved settings that decide the weights (not how the run is displayed or timed)."""
-        from ..train import _resumable
+        from ..train import _resumable, model_identity
 
         _, meta, train_cfg = self.resolved()
         resumable = _resumable(train_cfg)
         resumable["epochs"] = train_cfg.epochs  # a different length is a different run here
-        payload = json.dumps([meta, resumable], sort_keys=True)
+        payload = json.dumps([model_identity(meta), resumable], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
     def folder(self) -> str:

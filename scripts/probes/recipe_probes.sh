@@ -12,8 +12,8 @@ declare -A RUNS=(
   [six_glimpses]="--set glimpses=6"
   [wider_windows]="--set window.max_scale=0.6 --set init_scale=0.45"
   [policy_warmup]="--train policy_warmup_epochs=2"
-  [slow_policy]="--train policy_lr_scale=0.3"
-  [fast_reader]="--train lr=0.002 --train policy_lr_scale=0.5"
+  [slow_policy]="--set policy_lr_scale=0.3"
+  [fast_reader]="--set reader_lr_scale=2"  # reader 2e-3, policy 1e-3 (recorded as lr=0.002 with the policy at 0.5)
 )
 ORDER=(six_glimpses wider_windows policy_warmup slow_policy fast_reader)
 for name in "${@:-${ORDER[@]}}"; do
