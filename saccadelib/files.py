@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .file_source import MAX_PIXELS, FileSource
-from .pyramid import SLIDE_SUFFIXES, PyramidSource, SlideSource, is_tiled_tiff
+from .pyramid import SLIDE_SUFFIXES, TIFF_SUFFIXES, NotTiled, PyramidSource, SlideSource
 from .sampler import ImageSource
 
 
@@ -19,8 +19,11 @@ def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX
     decodes); any other image whole, refused above ``max_pixels``."""
     if Path(path).suffix.lower() in SLIDE_SUFFIXES:
         return SlideSource(path, channels, max_pixels=max_pixels, convert=convert)
-    if is_tiled_tiff(path):
-        return PyramidSource(path, channels, max_pixels=max_pixels, convert=convert)
+    if Path(path).suffix.lower() in TIFF_SUFFIXES:  # opened once: the tiled reader, or the whole-file one
+        try:
+            return PyramidSource(path, channels, max_pixels=max_pixels, convert=convert)
+        except NotTiled:
+            pass
     return FileSource(path, channels, max_pixels=max_pixels, convert=convert, keep_full=keep_full)
 
 

@@ -26,6 +26,11 @@ from .sampler import ImageSource, supersample_factor, window_to_box
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 
 
+class NotTiled(ImageFileError):
+    """A file the tiled reader cannot take (not a TIFF tifffile reads, or one stored in strips): the
+    whole-file reader may."""
+
+
 def is_tiled_tiff(path: str | Path) -> bool:
     """Whether ``path`` is a TIFF whose full-size image is stored in tiles (readable region by region)."""
     path = Path(path)
@@ -89,7 +94,10 @@ class PyramidSource(ImageSource):
         try:
             self._tif = tifffile.TiffFile(self.path)
         except (tifffile.TiffFileError, OSError, ValueError) as err:
-            raise ImageFileError(f"cannot read image {self.path}: {err}") from None
+            raise NotTiled(f"cannot read image {self.path} as a tiled TIFF: {err}") from None
+        if not self._tif.series or not self._tif.series[0].keyframe.is_tiled:
+            self.close()
+            raise NotTiled(f"{self.path} is not stored in tiles: it can only be decoded whole")
         series = self._tif.series[0]
         if series.axes not in ("YX", "YXS"):
             raise ImageFileError(f"{self.path} holds an image with axes {series.axes}; a pyramid of one plane, "

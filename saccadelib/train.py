@@ -27,6 +27,7 @@ from .evaluation import autocast, evaluate, resolve_device, to_device
 from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .paths import atomic_path, write_text_atomic
 from .runinfo import run_metadata, write_json
+from .schedule import learning_rate, parameter_groups, part_lr_scale, plateaus
 from .tasks import check_name, get_task
 
 
@@ -164,39 +165,6 @@ def _write_history(out_dir: Path, history: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(flat)
     write_text_atomic(out_dir / "history.csv", buffer.getvalue())
-
-
-def learning_rate(cfg: TrainConfig, epoch: int, history: list[dict] = ()) -> float:
-    """The epoch's learning rate: a function of the epoch and the validation history before it alone, so
-    a resumed run follows it exactly."""
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    if cfg.lr_schedule == "plateau":
-        return cfg.lr * 0.1 ** min(plateaus(history[:epoch], cfg.plateau_epochs, cfg.plateau_margin), cfg.lr_decays)
-    floor = 0.01
-    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
-
-
-def part_lr_scale(cfg: TrainConfig, group: dict, epoch: int) -> float:
-    """A parameter group's learning rate as a multiple of the epoch's: its part's scale (the model's
-    setting), and 0 (frozen) for the policy during its warm-up epochs."""
-    if group["part"] == "policy" and epoch < cfg.policy_warmup_epochs:
-        return 0.0
-    return group.get("lr_scale", 1.0)
-
-
-def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
-    """The optimizer's parameter groups: the model's own (``model.parameter_groups()``: its parts and their
-    learning-rate scales) when a part's rate differs from the rest or the policy warms up, else one for
-    all (the optimizer state of a run without per-part rates keeps one shape). A warm-up on a model
-    without parts is refused."""
-    parts = model.parameter_groups() if hasattr(model, "parameter_groups") else None
-    if cfg.policy_warmup_epochs and parts is None:
-        raise ValueError(f"{type(model).__name__} has no policy part to freeze: leave policy_warmup_epochs unset for it")
-    if parts is None or (not cfg.policy_warmup_epochs and len({g["lr_scale"] for g in parts}) == 1
-                         and parts[0]["lr_scale"] == 1.0):
-        return [{"params": list(model.parameters()), "part": "all"}]
-    return [group for group in parts if group["params"]]
 
 
 def _clip(model, cfg: TrainConfig) -> None:
@@ -366,28 +334,6 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     summary["run"] = {**run_metadata(device), "processes": procs.world}
     write_json(out_dir / "metrics.json", summary)
     return finish(own_group, summary)
-
-
-def plateaus(history: list[dict], epochs: int | None, margin: float) -> int:
-    """How many plateaus the history holds: runs of ``epochs`` epochs in which validation accuracy did not
-    rise above its last rise by at least ``margin`` (nor at all, when the margin is 0). The count starts
-    again after each, against the same mark (the best rise so far); 0 without a rule."""
-    if not epochs:
-        return 0
-    mark, flat, count = -math.inf, 0, 0
-    for row in history:
-        if row["val_accuracy"] > mark and row["val_accuracy"] >= mark + margin:  # a rise, by the margin
-            mark, flat = row["val_accuracy"], 0
-        else:
-            flat += 1
-            if flat == epochs:
-                count, flat = count + 1, 0
-    return count
-
-
-def plateaued(history: list[dict], epochs: int | None, margin: float) -> bool:
-    """Whether validation accuracy has reached a plateau (``plateaus``): the plateau rule."""
-    return plateaus(history, epochs, margin) > 0
 
 
 NEUTRAL_SETTINGS = {"policy_warmup_epochs": 0}  # the value that changes nothing

@@ -152,27 +152,32 @@ def test_a_scaled_megapixel_canvas_is_the_canvas_at_its_level_and_leaves_black_t
     assert torch.allclose(source.crop(windows, 16), same, atol=1e-6) and source.last_levels == [3, 2]
 
 
-def test_the_export_writes_labelled_files_and_resumes(tmp_path, monkeypatch):
-    from saccadelib.datasets import megapixel, megapixel_pyramid
+def _stored_canvases(monkeypatch, side=300, n=2):
+    """A stand-in for a stored Megapixel MNIST test split: ``n`` black canvases with one bright block."""
+    from saccadelib.datasets import megapixel
 
-    labels = {name: torch.tensor([3, 7]) for name in megapixel.LABELS}
-    canvases = torch.zeros(2, 300, 300, dtype=torch.uint8)
+    canvases = torch.zeros(n, side, side, dtype=torch.uint8)
     canvases[:, 100:128, 50:78] = 255
 
+    class Images:
+        def __getitem__(self, part):
+            return type("Dense", (), {"dense": lambda _: canvases[part]})()
+
     class Stored:
-        config = megapixel.MegapixelConfig(side=300)
+        config = megapixel.MegapixelConfig(side=side)
+        images = Images()
+        labels = {name: torch.tensor([3, 7] * (n // 2)) for name in megapixel.LABELS}
 
         def __len__(self):
-            return 2
+            return n
 
-        class images:  # noqa: N801 - stands in for the stored set's sparse images
-            def __getitem__(self, part):
-                return type("Dense", (), {"dense": lambda _: canvases[part]})()
-        images = images()
+    monkeypatch.setattr(megapixel, "stored_set", lambda split, root=None: Stored())
 
-    stored = Stored()
-    stored.labels = labels
-    monkeypatch.setattr(megapixel, "stored_set", lambda split, root=None: stored)
+
+def test_the_export_writes_labelled_files_and_resumes(tmp_path, monkeypatch):
+    from saccadelib.datasets import megapixel_pyramid
+
+    _stored_canvases(monkeypatch)
     out = tmp_path / "scaled"
     written = megapixel_pyramid.export(1200, "test", out, limit=1, log=None)
     assert written.read_text().splitlines() == ["file,label,majority,max,top", "00000.tif,3,3,3,3"]
@@ -201,28 +206,6 @@ def test_slides_read_through_openslide_as_the_tiff_reader_reads_them(colour_pyra
     with pytest.raises(ImageFileError, match="cannot read slide"):
         (tmp_path / "broken.ndpi").write_bytes(b"not a slide")
         open_image(tmp_path / "broken.ndpi")
-
-
-def _stored_canvases(monkeypatch, side=300, n=2):
-    """A stand-in for a stored Megapixel MNIST test split: ``n`` black canvases with one bright block."""
-    from saccadelib.datasets import megapixel
-
-    canvases = torch.zeros(n, side, side, dtype=torch.uint8)
-    canvases[:, 100:128, 50:78] = 255
-
-    class Images:
-        def __getitem__(self, part):
-            return type("Dense", (), {"dense": lambda _: canvases[part]})()
-
-    class Stored:
-        config = megapixel.MegapixelConfig(side=side)
-        images = Images()
-        labels = {name: torch.tensor([3, 7] * (n // 2)) for name in megapixel.LABELS}
-
-        def __len__(self):
-            return n
-
-    monkeypatch.setattr(megapixel, "stored_set", lambda split, root=None: Stored())
 
 
 def test_bench_pyramid_scores_the_same_canvases_at_every_side_and_times_predict(tmp_path, monkeypatch):

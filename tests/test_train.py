@@ -135,7 +135,7 @@ def test_the_test_set_is_scored_with_the_best_on_validation_weights_not_the_last
 
 
 def test_the_plateau_rule_counts_epochs_since_the_last_rise_by_the_margin():
-    from saccadelib.train import plateaued
+    from saccadelib.schedule import plateaued
 
     rows = lambda *accs: [{"val_accuracy": a} for a in accs]  # noqa: E731
     assert plateaued(rows(0.5, 0.6, 0.601, 0.605, 0.609), 3, 0.01)  # small gains below the margin add up to none
@@ -164,7 +164,7 @@ def test_a_run_stops_at_its_plateau_says_why_and_stays_stopped_on_resume(tmp_pat
 
 def test_the_plateau_schedule_divides_the_rate_at_each_plateau_then_stops(tmp_path, mnist_root, monkeypatch):
     from saccadelib import train
-    from saccadelib.train import learning_rate, plateaus
+    from saccadelib.schedule import learning_rate, plateaus
 
     rows = lambda *accs: [{"val_accuracy": a} for a in accs]  # noqa: E731
     assert plateaus(rows(0.5, 0.6, 0.6, 0.6, 0.6, 0.6), 2, 0.0) == 2  # the count starts again after each
@@ -186,7 +186,7 @@ def test_the_plateau_schedule_divides_the_rate_at_each_plateau_then_stops(tmp_pa
 
 
 def test_a_frozen_policy_leaves_where_to_look_unchanged_while_the_reader_learns(tmp_path, mnist_root):
-    from saccadelib import train
+    from saccadelib import schedule
 
     model = _fresh_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -200,9 +200,9 @@ def test_a_frozen_policy_leaves_where_to_look_unchanged_while_the_reader_learns(
     frozen = VariationalSaccading(ModelConfig(**TINY, policy_lr_scale=0.0))  # the model's own rate per part
     fit(frozen, TrainConfig(**{**RUN, "epochs": 1}), tmp_path / "zero", META)
     assert all(torch.equal(before[k], _weights(tmp_path / "zero" / "last.pt")[k]) for k in policy)
-    groups = train.parameter_groups(VariationalSaccading(ModelConfig(**TINY, reader_lr_scale=2.0)), TrainConfig(**RUN))
+    groups = schedule.parameter_groups(VariationalSaccading(ModelConfig(**TINY, reader_lr_scale=2.0)), TrainConfig(**RUN))
     assert [(g["part"], g["lr_scale"]) for g in groups] == [("reader", 2.0), ("policy", 1.0)]
-    assert len(train.parameter_groups(_fresh_model(), TrainConfig(**RUN))) == 1  # no per-part rate: one group
+    assert len(schedule.parameter_groups(_fresh_model(), TrainConfig(**RUN))) == 1  # no per-part rate: one group
 
 
 def test_per_part_rates_on_a_model_without_parts_are_refused(tmp_path, mnist_root):
@@ -278,7 +278,7 @@ def test_overrides_are_typed_and_checked():
 
 
 def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
-    from saccadelib.train import learning_rate
+    from saccadelib.schedule import learning_rate
 
     cfg = TrainConfig(**{**RUN, "lr": 1e-2, "lr_schedule": "cosine", "epochs": 4})
     rates = [learning_rate(cfg, e) for e in range(4)]

@@ -142,9 +142,8 @@ def _plateau_cell(part, paper: str) -> dict:
     """The plateau columns of one cell from its runs (``runs.csv`` rows of the plateau profile)."""
     acc = part["test_accuracy"].astype(float) * 100
     stopped = [str(r) for r in part["stopped"]] if "stopped" in part else []
-    reasons = STOP_NAMES
     return {"plateau_%": mean_std(acc), "plateau_verdict": verdict(float(acc.mean()), paper, stopped),
-            "plateau_stopped": ", ".join(dict.fromkeys(reasons.get(r, r or "?") for r in stopped)) or "?",
+            "plateau_stopped": ", ".join(dict.fromkeys(STOP_NAMES.get(r, r or "?") for r in stopped)) or "?",
             "plateau_seeds": len(part), "plateau_epochs": int(part["epochs_run"].max()),
             "plateau_canvases": int(part["canvases_seen"].mean()) if part["canvases_seen"].notna().all() else None,
             "plateau_hours": round(float(_run_minutes(part).mean()) / 60, 2)}
