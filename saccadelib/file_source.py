@@ -258,7 +258,7 @@ def _sample_patch(patch: torch.Tensor, patch_box, window_box: torch.Tensor, size
     gy = 2 * (ys - by0) / max(by1 - by0, 1e-9) - 1
     grid = torch.stack(torch.broadcast_tensors(gx.view(1, m), gy.view(m, 1)), -1)
     out = F.grid_sample(patch.unsqueeze(0).to(grid.dtype), grid.unsqueeze(0), mode="bilinear",
-                        padding_mode="border", align_corners=False)
+                        padding_mode="zeros", align_corners=False)  # zeros off the image, as in memory
     if supersample > 1:  # the k×k block means (avg_pool2d's, without its threading cost on one small map)
         out = out.view(*out.shape[:2], size, supersample, size, supersample).mean((3, 5))
     return out[0]

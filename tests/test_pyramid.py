@@ -40,6 +40,27 @@ def test_levels_are_box_reductions_written_in_tiles(colour_pyramid):
     assert torch.equal(level1, torch.from_numpy(box_reduce(array)).permute(2, 0, 1).float() / 255)
 
 
+@pytest.mark.parametrize("layout", ["contig", "separate", "grey16"])
+def test_a_region_is_read_tile_by_tile_exactly_as_the_whole_level_decodes(tmp_path, layout):
+    import tifffile
+
+    rng = np.random.default_rng(1)
+    if layout == "grey16":
+        array = rng.integers(0, 65535, size=(300, 520), dtype=np.uint16)
+    else:
+        array = rng.integers(0, 255, size=(300, 520, 3), dtype=np.uint8)
+    path = tmp_path / f"{layout}.tif"
+    planar = "separate" if layout == "separate" else None
+    stored = np.moveaxis(array, -1, 0) if planar else array
+    tifffile.imwrite(path, stored, tile=(64, 128), compression="zlib", planarconfig=planar,
+                     photometric="rgb" if array.ndim == 3 else "minisblack")
+    source = PyramidSource(path, channels=1 if array.ndim == 2 else 3)
+    for y0, y1, x0, x1 in [(0, 300, 0, 520), (10, 11, 500, 520), (63, 130, 127, 390), (299, 300, 0, 1)]:
+        assert np.array_equal(source._region(0, y0, y1, x0, x1), array[y0:y1, x0:x1])
+    planes = 3 if planar else 1
+    assert source.tiles_read == planes * (5 * 5 + 2 + 3 * 4 + 1)
+
+
 def test_proxy_and_crops_stay_within_the_stated_tolerance_of_the_in_memory_image(colour_pyramid):
     path, array = colour_pyramid
     source, memory = PyramidSource(path), _in_memory(array)
@@ -57,6 +78,16 @@ def test_proxy_and_crops_stay_within_the_stated_tolerance_of_the_in_memory_image
     (expected * weights).sum().backward()
     similarity = torch.nn.functional.cosine_similarity(from_file.grad.flatten(), from_memory.grad.flatten(), dim=0)
     assert similarity > 0.99  # training through a pyramid follows the same gradient
+
+
+def test_windows_over_the_edge_or_off_the_image_read_zeros_there_as_in_memory(colour_pyramid):
+    path, array = colour_pyramid
+    source, memory = PyramidSource(path), _in_memory(array)
+    windows = torch.tensor([[[0.3, 0.9, -0.2], [0.1, -1.0, 0.95], [0.2, 1.6, 0.0], [0.05, -3.0, -3.0]]])
+    crops, expected = source.crop(windows, 32), memory.crop(windows, 32)
+    assert expected[0, 2:].abs().max() == 0  # wholly off the image: nothing
+    assert (crops - expected).abs().max() < 0.02 and (crops - expected).abs().mean() < 0.003
+    assert crops[0, 0, :, :, -4:].abs().max() < 0.01  # the part over the right edge is black, not the edge repeated
 
 
 def test_a_small_window_reads_a_few_tiles_of_a_large_file(tmp_path):

@@ -1,0 +1,160 @@
+"""The commands a user runs most: train, predict, evaluate, and the study's runner (reproduce)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import MAX_PIXELS, MAX_PIXELS_HELP, parse_settings
+
+
+def _train(args) -> int:
+    from ..train import train_model
+
+    train = parse_settings(args.train)
+    task = args.task
+    if args.images or args.manifest:
+        if task not in (None, "folder"):
+            raise ValueError(f"--images trains on your own images; drop --task {task}")
+        if not args.images:
+            raise ValueError("--manifest lists files relative to an images folder: give --images DIR too")
+        task, train = "folder", {**train, "data_root": args.images,
+                                 **({"manifest": args.manifest} if args.manifest else {})}
+    if task is None:
+        raise ValueError("give --task NAME (docs/tasks.md) or --images DIR (your own images)")
+    from ..datasets import twodigit
+
+    if task in twodigit.TASKS:  # the two-digit canvases draw MNIST's digits: fetched on a first run
+        from ..datasets.mnist import prepare_mnist
+
+        prepare_mnist()
+    settings = parse_settings(args.set)
+    if args.recipe:
+        from ..recipes import recipe
+
+        settings = {**recipe(args.recipe), **settings}
+    summary = train_model(args.model, task, args.out, settings, train)
+    if args.record:
+        from ..train import record_run
+
+        record_run(args.out, args.record, ["python", "-m", "saccadelib", *sys.argv[1:]])
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))
+    return 0
+
+
+def _predict(args) -> int:
+    from ..inference import predict, predict_folder
+
+    if Path(args.image).is_dir():
+        if not args.out:
+            raise ValueError(f"{args.image} is a folder: give --out DIR for its predictions.csv (and overlays)")
+        rows = predict_folder(args.image, args.checkpoint, args.out, overlays=args.overlays, max_pixels=args.max_pixels)
+        print(f"{len(rows)} images classified; predictions.csv in {args.out}"
+              + (f", overlays in {args.out}/overlays" if args.overlays else ""))
+        return 0
+    result = predict(args.image, args.checkpoint, overlay=args.overlay, max_pixels=args.max_pixels)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        print(f"{args.image}: {result['class']}  (" + ", ".join(f"{k} {p:.1%}" for k, p in top) + ")")
+        for w in result["windows"]:
+            print(f"  glimpse {w['glimpse']}: x0={w['box'][0]:.0f} y0={w['box'][1]:.0f} "
+                  f"x1={w['box'][2]:.0f} y1={w['box'][3]:.0f}")
+        if args.overlay:
+            print(f"overlay saved to {args.overlay}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ..inference import evaluate
+
+    result = evaluate(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels,
+                      split=args.split, label_indices=args.label_indices)
+    print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
+          f"({result['seconds_per_image'] * 1000:.0f} ms per image)"
+          + (f"; predictions.csv and metrics.json in {args.out}" if args.out else ""))
+    return 0
+
+
+def _reproduce(args) -> int:
+    from ..study.runner import reproduce
+
+    if args.plan:
+        from ..study.runs import planned_minutes
+
+        plan = planned_minutes(args.profile)
+        print(plan.to_markdown(index=False))
+        most = " at most (each run's cap; the plateau rule stops most sooner)" if args.profile == "plateau" else ""
+        print(f"\n{plan['planned_min'].iloc[-1]:.0f} minutes ({plan['planned_min'].iloc[-1] / 60:.1f} h) of training "
+              f"and validation planned{most} from the measured epoch times (reference/epoch_seconds.json); the "
+              "notebooks' own work (test scoring, figures, 05_efficiency) comes on top.")
+        return 0
+    outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
+                         results_root=Path(args.results) if args.results else None,
+                         runs_root=Path(args.runs) if args.runs else None, device=args.device,
+                         cell_timeout_s=args.cell_timeout)
+    return 1 if any(o["status"] == "failed" for o in outcomes) else 0
+
+
+def add_commands(commands) -> None:
+    tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a task")
+    tr.add_argument("--model", default="saccade",
+                    help="saccade (default: the paper's method), saccade_cells (our cells variant), the controls "
+                         "random_glimpses, grid_glimpses, salient_glimpses, oracle_glimpses, deterministic_glimpses, "
+                         "or the baselines resnet18, resnet18_downsampled, resnet18_tiles, proxy_cnn, ram, "
+                         "attention_sampling (docs/training.md)")
+    tr.add_argument("--task", default=None,
+                    help="sum, identification, megapixel_majority|max|top, fivek or folder (docs/tasks.md)")
+    tr.add_argument("--images", default=None, metavar="DIR",
+                    help="train on your own images: DIR holds one subfolder per class (or the files --manifest lists)")
+    tr.add_argument("--manifest", default=None, metavar="FILE",
+                    help="with --images: a CSV file,label[,split] listing the images (paths relative to DIR)")
+    tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
+    tr.add_argument("--recipe", default=None, help="the study's model settings by name: four_glimpses_grid_start "
+                    "(two-digit tasks), small_windows (the paper's method where digits are small), small_glimpses "
+                    "(saccade_cells' own defaults; for its controls); --set goes on top")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
+    tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
+    tr.add_argument("--record", default=None, metavar="DIR",
+                    help="after training, copy history.csv, metrics.json, config.json and the command into DIR "
+                         "(e.g. records/NAME)")
+    tr.set_defaults(func=_train)
+
+    p = commands.add_parser("predict", help="classify an image with a trained checkpoint")
+    p.add_argument("image", help="image file (JPEG, PNG, TIFF…), or a folder of them (then --out)")
+    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a training run")
+    p.add_argument("--overlay", default=None, help="save the image with numbered saccades here")
+    p.add_argument("--out", default=None, help="a folder's predictions.csv (and skipped.csv) go here")
+    p.add_argument("--overlays", action="store_true", help="with a folder: an overlay per image in OUT/overlays")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=MAX_PIXELS_HELP)
+    p.set_defaults(func=_predict)
+
+    ev = commands.add_parser("evaluate", help="score a trained checkpoint on a folder of image files of any size "
+                                              "(PNG, JPEG, TIFF) listed in a file,label CSV")
+    ev.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
+    ev.add_argument("--images", required=True, help="the folder the CSV's file names are relative to")
+    ev.add_argument("--labels", required=True, help="CSV with a header: file,label (a class name)")
+    ev.add_argument("--label-indices", action="store_true",
+                    help="the CSV's labels are class indices (0, 1, …) rather than the checkpoint's class names")
+    ev.add_argument("--out", default=None, help="folder for predictions.csv and metrics.json")
+    ev.add_argument("--split", default=None, choices=("train", "val", "test"),
+                    help="only the rows of this split (a labels file with a split column, e.g. a run's split.csv)")
+    ev.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=MAX_PIXELS_HELP)
+    ev.set_defaults(func=_evaluate)
+    r = commands.add_parser("reproduce", help="run the study's notebooks with papermill into results/ "
+                                              "(resumable; finished experiments are skipped)")
+    r.add_argument("--profile", default="cpu", help="smoke (minutes, writes results-smoke/), cpu (default: "
+                                                    "our 2-core machine, writes results/), plateau (Table 1's "
+                                                    "cells trained to their plateau, writes results/plateau/) "
+                                                    "or paper (a GPU, writes results-paper/)")
+    r.add_argument("--only", nargs="+", metavar="NAME", help="experiments to run, e.g. 01_two_digit_sum 00_summary")
+    r.add_argument("--force", action="store_true", help="rerun experiments whose results exist")
+    r.add_argument("--device", default="", help="override the profile's device (cpu, cuda, auto)")
+    r.add_argument("--results", default=None, help="results folder (default: results/ for cpu, results-<profile>/ else)")
+    r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
+    r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")
+    r.add_argument("--plan", action="store_true", help="print each experiment's runs and planned minutes, run nothing "
+                                                       "(cpu and plateau)")
+    r.set_defaults(func=_reproduce)
