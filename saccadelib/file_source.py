@@ -216,14 +216,16 @@ class FileSource(ImageSource):
         smallest_px = float((boxes[:, 2:] - boxes[:, :2]).min()) if len(boxes) else float(size)
         request = max(1, math.ceil(max(self.width, self.height) * self.CROP_OVERSAMPLE * size / max(smallest_px, 1e-6)))
         sample_box = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)  # keeps the gradient
-        crops = []
+        patches, patch_boxes = [], []
         img = self._reduced((max(1, request * self.width // max(self.width, self.height)),
                              max(1, request * self.height // max(self.width, self.height))))
         self.last_decode = (img.width, img.height)
-        for box, differentiable in zip(boxes.tolist(), sample_box):
+        for box in boxes.tolist():
             patch, patch_box = self._patch(img, box, size)
-            crops.append(_sample_patch(patch, patch_box, differentiable, size))
-        return torch.stack(crops).unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
+            patches.append(patch)
+            patch_boxes.append(patch_box)
+        crops = _sample_patches(patches, patch_boxes, sample_box, size)
+        return crops.unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
 
     PATCH_MARGIN = 2  # crop pixels of context on each side: room for the gradient and small moves
 
@@ -244,21 +246,34 @@ class FileSource(ImageSource):
         return self._to_tensor(patch), (bx0, by0, bx1, by1)
 
 
-def _sample_patch(patch: torch.Tensor, patch_box, window_box: torch.Tensor, size: int,
-                  supersample: int = 1) -> torch.Tensor:
-    """Bilinear samples of ``patch`` (covering ``patch_box`` in image pixels) at the pixel centres of a
-    (size·k)² grid over ``window_box`` [4] (image pixels, may carry a gradient), averaged in k×k blocks
-    (k = ``supersample``, a box prefilter as ``sampler.crop_tensor``'s) → [C, size, size]."""
-    bx0, by0, bx1, by1 = patch_box
+def _sample_patches(patches: list[torch.Tensor], patch_boxes, window_boxes: torch.Tensor, size: int,
+                    supersample: int = 1) -> torch.Tensor:
+    """Bilinear samples of each patch (``patches[i]`` [C, h_i, w_i] covering ``patch_boxes[i]`` in image
+    pixels) at the pixel centres of a (size·k)² grid over ``window_boxes[i]`` (image pixels, [T, 4], may
+    carry a gradient), averaged in k×k blocks (k = ``supersample``, a box prefilter as
+    ``sampler.crop_tensor``'s) → [T, C, size, size]. Off the image the samples are zeros, as in memory.
+
+    The patches are sampled in one call, each padded with zeros to the largest (a patch's edge is either
+    the image's, where zeros are right, or a margin beyond the window that the samples do not reach). The
+    positions are worked out in float64 (exact at any image side) and sampled in float32: relative to a
+    patch of a few hundred pixels, float32 is exact to far below a pixel."""
     m = size * supersample
-    centres = (torch.arange(m, dtype=window_box.dtype) + 0.5) / m
-    xs = window_box[0] + centres * (window_box[2] - window_box[0])
-    ys = window_box[1] + centres * (window_box[3] - window_box[1])
-    gx = 2 * (xs - bx0) / max(bx1 - bx0, 1e-9) - 1  # align_corners=False: patch pixel j sits at (2j+1)/w - 1
-    gy = 2 * (ys - by0) / max(by1 - by0, 1e-9) - 1
-    grid = torch.stack(torch.broadcast_tensors(gx.view(1, m), gy.view(m, 1)), -1)
-    out = F.grid_sample(patch.unsqueeze(0).to(grid.dtype), grid.unsqueeze(0), mode="bilinear",
-                        padding_mode="zeros", align_corners=False)  # zeros off the image, as in memory
-    if supersample > 1:  # the k×k block means (avg_pool2d's, without its threading cost on one small map)
+    heights, widths = [p.shape[1] for p in patches], [p.shape[2] for p in patches]
+    top, right = max(heights), max(widths)
+    padded = torch.stack([F.pad(p.float(), (0, right - p.shape[2], 0, top - p.shape[1])) for p in patches])
+    bounds = torch.tensor(patch_boxes, dtype=torch.float64)  # [T, 4]
+    scale = torch.tensor([[w / right, h / top] for w, h in zip(widths, heights)], dtype=torch.float64)
+    centres = (torch.arange(m, dtype=torch.float64) + 0.5) / m  # [m]
+    boxes = window_boxes.to(torch.float64)
+    xs = boxes[:, :1] + centres * (boxes[:, 2:3] - boxes[:, :1])  # [T, m]
+    ys = boxes[:, 1:2] + centres * (boxes[:, 3:4] - boxes[:, 1:2])
+    # grid_sample (align_corners=False) puts pixel j of a W-wide tensor at (2j + 1) / W - 1: a position
+    # u patch pixels from the patch's edge is at 2u / W - 1
+    gx = 2 * (xs - bounds[:, :1]) / (bounds[:, 2:3] - bounds[:, :1]).clamp(min=1e-9) * scale[:, :1] - 1
+    gy = 2 * (ys - bounds[:, 1:2]) / (bounds[:, 3:4] - bounds[:, 1:2]).clamp(min=1e-9) * scale[:, 1:] - 1
+    t = len(patches)
+    grid = torch.stack(torch.broadcast_tensors(gx.view(t, 1, m), gy.view(t, m, 1)), -1).float()
+    out = F.grid_sample(padded, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if supersample > 1:  # the k×k block means (avg_pool2d's, without its threading cost on small maps)
         out = out.view(*out.shape[:2], size, supersample, size, supersample).mean((3, 5))
-    return out[0]
+    return out

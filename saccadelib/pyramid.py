@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .file_source import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, _sample_patch
+from .file_source import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, _sample_patches
 from .sampler import ImageSource, supersample_factor, window_to_box
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
@@ -38,10 +38,10 @@ def is_tiled_tiff(path: str | Path) -> bool:
         return False
     import tifffile
 
-    try:
+    try:  # the first page's header only (2.5 ms less than listing the file's series)
         with tifffile.TiffFile(path) as tif:
-            return bool(tif.series) and tif.series[0].keyframe.is_tiled
-    except (tifffile.TiffFileError, OSError, ValueError):
+            return len(tif.pages) > 0 and tif.pages.first.is_tiled
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
         return False
 
 
@@ -198,20 +198,23 @@ class PyramidSource(ImageSource):
         """Crops [1, T, C, size, size], differentiable in the windows: each read from the level that keeps
         CROP_OVERSAMPLE pixels per crop pixel, as a patch around the window, and sampled there at the
         window's (differentiable) points, with a box prefilter of as many samples per crop pixel as the
-        level has pixels per crop pixel (as the in-memory path does at level 0)."""
+        most detailed window's level has pixels per crop pixel (as the in-memory path takes its largest
+        window's)."""
         if windows.shape[0] != 1:
             raise ValueError("a PyramidSource holds one image: windows must be [1, T, 3]")
         boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
-        sample_boxes = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)
-        crops, self.last_levels = [], []
-        for box, differentiable in zip(boxes.tolist(), sample_boxes):
+        patches, patch_boxes, factors, self.last_levels = [], [], [], []
+        for box in boxes.tolist():
             x0, y0, x1, y1 = box
             level = self.level_for(max(x1 - x0, y1 - y0) / size, self.CROP_OVERSAMPLE)
-            self.last_levels.append(level)
             patch, patch_box, fx, fy = self._patch(level, box, size)
-            k = supersample or supersample_factor(max((x1 - x0) / fx, (y1 - y0) / fy), size)
-            crops.append(_sample_patch(patch, patch_box, differentiable, size, k))
-        return torch.stack(crops).unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
+            patches.append(patch)
+            patch_boxes.append(patch_box)
+            factors.append(supersample_factor(max((x1 - x0) / fx, (y1 - y0) / fy), size))
+            self.last_levels.append(level)
+        sample_boxes = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)
+        crops = _sample_patches(patches, patch_boxes, sample_boxes, size, supersample or max(factors))
+        return crops.unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
 
     def _patch(self, level: int, box, size: int):
         """The window's box widened by PATCH_MARGIN crop pixels, in whole pixels of ``level`` (clipped to
