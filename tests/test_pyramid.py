@@ -252,13 +252,23 @@ def test_bench_pyramid_scores_the_same_canvases_at_every_side_and_times_predict(
                       latent_features=16, width=8, rnn_layers=1)
     meta = {"name": "saccade", "task": "megapixel_majority", "config": json.loads(json.dumps(to_dict(cfg)))}
     torch.save({"model": VariationalSaccading(cfg).state_dict(), "model_meta": meta, "epoch": 1}, tmp_path / "best.pt")
+    from saccadelib.registry import build, config_for
+
+    resnet_cfg = config_for("resnet18_downsampled", 10, {"input_side": 500, "channels": 1})
+    resnet_meta = {"name": "resnet18_downsampled", "task": "megapixel_majority",
+                   "config": json.loads(json.dumps(to_dict(resnet_cfg)))}
+    torch.save({"model": build("resnet18_downsampled", resnet_cfg).state_dict(), "model_meta": resnet_meta,
+                "epoch": 1}, tmp_path / "resnet.pt")
     result = pyramid.run(tmp_path / "best.pt", sides=(1200,), limit=2, cost_files=1, repeats=1,
-                         out=tmp_path / "pyramid.json", data_root=tmp_path / "data", log=None)
+                         resnet_checkpoint=tmp_path / "resnet.pt", out=tmp_path / "pyramid.json",
+                         data_root=tmp_path / "data", log=None)
     small, large = result["rows"]
     assert (small["side"], small["format"], large["side"], large["format"]) == (300, "png", 1200, "pyramidal tiff")
     assert small["canvases"] == large["canvases"] == 2 and small["accuracy"] == large["accuracy"]
     assert large["tiles_read"] > 0 and 0 < large["bytes_read_share"] < 1 and large["resnet_ms"] > 0
-    assert "| 1,200² | pyramidal tiff |" in (tmp_path / "pyramid.md").read_text()
+    assert large["resnet_accuracy"] in (0.0, 0.5, 1.0) and "resnet_accuracy" not in small
+    table = (tmp_path / "pyramid.md").read_text()
+    assert "| 1,200² | pyramidal tiff |" in table and f"| {100 * large['resnet_accuracy']:.1f}% |" in table
 
 
 def test_training_on_a_folder_of_large_pyramids(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ TIFFs of 6,000², 24,000² and 96,000², without retraining.
    read per call beside the file's size.
 4. Beside it, the cost of ResNet-18 on a 500² downsample read from the same pyramid (the proxy path at
    500², then the network), with fixed random weights unless ``--resnet-checkpoint`` gives trained ones
-   (then also its accuracy).
+   (then also its accuracy on the same canvases at every side).
 
 Writes ``results/benchmarks/pyramid.{json,md}``.
 """
@@ -82,6 +82,26 @@ def _downsample(source):
     return TensorSource(source.proxy(RESNET_SIDE))
 
 
+def resnet_accuracy(checkpoint: str | Path, folder: Path, threads: int = 2) -> float:
+    """A trained ResNet-18 (500²) scored on the files of ``folder`` (its labels.csv), each read as a 500²
+    downsample from the file's level that holds it."""
+    import torch
+
+    from ..files import open_image
+    from ..inference import _class_names, load_model, read_labels
+
+    torch.set_num_threads(threads)
+    model, meta = load_model(checkpoint, glimpses_only=False)
+    rows = read_labels(folder / "labels.csv", folder, _class_names(meta, model.cfg.n_classes))
+    right = 0
+    with torch.no_grad():
+        for path, label in rows:
+            source = open_image(path, model.cfg.channels, convert=True)
+            logits = model.evaluate_batch({"image": _downsample(source), "label": torch.tensor([label])})["logits"]
+            right += int(logits.argmax()) == label
+    return right / len(rows)
+
+
 def measure(spec: dict, timeout_s: float = 900) -> dict:
     """``measure_here`` in a fresh process."""
     done = subprocess.run([sys.executable, "-m", "saccadelib.bench.pyramid", json.dumps(spec)], capture_output=True,
@@ -129,6 +149,8 @@ def run(checkpoint: str | Path, sides=SIDES, limit: int = 100, cost_files: int =
                                "repeats": repeats, "threads": threads}) for f in files]
             row.update(resnet_ms=round(1000 * statistics.median(c["median_s"] for c in resnet), 1),
                        resnet_work_mib=max(c["work_mib"] for c in resnet))
+            if resnet_checkpoint:
+                row["resnet_accuracy"] = resnet_accuracy(resnet_checkpoint, folder, threads)
         rows.append(row)
         log(f"bench-pyramid: {side:,}² accuracy {row['accuracy']:.3f}, predict {row['predict_ms']} ms, "
             f"{row['work_mib']} MiB")
@@ -147,11 +169,12 @@ def markdown(result: dict) -> str:
              f"in a fresh process ({result['threads']} threads, median of {result['repeats']} calls over "
              f"{result['cost_files']} files). `python -m saccadelib bench-pyramid`.", "",
              "| side | file | accuracy | MB per file | predict ms | work MiB | tiles read | bytes read | of the file | "
-             "ResNet-18 on a 500² downsample: ms | its work MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ResNet-18 on a 500² downsample: accuracy | ms | work MiB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         read = (f"{r['tiles_read']:.0f} | {r['bytes_read'] / 1e3:.0f} kB | {100 * r['bytes_read_share']:.2f}%"
                 if "tiles_read" in r else "whole | whole | 100%")
-        resnet = f"{r['resnet_ms']} | {r['resnet_work_mib']}" if "resnet_ms" in r else "– | –"
+        accuracy = f"{100 * r['resnet_accuracy']:.1f}%" if "resnet_accuracy" in r else "untrained"
+        resnet = f"{accuracy} | {r['resnet_ms']} | {r['resnet_work_mib']}" if "resnet_ms" in r else "– | – | –"
         lines.append(f"| {r['side']:,}² | {r['format']} | {100 * r['accuracy']:.1f}% | {r['file_mb']} | "
                      f"{r['predict_ms']} | {r['work_mib']} | {read} | {resnet} |")
     return "\n".join(lines) + "\n"
