@@ -101,6 +101,24 @@ def test_a_small_window_reads_a_few_tiles_of_a_large_file(tmp_path):
     assert source.proxy_level == 4 and source.tiles_read <= 5 and source.decoded_pixels < 6 * 256 * 256
 
 
+def test_a_closed_pyramid_frees_its_tile_tables_without_waiting_for_the_cyclic_collector(colour_pyramid):
+    import gc
+    import weakref
+
+    path, _ = colour_pyramid
+    gc.disable()
+    try:
+        source = PyramidSource(path)
+        source.proxy(32)
+        source.crop(torch.tensor([[[0.1, 0.0, 0.0]]]), 16)
+        levels = source._levels  # each level's page holds its tile tables
+        tables = [weakref.ref(level) for level in levels] + [weakref.ref(level.pages[0]) for level in levels]
+        del source, levels  # as predict drops it
+        assert [ref() for ref in tables] == [None] * len(tables)
+    finally:
+        gc.enable()
+
+
 def test_open_image_sends_tiled_tiffs_to_the_pyramid_reader_and_guards_what_is_decoded(tmp_path):
     from PIL import Image
 
