@@ -211,11 +211,11 @@ class FileSource(ImageSource):
         if not self.reducible:
             self.last_decode = (self.width, self.height)
             return self.pixels().crop(windows.cpu(), size, supersample).to(device=windows.device, dtype=windows.dtype)
-        boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
+        sample_box = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)  # keeps the gradient
+        boxes = sample_box.detach()
         # The most demanding window decides how far the decode may be reduced (JPEG only; 1 elsewhere).
         smallest_px = float((boxes[:, 2:] - boxes[:, :2]).min()) if len(boxes) else float(size)
         request = max(1, math.ceil(max(self.width, self.height) * self.CROP_OVERSAMPLE * size / max(smallest_px, 1e-6)))
-        sample_box = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)  # keeps the gradient
         patches, patch_boxes = [], []
         img = self._reduced((max(1, request * self.width // max(self.width, self.height)),
                              max(1, request * self.height // max(self.width, self.height))))

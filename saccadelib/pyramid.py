@@ -130,18 +130,19 @@ class PyramidSource(ImageSource):
 
         A whole level (the proxy's) is decoded by tifffile at once. A part of one is read tile by tile
         with tifffile's segment reader and decoder: through its zarr store the same read cost 1.1 ms
-        against 0.3 ms, and opening the store 8 ms a file, more than a training step's reads of it."""
+        against 0.3 ms, and opening the store 8 ms a file (measured once, with zarr 3.1, when this reader
+        was chosen), more than a training step's reads of it."""
         import numpy as np
 
         self._reopen()
         page, rows, cols, tiles = self._tiles(level, y0, y1, x0, x1)
+        th, tw = page.tilelength, page.tilewidth
         self.tiles_read += len(tiles)
         self.bytes_read += sum(int(page.databytecounts[t]) for t in tiles)
-        self.decoded_pixels += len(rows) * page.tilelength * len(cols) * page.tilewidth
+        self.decoded_pixels += len(rows) * th * len(cols) * tw
         if (y0, x0) == (0, 0) and (y1, x1) == self.sizes[level]:
             whole = self._levels[level].asarray()
             return whole.transpose(1, 2, 0) if self._apart else whole
-        th, tw = page.tilelength, page.tilewidth
         planes = len(tiles) // (len(rows) * len(cols))
         # tifffile's normalised layout: [planes stored apart, rows, columns, samples stored together]
         out = np.full((planes, len(rows) * th, len(cols) * tw, page.samplesperpixel // planes), page.nodata,
@@ -202,9 +203,9 @@ class PyramidSource(ImageSource):
         window's)."""
         if windows.shape[0] != 1:
             raise ValueError("a PyramidSource holds one image: windows must be [1, T, 3]")
-        boxes = window_to_box(windows.detach().double().cpu(), self.height, self.width)[0]
+        sample_boxes = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)  # keeps the gradient
         patches, patch_boxes, factors, self.last_levels = [], [], [], []
-        for box in boxes.tolist():
+        for box in sample_boxes.detach().tolist():
             x0, y0, x1, y1 = box
             level = self.level_for(max(x1 - x0, y1 - y0) / size, self.CROP_OVERSAMPLE)
             patch, patch_box, fx, fy = self._patch(level, box, size)
@@ -212,7 +213,6 @@ class PyramidSource(ImageSource):
             patch_boxes.append(patch_box)
             factors.append(supersample_factor(max((x1 - x0) / fx, (y1 - y0) / fy), size))
             self.last_levels.append(level)
-        sample_boxes = window_to_box(windows[0].cpu().to(torch.float64), self.height, self.width)
         crops = _sample_patches(patches, patch_boxes, sample_boxes, size, supersample or max(factors))
         return crops.unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
 
@@ -251,8 +251,8 @@ class PyramidSource(ImageSource):
         if handle is not None:
             handle.close()
             # tifffile's objects point back at themselves (the file at its own file table, a series at
-            # its list of levels, which holds it): cycles that would keep a file's tile tables (25 bytes a
-            # tile: 3 MiB for a 96,000² file) until Python's cyclic collector runs, many files later.
+            # its list of levels, which holds it): cycles that would keep a file's tile tables (about 22
+            # bytes a tile: 3 MiB for a 96,000² file) until Python's cyclic collector runs, many files later.
             # Emptying them frees the tables now.
             for held in [handle, *(getattr(self, "_levels", None) or [])]:
                 if type(held).__module__.startswith("tifffile"):

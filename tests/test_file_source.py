@@ -146,8 +146,7 @@ def test_sizes_and_alpha_the_model_cannot_take_are_refused_in_one_line(tmp_path)
     Image.new("RGBA", (64, 64)).save(rgba)
     with pytest.raises(ImageFileError, match="alpha channel .mode RGBA.; the model takes 3"):
         FileSource(rgba, channels=3)
-    from saccadelib import __main__ as cli
-    from saccadelib import file_source
+    from saccadelib import cli, file_source
 
     assert cli.MAX_PIXELS == file_source.MAX_PIXELS  # the command line's default is the library's
 

@@ -35,7 +35,6 @@ def measure_here(spec: dict) -> dict:
     import torch
 
     from .. import inference
-    from ..files import open_image
     from .cost import _peak_rss_mib, _rss_mib
 
     torch.set_num_threads(spec.get("threads", 2))
@@ -48,9 +47,7 @@ def measure_here(spec: dict) -> dict:
     for k in range(spec.get("repeats", 5) + 1):
         start = time.perf_counter()
         if spec.get("resnet"):
-            source = open_image(spec["file"], model.cfg.channels, convert=True)
-            with torch.no_grad():
-                logits = model.evaluate_batch({"image": _downsample(source), "label": torch.zeros(1, dtype=torch.long)})["logits"]
+            logits, source = _resnet_logits(model, spec["file"])
             reads = source.reads() if hasattr(source, "reads") else None
             result = {"class": str(int(logits.argmax()))}
         else:
@@ -75,6 +72,18 @@ def _resnet(checkpoint: str | None):
                                                                                   "channels": 1})).eval()
 
 
+def _resnet_logits(model, path):
+    """ResNet-18's logits for one file, read as its 500² downsample; and the file's source."""
+    import torch
+
+    from ..files import open_image
+
+    source = open_image(path, model.cfg.channels, convert=True)
+    with torch.no_grad():
+        logits = model.evaluate_batch({"image": _downsample(source), "label": torch.zeros(1, dtype=torch.long)})["logits"]
+    return logits, source
+
+
 def _downsample(source):
     """The 500² downsample ResNet-18 reads, from the pyramid's level that holds it (the proxy path)."""
     from ..sampler import TensorSource
@@ -87,18 +96,12 @@ def resnet_accuracy(checkpoint: str | Path, folder: Path, threads: int = 2) -> f
     downsample from the file's level that holds it."""
     import torch
 
-    from ..files import open_image
     from ..inference import _class_names, load_model, read_labels
 
     torch.set_num_threads(threads)
     model, meta = load_model(checkpoint, glimpses_only=False)
     rows = read_labels(folder / "labels.csv", folder, _class_names(meta, model.cfg.n_classes))
-    right = 0
-    with torch.no_grad():
-        for path, label in rows:
-            source = open_image(path, model.cfg.channels, convert=True)
-            logits = model.evaluate_batch({"image": _downsample(source), "label": torch.tensor([label])})["logits"]
-            right += int(logits.argmax()) == label
+    right = sum(int(_resnet_logits(model, path)[0].argmax()) == label for path, label in rows)
     return right / len(rows)
 
 
