@@ -42,7 +42,8 @@ RESOLUTION_CLAIMS = ("saccade_cells", "random_glimpses", "proxy_cnn")  # 06: the
 # each epoch of 20,000; a plateau is 10 epochs (200,000 canvases) without a rise of 0.2 points above the
 # best so far (PyTorch's ReduceLROnPlateau waits 10 by default too). Validation swings by up to 3 points
 # from one epoch to the next while the policy moves: with 6, the paper's method on sum left its first rate
-# at epoch 24 and stopped at 93.8% test, below the 94.4% of a 64-epoch cosine run (docs/study.md).
+# at epoch 24 and stopped at 93.8% test, below the 94.4% of a 64-epoch cosine run; with 10 it rose at the
+# first rate until epoch 63 and stopped at 95.4% (docs/study.md).
 PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 10, "plateau_margin": 0.002, "lr_decays": 2,
                  "val_size": 5_000}
 # The cap: minutes of training on our 2 cores after which a run stops still rising, turned into epochs
