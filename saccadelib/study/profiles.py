@@ -50,8 +50,8 @@ PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 10, "plateau_margin
 # from the measured seconds per epoch (reference/epoch_seconds.json), so that a run stops at the same
 # epoch however busy the machine and on any device; validation comes on top (the plan counts it). The
 # paper's method gets three hours per cell, one seed each: three seeds on identification 100² at that cap
-# would take the plan past 20 hours. ResNet-18 on the whole image needs 4.5 minutes an epoch here; the
-# others learn in minutes.
+# would take the plan past 20 hours. ResNet-18 on the whole image needs 4.5-5.3 minutes an epoch here;
+# the others learn in minutes.
 PLATEAU_CAP_MIN = {"saccade": 180.0, "resnet18": 120.0, "ram": 30.0, "oracle_glimpses": 30.0, "proxy_cnn": 15.0}
 PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
 
