@@ -41,8 +41,6 @@ def prepare_model(model, cfg: TrainConfig, device: torch.device):
     return model
 
 
-# -------------------------------------------------------------------------------------------- loop
-
 def seed_everything(seed: int) -> None:
     import random
 
