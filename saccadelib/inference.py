@@ -12,7 +12,7 @@ from .file_source import MAX_PIXELS, FileSource
 from .files import open_image
 from .pyramid import PyramidSource
 from .sampler import ImageSource, TensorSource, window_to_box
-from .train import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 
 
 def load_model(checkpoint: str | Path, glimpses_only: bool = True) -> tuple[torch.nn.Module, dict]:

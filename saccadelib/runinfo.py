@@ -1,7 +1,10 @@
-"""What every saved result carries: parameters' context (commit, versions, device, threads, time)."""
+"""What every saved result carries: parameters' context (commit, versions, device, threads, time); a
+training run's history table, and the record of a finished run that a repository commits."""
 from __future__ import annotations
 
+import csv
 import datetime as _dt
+import io
 import json
 import os
 import platform
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .paths import REPO_ROOT, write_text_atomic
+from .paths import REPO_ROOT, atomic_path, write_text_atomic
 
 
 def git_commit() -> str:
@@ -64,3 +67,31 @@ def run_metadata(device: str | torch.device = "cpu") -> dict:
 
 def write_json(path: Path, payload: dict) -> None:
     write_text_atomic(Path(path), json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def write_history(out_dir: Path, history: list[dict]) -> None:
+    flat = [{k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()} for row in history]
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(k for row in flat for k in row))  # a resumed older run may lack a column
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(flat)
+    write_text_atomic(out_dir / "history.csv", buffer.getvalue())
+
+
+def record_run(run_dir: str | Path, record_dir: str | Path, command: list[str]) -> Path:
+    """Copy a finished run's small outputs (history, metrics, config) to ``record_dir`` with the command
+    that produced them, so the numbers there can be regenerated."""
+    import shlex
+    import shutil
+
+    run_dir, record_dir = Path(run_dir), Path(record_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("history.csv", "metrics.json", "config.json"):
+        with atomic_path(record_dir / name) as tmp:
+            shutil.copyfile(run_dir / name, tmp)
+    write_text_atomic(record_dir / "command.txt", "# from the repository root; rerunning resumes or repeats the run\n"
+                      + shlex.join(command) + "\n")
+    return record_dir

@@ -1,7 +1,7 @@
 """How fast each part learns and when a run stops: the learning-rate schedules, the plateau rule, and the
 optimizer's parameter groups per part. Each is a function of the config, the epoch and the validation
 history alone, so a resumed run follows the same rates and stops where an uninterrupted one would.
-``cfg`` is a ``train.TrainConfig``."""
+``cfg`` is a ``train_config.TrainConfig``."""
 from __future__ import annotations
 
 import math

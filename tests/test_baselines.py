@@ -7,7 +7,8 @@ from saccadelib.baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, Tile
 from saccadelib.datasets.twodigit import make_two_digit
 from saccadelib.model import ModelConfig, VariationalSaccading, grid_windows
 from saccadelib.sampler import TensorSource, UpsampledSource, window_to_box
-from saccadelib.train import TrainConfig, fit
+from saccadelib.train import fit
+from saccadelib.train_config import TrainConfig
 
 
 def test_paper_tiles_cover_2528_with_144_tiles_and_a_160_px_overlap():

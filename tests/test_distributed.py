@@ -10,7 +10,9 @@ import torch
 from saccadelib.loss import LossConfig
 from saccadelib.model import ModelConfig, VariationalSaccading
 from saccadelib.tasks import get_task
-from saccadelib.train import TrainConfig, _clip, load_checkpoint
+from saccadelib.checkpoint import load_checkpoint
+from saccadelib.train import _clip
+from saccadelib.train_config import TrainConfig
 
 # Deterministic given the weights (no z samples, per-sample GroupNorm, no free bits: a loss that is a mean
 # over the batch), so two half-batches with averaged gradients must equal one step on the whole batch. No
@@ -36,7 +38,8 @@ def test_two_processes_keep_identical_weights_equal_to_one_process_on_the_global
         import os, torch
         from saccadelib.loss import LossConfig
         from saccadelib.model import ModelConfig, VariationalSaccading
-        from saccadelib.train import TrainConfig, fit
+        from saccadelib.train import fit
+        from saccadelib.train_config import TrainConfig
         torch.manual_seed(0)
         model = VariationalSaccading(ModelConfig(**{MODEL!r}))
         fit(model, TrainConfig(**{RUN!r}, threads=1), {str(tmp_path / "run")!r}, {{"name": "saccade"}})

@@ -261,7 +261,7 @@ def test_every_setting_docs_deviations_names_exists_and_takes_the_value_it_names
 
     from saccadelib.config import apply_overrides
     from saccadelib.registry import config_for
-    from saccadelib.train import TrainConfig
+    from saccadelib.train_config import TrainConfig
 
     text = (Path(__file__).parents[1] / "docs" / "deviations.md").read_text()
     spans = text.split("`")[1::2]  # what the backticks hold

@@ -149,6 +149,21 @@ def test_run_folders_change_with_any_setting_and_only_then():
     assert all(x.folder() != y.folder() for x, y in zip(a, d))
 
 
+
+def test_plateau_run_folders_keep_their_names():
+    # A plateau run trains for hours over several sittings and resumes from its folder, which is named by a
+    # hash of its resolved settings: a change to defaults that renames these folders restarts every run. A
+    # setting added later needs its neutral value in NEUTRAL_SETTINGS (train_config, model.config) to
+    # leave them alone; a deliberate change of a plateau run's settings updates this list.
+    folders = {exp: [spec.folder() for spec in specs] for exp, specs in study.runs.experiment_runs("plateau").items()}
+    assert folders == {
+        "01_two_digit_sum": ["saccade_s0_6cef79cd5d", "resnet18_s0_2e19f6ae7a", "ram_s0_3ac61af410",
+                             "oracle_glimpses_s0_b833853367", "proxy_cnn_s0_63783bd453"],
+        "02_two_digit_identification_100": ["saccade_s0_8f2dd9aaf1", "resnet18_s0_c8e33361c6", "ram_s0_4645ba783f",
+                                            "oracle_glimpses_s0_1d74239aa9", "proxy_cnn_s0_0c287066bd"],
+        "02_two_digit_identification_2528": ["saccade_s0_08a17ba058"],
+    }
+
 def test_noise_study_levels_follow_study_md():
     config = study.noise_study("paper")
     assert config.levels() == [(0.0, 1.0), (0.1, 1.0), (0.25, 1.0), (0.5, 1.0), (1.0, 1.0),

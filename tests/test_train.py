@@ -8,7 +8,10 @@ from saccadelib.datasets import twodigit as data
 from saccadelib.config import apply_overrides
 from saccadelib.model import ModelConfig, VariationalSaccading
 from saccadelib.datasets.twodigit import hit_matrix
-from saccadelib.train import TrainConfig, evaluate, fit, load_checkpoint
+from saccadelib.checkpoint import load_checkpoint
+from saccadelib.evaluation import evaluate
+from saccadelib.train import fit
+from saccadelib.train_config import TrainConfig
 
 TINY = dict(n_classes=19, glimpses=2, hidden=32, proxy_features=32, crop_features=32, latent_features=16,
             width=8, rnn_layers=1)
@@ -96,7 +99,7 @@ def test_outputs_are_written_and_sane(tmp_path, mnist_root):
 def test_a_task_read_at_a_large_side_trains_on_lazy_sources(tmp_path, mnist_root):
     from saccadelib.sampler import UpsampledSource
     from saccadelib.tasks import get_task
-    from saccadelib.train import to_device
+    from saccadelib.evaluation import to_device
 
     task = get_task("sum", image_side=400)
     batch = to_device(task.evaluation_set("val").as_dict(0, 3), torch.device("cpu"))
@@ -292,7 +295,7 @@ def test_cosine_schedule_and_its_resume(tmp_path, mnist_root):
 
 
 def test_record_run_copies_the_small_outputs_and_the_command(tmp_path, mnist_root):
-    from saccadelib.train import record_run
+    from saccadelib.runinfo import record_run
 
     with pytest.raises(FileNotFoundError, match="has not finished"):
         record_run(tmp_path / "run", tmp_path / "record", ["python"])
@@ -339,7 +342,8 @@ def test_learning_curve_reads_a_runs_history(tmp_path, mnist_root):
 def test_execution_settings_keep_the_loss_within_tolerance(mnist_root):
     """channels_last is a layout (same loss to rounding); bf16 autocast rounds matmuls and convs to 8 bits
     of mantissa (within 2% here); both train."""
-    from saccadelib.train import autocast, prepare_model
+    from saccadelib.evaluation import autocast
+    from saccadelib.train import prepare_model
 
     batch = data.make_two_digit("sum", "train", 32, 0)
     losses = {}
@@ -359,7 +363,7 @@ def test_execution_settings_keep_the_loss_within_tolerance(mnist_root):
 
 def test_settings_added_later_leave_a_runs_identity_alone_at_their_neutral_value():
     from saccadelib.config import to_dict
-    from saccadelib.train import model_identity
+    from saccadelib.train_config import model_identity
 
     now = {"name": "saccade", "config": to_dict(ModelConfig(**TINY))}
     before = {"name": "saccade", "config": {k: v for k, v in now["config"].items()

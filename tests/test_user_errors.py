@@ -128,7 +128,7 @@ def test_evaluate_refuses_repeats_reads_names_not_indices_and_says_when_a_csv_is
 
 def test_non_finite_settings_are_refused_before_training(tmp_path, capsys):
     from saccadelib.config import apply_overrides
-    from saccadelib.train import TrainConfig
+    from saccadelib.train_config import TrainConfig
 
     for text in ("inf", "nan", "-inf"):
         with pytest.raises(ValueError, match="setting lr: expected a finite number"):

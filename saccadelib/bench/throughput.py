@@ -37,7 +37,8 @@ class _Case:
         from ..config import apply_overrides
         from ..registry import GLIMPSE_MODELS, build, config_for
         from ..tasks import get_task
-        from ..train import TrainConfig, prepare_model
+        from ..train import prepare_model
+        from ..train_config import TrainConfig
 
         name, task_name, side, settings = CASES[label]
         overrides = {**task_settings(task_name, name), **settings, **model_settings} if name in GLIMPSE_MODELS else {}
@@ -53,7 +54,7 @@ class _Case:
 
     def train_steps(self, first: int, steps: int) -> float:
         """Seconds for ``steps`` training steps, the batches generated inside the timing."""
-        from ..train import autocast
+        from ..evaluation import autocast
 
         self.model.train()
         start = time.perf_counter()
@@ -69,7 +70,7 @@ class _Case:
 
     @torch.no_grad()
     def eval_batches(self, batch_size: int, batches: int) -> float:
-        from ..train import autocast
+        from ..evaluation import autocast
 
         self.model.eval()
         start = time.perf_counter()

@@ -35,7 +35,7 @@ def _train(args) -> int:
         settings = {**recipe(args.recipe), **settings}
     summary = train_model(args.model, task, args.out, settings, train)
     if args.record:
-        from ..train import record_run
+        from ..runinfo import record_run
 
         record_run(args.out, args.record, ["python", "-m", "saccadelib", *sys.argv[1:]])
     print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))

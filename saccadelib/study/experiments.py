@@ -64,7 +64,7 @@ class Training:
     def config(self):
         """The TrainConfig every run of this training starts from (epochs and seed are each run's)."""
         from ..config import apply_overrides
-        from ..train import TrainConfig
+        from ..train_config import TrainConfig
 
         return apply_overrides(TrainConfig(), {**STUDY_TRAIN, **self.train})
 

@@ -84,7 +84,7 @@ def settings_fingerprint(profile: str = "cpu") -> str:
     from ..config import to_dict
     from ..registry import REGISTRY, config_for
     from ..tasks import n_classes
-    from ..train import TrainConfig
+    from ..train_config import TrainConfig
 
     studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}

@@ -178,7 +178,7 @@ def override(config, overrides: dict):
     ``training`` (seeds, budget_min, epochs) or a TrainConfig setting of its runs (device, batch_size, …);
     None or "" leaves it as the profile has it (papermill parameters default to that). A budget replaces
     the profile's fixed epochs, and the other way round."""
-    from ..train import TrainConfig
+    from ..train_config import TrainConfig
 
     training_fields = {f.name for f in dataclasses.fields(Training)} - {"train"}
     loop_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", "epochs", "seed"}

@@ -148,7 +148,7 @@ def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset
 
     import pandas as pd
 
-    from ..train import evaluate
+    from ..evaluation import evaluate
 
     rows = []
     for spec in specs:

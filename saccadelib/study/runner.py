@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..paths import REPO_ROOT, atomic_path, runs_dir
 from ..runinfo import git_commit, run_metadata, write_json
-from ..train import resolve_device
+from ..evaluation import resolve_device
 from .plan import Experiment, experiments_for, settings_fingerprint
 from .profiles import check_profile
 from .runs import results_root as profile_results

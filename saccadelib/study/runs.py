@@ -33,16 +33,16 @@ class RunSpec:
 
     def resolved(self):
         """(model config, model_meta, TrainConfig) under today's defaults."""
-        from ..train import resolved_settings
+        from ..train_config import resolved_settings
 
         return resolved_settings(self.model, self.task, self.model_overrides, self.train_overrides)
 
     def key(self) -> str:
         """Hash of the resolved settings that decide the weights (not how the run is displayed or timed)."""
-        from ..train import _resumable, model_identity
+        from ..train_config import model_identity, resumable_settings
 
         _, meta, train_cfg = self.resolved()
-        resumable = _resumable(train_cfg)
+        resumable = resumable_settings(train_cfg)
         resumable["epochs"] = train_cfg.epochs  # a different length is a different run here
         payload = json.dumps([model_identity(meta), resumable], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:10]

@@ -16,7 +16,7 @@ from saccadelib.datasets import twodigit
 from saccadelib.registry import REGISTRY, build, config_for
 from saccadelib.sampler import UpsampledSource
 from saccadelib.tasks import n_classes
-from saccadelib.train import autocast, to_device
+from saccadelib.evaluation import autocast, to_device
 
 
 def step(name: str, overrides: dict, batch_size: int, device: torch.device,

@@ -35,9 +35,10 @@ from saccadelib.recipes import LARGE_SIDE
 from saccadelib.registry import task_settings
 from saccadelib.study.runs import train_overrides
 from saccadelib.tasks import get_task
-from saccadelib.train import resolved_settings, train_model
+from saccadelib.train import train_model
+from saccadelib.train_config import resolved_settings
 from saccadelib.runinfo import run_metadata, write_json
-from saccadelib.train import evaluate
+from saccadelib.evaluation import evaluate
 
 # (task, canvas, model, canvases per probe epoch): about 10-30 s an epoch each
 GLIMPSE = ("saccade", "deterministic_glimpses", "random_glimpses", "grid_glimpses", "oracle_glimpses")

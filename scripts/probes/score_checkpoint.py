@@ -11,7 +11,8 @@ import argparse
 from saccadelib.inference import load_model
 from saccadelib.runinfo import run_metadata, write_json
 from saccadelib.tasks import get_task
-from saccadelib.train import evaluate, load_checkpoint
+from saccadelib.checkpoint import load_checkpoint
+from saccadelib.evaluation import evaluate
 
 parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint")

@@ -1,0 +1,139 @@
+"""The training settings: one typed config and its checks, which of its values name a run, and the
+settings a registered model and task resolve to from ``KEY=VALUE`` overrides."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from .tasks import check_name
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "identification"  # sum, identification, megapixel_majority|max|top or fivek (docs/tasks.md)
+    epochs: int = 30
+    train_size: int = 20_000  # canvases per epoch: fresh ones (generated tasks), at most the split (stored sets)
+    batch_size: int = 128
+    lr: float = 1e-3
+    # "constant"; "cosine" (from lr down to lr/100 over `epochs`); or "plateau": lr divided by 10 at each
+    # plateau of validation accuracy (the plateau rule below), lr_decays times, then stop at the next one
+    lr_schedule: str = "constant"
+    lr_decays: int = 2
+    # Epochs at the start with the policy frozen, for models that name their parts (``parameter_groups``:
+    # the reader that classifies the crops, the policy that decides where to look; their learning rates are
+    # the model's settings), so the reader learns on the start windows first.
+    policy_warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    clip_norm: float | None = 10.0
+    clip_value: float | None = None  # the original clipped gradients by value at 0.25
+    seed: int = 0
+    threads: int | None = None  # torch threads (None: leave as is)
+    workers: int = 0  # DataLoader workers generating canvases or reading image files ahead
+    val_size: int = 10_000  # first val_size canvases of the fixed validation set
+    eval_batch_size: int = 500
+    time_budget_s: float | None = None  # do not start an epoch that would end past this training time (a cap)
+    # The plateau rule: stop once validation accuracy has not risen by at least plateau_margin (absolute,
+    # 0.002 = 0.2 points) above its last such rise for plateau_epochs epochs in a row (None: no rule).
+    plateau_epochs: int | None = None
+    plateau_margin: float = 0.002
+    progress: str = "log"  # "bar" (tqdm), "log" (a line per epoch), "none"
+    test: bool = True  # score the best-on-validation weights on the test set at the end
+    test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (the GPU when there is one)
+    precision: str = "fp32"  # "fp32", or "bf16" (autocast: matmuls and convs in bfloat16, on a GPU or a CPU with bf16 units)
+    channels_last: bool = True  # convolutions in NHWC memory layout (1.1-1.3× on our CPU, docs/efficiency.md)
+    compile: bool = False  # torch.compile the model (compiles on the first steps; pays on long runs)
+    data_root: str | None = None  # a task read from files (fivek, megapixel_*, folder): its folder (default under data/)
+    manifest: str | None = None  # task folder: a file,label[,split] CSV listing the images (default: subfolders per class)
+    convert_channels: bool = False  # task folder: convert images to the model's channels (colour→luma, grey→RGB), not refuse them
+    # The side the model reads two-digit canvases at: their own side (canvas_side; None says the same) as
+    # generated, a larger N as each canvas's lazy N×N upsample (the paper's 2528²)
+    image_side: int | None = None
+    canvas_side: int = 100  # two-digit tasks: the canvas the native-size digits are pasted on (100: the paper's)
+
+    def __post_init__(self):
+        check_name(self.task)
+        for name, low in (("epochs", 1), ("train_size", 1), ("batch_size", 1), ("val_size", 1),
+                          ("eval_batch_size", 1), ("workers", 0), ("canvas_side", 28), ("lr_decays", 0),
+                          ("policy_warmup_epochs", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"setting {name} must be at least {low}, got {getattr(self, name)}")
+        if self.plateau_margin < 0:
+            raise ValueError(f"setting plateau_margin must be at least 0, got {self.plateau_margin}")
+        for name in ("test_size", "threads", "plateau_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"setting {name} must be at least 1 (or unset), got {getattr(self, name)}")
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s", "weight_decay", "plateau_margin"):
+            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
+                raise ValueError(f"setting {name} must be a finite number, got {getattr(self, name)}")
+        for name in ("lr", "clip_norm", "clip_value", "time_budget_s"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"setting {name} must be positive{'' if name == 'lr' else ' (or unset)'}, "
+                                 f"got {getattr(self, name)}")
+        if self.lr_schedule == "plateau" and not self.plateau_epochs:
+            raise ValueError("lr_schedule=plateau needs plateau_epochs (the epochs without a rise that make a plateau)")
+        if self.weight_decay < 0:
+            raise ValueError(f"setting weight_decay must be at least 0, got {self.weight_decay}")
+        if self.image_side is not None and self.image_side < 8:
+            raise ValueError(f"image_side must be at least 8 pixels or None, got {self.image_side}")
+        if self.image_side == self.canvas_side:  # one spelling of "no upsampling" in what a run records
+            object.__setattr__(self, "image_side", None)
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
+        if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):
+            raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
+        if self.lr_schedule not in ("constant", "cosine", "plateau"):
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: constant, cosine, plateau")
+        if self.progress not in ("bar", "log", "none"):
+            raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
+
+
+NEUTRAL_SETTINGS = {"policy_warmup_epochs": 0}  # the value that changes nothing
+
+
+def model_identity(meta: dict) -> dict:
+    """A run's model meta less the model settings that are at their neutral value (``model.config``): what
+    must match to resume, and what names a study's run."""
+    from .model.config import NEUTRAL_SETTINGS as NEUTRAL_MODEL
+
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        return meta
+    kept = {k: v for k, v in config.items() if not (k in NEUTRAL_MODEL and v == NEUTRAL_MODEL[k])}
+    return {**meta, "config": kept}
+
+
+def resumable_settings(cfg: TrainConfig) -> dict:
+    """The config fields that must match to resume: not the epochs of a run whose schedule does not
+    depend on them (more may be added), nor how the run is displayed, timed, placed or scored."""
+    values = asdict(cfg)
+    if cfg.lr_schedule != "cosine":  # the others do not depend on the epoch count
+        values.pop("epochs")
+    if cfg.lr_schedule != "plateau":  # then the rule only says when to stop, not what the weights are
+        for key in ("lr_decays", "plateau_epochs", "plateau_margin"):
+            values.pop(key)
+    # Settings added after runs were made count only when they change something, so those runs keep their
+    # identity (and their resumable checkpoints) when a later version adds a setting.
+    for key, neutral in NEUTRAL_SETTINGS.items():
+        if values[key] == neutral:
+            values.pop(key)
+    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
+                "channels_last", "compile"):
+        values.pop(key)
+    return values
+
+
+def resolved_settings(name: str, task: str, model_overrides: dict | None = None,
+                      train_overrides: dict | None = None):
+    """(model config, the model_meta a run records, TrainConfig) for ``KEY=VALUE`` overrides."""
+    from .config import apply_overrides, to_dict
+    from .registry import config_for
+    from .tasks import class_names
+
+    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
+    names = class_names(task, train_cfg.data_root, train_cfg.manifest)
+    model_cfg = config_for(name, len(names), model_overrides)
+    meta = {"name": name, "task": task, "config": to_dict(model_cfg)}
+    if task == "folder":  # the classes are the user's: the checkpoint must say what its outputs mean
+        meta["class_names"] = names
+    return model_cfg, meta, train_cfg
