@@ -159,7 +159,8 @@ def test_plateau_run_folders_keep_their_names():
     assert folders == {
         "01_two_digit_sum": ["saccade_s0_6cef79cd5d", "resnet18_s0_2e19f6ae7a", "ram_s0_3ac61af410",
                              "oracle_glimpses_s0_b833853367", "proxy_cnn_s0_63783bd453"],
-        "02_two_digit_identification_100": ["saccade_s0_8f2dd9aaf1", "resnet18_s0_c8e33361c6", "ram_s0_4645ba783f",
+        "02_two_digit_identification_100": ["saccade_s0_8f2dd9aaf1", "saccade_s1_8f45bec9ac", "saccade_s2_24740a3597",
+                                            "resnet18_s0_c8e33361c6", "ram_s0_4645ba783f",
                                             "oracle_glimpses_s0_1d74239aa9", "proxy_cnn_s0_0c287066bd"],
         "02_two_digit_identification_2528": ["saccade_s0_08a17ba058"],
     }

@@ -83,12 +83,17 @@ def _reproduce(args) -> int:
     if args.plan:
         from ..study.runs import planned_minutes
 
-        plan = planned_minutes(args.profile)
+        plan = planned_minutes(args.profile, args.runs)
         print(plan.to_markdown(index=False))
+        total = plan.iloc[-1]
         most = " at most (each run's cap; the plateau rule stops most sooner)" if args.profile == "plateau" else ""
-        print(f"\n{plan['planned_min'].iloc[-1]:.0f} minutes ({plan['planned_min'].iloc[-1] / 60:.1f} h) of training "
-              f"and validation planned{most} from the measured epoch times (reference/epoch_seconds.json); the "
-              "notebooks' own work (test scoring, figures, 05_efficiency) comes on top.")
+        print(f"\n{total['planned_min']:.0f} minutes ({total['planned_min'] / 60:.1f} h) of training and validation "
+              f"planned{most} from the measured epoch times (reference/epoch_seconds.json); the notebooks' own "
+              "work (test scoring, figures, 05_efficiency) comes on top.")
+        if total["finished"] or total["measured_min"]:
+            print(f"So far {total['finished']} of {total['runs']} runs finished and the runs clocked "
+                  f"{total['measured_min']:.0f} minutes; with the rest at their caps, at most "
+                  f"{total['at_most_min']:.0f} minutes ({total['at_most_min'] / 60:.1f} h) in all.")
         return 0
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,

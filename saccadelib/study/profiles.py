@@ -8,7 +8,7 @@
   that the whole profile fits in six hours (``planned_minutes``).
 - ``plateau``: Table 1's cells (01, 02) each trained until validation accuracy stops rising: a learning
   rate divided by 10 at each plateau, twice, then a stop at the next, or a cap in minutes per model
-  (``PLATEAU_CAP_MIN``) that keeps the whole plan within 20 hours on 2 cores.
+  (``PLATEAU_CAP_MIN``); three seeds of the paper's method on identification 100², one run elsewhere.
 - ``paper``: a GPU, three seeds, the paper's sizes at 2528² (64² crops, batch 100); epochs fixed.
 """
 from __future__ import annotations
@@ -49,11 +49,14 @@ PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 10, "plateau_margin
 # The cap: minutes of training on our 2 cores after which a run stops still rising, turned into epochs
 # from the measured seconds per epoch (reference/epoch_seconds.json), so that a run stops at the same
 # epoch however busy the machine and on any device; validation comes on top (the plan counts it). The
-# paper's method gets three hours per cell, one seed each: three seeds on identification 100² at that cap
-# would take the plan past 20 hours. ResNet-18 on the whole image needs 4.5-5.3 minutes an epoch here;
-# the others learn in minutes.
+# paper's method gets three hours per run. ResNet-18 on the whole image needs 4.5-5.3 minutes an epoch
+# here; the others learn in minutes.
 PLATEAU_CAP_MIN = {"saccade": 180.0, "resnet18": 120.0, "ram": 30.0, "oracle_glimpses": 30.0, "proxy_cnn": 15.0}
 PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
+# The paper's method on identification 100², the cell the cpu profile's claims rest on, trains three seeds.
+# At every run's cap that takes the plan past 20 hours (24.4), but the caps are bounds: measured where runs
+# have run and at their caps elsewhere (`reproduce --plan`), it fits (docs/study.md).
+PLATEAU_SEEDS = (0, 1, 2)
 
 
 def plateau_cap_epochs(task: str, image_side: int, model: str) -> int:
@@ -89,8 +92,10 @@ def _plateau_study(task: str, image_side: int) -> TaskStudy:
     # the cap in epochs, and twice its minutes as a safety cap on the clock (as the cpu profile's)
     caps = {name: {"epochs": plateau_cap_epochs(task, image_side, name),
                    "time_budget_s": 2 * 60 * PLATEAU_CAP_MIN[name]} for name in models}
-    return TaskStudy(task=task, image_side=image_side, models=models, profile="plateau", claim_runs=(),
-                     training=Training(budget_min=None, epochs=1, train=PLATEAU_TRAIN), model_train=caps)
+    # three seeds of the paper's method on identification 100², the cell the cpu profile's claims rest on
+    seeds = PLATEAU_SEEDS if (task, image_side) == ("identification", 100) else (0,)
+    return TaskStudy(task=task, image_side=image_side, models=models, profile="plateau", claim_runs=("saccade",),
+                     training=Training(seeds=seeds, budget_min=None, epochs=1, train=PLATEAU_TRAIN), model_train=caps)
 
 
 def task_study(task: str, profile: str = "cpu", image_side: int = 100, **overrides) -> TaskStudy:

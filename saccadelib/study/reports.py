@@ -306,7 +306,7 @@ def table1_markdown(frame) -> str:
         lines.append("")
     if has_plateau and frame["plateau_%"].notna().any():
         header = ["image size", "column", "system", "at its plateau %", "paper %", "verdict", "stopped by", "seeds",
-                  "epochs", "canvases seen", "hours"]
+                  "epochs (longest run)", "canvases seen (per run)", "hours (per run)"]
         lines += ["**At the plateau** (the plateau profile: the learning rate divided by 10 at each plateau of "
                   "validation accuracy, twice, then a stop at the next; or the run's cap in minutes)", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

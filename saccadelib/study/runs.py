@@ -196,24 +196,50 @@ def planned_run_minutes(spec: RunSpec) -> float:
     return t["epochs"] * (train_s * t["train_size"] / 20_000 + val_s * t["val_size"] / 2_000) / 60
 
 
-def planned_minutes(profile: str = "cpu") -> "pd.DataFrame":  # noqa: F821
+def run_progress(folder: Path) -> tuple[float, int, bool]:
+    """What a run's folder has clocked so far: minutes of training and validation (its history.csv, which
+    a resumed run carries over), epochs done, and whether it has finished (its metrics.json)."""
+    import csv
+
+    minutes, epochs = 0.0, 0
+    history = folder / "history.csv"
+    if history.exists():
+        with history.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                minutes += (float(row.get("train_s") or 0) + float(row.get("val_s") or 0)) / 60
+                epochs += 1
+    return minutes, epochs, (folder / "metrics.json").exists()
+
+
+def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
     """What a planned profile's training will cost, from the calibration: per experiment, its runs, their
     epochs and the minutes of training and validation those epochs take on our machine (at the plateau
-    profile, the most: each run's cap). The runner's measured total (reports.profile_time) adds the
-    notebooks' own work (test scoring, figures, 05)."""
+    profile, the most: each run's cap). Then what has run so far under ``runs_root`` (default runs/):
+    the runs finished, the minutes their folders clocked, and the most the experiment can take now
+    (``at_most_min``: finished runs as measured, the rest at their caps less the epochs done). The runner's
+    measured total (reports.profile_time) adds the notebooks' own work (test scoring, figures, 05)."""
     import pandas as pd
 
     if profile not in PLANNED_PROFILES:
         raise ValueError(f"planned minutes come from our 2-core machine's measured epochs: only the "
                          f"{' and '.join(PLANNED_PROFILES)} profiles have them, not {profile!r}")
+    root = Path(runs_root) if runs_root else runs_dir()
     rows = []
     for name, specs in experiment_runs(profile).items():
-        minutes = sum(planned_run_minutes(spec) for spec in specs)
+        planned = measured = at_most = 0.0
+        finished = 0
+        for spec in specs:
+            cap = planned_run_minutes(spec)
+            spent, epochs, done = run_progress(root / "study" / profile / name / spec.folder())
+            left = 0.0 if done else cap * max(0.0, 1 - epochs / spec.train_overrides["epochs"])
+            planned, measured, at_most, finished = planned + cap, measured + spent, at_most + spent + left, finished + done
         rows.append({"experiment": name, "runs": len(specs), "seeds": len({s.seed for s in specs}),
-                     "planned_min": round(minutes, 1)})
+                     "planned_min": round(planned, 1), "finished": finished, "measured_min": round(measured, 1),
+                     "at_most_min": round(at_most, 1)})
     frame = pd.DataFrame(rows)
     total = {"experiment": "total", "runs": int(frame["runs"].sum()), "seeds": int(frame["seeds"].max()),
-             "planned_min": round(float(frame["planned_min"].sum()), 1)}
+             **{c: round(float(frame[c].sum()), 1) for c in ("planned_min", "measured_min", "at_most_min")},
+             "finished": int(frame["finished"].sum())}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
