@@ -29,7 +29,7 @@ from ..runinfo import git_commit, run_metadata, write_json
 from ..evaluation import resolve_device
 from .plan import Experiment, experiments_for, settings_fingerprint
 from .profiles import check_profile
-from .runs import results_root as profile_results
+from .runs import results_root as profile_results, run_progress
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
@@ -71,15 +71,12 @@ def runs_clock(folder: Path) -> float:
     """Seconds the training runs under ``folder`` have spent, by their own clocks: every epoch's training
     and validation (history.csv, kept across resumes) and the test scoring of finished runs, at any depth
     (06 keeps its runs in a folder per data set)."""
-    import csv
-
     total = 0.0
     for history in folder.rglob("history.csv"):
-        with history.open() as f:
-            total += sum(float(row.get("train_s") or 0) + float(row.get("val_s") or 0) for row in csv.DictReader(f))
-        metrics = history.parent / "metrics.json"
-        if metrics.exists():
-            total += float(json.loads(metrics.read_text()).get("test_s", 0.0))
+        seconds, _, finished = run_progress(history.parent)
+        total += seconds
+        if finished:
+            total += float(json.loads((history.parent / "metrics.json").read_text()).get("test_s", 0.0))
     return total
 
 

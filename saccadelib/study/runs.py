@@ -197,18 +197,18 @@ def planned_run_minutes(spec: RunSpec) -> float:
 
 
 def run_progress(folder: Path) -> tuple[float, int, bool]:
-    """What a run's folder has clocked so far: minutes of training and validation (its history.csv, which
+    """What a run's folder has clocked so far: seconds of training and validation (its history.csv, which
     a resumed run carries over), epochs done, and whether it has finished (its metrics.json)."""
     import csv
 
-    minutes, epochs = 0.0, 0
+    seconds, epochs = 0.0, 0
     history = folder / "history.csv"
     if history.exists():
         with history.open(newline="") as handle:
             for row in csv.DictReader(handle):
-                minutes += (float(row.get("train_s") or 0) + float(row.get("val_s") or 0)) / 60
+                seconds += float(row.get("train_s") or 0) + float(row.get("val_s") or 0)
                 epochs += 1
-    return minutes, epochs, (folder / "metrics.json").exists()
+    return seconds, epochs, (folder / "metrics.json").exists()
 
 
 def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
@@ -230,9 +230,13 @@ def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -
         finished = 0
         for spec in specs:
             cap = planned_run_minutes(spec)
-            spent, epochs, done = run_progress(root / "study" / profile / name / spec.folder())
+            seconds, epochs, done = run_progress(root / "study" / profile / name / spec.folder())
+            spent = seconds / 60
             left = 0.0 if done else cap * max(0.0, 1 - epochs / spec.train_overrides["epochs"])
-            planned, measured, at_most, finished = planned + cap, measured + spent, at_most + spent + left, finished + done
+            planned += cap
+            measured += spent
+            at_most += spent + left
+            finished += done
         rows.append({"experiment": name, "runs": len(specs), "seeds": len({s.seed for s in specs}),
                      "planned_min": round(planned, 1), "finished": finished, "measured_min": round(measured, 1),
                      "at_most_min": round(at_most, 1)})
