@@ -31,11 +31,13 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
-             device: torch.device | str | None = None, precision: str = "fp32", seed: int = 0) -> dict:
+             device: torch.device | str | None = None, precision: str = "fp32", seed: int = 0,
+             per_canvas: bool = False) -> dict:
     """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
     objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
     hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise. ``seed``:
-    the run's, which with the split and each canvas's index keys the canvas's own evaluation draws."""
+    the run's, which with the split and each canvas's index keys the canvas's own evaluation draws.
+    ``per_canvas``: also ``correct``, a [n] bool tensor, whether each canvas was read right."""
     model.eval()
     if device is None:
         first = next(model.parameters(), None)
@@ -44,6 +46,7 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     correct, total = 0, 0
     step_correct = hits = covered = None
     loss_sum = 0.0
+    right = []
     n = len(dataset) if limit is None else min(limit, len(dataset))
     split = getattr(dataset, "split", None)  # every fixed set names its split; describe() may hash the whole set
     for start in range(0, n, batch_size):
@@ -54,7 +57,10 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
             out = model.evaluate_batch(batch)
         label = batch["label"]
         loss_sum += torch.nn.functional.cross_entropy(out["logits"].float(), label, reduction="sum").item()
-        correct += (out["logits"].argmax(-1) == label).sum().item()
+        hit = out["logits"].argmax(-1) == label
+        correct += hit.sum().item()
+        if per_canvas:
+            right.append(hit.cpu())
         total += len(label)
         if "step_logits" in out:
             sc = (out["step_logits"].argmax(-1) == label.unsqueeze(1)).sum(0)
@@ -65,6 +71,8 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
             c = hm.any(1).all(-1).sum()
             hits, covered = (h, c) if hits is None else (hits + h, covered + c)
     metrics = {"n": total, "accuracy": correct / total, "nll": loss_sum / total}
+    if per_canvas:
+        metrics["correct"] = torch.cat(right)
     if step_correct is not None:
         metrics["step_accuracy"] = (step_correct.double() / total).tolist()
     if hits is not None:

@@ -46,6 +46,9 @@ def test_task_notebooks_write_their_tables_and_figures(smoke, name, models):
     assert runs["epochs_run"].eq(1).all() and runs["parameters"].gt(0).all()
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["label"]) == models
+    # every run scored again by how much its digits overlap reads its test canvases as it did in training
+    by_overlap = pd.read_csv(out / "by_digit_overlap.csv", dtype=str).set_index("label")
+    assert (by_overlap["all canvases"] == summary.set_index("label")["test_exact_match_%"].astype(str)).all()
     for figure in ("curves.png", "saccade_curve.png", "saccades.png"):
         assert (out / figure).stat().st_size > 5000, figure
     executed = json.loads((out / f"{name}.ipynb").read_text())

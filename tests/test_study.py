@@ -236,6 +236,35 @@ def test_train_all_trains_once_then_reuses_and_collects(tmp_path):
     assert (tmp_path / "out" / "runs" / specs[1].folder() / "history.csv").exists()
     table = study.summarize(frame)
     assert table["seeds"].tolist() == [1, 1]
+    # scored again by digit overlap, every run reads its test canvases as it did when it finished
+    overlap = study.accuracy_by_digit_overlap(specs, tmp_path / "runs", config.evaluation_set("test"))
+    every = overlap[overlap["overlap"] == "all"]
+    assert every["accuracy"].tolist() == frame["test_accuracy"].tolist() and (every["canvases"] == 50).all()
+    assert overlap[overlap["overlap"] != "all"].groupby("label")["canvases"].sum().eq(50).all()
+
+
+def test_accuracy_by_digit_overlap_files_each_canvas_in_its_band(tmp_path, monkeypatch):
+    """A reader right exactly where the digits are apart scores 1 there, 0 in every overlapping band."""
+    from saccadelib import inference
+    from saccadelib.datasets.twodigit import digit_overlap
+
+    class ReadsOnlyDigitsApart(torch.nn.Module):
+        def evaluate_batch(self, batch):
+            logits = torch.nn.functional.one_hot(batch["label"], 19).float()
+            overlapping = digit_overlap(batch["boxes"]) > 0
+            logits[overlapping] = torch.roll(logits[overlapping], 1, -1)
+            return {"logits": logits}
+
+    monkeypatch.setattr(inference, "load", lambda path: ReadsOnlyDigitsApart())
+    config, specs = tiny_specs(tmp_path)
+    test = config.evaluation_set("test")
+    scores = study.accuracy_by_digit_overlap(specs[:1], tmp_path / "runs", test).set_index("overlap")
+    apart = (digit_overlap(test.boxes[:50]) == 0).sum().item()
+    assert 0 < apart < 50 and scores.loc["apart", "canvases"] == apart
+    assert scores.loc["all", "accuracy"] == apart / 50 and scores.loc["apart", "accuracy"] == 1.0
+    assert scores.drop(["all", "apart"]).query("canvases > 0")["accuracy"].eq(0).all()
+    summary = study.overlap_summary(scores.reset_index())
+    assert summary.loc[0, f"apart ({apart * 2:.0f}% of canvases)"] == "100.0"
 
 
 def test_a_changed_default_trains_a_new_run_and_leaves_the_old_one(tmp_path, monkeypatch):

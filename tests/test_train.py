@@ -240,8 +240,20 @@ def test_evaluate_counts_exactly(mnist_root):
             logits[::2] = torch.roll(logits[::2], 1, -1)  # every other prediction wrong
             return {"logits": logits}
 
-    result = evaluate(Oracle(), data.eval_set("sum", "val"), 300, limit=1000)
+    result = evaluate(Oracle(), data.eval_set("sum", "val"), 300, limit=1000, per_canvas=True)
     assert result["n"] == 1000 and result["accuracy"] == 0.5
+    assert result["correct"].tolist() == [False, True] * 500  # across batches of 300, in order
+
+
+def test_digit_overlap_by_hand():
+    from saccadelib.datasets.twodigit import digit_overlap
+
+    first = [10.0, 10.0, 38.0, 38.0]
+    moved = lambda dx, dy: [first[0] + dx, first[1] + dy, first[2] + dx, first[3] + dy]  # noqa: E731
+    boxes = torch.tensor([[first, moved(40, 0)], [first, moved(14, 0)], [first, first], [first, moved(-7, 7)],
+                          [first, moved(28, 0)]])
+    expected = torch.tensor([0.0, 0.5, 1.0, 21 * 21 / 784, 0.0])  # touching edges share no pixel
+    assert torch.allclose(digit_overlap(boxes), expected)
 
 
 def test_overrides_are_typed_and_checked():

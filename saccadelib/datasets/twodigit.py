@@ -203,6 +203,14 @@ def box_coverage(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> tor
     return overlap / (obj[..., 2:] - obj[..., :2]).prod(-1)
 
 
+def digit_overlap(boxes: torch.Tensor) -> torch.Tensor:
+    """[N]: the share of the smaller of two objects' boxes (boxes [N, 2, 4], x0 y0 x1 y1) that the other
+    covers: 0 for digits apart, 1 for one on top of the other (MNIST digits are all 28², so either way)."""
+    a, b = boxes[:, 0].float(), boxes[:, 1].float()
+    inter = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp(min=0).prod(-1)
+    return inter / torch.minimum((a[:, 2:] - a[:, :2]).prod(-1), (b[:, 2:] - b[:, :2]).prod(-1))
+
+
 def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
     """[N, T, D] bool: glimpse t's window holds more than half of object d's box."""
     return box_coverage(windows, boxes, canvas) > HIT_COVERAGE

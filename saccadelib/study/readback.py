@@ -182,6 +182,53 @@ def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F
     return pd.DataFrame(rows)
 
 
+# how much of one digit's box the other's covers (twodigit.digit_overlap): upper edges and names
+OVERLAP_BANDS = ((0.0, "apart"), (0.25, "up to 1/4"), (0.5, "1/4 to 1/2"), (1.0, "over 1/2"))
+
+
+def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, dataset) -> "pd.DataFrame":  # noqa: F821
+    """Each run's best-on-validation weights scored again on ``dataset`` (a two-digit set: its boxes), each
+    canvas filed by how much the two digits' boxes overlap (``OVERLAP_BANDS``): where a model's errors are,
+    on canvases any reader finds hard or on clear ones. One row per (run, band), ``all`` first, with the
+    canvases of the band and the share read right; a run is scored on the test canvases it was scored on."""
+    import pandas as pd
+    import torch
+
+    from ..datasets.twodigit import digit_overlap
+    from ..evaluation import evaluate
+    from ..inference import load
+
+    rows = []
+    for spec in specs:
+        model = load(run_folder(runs_dir, spec) / "best.pt")
+        right = evaluate(model, dataset, limit=spec.train_overrides.get("test_size"), seed=spec.seed,
+                         per_canvas=True)["correct"]
+        band = torch.bucketize(digit_overlap(dataset.boxes[:len(right)]), torch.tensor([e for e, _ in OVERLAP_BANDS]))
+        groups = [("all", torch.ones_like(right))] + [(name, band == i) for i, (_, name) in enumerate(OVERLAP_BANDS)]
+        for name, member in groups:
+            n = int(member.sum())
+            rows.append({"label": spec.label, "seed": spec.seed, "overlap": name, "canvases": n,
+                         "accuracy": right[member].double().mean().item() if n else float("nan")})
+    return pd.DataFrame(rows, columns=["label", "seed", "overlap", "canvases", "accuracy"])
+
+
+def overlap_summary(scores: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+    """``accuracy_by_digit_overlap`` as one row per label: test exact match in % (mean ± std over seeds)
+    in every band, each band's header with its share of the scored canvases."""
+    import pandas as pd
+
+    total = scores.loc[scores["overlap"] == "all"].groupby("label", sort=False)["canvases"].first()
+    rows = []
+    for label, runs in scores.groupby("label", sort=False):
+        row = {"label": label, "seeds": runs["seed"].nunique()}
+        for name, band in runs.groupby("overlap", sort=False):
+            share = band["canvases"].iloc[0] / total[label] * 100
+            header = "all canvases" if name == "all" else f"{name} ({share:.0f}% of canvases)"
+            row[header] = mean_std(band["accuracy"] * 100) if band["canvases"].iloc[0] else "–"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def datasets_used(frame) -> dict:
     """The test sets' content hashes that the runs in ``frame`` were scored on."""
     return {"test_sha256": sorted(set(frame["test_sha256"].dropna()))}
