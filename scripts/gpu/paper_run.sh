@@ -5,7 +5,7 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/gpu_out}; mkdir -p "$OUT"
-python -c "from saccadelib import mnist; print(mnist.prepare_mnist(try_torchvision=False))" || exit 1
+python -c "from saccadelib.datasets import mnist; print(mnist.prepare_mnist(try_torchvision=False))" || exit 1
 timeout ${TRAIN_TIMEOUT:-540} python -m saccadelib train --task identification --out runs/gpu/id_paper --set classifier_reads=crops+state+proxy \
   --train image_side=2528 --set crop_size=64 --set glimpses=4 --set init_layout=grid \
   --set loss.reconstruction_weight=0.01 --set loss.every_step=true --set window.max_scale=0.45 \

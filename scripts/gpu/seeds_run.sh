@@ -4,7 +4,7 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/gpu_out}; mkdir -p "$OUT"
-python -c "from saccadelib import mnist; print(mnist.prepare_mnist(try_torchvision=False))" || exit 1
+python -c "from saccadelib.datasets import mnist; print(mnist.prepare_mnist(try_torchvision=False))" || exit 1
 COMMON="--set loss.reconstruction_weight=0.01 --set loss.every_step=true --set window.max_scale=0.45 --set init_scale=0.35 --set loss.kl_free_bits=1.0 --set posterior_trains_encoder=false --train lr_schedule=cosine --train threads=2 --train val_size=2000 --train device=cuda --train workers=1 --train time_budget_s=${BUDGET:-300}"
 for seed in 0 1 2; do
   timeout ${TIMEOUT:-400} python -m saccadelib train --task identification --out runs/gpu/identification_s$seed --set classifier_reads=crops+state+proxy --set init_layout=grid $COMMON \

@@ -7,7 +7,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-runs/gpu_out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python -c "from saccadelib import mnist; print(mnist.prepare_mnist(try_torchvision=False))" || exit 1
+python -c "from saccadelib.datasets import mnist; print(mnist.prepare_mnist(try_torchvision=False))" || exit 1
 python scripts/gpu/smoke.py --tiles-batch 8 2>&1 | tee "$OUT/smoke.log"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 timeout 470 python -m saccadelib train --model resnet18_tiles --task identification --out runs/gpu/id_tiles \
