@@ -154,7 +154,8 @@ def accuracy_against_cost(panels: dict[str, list[dict]], out: str | Path | None 
 def plateau_curve(cell: dict, out: str | Path | None = None):
     """One Table 1 cell trained to its plateau (``study.reports.plateau_curves``): each seed's validation
     accuracy against canvases seen (left) and hours (right), a mark where the learning rate fell, the test
-    accuracy at the end, and the paper's number as a line."""
+    accuracy at the end, and the paper's number as a line. A run with a ``device`` (trained elsewhere) is
+    dashed, against canvases seen only."""
     plt = _pyplot()
     import seaborn as sns
 
@@ -162,9 +163,11 @@ def plateau_curve(cell: dict, out: str | Path | None = None):
     palette = sns.color_palette("tab10", max(1, len(cell["runs"])))
     for colour, run in zip(palette, cell["runs"]):
         falls = [k for k in range(1, len(run["lr"])) if run["lr"][k] < run["lr"][k - 1]]
-        for ax, x in zip(axes, (run["canvases"], run["hours"])):
-            ax.plot(x, run["val"], color=colour, lw=1, label=f"seed {run['seed']}: {run['test']:.1f}% test, "
-                                                                  f"stopped by {run['stopped'] or '?'}")
+        elsewhere = f" ({run['device']})" if run.get("device") else ""
+        # a run on other hardware shares the canvases axis only: its hours are not our 2 cores' hours
+        for ax, x in list(zip(axes, (run["canvases"], run["hours"])))[:1 if elsewhere else 2]:
+            ax.plot(x, run["val"], color=colour, lw=1, ls="--" if elsewhere else "-",
+                    label=f"seed {run['seed']}{elsewhere}: {run['test']:.1f}% test, stopped by {run['stopped'] or '?'}")
             ax.plot([x[k] for k in falls], [run["val"][k] for k in falls], "v", color=colour, ms=6)
             ax.plot([x[-1]], [run["test"]], "o", color=colour)
     for ax in axes:
@@ -175,7 +178,7 @@ def plateau_curve(cell: dict, out: str | Path | None = None):
     axes[0].set_xlabel("canvases seen")
     axes[1].set_xlabel("hours (training and validation, 2 cores)")
     axes[0].set_ylabel("validation accuracy (%)")
-    handles, labels = axes[1].get_legend_handles_labels()
+    handles, labels = [sum(pair, []) for pair in zip(*(ax.get_legend_handles_labels() for ax in axes))]
     unique = dict(zip(labels, handles))
     axes[1].legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
     fig.suptitle(f"{cell['system']}: {cell['task']} {cell['side']}², to its plateau (▼: the learning rate fell)",

@@ -144,6 +144,32 @@ def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 10_000
 
 
+def test_resnet18_runs_on_a_gpu_stand_beside_its_capped_plateau_cell(tmp_path):
+    root = tmp_path / "results"
+    plateau = root / "plateau" / "01_two_digit_sum"
+    rows = [_plateau_run(plateau, "resnet18", 0.955, "epochs")]
+    pd.DataFrame(rows).to_csv(plateau / "runs.csv", index=False)
+    gpu = study.reports.gpu_plateau_runs("sum")  # the committed records
+    assert len(gpu) >= 2 and set(gpu["device"]) == {"cuda"}
+    mean = gpu["test_accuracy"].mean() * 100
+    table = study.table1(root)
+    resnet = table[(table["column"] == "sum") & (table["system"] == "resnet18 - full image")].iloc[0]
+    assert resnet["plateau_verdict"] == "short by 4.4, still rising at the cap"  # the capped CPU run, kept
+    assert resnet["gpu_plateau_%"].startswith(f"{mean:.1f} ± ") and resnet["gpu_plateau_stopped"] == "plateau"
+    assert resnet["gpu_plateau_verdict"] == f"short by {99.86 - mean:.1f} at its plateau"
+    assert resnet["gpu_plateau_epochs"] == gpu["epochs_run"].max()
+    md = study.table1_markdown(table)
+    assert f"95.5 (short by 4.4, still rising at the cap); on one GPU without the cap: {resnet['gpu_plateau_%']}" in md
+    assert "| 100² | sum | resnet18 - full image, on one GPU without the cap (records/baselines/" in md
+    cell = study.reports.plateau_curves(root / "plateau")[0]
+    assert [r["device"] for r in cell["runs"]] == [None] + ["on one GPU without the cap"] * len(gpu)
+    assert cell["runs"][1]["canvases"][-1] == gpu["canvases_seen"].iloc[0]
+    from saccadelib import plots
+
+    fig = plots.plateau_curve(cell)
+    assert len(fig.axes[0].lines) > len(fig.axes[1].lines)  # GPU runs: against canvases, not our hours
+
+
 def test_the_plateau_profile_trains_table1s_cells_within_twenty_hours(tmp_path):
     from saccadelib.study.plan import experiments_for
     from saccadelib.study.profiles import PLATEAU_CAP_MIN

@@ -101,6 +101,30 @@ def _gpu_tiles_run(results_root: Path) -> str:
             f"{metrics['test']['accuracy'] * 100:.1f}% test (chance {chance:.1f}%; {GPU_TILES_RUN.as_posix()})")
 
 
+GPU_PLATEAU_RUNS = Path("records") / "baselines" / "resnet18_plateau_gpu"  # scripts/gpu/plateau_resnet_run.sh
+GPU_PLATEAU_SYSTEM = "resnet18"
+GPU_PLATEAU_LABEL = "on one GPU without the cap"
+
+
+def gpu_plateau_runs(task: str, folder: Path | None = None) -> "pd.DataFrame | None":  # noqa: F821
+    """ResNet-18 on the whole 100² image trained to its plateau on one GPU (recorded runs, one folder per
+    task and seed), as ``runs.csv`` rows: our CPUs stop it at the plateau profile's cap while still
+    rising, so these runs say where its curve ends. None where no run of ``task`` is recorded."""
+    import pandas as pd
+
+    folder = folder or REPO_ROOT / GPU_PLATEAU_RUNS
+    rows = []
+    for run in sorted(folder.glob(f"{task}_s*")):
+        metrics = json.loads((run / "metrics.json").read_text())
+        train = json.loads((run / "config.json").read_text())["train"]
+        rows.append({"label": GPU_PLATEAU_SYSTEM, "seed": train["seed"], "test_accuracy": metrics["test"]["accuracy"],
+                     "stopped": metrics["stopped"]["reason"], "epochs_run": metrics["epochs_run"],
+                     "canvases_seen": metrics["epochs_run"] * train["train_size"],
+                     "train_min": metrics["train_s"] / 60, "val_min": metrics["val_s"] / 60,
+                     "device": train["device"], "history": run / "history.csv"})
+    return pd.DataFrame(rows) if rows else None
+
+
 def table1_roots(root: str | Path, profile: str) -> tuple[Path, Path]:
     """(the cpu profile's results, the plateau profile's) that Table 1 reads, for a summary of ``profile``
     whose results are in ``root``: the plateau profile's summary reads the committed cpu results beside its
@@ -212,6 +236,9 @@ def table1(results_root: str | Path | None = None, plateau_root: str | Path | No
                 part = None if trained is None else trained[trained["label"] == system]
                 if part is not None and len(part):
                     row.update(_plateau_cell(part, paper))
+                gpu = gpu_plateau_runs(task) if (system, side) == (GPU_PLATEAU_SYSTEM, 100) else None
+                if gpu is not None:
+                    row.update({f"gpu_{key}": value for key, value in _plateau_cell(gpu, paper).items()})
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -311,10 +338,15 @@ def table1_markdown(frame) -> str:
                   "validation accuracy, twice, then a stop at the next; or the run's cap in minutes)", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for _, r in frame[frame["plateau_%"].notna()].iterrows():
-            cells = [r["image_size"], names[r["column"]], r["system"], r["plateau_%"], r["paper_%"], r["plateau_verdict"],
-                     r["plateau_stopped"], str(int(r["plateau_seeds"])), str(int(r["plateau_epochs"])),
-                     _count(r.get("plateau_canvases")), _number(r.get("plateau_hours"), "{:.2f}")]
-            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+            for prefix, system in (("", r["system"]), ("gpu_", f"{r['system']}, {GPU_PLATEAU_LABEL} "
+                                                                f"({GPU_PLATEAU_RUNS.as_posix()})")):
+                if not _known(r.get(f"{prefix}plateau_%")):
+                    continue
+                at = lambda key: r[f"{prefix}plateau_{key}"]  # noqa: E731
+                cells = [r["image_size"], names[r["column"]], system, at("%"), r["paper_%"], at("verdict"),
+                         at("stopped"), str(int(at("seeds"))), str(int(at("epochs"))), _count(at("canvases")),
+                         _number(at("hours"), "{:.2f}")]
+                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
     trained = frame[frame["seeds"] > 0]
     if len(trained):
@@ -334,16 +366,18 @@ def table1_markdown(frame) -> str:
 def _plateau_text(row) -> str:
     if row is None or not _known(row.get("plateau_%")):
         return ""
-    return f"{row['plateau_%']} ({row['plateau_verdict']})"
+    text = f"{row['plateau_%']} ({row['plateau_verdict']})"
+    if _known(row.get("gpu_plateau_%")):
+        text += f"; {GPU_PLATEAU_LABEL}: {row['gpu_plateau_%']} ({row['gpu_plateau_verdict']})"
+    return text
 
 
 def plateau_curves(plateau_root: str | Path) -> list[dict]:
     """Per cell the plateau profile trained (a model on a task and side): each seed's validation curve
     against canvases seen and against hours of training and validation, its test accuracy, why it
-    stopped, and the paper's number (None where the paper has none)."""
+    stopped, and the paper's number (None where the paper has none). ResNet-18's 100² cells also hold the
+    runs recorded on one GPU without the cap (``gpu_plateau_runs``), each with its ``device``."""
     import pandas as pd
-
-    from ..plots import read_history
 
     cells = []
     for (task, side), name in TABLE1_EXPERIMENTS.items():
@@ -352,19 +386,30 @@ def plateau_curves(plateau_root: str | Path) -> list[dict]:
             continue
         frame = pd.read_csv(path)
         for label, group in frame.groupby("label", sort=False):
-            runs = []
-            for _, run in group.sort_values("seed").iterrows():
-                rows = read_history(Path(plateau_root) / name / "runs" / run["run_folder"] / "history.csv")
-                per_epoch = float(run["canvases_seen"]) / float(run["epochs_run"])
-                seconds = pd.Series([r["train_s"] + r.get("val_s", 0.0) for r in rows]).cumsum()
-                runs.append({"seed": int(run["seed"]), "canvases": [r["epoch"] * per_epoch for r in rows],
-                             "hours": (seconds / 3600).tolist(), "val": [r["val_accuracy"] * 100 for r in rows],
-                             "lr": [r["lr"] for r in rows], "test": float(run["test_accuracy"]) * 100,
-                             "stopped": STOP_NAMES.get(str(run.get("stopped", "")), "")})
+            runs = [_curve(run, Path(plateau_root) / name / "runs" / run["run_folder"] / "history.csv")
+                    for _, run in group.sort_values("seed").iterrows()]
+            gpu = gpu_plateau_runs(task) if (label, side) == (GPU_PLATEAU_SYSTEM, 100) else None
+            if gpu is not None:  # where the curve goes on past the cap: against canvases only (its hours are a GPU's)
+                runs += [{**_curve(run, run["history"]), "device": GPU_PLATEAU_LABEL} for _, run in gpu.iterrows()]
             cells.append({"task": task, "side": side, "model": label, "system": SYSTEM_NAMES.get(label, label),
                           "paper": paper_value(PAPER.get((task, side, label), "–")), "runs": runs,
                           "file": f"plateau_{task}_{side}_{label}.png"})
     return cells
+
+
+def _curve(run, history: Path) -> dict:
+    """One run's validation curve for ``plots.plateau_curve``, from its ``runs.csv`` row and history."""
+    import pandas as pd
+
+    from ..plots import read_history
+
+    rows = read_history(history)
+    per_epoch = float(run["canvases_seen"]) / float(run["epochs_run"])
+    seconds = pd.Series([r["train_s"] + r.get("val_s", 0.0) for r in rows]).cumsum()
+    return {"seed": int(run["seed"]), "canvases": [r["epoch"] * per_epoch for r in rows],
+            "hours": (seconds / 3600).tolist(), "val": [r["val_accuracy"] * 100 for r in rows],
+            "lr": [r["lr"] for r in rows], "test": float(run["test_accuracy"]) * 100,
+            "stopped": STOP_NAMES.get(str(run.get("stopped", "")), ""), "device": None}
 
 
 def _known(value) -> bool:
