@@ -17,11 +17,12 @@ from .runs import (RunSpec, canvases_per_epoch, default_out, default_runs, fivek
                    noise_runs, planned_minutes, prepare_fivek_miniature, prepare_resolution_data,
                    resolution_evaluation_set, resolution_runs, run_folder, task_runs, train_all)
 
-__all__ = ["accuracy_by_digit_overlap", "EXPERIMENTS", "LARGE_SIDE", "PROFILES", "RECIPES", "TASK_RECIPE", "EfficiencyStudy", "Experiment",
-           "FiveKStudy", "NoiseStudy", "ResolutionStudy", "TaskStudy", "Training", "efficiency_study", "fivek_study", "noise_study",
-           "resolution_study", "settings_fingerprint", "task_study", "NoiseExplorer", "PAPER", "profile_time", "table1",
-           "table1_markdown", "RunSpec", "canvases_per_epoch", "collect", "datasets_used", "default_out", "default_runs", "first_run",
-           "fivek_runs", "histories", "inference_costs", "load_trained", "noise_label", "noise_robustness", "noise_runs", "overlap_summary", "robustness_summary", "planned_minutes",
-           "prepare_fivek_miniature",
-           "prepare_resolution_data", "resolution_evaluation_set", "resolution_runs", "run_folder",
-           "save_config", "save_table", "summarize", "task_runs", "train_all"]
+__all__ = ["EXPERIMENTS", "LARGE_SIDE", "PROFILES", "RECIPES", "TASK_RECIPE", "EfficiencyStudy", "Experiment",
+           "FiveKStudy", "NoiseStudy", "ResolutionStudy", "TaskStudy", "Training", "efficiency_study", "fivek_study",
+           "noise_study", "resolution_study", "settings_fingerprint", "task_study", "NoiseExplorer", "PAPER",
+           "profile_time", "table1", "table1_markdown", "accuracy_by_digit_overlap", "collect", "datasets_used",
+           "first_run", "histories", "load_trained", "noise_robustness", "overlap_summary", "robustness_summary",
+           "save_config", "save_table", "summarize", "RunSpec", "canvases_per_epoch", "default_out", "default_runs",
+           "fivek_runs", "inference_costs", "noise_label", "noise_runs", "planned_minutes", "prepare_fivek_miniature",
+           "prepare_resolution_data", "resolution_evaluation_set", "resolution_runs", "run_folder", "task_runs",
+           "train_all"]
