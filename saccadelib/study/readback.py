@@ -192,9 +192,7 @@ def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, datase
     on canvases any reader finds hard or on clear ones. One row per (run, band), ``all`` first, with the
     canvases of the band and the share read right; a run is scored on the test canvases it was scored on."""
     import pandas as pd
-    import torch
 
-    from ..datasets.twodigit import digit_overlap
     from ..evaluation import evaluate
     from ..inference import load
 
@@ -203,13 +201,23 @@ def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, datase
         model = load(run_folder(runs_dir, spec) / "best.pt")
         right = evaluate(model, dataset, limit=spec.train_overrides.get("test_size"), seed=spec.seed,
                          per_canvas=True)["correct"]
-        band = torch.bucketize(digit_overlap(dataset.boxes[:len(right)]), torch.tensor([e for e, _ in OVERLAP_BANDS]))
-        groups = [("all", torch.ones_like(right))] + [(name, band == i) for i, (_, name) in enumerate(OVERLAP_BANDS)]
-        for name, member in groups:
-            n = int(member.sum())
-            rows.append({"label": spec.label, "seed": spec.seed, "overlap": name, "canvases": n,
-                         "accuracy": right[member].double().mean().item() if n else float("nan")})
+        rows += [{"label": spec.label, "seed": spec.seed, **band} for band in by_overlap_band(right, dataset.boxes)]
     return pd.DataFrame(rows, columns=["label", "seed", "overlap", "canvases", "accuracy"])
+
+
+def by_overlap_band(correct, boxes) -> list[dict]:
+    """Whether each canvas was read right ([n] bool, the first n of ``boxes``) as the share read right in
+    all of them, then in each of ``OVERLAP_BANDS``: rows of overlap, canvases, accuracy."""
+    import torch
+
+    from ..datasets.twodigit import digit_overlap
+
+    correct = correct.cpu()
+    band = torch.bucketize(digit_overlap(boxes[:len(correct)]), torch.tensor([edge for edge, _ in OVERLAP_BANDS]))
+    groups = [("all", torch.ones_like(correct))] + [(name, band == i) for i, (_, name) in enumerate(OVERLAP_BANDS)]
+    return [{"overlap": name, "canvases": int(member.sum()),
+             "accuracy": correct[member].double().mean().item() if member.any() else float("nan")}
+            for name, member in groups]
 
 
 def overlap_summary(scores: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821

@@ -1,5 +1,6 @@
 """Score trained two-digit runs on their task's test canvases by digit overlap, where the runs are (the
-GPU machine keeps no checkpoint for later): one row per (run, overlap band), as ``study.accuracy_by_digit_overlap``.
+GPU machine keeps no checkpoint for later): one row per (run, overlap band), as ``study.accuracy_by_digit_overlap``
+does for the runs of a notebook.
 
 Usage: python scripts/gpu/overlap_scores.py OUT.csv RUN_FOLDER [RUN_FOLDER ...]
 """
@@ -11,10 +12,10 @@ import sys
 import pandas as pd
 import torch
 
-from saccadelib.datasets.twodigit import digit_overlap, eval_set
+from saccadelib.datasets.twodigit import eval_set
 from saccadelib.evaluation import evaluate
 from saccadelib.inference import load
-from saccadelib.study.readback import OVERLAP_BANDS
+from saccadelib.study.readback import by_overlap_band
 
 
 def main(out: str, folders: list[str]) -> None:
@@ -25,13 +26,8 @@ def main(out: str, folders: list[str]) -> None:
         task = model.meta["task"]
         seed = json.loads(open(f"{folder}/config.json").read())["train"]["seed"]  # keys its evaluation draws
         dataset = eval_set(task, "test")
-        right = evaluate(model, dataset, seed=seed, per_canvas=True)["correct"].cpu()
-        band = torch.bucketize(digit_overlap(dataset.boxes[:len(right)]), torch.tensor([e for e, _ in OVERLAP_BANDS]))
-        groups = [("all", torch.ones_like(right))] + [(name, band == i) for i, (_, name) in enumerate(OVERLAP_BANDS)]
-        for name, member in groups:
-            n = int(member.sum())
-            rows.append({"run": folder, "task": task, "overlap": name, "canvases": n,
-                         "accuracy": right[member].double().mean().item() if n else float("nan")})
+        right = evaluate(model, dataset, seed=seed, per_canvas=True)["correct"]
+        rows += [{"run": folder, "task": task, **band} for band in by_overlap_band(right, dataset.boxes)]
     frame = pd.DataFrame(rows)
     frame.to_csv(out, index=False)
     print(frame.to_string(index=False))
