@@ -171,6 +171,13 @@ def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(
     saved = json.loads(out.read_text())["rows"]
     assert [(r["case"], r["seed"]) for r in saved] == [("identification_100", 0), ("identification_100", 1),
                                                        ("sum_100", 0)]
+    # bf16 trains in bf16 the epochs its measured speed pays for within the same 15 minutes
+    time_to_accuracy.run(["identification_100_15min", "identification_100_15min_bf16"], out=out,
+                         out_root=tmp_path / "runs")
+    fp32, bf16 = calls[-2][2], calls[-1][2]
+    assert fp32["precision"] == "fp32" and bf16["precision"] == "bf16"
+    assert bf16["epochs"] == round(fp32["epochs"] * 911 / 757) > fp32["epochs"]
+    assert "| identification_100_15min_bf16 | saccade | ×2 | bf16 | 15 | 90% |" in out.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="unknown time-to-accuracy case"):
         time_to_accuracy.run(["identification_64"], out=out)
 

@@ -26,6 +26,10 @@ class Case:
     minutes: float  # training budget, validation included
     target: float | None  # test accuracy the model should reach within it (None: a baseline, no target)
     settings: tuple[tuple[str, object], ...] = ()  # model settings on top of the recipe
+    train: tuple[tuple[str, object], ...] = ()  # loop settings on top of the profile's (e.g. precision)
+    # how much faster than the calibrated float32 epoch (reference/epoch_seconds.json) this case trains:
+    # its budget pays for that many more epochs; the measured minutes say whether they fit
+    speedup: float = 1.0
 
 
 CASES = {
@@ -35,6 +39,10 @@ CASES = {
     "identification_100_15min": Case("identification", 100, "saccade", 15, 0.90),
     "identification_100_15min_one_rate": Case("identification", 100, "saccade", 15, 0.90,
                                               settings=(("reader_lr_scale", 1.0),)),
+    # the recipe with bf16 autocast, on CPUs with bf16 units: 911 against 757 canvases/s training
+    # (results/benchmarks/throughput.md), no accuracy lost at equal epochs (records/conv_blocks_equal_epochs/)
+    "identification_100_15min_bf16": Case("identification", 100, "saccade", 15, 0.90,
+                                          train=(("precision", "bf16"),), speedup=911 / 757),
     "sum_100": Case("sum", 100, "saccade", 30, 0.95),
     "identification_2528": Case("identification", 2528, "saccade", 30, 0.85),
     # the efficiency benchmark's cheap baselines on the same task and budget (their accuracy beside their cost)
@@ -55,6 +63,8 @@ def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
     training = Training(budget_min=case.minutes, seeds=(seed,))
     model_settings = {**task_settings(case.task, case.model, case.image_side), **dict(case.settings)}
     train_settings = train_overrides(case.task, case.image_side, case.model, training, seed)
+    train_settings = {**train_settings, **dict(case.train),
+                      "epochs": max(1, round(train_settings["epochs"] * case.speedup))}
     out_dir = out_root / name / f"seed{seed}"
     metrics_path = out_dir / "metrics.json"
     if metrics_path.exists():
@@ -103,10 +113,11 @@ def markdown(result: dict) -> str:
     lines = ["Training on 2 CPU threads within a fixed budget (validation included), the best-on-validation "
              "weights scored on the 10,000 test canvases (`python -m saccadelib bench-time-to-accuracy`).", "",
              "The reader's rate is the crop classifier's learning rate over the policy's (`reader_lr_scale`: the "
-             "recipe's is 2; rows at ×1 trained every part at one rate). Minutes are measured: above the budget "
-             "where the machine was shared.",
-             "", "| case | model | reader's rate | budget min | target | seeds | test accuracy | per seed | minutes | epochs "
-             "| canvases seen | met |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "recipe's is 2; rows at ×1 trained every part at one rate). Rows in bf16 (autocast) train the epochs the "
+             "budget pays for at bf16's measured speed. Minutes are measured: above the budget where the machine "
+             "was shared.",
+             "", "| case | model | reader's rate | precision | budget min | target | seeds | test accuracy | per seed | minutes | epochs "
+             "| canvases seen | met |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_case: dict[str, list[dict]] = {}
     for row in result["rows"]:
         by_case.setdefault(row["case"], []).append(row)
@@ -117,7 +128,8 @@ def markdown(result: dict) -> str:
         target = "–" if first["target"] is None else f"{100 * first['target']:.0f}%"
         met = "–" if first["target"] is None else "yes" if all(r["met"] for r in rows) else "no"
         rate = f"×{first['model_settings'].get('reader_lr_scale', 1.0):g}" if first["model_settings"] else "–"
-        lines.append(f"| {name} | {first['model']} | {rate} | {first['budget_min']:g} | {target} | "
+        precision = first["train_settings"].get("precision", "fp32")
+        lines.append(f"| {name} | {first['model']} | {rate} | {precision} | {first['budget_min']:g} | {target} | "
                      f"{len(rows)} | {100 * statistics.mean(accs):.1f}%{spread} | "
                      f"{', '.join(f'{100 * a:.1f}' for a in accs)} | "
                      f"{statistics.mean(r['minutes'] for r in rows):.1f} | {first['epochs']} | "
