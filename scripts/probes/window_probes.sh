@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Probe: how sharply the paper's method reads its windows, on identification 100². Each probe changes the
+# window sizes or the crop they are read into, trained 40 epochs of 20,000 canvases (cosine schedule, 2,000
+# validation canvases, 2 threads), one seed, beside the recipe itself at the same epochs. A learnt 45-px
+# window read into a 32² crop sees a digit at 0.71 crop pixels per canvas pixel where an oracle window
+# (the 28-px digit box) sees it at 1.14: these probes ask which of a smaller window or a larger crop closes
+# the gap. Records land in records/window_probes/<name>/ with their commands; window statistics of each
+# best checkpoint come from scripts/probes/window_stats.py.
+#   bash scripts/probes/window_probes.sh [NAME ...]   # all, or some of the names below (a rerun resumes)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+TRAIN="--train epochs=40 --train lr_schedule=cosine --train threads=2 --train val_size=2000"
+declare -A RUNS=(
+  [recipe]=""
+  [crop64]="--set crop_size=64 --set crop_fold=4"  # 64² crops of today's windows: the fold keeps the crop net at 16²
+  [crop48]="--set crop_size=48 --set crop_fold=3"
+  [cap035]="--set window.max_scale=0.35 --set init_scale=0.3"
+  [cap030]="--set window.max_scale=0.3 --set init_scale=0.28"
+  # the original's reading: every window 0.3 of the side, read into 64² crops
+  [fixed030_crop64]="--set window.mode=fixed --set window.fixed_scale=0.3 --set crop_size=64 --set crop_fold=4"
+  [six_glimpses_cap035]="--set glimpses=6 --set window.max_scale=0.35 --set init_scale=0.3"
+  [crop64_cap035]="--set crop_size=64 --set crop_fold=4 --set window.max_scale=0.35 --set init_scale=0.3"
+)
+ORDER=(crop64 recipe crop48 fixed030_crop64 cap035 crop64_cap035 cap030 six_glimpses_cap035)
+for name in "${@:-${ORDER[@]}}"; do
+  [ -n "${RUNS[$name]+set}" ] || { echo "unknown probe $name; valid: ${ORDER[*]}" >&2; exit 2; }
+  echo "== $name"
+  # shellcheck disable=SC2086
+  $PY -m saccadelib train --model saccade --task identification --recipe four_glimpses_grid_start ${RUNS[$name]} \
+      $TRAIN --out "runs/probes/window/$name" --record "records/window_probes/$name"
+done
