@@ -6,6 +6,7 @@ import torch
 
 from .draws import canvas_keys
 from .sampler import ImageSource
+from .window_stats import reading, window_statistics
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,12 +33,14 @@ def autocast(device: torch.device, precision: str):
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
              device: torch.device | str | None = None, precision: str = "fp32", seed: int = 0,
-             per_canvas: bool = False) -> dict:
+             per_canvas: bool = False, window_stats: bool = False) -> dict:
     """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
     objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
     hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise. ``seed``:
     the run's, which with the split and each canvas's index keys the canvas's own evaluation draws.
-    ``per_canvas``: also ``correct``, a [n] bool tensor, whether each canvas was read right."""
+    ``per_canvas``: also ``correct``, a [n] bool tensor, whether each canvas was read right.
+    ``window_stats``: also ``windows``, what the glimpses' windows looked like (``window_stats``), on sets
+    that know their objects' boxes (``object_boxes``)."""
     model.eval()
     if device is None:
         first = next(model.parameters(), None)
@@ -46,7 +49,7 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     correct, total = 0, 0
     step_correct = hits = covered = None
     loss_sum = 0.0
-    right = []
+    right, seen_windows, seen_boxes, box_side = [], [], [], None
     n = len(dataset) if limit is None else min(limit, len(dataset))
     split = getattr(dataset, "split", None)  # every fixed set names its split; describe() may hash the whole set
     for start in range(0, n, batch_size):
@@ -70,6 +73,10 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
             h = hm.any(-1).sum(0)
             c = hm.any(1).all(-1).sum()
             hits, covered = (h, c) if hits is None else (hits + h, covered + c)
+        if window_stats and "windows" in out and hasattr(dataset, "object_boxes"):
+            boxes, box_side = dataset.object_boxes(batch)
+            seen_windows.append(out["windows"].float().cpu())
+            seen_boxes.append(boxes.cpu())
     metrics = {"n": total, "accuracy": correct / total, "nll": loss_sum / total}
     if per_canvas:
         metrics["correct"] = torch.cat(right)
@@ -78,4 +85,6 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     if hits is not None:
         metrics["hit_rate"] = (hits.double() / total).tolist()
         metrics["both_digits_hit"] = covered.item() / total  # every object held by some glimpse (all five on Megapixel)
+    if seen_windows:
+        metrics["windows"] = window_statistics(torch.cat(seen_windows), torch.cat(seen_boxes), box_side, *reading(model))
     return metrics

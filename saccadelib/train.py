@@ -133,7 +133,8 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
         tick = time.perf_counter()
         model.load_state_dict(load_checkpoint(out_dir / "best.pt")["model"])
         test = task.evaluation_set("test")
-        summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision, cfg.seed)
+        summary["test"] = evaluate(model, test, cfg.eval_batch_size, cfg.test_size, device, cfg.precision, cfg.seed,
+                                   window_stats=True)
         summary["test_dataset"] = test.describe()
         summary["test_s"] = round(time.perf_counter() - tick, 1)  # part of what a study costs (profile_time)
     summary["run"] = {**run_metadata(device), "processes": procs.world}

@@ -123,6 +123,10 @@ class MegapixelSet:
         """[N, T, 5] bool: glimpse t's window holds most of digit d's box."""
         return twodigit.hit_matrix(windows, batch["boxes"], self.config.side)
 
+    def object_boxes(self, batch: dict) -> tuple[torch.Tensor, int]:
+        """The batch's digit boxes [N, 5, 4] and the side of the canvas pixels they are in."""
+        return batch["boxes"], self.config.side
+
     def sha256(self) -> str:
         digest = hashlib.sha256()
         self.images.digest(digest)

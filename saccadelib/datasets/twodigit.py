@@ -168,6 +168,10 @@ class TwoDigitSet:
         """[N, T, 2] bool: glimpse t's window holds most of digit d's box (the hit rate's definition)."""
         return hit_matrix(windows, batch["boxes"], self.canvas)
 
+    def object_boxes(self, batch: dict) -> tuple[torch.Tensor, int]:
+        """The batch's digit boxes [N, 2, 4] and the side of the canvas pixels they are in."""
+        return batch["boxes"], self.canvas
+
     def sha256(self) -> str:
         """Content hash of what a model sees and is scored on (the float image is canvases / 255)."""
         digest = hashlib.sha256()
