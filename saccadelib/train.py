@@ -204,7 +204,7 @@ def _stop_reason(cfg: TrainConfig, state: RunState, epoch: int, procs: Processes
     history alone, so a resumed run stops where an uninterrupted one did."""
     per_epoch = state.elapsed_s / epoch if epoch else 0.0
     over_budget = cfg.time_budget_s is not None and epoch > 0 and state.elapsed_s + per_epoch > cfg.time_budget_s
-    flat = plateaus(state.history, cfg.plateau_epochs, cfg.plateau_margin) > \
+    flat = plateaus(state.history, cfg.plateau_epochs, cfg.plateau_margin, cfg.plateau_test) > \
         (cfg.lr_decays if cfg.lr_schedule == "plateau" else 0)
     stop = over_budget or flat
     if procs.world > 1:
@@ -220,7 +220,8 @@ def _stop_message(cfg: TrainConfig, reason: str, epoch: int) -> str:
     if reason == "time_budget":
         return f"time budget {cfg.time_budget_s:.0f} s reached after {epoch} epochs"
     last_rate = " at the last learning rate" if cfg.lr_schedule == "plateau" else ""
-    return (f"plateau: validation accuracy has not risen by {cfg.plateau_margin:g} for {cfg.plateau_epochs} "
+    how = "its fitted line over the last" if cfg.plateau_test == "slope" else "for"
+    return (f"plateau: validation accuracy has not risen by {cfg.plateau_margin:g} {how} {cfg.plateau_epochs} "
             f"epochs{last_rate}; stopped after {epoch}")
 
 

@@ -32,10 +32,13 @@ class TrainConfig:
     val_size: int = 10_000  # first val_size canvases of the fixed validation set
     eval_batch_size: int = 500
     time_budget_s: float | None = None  # do not start an epoch that would end past this training time (a cap)
-    # The plateau rule: stop once validation accuracy has not risen by at least plateau_margin (absolute,
-    # 0.002 = 0.2 points) above its last such rise for plateau_epochs epochs in a row (None: no rule).
+    # The plateau rule (schedule.plateaus; None epochs: no rule). plateau_test "margin": a plateau is
+    # plateau_epochs epochs in a row without a rise of plateau_margin (absolute, 0.002 = 0.2 points) above the
+    # last such rise; "slope": plateau_epochs epochs whose least-squares line does not rise by plateau_margin
+    # beyond two standard errors (a decision on the trend, which epoch-to-epoch noise does not trip).
     plateau_epochs: int | None = None
     plateau_margin: float = 0.002
+    plateau_test: str = "margin"
     progress: str = "log"  # "bar" (tqdm), "log" (a line per epoch), "none"
     test: bool = True  # score the best-on-validation weights on the test set at the end
     test_size: int | None = None  # first test_size canvases of the fixed test set (None: all 10,000)
@@ -84,11 +87,16 @@ class TrainConfig:
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N, auto")
         if self.lr_schedule not in ("constant", "cosine", "plateau"):
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid: constant, cosine, plateau")
+        if self.plateau_test not in ("margin", "slope"):
+            raise ValueError(f"unknown plateau test {self.plateau_test!r}; valid: margin, slope")
+        if self.plateau_test == "slope" and self.plateau_epochs is not None and self.plateau_epochs < 3:
+            raise ValueError(f"plateau_test=slope fits a line through plateau_epochs epochs: give at least 3, "
+                             f"got {self.plateau_epochs}")
         if self.progress not in ("bar", "log", "none"):
             raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
 
 
-NEUTRAL_SETTINGS = {"policy_warmup_epochs": 0}  # the value that changes nothing
+NEUTRAL_SETTINGS = {"policy_warmup_epochs": 0, "plateau_test": "margin"}  # the value that changes nothing
 
 
 def model_identity(meta: dict) -> dict:
@@ -110,13 +118,13 @@ def resumable_settings(cfg: TrainConfig) -> dict:
     if cfg.lr_schedule != "cosine":  # the others do not depend on the epoch count
         values.pop("epochs")
     if cfg.lr_schedule != "plateau":  # then the rule only says when to stop, not what the weights are
-        for key in ("lr_decays", "plateau_epochs", "plateau_margin"):
+        for key in ("lr_decays", "plateau_epochs", "plateau_margin", "plateau_test"):
             values.pop(key)
     # Settings added after runs were made count only when they change something, so those runs keep their
     # identity (and their resumable checkpoints) when a later version adds a setting.
     for key, neutral in NEUTRAL_SETTINGS.items():
-        if values[key] == neutral:
-            values.pop(key)
+        if values.get(key, neutral) == neutral:
+            values.pop(key, None)
     for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
                 "channels_last", "compile"):
         values.pop(key)

@@ -115,9 +115,10 @@ def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
     pd.DataFrame([{"label": "saccade", "test_accuracy": 0.807, "parameters": 1, "s_per_epoch": 26.0,
                    "epochs_run": 13, "device": "cpu", "canvases_seen": 260_000}]).to_csv(cpu / "runs.csv", index=False)
     plateau = root / "plateau" / "02_two_digit_identification_100"
-    rows = [_plateau_run(plateau, "saccade", 0.930, "plateau"),  # paper 95.42: short by 2.4 at its plateau
+    flat = (0.5, 0.9, 0.91, 0.9, 0.91, 0.9)
+    rows = [_plateau_run(plateau, "saccade", 0.930, "plateau", val=flat, lr=(1e-3,) * 6),  # paper 95.42: short by 2.4 at its plateau
             _plateau_run(plateau, "resnet18", 0.972, "time_budget"),  # paper 97.4: within 0.5, reproduced
-            _plateau_run(plateau, "ram", 0.10, "time_budget")]  # paper 93: still rising at the cap
+            _plateau_run(plateau, "ram", 0.10, "plateau", lr=(1e-3,) * 3)]  # paper 93: its curve rises, the rule fired on noise
     pd.DataFrame(rows).to_csv(plateau / "runs.csv", index=False)
     table = study.table1(root)  # the plateau results are read from results/plateau/
     at_100 = table[(table["column"] == "identification") & (table["image_size"] == "100²")]
@@ -125,23 +126,37 @@ def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
     saccade = cell("variational saccading (the paper's method)")
     assert saccade["ours_%"] == "80.7" and saccade["plateau_%"] == "93.0"
     assert saccade["plateau_verdict"] == "short by 2.4 at its plateau" and saccade["plateau_stopped"] == "plateau"
-    assert saccade["plateau_hours"] == 1.5 and saccade["plateau_canvases"] == 60_000
+    assert saccade["plateau_hours"] == 3.0 and saccade["plateau_canvases"] == 120_000
     assert cell("resnet18 - full image")["plateau_verdict"] == "reproduced"
-    assert cell("RAM")["plateau_verdict"] == "short by 83.0, still rising at the cap"
+    assert cell("RAM")["plateau_verdict"] == "short by 83.0, still rising when the plateau rule stopped it"
     assert table[table["column"] == "sum"]["plateau_%"].isna().all()  # sum was not trained to its plateau
     md = study.table1_markdown(table)
     assert "identification: ours at its plateau" in md and "sum: ours at its plateau" not in md
     assert "| 80.7 | 93.0 (short by 2.4 at its plateau) | 97.2 ± 0.04 | 95.42 ± 0.002 |" in md
-    assert "| 100² | identification | RAM | 10.0 | 93 | short by 83.0, still rising at the cap | cap | 1 | 3 | 60,000 | 1.50 |" in md
+    assert ("| 100² | identification | RAM | 10.0 | 93 | short by 83.0, still rising when the plateau rule stopped it "
+            "| plateau | 1 | 3 | 60,000 | 1.50 |") in md
     # the plateau profile's own summary reads the same cells from its root, beside the committed cpu results
     assert study.reports.table1_roots(root / "plateau", "plateau")[1] == root / "plateau"
     cells = study.reports.plateau_curves(root / "plateau")
     assert [c["model"] for c in cells] == ["saccade", "resnet18", "ram"] and cells[0]["paper"] == 95.42
-    assert cells[0]["runs"][0]["hours"] == [0.5, 1.0, 1.5] and cells[0]["runs"][0]["canvases"][-1] == 60_000
+    assert cells[0]["runs"][0]["hours"] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0] and cells[0]["runs"][0]["canvases"][-1] == 120_000
     from saccadelib import plots
 
     plots.plateau_curve(cells[0], tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 10_000
+
+
+def test_a_verdict_reads_the_curve_as_well_as_what_stopped_the_run():
+    from saccadelib.study.reports import verdict
+
+    assert verdict(90.0, "95.0", ["plateau"], [False]) == "short by 5.0 at its plateau"
+    assert verdict(90.0, "95.0", ["plateau", "plateau"], [False, True]) == \
+        "short by 5.0, still rising when the plateau rule stopped it"
+    assert verdict(90.0, "95.0", ["time_budget"], [False]) == "short by 5.0, flat at the cap"
+    assert verdict(90.0, "95.0", ["time_budget"], [True]) == "short by 5.0, still rising at the cap"
+    assert verdict(90.0, "95.0", ["plateau"]) == "short by 5.0 at its plateau"  # no curve: the stop alone
+    assert verdict(94.6, "95.0", ["time_budget"], [True]) == "reproduced"
+    assert verdict(90.0, "95.0", ["plateau"], [False], [True]) == "short by 5.0 at its plateau, a rate cut while still rising"
 
 
 def test_resnet18_runs_on_a_gpu_stand_beside_its_capped_plateau_cell(tmp_path):
@@ -156,7 +171,7 @@ def test_resnet18_runs_on_a_gpu_stand_beside_its_capped_plateau_cell(tmp_path):
     resnet = table[(table["column"] == "sum") & (table["system"] == "resnet18 - full image")].iloc[0]
     assert resnet["plateau_verdict"] == "short by 4.4, still rising at the cap"  # the capped CPU run, kept
     assert resnet["gpu_plateau_%"].startswith(f"{mean:.1f} ± ") and resnet["gpu_plateau_stopped"] == "plateau"
-    assert resnet["gpu_plateau_verdict"] == f"short by {99.86 - mean:.1f} at its plateau"
+    assert resnet["gpu_plateau_verdict"].startswith(f"short by {99.86 - mean:.1f} at its plateau")
     assert resnet["gpu_plateau_epochs"] == gpu["epochs_run"].max()
     md = study.table1_markdown(table)
     assert f"95.5 (short by 4.4, still rising at the cap); on one GPU without the cap: {resnet['gpu_plateau_%']}" in md

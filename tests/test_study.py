@@ -157,12 +157,12 @@ def test_plateau_run_folders_keep_their_names():
     # leave them alone; a deliberate change of a plateau run's settings updates this list.
     folders = {exp: [spec.folder() for spec in specs] for exp, specs in study.runs.experiment_runs("plateau").items()}
     assert folders == {
-        "01_two_digit_sum": ["saccade_s0_6cef79cd5d", "resnet18_s0_2e19f6ae7a", "ram_s0_3ac61af410",
-                             "oracle_glimpses_s0_b833853367", "proxy_cnn_s0_63783bd453"],
-        "02_two_digit_identification_100": ["saccade_s0_8f2dd9aaf1", "saccade_s1_8f45bec9ac", "saccade_s2_24740a3597",
-                                            "resnet18_s0_c8e33361c6", "ram_s0_4645ba783f",
-                                            "oracle_glimpses_s0_1d74239aa9", "proxy_cnn_s0_0c287066bd"],
-        "02_two_digit_identification_2528": ["saccade_s0_08a17ba058"],
+        "01_two_digit_sum": ["saccade_s0_c028905e70", "resnet18_s0_2e19f6ae7a", "ram_s0_0ee02ebe33",
+                             "oracle_glimpses_s0_a240ae917a", "proxy_cnn_s0_4bc8393946"],
+        "02_two_digit_identification_100": ["saccade_s0_2af08d7785", "saccade_s1_e2f5920407", "saccade_s2_eb90d0fdf0",
+                                            "resnet18_s0_c8e33361c6", "ram_s0_e64943bde8",
+                                            "oracle_glimpses_s0_2e5f764400", "proxy_cnn_s0_54abc848d1"],
+        "02_two_digit_identification_2528": ["saccade_s0_ddb2bfc95c"],
     }
 
 def test_noise_study_levels_follow_study_md():

@@ -146,31 +146,89 @@ def paper_value(paper: str) -> float | None:
 
 STOP_NAMES = {"plateau": "plateau", "time_budget": "cap", "epochs": "epoch count"}  # metrics.json's reasons
 REPRODUCED_WITHIN = 0.5  # points of the paper's number that count as reproduced
+# A verdict reads a run's curve: over its last CURVE_EPOCHS epochs at its last learning rate (the step a
+# rate cut gives is no trend), the least-squares line of validation accuracy rising beyond VERDICT_Z standard
+# errors is "still rising", whatever stopped the run.
+CURVE_EPOCHS = 30
+VERDICT_Z = 2.0
 
 
-def verdict(accuracy: float, paper: str, stopped: list[str]) -> str:
-    """A plateau cell's verdict: reproduced (within REPRODUCED_WITHIN points of the paper), short by X at
-    its plateau (every seed stopped by the plateau rule), or short by X and still rising at the cap."""
+def _stages(history: str | Path) -> list[list[float]]:
+    """A run's validation accuracies, one list per stretch of epochs at one learning rate, in order."""
+    from ..plots import read_history
+
+    stages, rate = [], None
+    for row in read_history(history) if Path(history).exists() else []:
+        if row["lr"] != rate:
+            stages.append([])
+            rate = row["lr"]
+        stages[-1].append(row["val_accuracy"])
+    return stages
+
+
+def _rises(values: list[float]) -> bool | None:
+    from ..schedule import rising
+
+    values = values[-CURVE_EPOCHS:]
+    return rising(values, 0.0, VERDICT_Z) if len(values) >= 3 else None
+
+
+def curve_rises(history: str | Path) -> bool | None:
+    """Whether a run's validation curve still rises at its end (``CURVE_EPOCHS``, ``VERDICT_Z``); None for a
+    run of fewer than 3 epochs at its last rate or without a history."""
+    stages = _stages(history)
+    return _rises(stages[-1]) if stages else None
+
+
+def cut_while_rising(history: str | Path) -> bool:
+    """Whether a run's learning rate was cut while its curve still rose at the rate before."""
+    return any(_rises(stage) for stage in _stages(history)[:-1])
+
+
+def verdict(accuracy: float, paper: str, stopped: list[str], rises: list[bool | None] = (),
+            cut_rising: list[bool] = ()) -> str:
+    """A plateau cell's verdict: reproduced (within REPRODUCED_WITHIN points of the paper), or short by X,
+    read from its runs' curves (``rises``: still rising at their end, per run) and what stopped them: "still
+    rising" where any run's curve rises, "at its plateau" where every run was stopped by the plateau rule on
+    a flat curve, "flat at the cap" where a cap stopped a flat one; and where a run's rate was cut while its
+    curve still rose (``cut_rising``), that too. Without curves, from the stops alone."""
     target = paper_value(paper)
     if target is None:
         return "no paper number"
     gap = target - accuracy
     if gap <= REPRODUCED_WITHIN:
         return "reproduced"
-    if stopped and all(reason == "plateau" for reason in stopped):
-        return f"short by {gap:.1f} at its plateau"
-    return f"short by {gap:.1f}, still rising at the cap"
+    by_rule = bool(stopped) and all(reason == "plateau" for reason in stopped)
+    cut = ", a rate cut while still rising" if any(cut_rising) else ""
+    if any(rises):
+        return f"short by {gap:.1f}, still rising " + ("when the plateau rule stopped it" if by_rule else "at the cap") + cut
+    if by_rule:
+        return f"short by {gap:.1f} at its plateau{cut}"
+    if rises and all(r is False for r in rises):
+        return f"short by {gap:.1f}, flat at the cap{cut}"
+    return f"short by {gap:.1f}, still rising at the cap{cut}"
 
 
 def _plateau_cell(part, paper: str) -> dict:
-    """The plateau columns of one cell from its runs (``runs.csv`` rows of the plateau profile)."""
+    """The plateau columns of one cell from its runs (``runs.csv`` rows of the plateau profile, with the path
+    of each run's ``history``)."""
     acc = part["test_accuracy"].astype(float) * 100
     stopped = [str(r) for r in part["stopped"]] if "stopped" in part else []
-    return {"plateau_%": mean_std(acc), "plateau_verdict": verdict(float(acc.mean()), paper, stopped),
+    histories = list(part["history"]) if "history" in part else []
+    rises, cut_rising = [curve_rises(h) for h in histories], [cut_while_rising(h) for h in histories]
+    return {"plateau_%": mean_std(acc), "plateau_verdict": verdict(float(acc.mean()), paper, stopped, rises, cut_rising),
             "plateau_stopped": ", ".join(dict.fromkeys(STOP_NAMES.get(r, r or "?") for r in stopped)) or "?",
             "plateau_seeds": len(part), "plateau_epochs": int(part["epochs_run"].max()),
             "plateau_canvases": int(part["canvases_seen"].mean()) if part["canvases_seen"].notna().all() else None,
             "plateau_hours": round(float(_run_minutes(part).mean()) / 60, 2)}
+
+
+def _with_histories(frame, folder: Path):
+    """``frame`` (an experiment's runs.csv) with each run's history path, or None."""
+    if frame is None:
+        return None
+    return frame.assign(history=[folder / "runs" / str(run) / "history.csv" for run in frame["run_folder"]]) \
+        if "run_folder" in frame else frame
 
 
 def table1(results_root: str | Path | None = None, plateau_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
@@ -183,7 +241,8 @@ def table1(results_root: str | Path | None = None, plateau_root: str | Path | No
     import pandas as pd
 
     root = Path(results_root) if results_root else results_dir()
-    plateau = {key: _read_runs(Path(plateau_root) if plateau_root else root / "plateau", name)[0]
+    plateau_root = Path(plateau_root) if plateau_root else root / "plateau"
+    plateau = {key: _with_histories(_read_runs(plateau_root, name)[0], plateau_root / name)
                for key, name in TABLE1_EXPERIMENTS.items() if key[0] != "fivek"}
     columns = [("sum", 100), ("identification", 100), ("identification", LARGE_SIDE), ("fivek", LARGE_SIDE)]
     systems = {100: ["resnet18", "ram", "dram", "saccade", "deterministic_glimpses", "random_glimpses",
