@@ -232,6 +232,10 @@ def test_train_all_trains_once_then_reuses_and_collects(tmp_path):
     assert frame["test_accuracy"].between(0, 1).all() and (frame["test_n"] == 50).all()
     assert frame["parameters"].gt(1000).all() and frame["epochs_run"].eq(1).all()
     assert len(json.loads(frame.loc[1, "hit_rate"])) == 4 and frame.loc[0, "hit_rate"] == ""  # T=4; no glimpses
+    # the glimpse model's windows as measured on the test set; none for the proxy CNN
+    assert 0.2 * 100 <= frame.loc[1, "window_side_px"] <= 0.45 * 100 and pd.isna(frame.loc[0, "window_side_px"])
+    assert frame.loc[1, "window_detail"] == pytest.approx(32 / frame.loc[1, "window_side_px"], rel=0.2)
+    assert len(json.loads(frame.loc[1, "window_side_px_per_step"])) == 4
     assert pd.read_csv(tmp_path / "out" / "runs.csv").shape == frame.shape
     assert (tmp_path / "out" / "runs" / specs[1].folder() / "history.csv").exists()
     table = study.summarize(frame)

@@ -57,6 +57,7 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
             "step_accuracy": json.dumps(test.get("step_accuracy")) if "step_accuracy" in test else "",
             "hit_rate": json.dumps(test.get("hit_rate")) if "hit_rate" in test else "",
             "both_digits_hit": test.get("both_digits_hit"),
+            **window_columns(test.get("windows")),
             "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
             # why it stopped: its epochs, its time budget (a cap) or the plateau rule
             "stopped": metrics.get("stopped", {}).get("reason", ""),
@@ -76,6 +77,21 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
     with atomic_path(out_dir / "runs.csv") as tmp:
         frame.to_csv(tmp, index=False)
     return frame
+
+
+def window_columns(stats: dict | None) -> dict:
+    """A run's window statistics (``saccadelib.window_stats``, scored on the test set) as runs.csv columns:
+    over all its glimpses the mean window side in canvas pixels, the detail it is read at, the share at the
+    cap, the distance to the nearest digit and the strict hit rate; per glimpse step the side (JSON); and the
+    share of canvases whose every digit some glimpse frames. Empty for runs without windows."""
+    if not stats:
+        return {}
+    every = stats["all"]
+    return {"window_side_px": every["side_px"]["mean"], "window_side_p10_p90": f"{every['side_px']['p10']:g}-"
+            f"{every['side_px']['p90']:g}", "window_detail": every["detail"], "window_at_cap": every["at_cap"],
+            "window_to_digit_px": every["centre_to_object_px"]["mean"], "strict_hit": every["strict_hit"],
+            "all_strictly_held": stats["all_strictly_held"],
+            "window_side_px_per_step": json.dumps([step["side_px"]["mean"] for step in stats["steps"]])}
 
 
 def mean_std(values) -> str:
