@@ -225,18 +225,31 @@ class RAMConfig(_Config):
     # policy starts out exploring the whole image) or "centre". From the centre, a 100² sum canvas stayed at
     # the label prior for 62 epochs: no glimpse found a digit, so REINFORCE had no reward to learn from.
     start: str = "random"
+    # What REINFORCE rewards: "correct" (1 when the final prediction is right, RAM's) or "likelihood" (the
+    # final prediction's probability of the true label: a graded reward, not zero on almost every canvas
+    # while the classifier is at chance).
+    reward: str = "correct"
+    # Train every glimpse's prediction (the mean cross-entropy over steps), not the last one alone: the
+    # classifier and core learn from the first glimpse on, before the policy finds anything.
+    step_loss: bool = False
+    # Let REINFORCE's gradient reach the core through h_t (RAM's own formulation); False: the locator reads
+    # h_t detached and learns alone.
+    policy_trains_core: bool = False
 
     def __post_init__(self):
         if self.start not in ("random", "centre"):
             raise ValueError(f"RAMConfig.start must be 'random' or 'centre', got {self.start!r}")
+        if self.reward not in ("correct", "likelihood"):
+            raise ValueError(f"RAMConfig.reward must be 'correct' or 'likelihood', got {self.reward!r}")
 
 
 class RAM(nn.Module):
     """Recurrent Attention Model. Locations l_t ∈ [-1, 1]²; glimpse t reads at l_{t-1}; l_0 is uniform over the
     image (``start="random"``; in evaluation drawn from a fixed seed, so a score is repeatable) or the centre.
 
-    Loss = cross-entropy of the last step + REINFORCE (reward 1 if the final prediction is right, minus a
-    learnt baseline b_t(h_t)) on the location policy only + the baseline's squared error. ``windows`` report
+    Loss = cross-entropy of the last step (of every step: ``step_loss``) + REINFORCE (reward 1 if the final
+    prediction is right, or its probability of the label: ``reward``; minus a learnt baseline b_t(h_t)) on the
+    location policy (and the core: ``policy_trains_core``) + the baseline's squared error. ``windows`` report
     the second-finest patch (twice the finest: 24 px of 100), for the hit rate: the smallest of its
     patches that can hold most of a 28-px digit.
     """
@@ -284,8 +297,9 @@ class RAM(nn.Module):
             h = state[0]
             record["logits"].append(self.classifier(h))
             record["baseline"].append(self.baseline(h.detach()).squeeze(-1))
-            # The policy learns from REINFORCE alone: it sees h without passing gradients back into the core.
-            mean = torch.tanh(self.locator(h.detach()))
+            # By default the policy learns from REINFORCE alone: it sees h without passing gradients back into
+            # the core (policy_trains_core: RAM's own formulation, the core learns from both).
+            mean = torch.tanh(self.locator(h if cfg.policy_trains_core else h.detach()))
             if sample:
                 location = (mean + cfg.location_std * torch.randn_like(mean)).detach().clamp(-1, 1)
             else:
@@ -301,8 +315,14 @@ class RAM(nn.Module):
         out = self(batch["image"])
         label = batch["label"]
         logits = out["logits"][:, -1]
-        classification = F.cross_entropy(logits, label)
-        reward = (logits.argmax(-1) == label).to(logits.dtype).unsqueeze(1)  # [N, 1]
+        if self.cfg.step_loss:
+            classification = F.cross_entropy(out["logits"].flatten(0, 1), label.repeat_interleave(self.cfg.glimpses))
+        else:
+            classification = F.cross_entropy(logits, label)
+        if self.cfg.reward == "likelihood":
+            reward = logits.detach().softmax(-1).gather(1, label.unsqueeze(1))  # [N, 1]
+        else:
+            reward = (logits.argmax(-1) == label).to(logits.dtype).unsqueeze(1)  # [N, 1]
         baseline = out["baseline"][:, :-1]  # b_t predicts the reward before l_t is used
         advantage = (reward - baseline).detach()
         reinforce = -(out["log_prob"][:, :-1] * advantage).sum(1).mean()

@@ -41,16 +41,39 @@ class WindowConfig:
     min_scale: float = 0.2
     max_scale: float = 1.0
     fixed_scale: float = 0.3
+    # Learnt mode: the largest window narrows linearly from max_scale to narrow_to over the first
+    # narrow_epochs epochs of training, then stays (None: it stays at max_scale). Wide windows find the
+    # digits early; narrow ones read them sharply later.
+    narrow_to: float | None = None
+    narrow_epochs: int = 10
 
     def __post_init__(self):
         if self.mode not in ("learnt", "fixed", "original"):
             raise ValueError(f"unknown window mode {self.mode!r}; valid: learnt, fixed, original")
         if not 0 < self.min_scale <= self.max_scale <= 1:
             raise ValueError("window scales must satisfy 0 < min_scale <= max_scale <= 1")
+        if self.narrow_to is not None and (self.mode != "learnt" or not self.min_scale <= self.narrow_to <= self.max_scale):
+            raise ValueError(f"window.narrow_to narrows a learnt window's cap: it needs window.mode=learnt and "
+                             f"min_scale <= narrow_to <= max_scale, got {self.narrow_to}")
+        if self.narrow_epochs < 1:
+            raise ValueError(f"window.narrow_epochs must be at least 1, got {self.narrow_epochs}")
+
+    def cap(self, epoch: int) -> float:
+        """The largest window training may learn at ``epoch`` (counted from 0): ``max_scale``, or on its way
+        to ``narrow_to``."""
+        if self.narrow_to is None:
+            return self.max_scale
+        done = min(epoch / self.narrow_epochs, 1.0)
+        return self.max_scale + (self.narrow_to - self.max_scale) * done
+
+    @property
+    def final_cap(self) -> float:
+        return self.max_scale if self.narrow_to is None else self.narrow_to
 
 
-def window_from_z(z: torch.Tensor, config: WindowConfig = WindowConfig()) -> torch.Tensor:
-    """z [..., 3] → window [..., 3] = (scale, cx, cy) in normalized image coordinates."""
+def window_from_z(z: torch.Tensor, config: WindowConfig = WindowConfig(), cap=None) -> torch.Tensor:
+    """z [..., 3] → window [..., 3] = (scale, cx, cy) in normalized image coordinates. ``cap``: the largest
+    learnt window now, where it narrows (``WindowConfig.narrow_to``); default ``max_scale``."""
     if z.shape[-1] != 3:
         raise ValueError(f"z must end in 3 values (scale, x, y), got shape {tuple(z.shape)}")
     s, x, y = z.unbind(-1)
@@ -60,7 +83,8 @@ def window_from_z(z: torch.Tensor, config: WindowConfig = WindowConfig()) -> tor
     if config.mode == "fixed":
         scale = torch.full_like(s, config.fixed_scale)
     else:
-        scale = config.min_scale + (config.max_scale - config.min_scale) * torch.sigmoid(s)
+        top = config.max_scale if cap is None else cap
+        scale = config.min_scale + (top - config.min_scale) * torch.sigmoid(s)
     room = 1.0 - scale
     return torch.stack([scale, torch.tanh(x) * room, torch.tanh(y) * room], -1)
 

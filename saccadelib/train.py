@@ -108,6 +108,7 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
             _log(say, _stop_message(cfg, reason, epoch))
             break
         stream.set_epoch(epoch)
+        getattr(model, "start_epoch", lambda epoch: None)(epoch)  # a model whose settings move with training
         rate = learning_rate(cfg, epoch, state.history)
         for group in optimizer.param_groups:
             group["lr"] = rate * part_lr_scale(cfg, group, epoch)

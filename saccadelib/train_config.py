@@ -107,8 +107,19 @@ def model_identity(meta: dict) -> dict:
     config = meta.get("config")
     if not isinstance(config, dict):
         return meta
-    kept = {k: v for k, v in config.items() if not (k in NEUTRAL_MODEL and v == NEUTRAL_MODEL[k])}
-    return {**meta, "config": kept}
+    return {**meta, "config": _without_neutral(config, NEUTRAL_MODEL)}
+
+
+def _without_neutral(config: dict, neutral: dict, prefix: str = "") -> dict:
+    """``config`` less the settings at their neutral value, nested dicts by dotted name (``window.narrow_to``)."""
+    kept = {}
+    for key, value in config.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            kept[key] = _without_neutral(value, neutral, name + ".")
+        elif not (name in neutral and value == neutral[name]):
+            kept[key] = value
+    return kept
 
 
 def resumable_settings(cfg: TrainConfig) -> dict:

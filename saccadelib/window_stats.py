@@ -34,7 +34,7 @@ def reading(model) -> tuple[int | None, float | None]:
     crop = getattr(cfg, "crop_size", None) or getattr(cfg, "patch", None)
     window = getattr(cfg, "window", None)
     learnt = getattr(cfg, "policy", None) == "learnt" and getattr(window, "mode", None) == "learnt"
-    return crop, (window.max_scale if learnt else None)
+    return crop, (window.final_cap if learnt else None)
 
 
 def _quantiles(values: torch.Tensor) -> dict:

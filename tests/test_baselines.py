@@ -243,3 +243,33 @@ def test_attention_sampling_trains_and_reports_its_patches():
     first, second = model.evaluate_batch(batch), model.evaluate_batch(batch)
     assert torch.equal(first["logits"], second["logits"])  # evaluation draws from a fixed seed
     assert first["windows"].shape == (8, 4, 3) and torch.all(first["windows"][..., 0] == 0.3)
+
+
+def test_ram_options_train_every_step_reward_the_likelihood_and_keep_old_runs_names():
+    from saccadelib.baselines import RAM, RAMConfig
+    from saccadelib.train_config import model_identity
+
+    images, label = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 0])
+    batch = {"image": images, "label": label}
+    torch.manual_seed(0)
+    plain = RAM(RAMConfig(n_classes=3, glimpses=3))
+    torch.manual_seed(0)
+    every = RAM(RAMConfig(n_classes=3, glimpses=3, step_loss=True, reward="likelihood", policy_trains_core=True))
+    _, parts = plain.training_loss(batch)
+    _, parts_every = every.training_loss(batch)
+    assert parts["reward"] in (0.0, 0.25, 0.5, 0.75, 1.0)  # right or wrong per canvas
+    assert 0 < parts_every["reward"] < 1 and parts_every["reward"] not in (0.25, 0.5, 0.75)  # a probability
+    assert parts_every["nll_class"] != pytest.approx(parts["nll_class"])  # the mean over steps, not the last
+    grads = []
+    for trains_core in (False, True):  # the same weights and draws: only where REINFORCE's gradient goes differs
+        torch.manual_seed(0)
+        model = RAM(RAMConfig(n_classes=3, glimpses=3, policy_trains_core=trains_core))
+        torch.manual_seed(1)
+        model.training_loss(batch)[0].backward()
+        grads.append(model.core.weight_hh.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
+    meta = {"name": "ram", "config": RAMConfig(n_classes=3).to_dict()}
+    assert set(model_identity(meta)["config"]) == set(RAMConfig.__dataclass_fields__) - {"reward", "step_loss",
+                                                                                         "policy_trains_core"}
+    with pytest.raises(ValueError, match="reward"):
+        RAMConfig(reward="accuracy")

@@ -279,3 +279,23 @@ def test_every_setting_docs_deviations_names_exists_and_takes_the_value_it_names
                 continue
         else:
             raise AssertionError(f"docs/deviations.md names {key}={value}, which no config takes")
+
+
+def test_a_narrowing_cap_shrinks_the_largest_window_over_training_and_is_saved_with_the_weights():
+    window = WindowConfig(min_scale=0.2, max_scale=0.45, narrow_to=0.3, narrow_epochs=4)
+    assert [round(window.cap(e), 4) for e in (0, 2, 4, 9)] == [0.45, 0.375, 0.3, 0.3]
+    cfg = ModelConfig(n_classes=5, glimpses=2, window=window, init_scale=0.44)
+    model = VariationalSaccading(cfg).eval()
+    images = torch.rand(3, 1, 64, 64)
+    model.start_epoch(0)
+    wide = model(images).windows[..., 0]
+    assert wide.max() > 0.35  # the posterior starts near 0.44, under the first cap
+    model.start_epoch(4)
+    narrow = model(images).windows[..., 0]
+    assert narrow.max() <= 0.3 + 1e-6 and torch.all(narrow < wide)
+    again = VariationalSaccading(cfg).eval()
+    again.load_state_dict(model.state_dict())  # the cap travels with the weights
+    assert torch.allclose(again(images).windows, model(images).windows)
+    with pytest.raises(ValueError, match="narrow_to"):
+        WindowConfig(min_scale=0.2, max_scale=0.45, narrow_to=0.5)
+    assert not any(name.endswith("window_cap") for name, _ in VariationalSaccading(ModelConfig(n_classes=5)).named_buffers())

@@ -14,7 +14,11 @@ from ..sampler import WindowConfig
 LATENT = 3  # (scale, x, y)
 # Settings added after runs were made, at the value with which a model is what it was before: a run's
 # identity (its folder's hash, whether a checkpoint may resume) leaves them out at that value.
-NEUTRAL_SETTINGS = {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0}
+NEUTRAL_SETTINGS = {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0,
+                    # RAM's (baselines.RAMConfig)
+                    "reward": "correct", "step_loss": False, "policy_trains_core": False,
+                    # the window's (sampler.WindowConfig), by their dotted names
+                    "window.narrow_to": None, "window.narrow_epochs": 10}
 
 
 POLICIES = ("learnt", "random", "grid", "oracle", "salient")
@@ -119,6 +123,9 @@ class ModelConfig:
             raise ValueError(f"unknown norm {self.norm!r}; valid: batch, group")
         if self.posterior_head not in POSTERIOR_HEADS:
             raise ValueError(f"unknown posterior head {self.posterior_head!r}; valid: {', '.join(POSTERIOR_HEADS)}")
+        if self.window.narrow_to is not None and self.posterior_head == "cells":
+            raise ValueError("window.narrow_to narrows a Gaussian posterior's windows; posterior_head=cells places "
+                             "its own: leave window.narrow_to unset")
         if self.posterior_head != "pooled" and self.window.mode != "learnt":
             raise ValueError(f"posterior_head={self.posterior_head} places windows through the learnt window mode; "
                              "set window.mode=learnt")

@@ -85,7 +85,8 @@ class GaussianPosterior(nn.Module):
         return z
 
     def windows(self, plan: Plan, z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        return window_from_z(z, self.window_config)
+        # window_cap: a buffer the model keeps where the largest window narrows in training (narrow_to)
+        return window_from_z(z, self.window_config, getattr(self, "window_cap", None))
 
     def policy_terms(self, plan: Plan, sample: bool) -> tuple[None, None]:
         return None, None

@@ -82,6 +82,14 @@ class VariationalSaccading(nn.Module):
         self.core = CoreRNN(cfg)
         self.policy = build_policy(cfg)
         self.classifier = GlimpseClassifier(cfg)
+        if cfg.window.narrow_to is not None:  # the cap in force, saved with the weights it trained
+            self.posterior.register_buffer("window_cap", torch.tensor(cfg.window.final_cap))
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch (from 0): where the largest window narrows over
+        training, it sets the cap of ``epoch``. The weights a checkpoint saves keep the cap they trained at."""
+        if self.cfg.window.narrow_to is not None:
+            self.posterior.window_cap.fill_(self.cfg.window.cap(epoch))
 
     def forward(self, images, proxy: torch.Tensor | None = None, sample: bool | None = None,
                 regions: torch.Tensor | None = None, loss_terms: bool | None = None,

@@ -21,8 +21,10 @@ declare -A RUNS=(
   [fixed030_crop64]="--set window.mode=fixed --set window.fixed_scale=0.3 --set crop_size=64 --set crop_fold=4"
   [six_glimpses_cap035]="--set glimpses=6 --set window.max_scale=0.35 --set init_scale=0.3"
   [crop64_cap035]="--set crop_size=64 --set crop_fold=4 --set window.max_scale=0.35 --set init_scale=0.3"
+  # wide windows to find, narrow ones to read: the cap falls from 0.45 to 0.3 over the first 20 epochs
+  [narrowing]="--set window.narrow_to=0.3 --set window.narrow_epochs=20"
 )
-ORDER=(crop64 recipe crop48 fixed030_crop64 cap035 crop64_cap035 cap030 six_glimpses_cap035)
+ORDER=(crop64 recipe crop48 fixed030_crop64 cap035 crop64_cap035 cap030 six_glimpses_cap035 narrowing)
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${RUNS[$name]+set}" ] || { echo "unknown probe $name; valid: ${ORDER[*]}" >&2; exit 2; }
   echo "== $name"
