@@ -44,6 +44,10 @@ def _grey_to_8bit(img, path: Path):
     from PIL import Image
 
     array = np.asarray(img)
+    if img.mode == "F" and not np.isfinite(array).all():  # NaN compares false: it would read as 0 unasked
+        bad = int((~np.isfinite(array)).sum())
+        raise ImageFileError(f"{path} has {bad} pixel(s) that are not a number (NaN) or infinite: fill them "
+                             "(e.g. with 0 or the image's mean) and save it again")
     top = 1.0 if img.mode == "F" else 65535.0
     low, high = float(array.min()), float(array.max())
     if low < 0 or high > top:

@@ -1,6 +1,7 @@
 """Use a trained model on an image: class, probabilities, and where it looked (in image pixels)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -34,6 +35,14 @@ def load_model(checkpoint: str | Path, glimpses_only: bool = True) -> tuple[torc
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"checkpoint {path} does not match its recorded model config: {err}") from None
+    broken = [k for k, v in ckpt["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:  # a run that diverged: every score it gives would be NaN
+        raise CheckpointError(f"{path} holds weights that are not finite (NaN or infinite: {', '.join(broken[:3])}"
+                              f"{'…' if len(broken) > 3 else ''}): the run diverged; use an earlier checkpoint")
+    names, classes = meta.get("class_names"), getattr(getattr(model, "cfg", None), "n_classes", None)
+    if names is not None and classes is not None and len(names) != classes:
+        raise CheckpointError(f"{path} records {len(names)} class names for its {classes} classes: its outputs "
+                              "cannot be named; use the checkpoint its training run wrote")
     return model.eval(), meta
 
 
@@ -83,7 +92,8 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     "step_predictions", "image_size"}; boxes are in the image's own pixels. ``overlay`` saves the image
     with numbered saccades drawn on it. The command line's ``predict`` calls this.
     """
-    if overlay is not None and isinstance(image, (str, Path)) and Path(overlay).resolve() == Path(image).resolve():
+    if overlay is not None and isinstance(image, (str, Path)) and Path(overlay).exists() and \
+            os.path.samefile(overlay, image):  # the same file by any name: a symlink or a hard link too
         raise ValueError(f"the overlay {overlay} is the input image itself: give the overlay another path")
     model, meta = _resolve(model, glimpses_only=True)
     cfg = model.cfg
@@ -110,30 +120,39 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
 @torch.no_grad()
 def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_dir: str | Path,
                    overlays: bool = False, max_pixels: int = MAX_PIXELS, progress: bool | None = None) -> list[dict]:
-    """``predict`` on every image file under ``folder`` (sorted; PNG, JPEG, TIFF, BMP, WebP): writes
-    ``predictions.csv`` to ``out_dir`` (file, class, probability and each glimpse's box in the image's
-    pixels as x0,y0,x1,y1 separated by ``;``) and, with ``overlays``, one overlay per image under
-    ``out_dir/overlays``. A file that cannot be read is listed with its error in ``skipped.csv`` and the
-    rest go on; when none can be read, the call fails after writing ``skipped.csv``. Files under ``out_dir``
-    (overlays an earlier call wrote there) are not inputs. Returns the rows."""
+    """``predict`` on every image file under ``folder`` (sorted; PNG, JPEG, TIFF, BMP, WebP, slides;
+    symlinked subfolders followed): writes ``predictions.csv`` to ``out_dir`` (file, class, probability
+    and each glimpse's box in the image's pixels as x0,y0,x1,y1 separated by ``;``) and, with
+    ``overlays``, one overlay per image under ``out_dir/overlays``. A file that cannot be read is listed
+    with its error in ``skipped.csv`` and the rest go on; when none can be read, the call fails after
+    writing ``skipped.csv``. What an earlier call wrote to ``out_dir`` is cleared first, and the new
+    files appear whole at the end (the overlays as one folder), so an interrupted call leaves none that
+    look complete. A folder ``predict`` wrote (marked ``OUTPUT_MARK``) is never read as input. Returns
+    the rows."""
+    import shutil
+
     from tqdm.auto import tqdm
 
+    from .datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
     from .file_source import ImageFileError
-    from .datasets.folder import IMAGE_SUFFIXES
     from .paths import csv_text, write_text_atomic
 
     folder, out_dir = Path(folder), Path(out_dir)
     model, meta = _resolve(model, glimpses_only=True)
-    outputs = out_dir.resolve()
-    # what an earlier call wrote into OUT (its overlays) is never read back as an input
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.resolve().is_relative_to(outputs))
-    if not files:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTPUT_MARK).touch()  # before listing: an out_dir inside the folder is not an input
+    for name in ("predictions.csv", "skipped.csv"):
+        (out_dir / name).unlink(missing_ok=True)
+    staging = out_dir / ".overlays.partial"
+    for stale in (out_dir / "overlays", staging):
+        shutil.rmtree(stale, ignore_errors=True)
+    files, odd = list_images(folder)
+    if not files and not odd:
         raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    rows, skipped = [], []
+    rows, skipped = [], [{"file": name, "reason": why} for name, why in odd]
     for path in tqdm(files, desc="predict", unit="image", disable=None if progress is None else not progress):
         name = str(path.relative_to(folder))
-        overlay = out_dir / "overlays" / (name.replace("/", "__") + ".png") if overlays else None
+        overlay = staging / (name.replace("/", "__") + ".png") if overlays else None
         try:
             result = predict(path, model, overlay=overlay, max_pixels=max_pixels)
         except ImageFileError as err:
@@ -142,13 +161,14 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
         rows.append({"file": name, "class": result["class"],
                      "probability": round(result["probabilities"][result["class"]], 4),
                      "windows": ";".join(",".join(f"{v:.0f}" for v in w["box"]) for w in result["windows"])})
-    # Both files describe this call alone: an earlier call's predictions or skipped list never stays behind
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, ["file", "class", "probability", "windows"]))
     write_text_atomic(out_dir / "skipped.csv", csv_text(skipped, ["file", "reason"]))
     if not rows:
-        raise ValueError(f"none of the {len(files)} image files under {folder} could be read: "
+        raise ValueError(f"none of the {len(files) + len(odd)} image files under {folder} could be read: "
                          f"{out_dir / 'skipped.csv'} says why")
+    if overlays:
+        staging.mkdir(exist_ok=True)
+        staging.rename(out_dir / "overlays")
+    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, ["file", "class", "probability", "windows"]))
     return rows
 
 
@@ -228,17 +248,12 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str],
     class index only with ``label_indices`` (a name that looks like a number, "10", is never taken for
     the eleventh class unasked). A file listed twice is refused: it would count twice. ``split``: only
     the rows of that split (the CSV must then have a ``split`` column, as a run's ``split.csv`` does)."""
-    import csv
+    from .paths import read_csv_rows
 
     labels, images = Path(labels), Path(images)
     if not labels.exists():
         raise FileNotFoundError(f"labels file not found: {labels}")
-    with open(labels, newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        header = reader.fieldnames or []
-    if not {"file", "label"} <= set(header):
-        raise ValueError(f"{labels} must be a CSV with a header row naming the columns file and label")
+    rows = read_csv_rows(labels, ("file", "label"))
     if not rows:
         raise ValueError(f"{labels} has its header but no rows: list one image per row (file,label)")
     if split is not None:
@@ -255,6 +270,8 @@ def read_labels(labels: str | Path, images: str | Path, class_names: list[str],
         path = images / row["file"]
         if not path.exists():
             raise FileNotFoundError(f"{labels} line {line}: no image {path}")
+        if not path.is_file():  # a folder, or a FIFO or device that reading would wait on forever
+            raise ValueError(f"{labels} line {line}: {path} is not a regular file: list image files only")
         if path.resolve() in seen:
             raise ValueError(f"{labels} line {line}: {row['file']} is listed again (first on line "
                              f"{seen[path.resolve()]}); each image counts once: remove the repeat")
@@ -291,12 +308,18 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
     checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
     model, meta = _resolve(model, glimpses_only=False)
     names = _class_names(meta, model.cfg.n_classes)
-    rows, correct, started = [], 0, time.perf_counter()
+    from .file_source import ImageFileError
+
+    rows, skipped, correct, started = [], [], 0, time.perf_counter()
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
     listed = read_labels(labels, images, names, split, label_indices)
     for path, label in tqdm(listed, desc="evaluate", unit="image", disable=None if progress is None else not progress):
-        source = open_image(path, _channels(model), max_pixels)
-        out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
+        try:
+            source = open_image(path, _channels(model), max_pixels)
+            out = model.evaluate_batch({"image": source, "label": torch.tensor([label])})
+        except ImageFileError as err:  # a corrupt file is listed and the rest scored, as predict does
+            skipped.append({"file": str(path.relative_to(images)), "reason": str(err)})
+            continue
         probs = out["logits"].softmax(-1)[0]
         guess = int(probs.argmax())
         correct += guess == label
@@ -307,21 +330,27 @@ def evaluate(model: str | Path | torch.nn.Module, images: str | Path, labels: st
             boxes = window_to_box(out["windows"][0], source.height, source.width)
             row["windows"] = ";".join(",".join(f"{v:.0f}" for v in box) for box in boxes.tolist())
         rows.append(row)
-    metrics = {"accuracy": correct / len(rows), "n": len(rows), "correct": correct,
+    if not rows:
+        raise ValueError(f"none of the {len(listed)} images listed in {labels} could be read: "
+                         f"the first, {skipped[0]['file']}: {skipped[0]['reason']}")
+    metrics = {"accuracy": correct / len(rows), "n": len(rows), "correct": correct, "skipped": len(skipped),
                "checkpoint": str(checkpoint) if checkpoint else None, "model": meta.get("name"), "task": meta.get("task"),
                "images": str(images), "labels": str(labels),
                "seconds_per_image": round((time.perf_counter() - started) / len(rows), 4), "run": run_metadata()}
     table = [{"true \\ predicted": name, **dict(zip(names, counts))} for name, counts in zip(names, confusion.tolist())]
     if out_dir is not None:
-        _write_predictions(Path(out_dir), rows, metrics, table)
-    return {**metrics, "predictions": rows, "confusion": confusion.tolist(), "class_names": names}
+        _write_predictions(Path(out_dir), rows, metrics, table, skipped)
+    return {**metrics, "predictions": rows, "skipped_files": skipped, "confusion": confusion.tolist(),
+            "class_names": names}
 
 
-def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict, confusion: list[dict]) -> None:
+def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict, confusion: list[dict],
+                       skipped: list[dict]) -> None:
     from .paths import csv_text, write_text_atomic
     from .runinfo import write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "skipped.csv", csv_text(skipped, ["file", "reason"]))  # this call's, even when empty
     write_text_atomic(out_dir / "predictions.csv", csv_text(rows))
     write_text_atomic(out_dir / "confusion.csv", csv_text(confusion))
     write_json(out_dir / "metrics.json", metrics)

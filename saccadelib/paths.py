@@ -65,3 +65,57 @@ def csv_text(rows: list[dict], fields: list[str] | None = None) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def read_csv_rows(path: Path, columns: tuple[str, ...], error=ValueError) -> list[dict]:
+    """The rows of a CSV with a header row naming at least ``columns`` (a byte-order mark, as spreadsheet
+    programs write, is read past). A row short of one of them is refused with its line number; ``error``
+    is the exception type raised (with a one-line message naming the file)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        header = reader.fieldnames or []
+    if not set(columns) <= set(header):
+        raise error(f"{path} must be a CSV with a header row naming the columns {', '.join(columns)}")
+    for line, row in enumerate(rows, start=2):
+        missing = [name for name in header if row.get(name) is None]
+        if missing:
+            raise error(f"{path} line {line}: no {missing[0]} column on this row (it has "
+                        f"{sum(v is not None for k, v in row.items() if k is not None)} of the header's {len(header)}): "
+                        "complete the row or remove it")
+    return rows
+
+
+class RunLockedError(RuntimeError):
+    """A run folder another process is training into."""
+
+
+class RunLock:
+    """Held while a process trains into a run folder (``with RunLock(folder): ...``): a second process that
+    tries to train into it is refused, instead of both writing their checkpoints, config and history into
+    one folder. An advisory lock on ``folder/.lock`` (fcntl), let go when the process ends however it ends."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.folder / ".lock", "w")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            self.handle = None
+            raise RunLockedError(f"another process is training into {self.folder}: wait for it to finish, or "
+                                 "give this run another --out folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing the file lets go of its lock
+            self.handle = None

@@ -168,7 +168,14 @@ class PyramidSource(ImageSource):
                                  f"(--max-pixels): it has no level small enough; {HOW_TO_PYRAMID}")
         import numpy as np
 
-        array = self._region(level, y0, y1, x0, x1)
+        try:
+            array = self._region(level, y0, y1, x0, x1)
+        except ImageFileError:
+            raise
+        except Exception as err:  # a truncated or corrupt tile shows only when it is decoded (zlib, JPEG, OpenSlide)
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise ImageFileError(f"cannot decode {self.path} (level {level}, a corrupt or truncated tile: {why}); "
+                                 "check the file, or write it again") from None
         pixels = torch.from_numpy(array.astype(np.float32) / self.dtype_max)
         pixels = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
         if self._grey and self.channels == 3:

@@ -126,6 +126,10 @@ class FolderTask:
 
         saved = Path(run_dir) / "split.csv"
         if not saved.exists():
+            trained = [name for name in ("last.pt", "best.pt") if (Path(run_dir) / name).exists()]
+            if trained:  # a new split would move images the checkpoint trained on into validation and test
+                raise folder.FolderError(f"{saved} is gone but {Path(run_dir) / trained[0]} was trained on the split it "
+                                         "held: put split.csv back, or train into a new --out folder")
             return []
         self.manifest, notes = folder.reuse_split(self.manifest, saved)
         return [f"reusing the split saved in {saved}", *notes]

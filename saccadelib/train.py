@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .evaluation import autocast, evaluate, resolve_device, to_device
-from .paths import write_text_atomic
+from .paths import RunLock, write_text_atomic
 from .runinfo import run_metadata, write_history, write_json
 from .schedule import learning_rate, parameter_groups, part_lr_scale, plateaus
 from .tasks import get_task
@@ -76,9 +76,16 @@ def fit(model, cfg: TrainConfig, out_dir: str | Path, model_meta: dict | None = 
     """Train ``model`` on ``cfg.task``; returns the summary also written to ``out_dir/metrics.json``.
 
     ``model_meta`` (e.g. {"name": ..., "config": ...}) is stored in the checkpoints so a checkpoint can
-    rebuild its model, and a resume with a different model is refused.
+    rebuild its model, and a resume with a different model is refused. The folder is locked while the run
+    trains into it (``paths.RunLock``): a second process is refused.
     """
-    out_dir, model_meta = Path(out_dir), model_meta or {}
+    if not Processes.from_env().main:  # under torchrun rank 0 alone writes, and holds the lock
+        return _fit(model, cfg, Path(out_dir), model_meta or {}, resume)
+    with RunLock(out_dir):
+        return _fit(model, cfg, Path(out_dir), model_meta or {}, resume)
+
+
+def _fit(model, cfg: TrainConfig, out_dir: Path, model_meta: dict, resume: bool) -> dict:
     procs = Processes.from_env()
     say = cfg if procs.main else TrainConfig(task=cfg.task, progress="none")  # rank 0 alone logs
     device, own_group = _start(cfg, procs, out_dir)
@@ -163,8 +170,8 @@ def _resume(path: Path, model, optimizer, model_meta: dict, resumable: dict, dev
     training config wrote it."""
     ckpt = load_checkpoint(path)
     if model_identity(ckpt["model_meta"]) != model_identity(model_meta) or ckpt["train_config"] != resumable:
-        raise ValueError(f"{path} was written by another model, training config or process count; "
-                         "use another output folder or resume=False")
+        raise ValueError(f"{path} was written by another model, training config or process count: train into "
+                         f"another --out folder, or delete {path} (and best.pt beside it) to start this one over")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["rng"])

@@ -31,7 +31,7 @@ def test_library_needs_only_the_core_dependencies():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     core = {_name(r) for r in _pyproject()["dependencies"]}
-    assert core == {"torch", "torchvision", "numpy", "pillow", "tqdm", "tifffile"}
+    assert core == {"torch", "torchvision", "numpy", "pillow", "tqdm", "tifffile", "imagecodecs"}
 
 
 def test_environment_yml_lists_exactly_pyprojects_dependencies():

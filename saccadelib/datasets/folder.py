@@ -18,7 +18,6 @@ decode, the crops by region, so memory follows the crops and not the image size.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..paths import csv_text
+from ..paths import csv_text, read_csv_rows
 from ..pyramid import SLIDE_SUFFIXES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp") + SLIDE_SUFFIXES
@@ -62,18 +61,24 @@ class Manifest:
 
 def _readable(path: Path) -> str | None:
     """None when the file is an image its reader identifies (its header only), else why not: slides and
-    tiled TIFFs by the pyramid readers (any size), other files by PIL (the pixel limit applies later,
-    to what is decoded)."""
+    tiled TIFFs by the pyramid readers (any size; a tiled TIFF's smallest level decoded too, where a
+    truncated file shows first), other files by PIL (the pixel limit applies later, to what is decoded)."""
     from PIL import Image, UnidentifiedImageError
 
     from ..file_source import ImageFileError, _pillow_limit_lifted
-    from ..pyramid import SlideSource, is_tiled_tiff
+    from ..pyramid import PyramidSource, SlideSource, is_tiled_tiff
 
     try:
         if path.suffix.lower() in SLIDE_SUFFIXES:
             SlideSource(path, channels=3, convert=True).close()
             return None
         if is_tiled_tiff(path):
+            source = PyramidSource(path, channels=3, convert=True)
+            try:
+                smallest = len(source.sizes) - 1
+                source.read(smallest, 0, source.sizes[smallest][0], 0, source.sizes[smallest][1])
+            finally:
+                source.close()
             return None
         with _pillow_limit_lifted(), Image.open(path):  # parses the header: enough to know what the file is
             return None
@@ -81,27 +86,58 @@ def _readable(path: Path) -> str | None:
         return str(err) or type(err).__name__
 
 
-def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str] | None]:
+OUTPUT_MARK = ".saccade-output"  # in a folder predict wrote: never read back as images
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The image files under ``folder`` (sorted), following symlinked subfolders once each (a link back up
+    the tree is not followed again), leaving out folders ``predict`` wrote (``OUTPUT_MARK``). Files whose
+    names are not UTF-8 come back apart, as (name, why), to be listed as skipped: a CSV cannot hold them."""
+    import os
+
+    found, odd, seen, top = [], [], set(), os.path.realpath(folder)
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        above = top.startswith(real.rstrip(os.sep) + os.sep)  # a link up the tree would list it all again
+        if real in seen or above or OUTPUT_MARK in names:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in names:
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES or not os.path.isfile(os.path.join(here, name)):
+                continue
+            path = Path(here) / name
+            try:
+                str(path.relative_to(folder)).encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(path.relative_to(folder)).decode("utf-8", "backslashreplace")
+                odd.append((shown, "its name is not UTF-8: rename it"))
+                continue
+            found.append(path)
+    return sorted(found), sorted(odd)
+
+
+def _from_subfolders(root: Path) -> tuple[list[str], list[str], None, list[tuple[str, str]]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files, labels = [], []
+    files, labels, odd = [], [], []
     for name in classes:
-        found = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        found, unnamed = list_images(root / name)
+        odd += [(f"{name}/{shown}", why) for shown, why in unnamed]
         if not found:
             raise FolderError(f"class folder {root / name} holds no image files ({', '.join(IMAGE_SUFFIXES)}): "
                               "add images or remove the folder")
         files += [str(p.relative_to(root)) for p in found]
         labels += [name] * len(found)
-    return files, labels, None
+    return files, labels, None, odd
 
 
-def _from_csv(root: Path, manifest: Path) -> tuple[list[str], list[str], list[str] | None]:
+def _from_csv(root: Path, manifest: Path) -> tuple[list[str], list[str], list[str] | None, list]:
     if not manifest.exists():
         raise FolderError(f"manifest not found: {manifest}")
-    with open(manifest, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"file", "label"} <= set(rows[0]):
-        raise FolderError(f"{manifest} must be a CSV with a header naming the columns file and label (and "
-                          "optionally split)")
+    rows = read_csv_rows(manifest, ("file", "label"), FolderError)
+    if not rows:
+        raise FolderError(f"{manifest} has its header but no rows: list one image per row (file,label[,split])")
     splits = [r["split"].strip() for r in rows] if "split" in rows[0] else None
     if splits is not None:
         for line, s in enumerate(splits, start=2):
@@ -110,7 +146,7 @@ def _from_csv(root: Path, manifest: Path) -> tuple[list[str], list[str], list[st
     for line, r in enumerate(rows, start=2):
         if not (root / r["file"]).is_file():
             raise FolderError(f"{manifest} line {line}: no image file {root / r['file']}")
-    return [r["file"] for r in rows], [r["label"].strip() for r in rows], splits
+    return [r["file"] for r in rows], [r["label"].strip() for r in rows], splits, []
 
 
 def stratified_split(labels: list[int], seed: int) -> list[str]:
@@ -133,9 +169,9 @@ def read_manifest(images: str | Path, manifest: str | Path | None = None, seed: 
     root = Path(images)
     if not root.is_dir():
         raise FolderError(f"images folder not found: {root}")
-    files, names, splits = _from_csv(root, Path(manifest)) if manifest else _from_subfolders(root)
+    files, names, splits, odd = _from_csv(root, Path(manifest)) if manifest else _from_subfolders(root)
     bad = {k: why for k, f in enumerate(files) if (why := _readable(root / f)) is not None}
-    skipped = tuple((files[k], why) for k, why in sorted(bad.items()))
+    skipped = tuple(odd) + tuple((files[k], why) for k, why in sorted(bad.items()))
     keep = [k for k in range(len(files)) if k not in bad]
     files, names = [files[k] for k in keep], [names[k] for k in keep]
     splits = [splits[k] for k in keep] if splits is not None else None
@@ -161,8 +197,7 @@ def reuse_split(manifest: Manifest, saved: Path) -> tuple[Manifest, list[str]]:
     moves an image between training, validation and test. Images that are gone (or now unreadable) are
     dropped, images added since are left out, both listed in ``skipped`` and in the returned messages;
     an image whose class changed, or a changed set of classes, is refused (train into a new folder)."""
-    with open(saved, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv_rows(saved, ("file", "label", "split"), FolderError)
     before = {r["file"]: (r["label"], r["split"]) for r in rows}
     now = {f: manifest.class_names[y] for f, y in zip(manifest.files, manifest.labels)}
     classes = sorted({label for label, _ in before.values()})
