@@ -23,8 +23,13 @@ declare -A RUNS=(
   [crop64_cap035]="--set crop_size=64 --set crop_fold=4 --set window.max_scale=0.35 --set init_scale=0.3"
   # wide windows to find, narrow ones to read: the cap falls from 0.45 to 0.3 over the first 20 epochs
   [narrowing]="--set window.narrow_to=0.3 --set window.narrow_epochs=20"
+  # where the windows land: the recipe's centres sit 14-24 px from the nearest digit's (window statistics),
+  # so a 45-px window cuts into a 28-px digit. A posterior that places the window by the soft-argmax of a
+  # score map over the proxy's features, and a 64² proxy, ask whether placing more precisely reads better.
+  [map]="--set posterior_head=map"
+  [proxy64]="--set proxy_size=64"
 )
-ORDER=(crop64 recipe crop48 fixed030_crop64 cap035 crop64_cap035 cap030 six_glimpses_cap035 narrowing)
+ORDER=(crop64 recipe crop48 map proxy64 cap035 narrowing fixed030_crop64 six_glimpses_cap035 cap030 crop64_cap035)
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${RUNS[$name]+set}" ] || { echo "unknown probe $name; valid: ${ORDER[*]}" >&2; exit 2; }
   echo "== $name"
