@@ -3,15 +3,15 @@
 The public functions (docs/api.md), the ones the command line calls:
     saccadelib.load(checkpoint)                          a trained model, with its meta
     saccadelib.predict(image, model, overlay=None)       class, probabilities and glimpse boxes
-    saccadelib.evaluate(model, images, labels, out_dir=None)  accuracy and per-image rows on a folder
+    saccadelib.score_folder(model, images, labels, out_dir=None)  accuracy and per-image rows on labelled files
 """
 __version__ = "0.1.0"
-__all__ = ["evaluate", "load", "predict", "__version__"]
+__all__ = ["load", "predict", "score_folder", "__version__"]
 
 
 def __getattr__(name: str):
     # imported on first use, so that ``python -m saccadelib --help`` does not pay for torch and the models
-    if name in ("evaluate", "load", "predict"):
+    if name in ("load", "predict", "score_folder"):
         from . import inference
 
         return getattr(inference, name)

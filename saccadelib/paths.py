@@ -78,7 +78,8 @@ def read_csv_rows(path: Path, columns: tuple[str, ...], error=ValueError) -> lis
         rows = list(reader)
         header = reader.fieldnames or []
     if not set(columns) <= set(header):
-        raise error(f"{path} must be a CSV with a header row naming the columns {', '.join(columns)}")
+        named = " and ".join([", ".join(columns[:-1]), columns[-1]] if len(columns) > 1 else list(columns))
+        raise error(f"{path} must be a CSV with a header row naming the columns {named}")
     for line, row in enumerate(rows, start=2):
         missing = [name for name in header if row.get(name) is None]
         if missing:

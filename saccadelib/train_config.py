@@ -104,6 +104,8 @@ def model_identity(meta: dict) -> dict:
     must match to resume, and what names a study's run."""
     from .model.config import NEUTRAL_SETTINGS as NEUTRAL_MODEL
 
+    if meta.get("task") != "folder":  # a generated or stored task's names follow from the task itself
+        meta = {k: v for k, v in meta.items() if k != "class_names"}
     config = meta.get("config")
     if not isinstance(config, dict):
         return meta
@@ -152,7 +154,6 @@ def resolved_settings(name: str, task: str, model_overrides: dict | None = None,
     train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
     names = class_names(task, train_cfg.data_root, train_cfg.manifest)
     model_cfg = config_for(name, len(names), model_overrides)
-    meta = {"name": name, "task": task, "config": to_dict(model_cfg)}
-    if task == "folder":  # the classes are the user's: the checkpoint must say what its outputs mean
-        meta["class_names"] = names
+    # every checkpoint says what its outputs mean (a folder's classes are the user's)
+    meta = {"name": name, "task": task, "config": to_dict(model_cfg), "class_names": list(names)}
     return model_cfg, meta, train_cfg

@@ -89,7 +89,7 @@ def test_a_csv_saved_with_a_byte_order_mark_reads_as_any_other(named_checkpoint,
     images = _folder(tmp_path / "images", per_class=1)
     labels = tmp_path / "labels.csv"
     labels.write_bytes("file,label\nbars/0.png,bars\ndots/0.png,dots\n".encode("utf-8-sig"))
-    assert saccadelib.evaluate(named_checkpoint, images, labels)["n"] == 2
+    assert saccadelib.score_folder(named_checkpoint, images, labels)["n"] == 2
 
 
 def test_a_rerun_whose_split_was_deleted_is_refused_not_resplit(tmp_path, capsys):
@@ -137,7 +137,7 @@ def test_an_interrupted_folder_prediction_leaves_no_earlier_csv_looking_complete
     assert len(list((out / "overlays").iterdir())) == 3
     (images / "bars" / "0.png").unlink()
     calls = {"n": 0}
-    real = inference.predict
+    real = inference.predicting.predict
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -145,11 +145,11 @@ def test_an_interrupted_folder_prediction_leaves_no_earlier_csv_looking_complete
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(inference, "predict", interrupted)
+    monkeypatch.setattr(inference.predicting, "predict", interrupted)
     with pytest.raises(KeyboardInterrupt):
         inference.predict_folder(images, named_checkpoint, out, overlays=True)
     assert not (out / "predictions.csv").exists() and not (out / "overlays").exists()
-    monkeypatch.setattr(inference, "predict", real)
+    monkeypatch.setattr(inference.predicting, "predict", real)
     inference.predict_folder(images, named_checkpoint, out, overlays=True)
     assert len(list((out / "overlays").iterdir())) == 2  # the deleted image's overlay is gone
 
@@ -207,7 +207,7 @@ def test_a_fifo_in_a_labels_csv_is_refused_not_waited_on(named_checkpoint, tmp_p
     labels = tmp_path / "labels.csv"
     labels.write_text("file,label\nbars/0.png,bars\nbars/pipe.png,bars\n")
     with pytest.raises(ValueError, match="line 3: .*pipe.png is not a regular file"):
-        saccadelib.evaluate(named_checkpoint, images, labels)
+        saccadelib.score_folder(named_checkpoint, images, labels)
 
 
 def test_a_checkpoint_whose_class_names_do_not_match_its_classes_is_refused(named_checkpoint, tmp_path):

@@ -80,7 +80,7 @@ def test_train_on_a_folder_keeps_its_classes_split_and_predicts_their_names(tmp_
     assert model.meta["class_names"] == ["bars", "dots", "empty"]
     result = saccadelib.predict(root / "dots" / "0.png", model)
     assert set(result["probabilities"]) == {"bars", "dots", "empty"}
-    held_out = saccadelib.evaluate(model, root, out / "split.csv", split="test")
+    held_out = saccadelib.score_folder(model, root, out / "split.csv", split="test")
     assert held_out["n"] == 3 and [r["label"] for r in held_out["predictions"]] == ["bars", "dots", "empty"]
     confusion = torch.tensor(held_out["confusion"])  # rows: true class; columns: predicted
     assert confusion.sum(1).tolist() == [1, 1, 1] and int(confusion.trace()) == held_out["correct"]

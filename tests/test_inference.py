@@ -58,7 +58,7 @@ def test_the_public_api_loads_once_and_takes_paths_tensors_and_arrays(checkpoint
     assert from_array["class"] == from_file["class"] and from_array["windows"] == from_file["windows"]
     assert saccadelib.predict(path, checkpoint)["probabilities"] == from_file["probabilities"]
     (tmp_path / "labels.csv").write_text(f"file,label\n{path.name},{from_file['class']}\n")
-    scored = saccadelib.evaluate(model, path.parent, tmp_path / "labels.csv", out_dir=tmp_path / "scored")
+    scored = saccadelib.score_folder(model, path.parent, tmp_path / "labels.csv", out_dir=tmp_path / "scored")
     assert scored["accuracy"] == 1.0 and scored["checkpoint"] == str(checkpoint)
     assert (tmp_path / "scored" / "predictions.csv").exists()
     with pytest.raises(ValueError, match="array"):
@@ -93,7 +93,7 @@ def test_predict_refuses_a_model_without_glimpses(tmp_path):
     meta = {"name": "proxy_cnn", "task": "megapixel_majority", "config": json.loads(json.dumps(cfg.to_dict()))}
     torch.save({"model": ProxyCNN(cfg).state_dict(), "model_meta": meta, "epoch": 1}, tmp_path / "best.pt")
     model = saccadelib.load(tmp_path / "best.pt")
-    with pytest.raises(ValueError, match="takes no glimpses: score it with evaluate"):
+    with pytest.raises(ValueError, match="takes no glimpses: score it with the evaluate command"):
         saccadelib.predict(torch.rand(1, 64, 64), model)
 
 

@@ -251,7 +251,7 @@ def test_a_model_scores_the_same_through_png_files_as_in_memory(mnist_root, tmp_
     train_model("saccade", "megapixel_top", tmp_path / "run", {"proxy_size": 32, "window.min_scale": 0.1},
                 {"epochs": 1, "batch_size": 4, "val_size": 4, "test": False, "data_root": str(root), "progress": "none"})
     labels = megapixel.export_png("test", tmp_path / "png", label="top", root=root)
-    result = inference.evaluate(tmp_path / "run" / "best.pt", tmp_path / "png", labels, tmp_path / "scored")
+    result = inference.score_folder(tmp_path / "run" / "best.pt", tmp_path / "png", labels, tmp_path / "scored")
     model, _ = inference.load_model(tmp_path / "run" / "best.pt")
     test = megapixel.stored_set("test", root).with_label("top")
     in_memory = model.evaluate_batch(test.as_dict())

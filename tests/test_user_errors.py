@@ -101,7 +101,7 @@ def test_predicting_a_folder_leaves_no_stale_outputs_and_never_reads_its_own_ove
     (broken / "a.png").write_bytes(b"not an image")
     assert main(["predict", str(broken), "--checkpoint", str(named_checkpoint), "--out", str(out)]) == 2
     assert "none of the 1 image files" in capsys.readouterr().err
-    assert list(csv.DictReader(open(out / "predictions.csv"))) == []  # not the earlier call's rows
+    assert not (out / "predictions.csv").exists()  # not the earlier call's rows: none read, none written
     assert "a.png" in (out / "skipped.csv").read_text()
 
 
@@ -113,17 +113,17 @@ def test_evaluate_refuses_repeats_reads_names_not_indices_and_says_when_a_csv_is
     labels = tmp_path / "labels.csv"
     labels.write_text("file,label\nbars/0.png,bars\ndots/0.png,dots\nbars/0.png,bars\n")
     with pytest.raises(ValueError, match="line 4: bars/0.png is listed again"):
-        saccadelib.evaluate(named_checkpoint, images, labels)
+        saccadelib.score_folder(named_checkpoint, images, labels)
     labels.write_text("file,label\nbars/0.png,0\ndots/0.png,1\n")
     with pytest.raises(ValueError, match="label '0' is not a class of the model's 3 class names.*--label-indices"):
-        saccadelib.evaluate(named_checkpoint, images, labels)
-    by_index = saccadelib.evaluate(named_checkpoint, images, labels, label_indices=True)
+        saccadelib.score_folder(named_checkpoint, images, labels)
+    by_index = saccadelib.score_folder(named_checkpoint, images, labels, label_indices=True)
     assert [r["label"] for r in by_index["predictions"]] == ["bars", "dots"]
     assert main(["evaluate", "--checkpoint", str(named_checkpoint), "--images", str(images), "--labels", str(labels),
                  "--label-indices"]) == 0
     labels.write_text("file,label\n")
     with pytest.raises(ValueError, match="has its header but no rows"):
-        saccadelib.evaluate(named_checkpoint, images, labels)
+        saccadelib.score_folder(named_checkpoint, images, labels)
 
 
 def test_non_finite_settings_are_refused_before_training(tmp_path, capsys):

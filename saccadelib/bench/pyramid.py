@@ -5,7 +5,7 @@ TIFFs of 6,000², 24,000² and 96,000², without retraining.
 
 1. Writes (or reuses) the first ``limit`` test canvases at each side (``data megapixel-pyramid``) and, at
    1500², as PNG files (``data megapixel-png``): the same canvases.
-2. Scores the checkpoint on each (``evaluate``): accuracy at 1500² from the PNGs, and at every side from
+2. Scores the checkpoint on each (``score_folder``): accuracy at 1500² from the PNGs, and at every side from
    the pyramids.
 3. Measures ``predict`` end to end on ``cost_files`` files per side, each file in a fresh process (its
    memory its own): the median over ``repeats`` calls after one warm-up, the peak work memory (the
@@ -96,11 +96,11 @@ def resnet_accuracy(checkpoint: str | Path, folder: Path, threads: int = 2) -> f
     downsample from the file's level that holds it."""
     import torch
 
-    from ..inference import _class_names, load_model, read_labels
+    from ..inference import class_names, load_model, read_labels
 
     torch.set_num_threads(threads)
     model, meta = load_model(checkpoint, glimpses_only=False)
-    rows = read_labels(folder / "labels.csv", folder, _class_names(meta, model.cfg.n_classes))
+    rows = read_labels(folder / "labels.csv", folder, class_names(meta, model.cfg.n_classes))
     right = sum(int(_resnet_logits(model, path)[0].argmax()) == label for path, label in rows)
     return right / len(rows)
 
@@ -136,7 +136,7 @@ def run(checkpoint: str | Path, sides=SIDES, limit: int = 100, cost_files: int =
         log(f"bench-pyramid: {limit} test canvases at {side:,}² ready ({time.perf_counter() - tick:.0f} s)")
     rows = []
     for side, folder in folders.items():
-        scored = inference.evaluate(str(checkpoint), folder, folder / "labels.csv", progress=False)
+        scored = inference.score_folder(str(checkpoint), folder, folder / "labels.csv", progress=False)
         files = sorted(folder.glob("*.tif" if side != native else "*.png"))[:cost_files]
         costs = [measure({"checkpoint": str(checkpoint), "file": str(f), "repeats": repeats, "threads": threads})
                  for f in files]

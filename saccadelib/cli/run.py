@@ -67,9 +67,9 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ..inference import evaluate
+    from ..inference import score_folder
 
-    result = evaluate(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels,
+    result = score_folder(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels,
                       split=args.split, label_indices=args.label_indices)
     print(f"{result['model']} on {result['n']} images: accuracy {result['accuracy']:.2%} "
           f"({result['seconds_per_image'] * 1000:.0f} ms per image)"

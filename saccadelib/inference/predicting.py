@@ -1,0 +1,129 @@
+"""Using a trained glimpse model on images: one image (``predict``: its class, probabilities and where it
+looked), or every image under a folder (``predict_folder``)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..file_source import MAX_PIXELS
+from ..files import open_image
+from ..pyramid import PyramidSource
+from ..sampler import ImageSource, TensorSource, window_to_box
+from .loading import class_names, resolve
+from .overlays import draw_overlay
+
+
+@torch.no_grad()
+def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: str | Path | None = None,
+            max_pixels: int = MAX_PIXELS) -> dict:
+    """Classify one image with a glimpse model (a checkpoint path, or a model from ``load``): ``image`` is a
+    file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W] in [0, 1], a numpy array [H,W] or [H,W,C]
+    (uint8, or floats in [0, 1]), or an image source.
+
+    Returns {"class", "label", "probabilities", "windows": [{"glimpse", "box": [x0, y0, x1, y1]}],
+    "step_predictions", "image_size"}; boxes are in the image's own pixels. ``overlay`` saves the image
+    with numbered saccades drawn on it. The command line's ``predict`` calls this.
+    """
+    if overlay is not None and isinstance(image, (str, Path)) and Path(overlay).exists() and \
+            os.path.samefile(overlay, image):  # the same file by any name: a symlink or a hard link too
+        raise ValueError(f"the overlay {overlay} is the input image itself: give the overlay another path")
+    model, meta = resolve(model, glimpses_only=True)
+    cfg = model.cfg
+    source = as_source(image, cfg.channels, max_pixels)
+    out = model(source)
+    probs = out.logits.softmax(-1)[0]
+    names = class_names(meta, cfg.n_classes)
+    boxes = window_to_box(out.windows[0], source.height, source.width)
+    result = {
+        "label": int(probs.argmax()),
+        "class": names[int(probs.argmax())],
+        "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
+        "windows": [{"glimpse": t + 1, "box": [round(float(v), 2) for v in box]} for t, box in enumerate(boxes)],
+        "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
+        "image_size": [source.width, source.height],
+    }
+    if isinstance(source, PyramidSource):  # what was read of the file: tiles, their bytes, the file's size
+        result["read"] = source.reads()
+    if overlay is not None:
+        draw_overlay(source, boxes, overlay, title=f"{result['class']} ({probs.max():.0%})")
+    return result
+
+
+@torch.no_grad()
+def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_dir: str | Path,
+                   overlays: bool = False, max_pixels: int = MAX_PIXELS, progress: bool | None = None) -> list[dict]:
+    """``predict`` on every image file under ``folder`` (sorted; PNG, JPEG, TIFF, BMP, WebP, slides;
+    symlinked subfolders followed): writes ``predictions.csv`` to ``out_dir`` (file, class, probability
+    and each glimpse's box in the image's pixels as x0,y0,x1,y1 separated by ``;``) and, with
+    ``overlays``, one overlay per image under ``out_dir/overlays``. A file that cannot be read is listed
+    with its error in ``skipped.csv`` and the rest go on; when none can be read, the call fails after
+    writing ``skipped.csv``. What an earlier call wrote to ``out_dir`` is cleared first, and the new
+    files appear whole at the end (the overlays as one folder), so an interrupted call leaves none that
+    look complete. A folder ``predict`` wrote (marked ``OUTPUT_MARK``) is never read as input. Returns
+    the rows."""
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
+    from ..file_source import ImageFileError
+    from ..paths import csv_text, write_text_atomic
+
+    folder, out_dir = Path(folder), Path(out_dir)
+    model, meta = resolve(model, glimpses_only=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTPUT_MARK).touch()  # before listing: an out_dir inside the folder is not an input
+    for name in ("predictions.csv", "skipped.csv"):
+        (out_dir / name).unlink(missing_ok=True)
+    staging = out_dir / ".overlays.partial"
+    for stale in (out_dir / "overlays", staging):
+        shutil.rmtree(stale, ignore_errors=True)
+    files, odd = list_images(folder)
+    if not files and not odd:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    rows, skipped = [], [{"file": name, "reason": why} for name, why in odd]
+    for path in tqdm(files, desc="predict", unit="image", disable=None if progress is None else not progress):
+        name = str(path.relative_to(folder))
+        overlay = staging / (name.replace("/", "__") + ".png") if overlays else None
+        try:
+            result = predict(path, model, overlay=overlay, max_pixels=max_pixels)
+        except ImageFileError as err:
+            skipped.append({"file": name, "reason": str(err)})
+            continue
+        rows.append({"file": name, "class": result["class"],
+                     "probability": round(result["probabilities"][result["class"]], 4),
+                     "windows": ";".join(",".join(f"{v:.0f}" for v in w["box"]) for w in result["windows"])})
+    write_text_atomic(out_dir / "skipped.csv", csv_text(skipped, ["file", "reason"]))
+    if not rows:
+        raise ValueError(f"none of the {len(files) + len(odd)} image files under {folder} could be read: "
+                         f"{out_dir / 'skipped.csv'} says why")
+    if overlays:
+        staging.mkdir(exist_ok=True)
+        staging.rename(out_dir / "overlays")
+    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, ["file", "class", "probability", "windows"]))
+    return rows
+
+
+def as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
+    import numpy as np
+
+    if isinstance(image, ImageSource):
+        return image
+    if isinstance(image, (str, Path)):
+        return open_image(image, channels=channels, max_pixels=max_pixels)
+    if isinstance(image, np.ndarray):  # [H, W] or [H, W, C], as image libraries hold pixels
+        if image.ndim not in (2, 3):
+            raise ValueError(f"expected an array [H, W] or [H, W, C], got shape {image.shape}")
+        pixels = torch.from_numpy(np.ascontiguousarray(image))
+        pixels = pixels.float() / 255 if image.dtype == np.uint8 else pixels.float()
+        image = pixels.unsqueeze(0) if image.ndim == 2 else pixels.permute(2, 0, 1)
+    if isinstance(image, torch.Tensor):
+        tensor = image.unsqueeze(0) if image.dim() == 3 else image
+        if tensor.dim() != 4 or tensor.shape[0] != 1 or tensor.shape[1] != channels:
+            raise ValueError(f"expected one image [{channels}, H, W], got shape {tuple(image.shape)}")
+        return TensorSource(tensor.float())
+    raise TypeError(f"cannot read an image from {type(image).__name__}")
+
+
