@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .names import MAX_PIXELS  # the limit's one home (the command line reads it without torch)
 from .sampler import ImageSource, TensorSource, window_to_box
 
 
@@ -17,10 +18,6 @@ class ImageFileError(ValueError):
     model cannot take."""
 
 
-# Pillow refuses images above about 179 million pixels (a guard against decompression bombs) with a
-# long traceback. This library reads large images on purpose, so it applies its own, stated limit
-# instead: large enough for an 8192 × 8192 photo, raised per call (``max_pixels``, ``--max-pixels``).
-MAX_PIXELS = 8192 * 8192
 MIN_SIDE = 16  # an image smaller than this on either side is refused: there is nothing to look at
 # How to make an image too large to decode whole readable a few tiles at a time (said in the errors).
 HOW_TO_PYRAMID = ("convert it to a tiled pyramidal TIFF, which is read a few tiles at a time: "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .datasets import twodigit
+from .names import MEGAPIXEL_TASKS, check_task as check_name
 
 
 class TwoDigitTask:
@@ -140,10 +141,6 @@ class FolderTask:
                 **({"skipped.csv": self.manifest.skipped_text()} if self.manifest.skipped else {})}
 
 
-MEGAPIXEL_TASKS = ("megapixel_majority", "megapixel_max", "megapixel_top")
-TASK_NAMES = (*twodigit.TASKS, *MEGAPIXEL_TASKS, "fivek", "folder")
-
-
 def class_names(name: str, data_root: str | Path | None = None, manifest: str | Path | None = None) -> list[str]:
     """Class names of a task, in label order (a folder task reads its folder or manifest to know them)."""
     if name == "fivek":
@@ -166,12 +163,6 @@ def n_classes(name: str, data_root: str | Path | None = None, manifest: str | Pa
     if name not in ("folder", "fivek", *MEGAPIXEL_TASKS):
         return twodigit.task_spec(name).n_classes
     return len(class_names(name, data_root, manifest))
-
-
-def check_name(name: str) -> str:
-    if name not in TASK_NAMES:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
-    return name
 
 
 def get_task(name: str, data_root: str | Path | None = None, image_side: int | None = None,

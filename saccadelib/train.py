@@ -27,7 +27,8 @@ from .paths import RunLock, write_text_atomic
 from .runinfo import run_metadata, write_history, write_json
 from .schedule import learning_rate, parameter_groups, part_lr_scale, plateaus
 from .tasks import get_task
-from .train_config import TrainConfig, model_identity, resolved_settings, resumable_settings
+from .settings import model_identity, resolve, resumable_settings
+from .train_config import TrainConfig
 
 
 def prepare_model(model, cfg: TrainConfig, device: torch.device):
@@ -114,6 +115,7 @@ def _fit(model, cfg: TrainConfig, out_dir: Path, model_meta: dict, resume: bool)
             stopped = {"reason": reason, "after_epoch": epoch}
             _log(say, _stop_message(cfg, reason, epoch))
             break
+        _reseed_rank(cfg, procs, epoch)
         stream.set_epoch(epoch)
         getattr(model, "start_epoch", lambda epoch: None)(epoch)  # a model whose settings move with training
         rate = learning_rate(cfg, epoch, state.history)
@@ -217,11 +219,16 @@ def _stop_reason(cfg: TrainConfig, state: RunState, epoch: int, procs: Processes
     stop = over_budget or flat
     if procs.world > 1:
         stop = broadcast_flag(stop, device)
-        # each rank's own random stream (z samples, random windows), a function of the epoch: resumable
-        torch.manual_seed(hash((cfg.seed, procs.rank, epoch)) % 2**63)
     if not stop:
         return None
     return "plateau" if flat else "time_budget"
+
+
+def _reseed_rank(cfg: TrainConfig, procs: Processes, epoch: int) -> None:
+    """Under torchrun, each rank's own random stream (z samples, random windows) for ``epoch``: a function of
+    the seed, the rank and the epoch, so a resumed run draws what an uninterrupted one did."""
+    if procs.world > 1:
+        torch.manual_seed(hash((cfg.seed, procs.rank, epoch)) % 2**63)
 
 
 def _stop_message(cfg: TrainConfig, reason: str, epoch: int) -> str:
@@ -296,11 +303,12 @@ def _summary(state: RunState, stopped: dict) -> dict:
 # ---------------------------------------------------------------------------------- by name
 
 def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict | None = None,
-                train_overrides: dict | None = None) -> dict:
-    """Train the registered model ``name`` on ``task`` with the shared loop (resumes from ``out_dir``)."""
+                train_overrides: dict | None = None, recipe: str | None = None) -> dict:
+    """Train the registered model ``name`` on ``task`` (with the named ``recipe``'s model settings under
+    ``model_overrides``) with the shared loop; resumes from ``out_dir``."""
     from .registry import build
 
-    model_cfg, meta, train_cfg = resolved_settings(name, task, model_overrides, train_overrides)
+    model_cfg, meta, train_cfg = resolve(name, task, recipe, model_overrides, train_overrides)
     seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
     return fit(build(name, model_cfg), train_cfg, out_dir, model_meta=meta)
 

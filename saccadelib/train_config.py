@@ -1,11 +1,11 @@
-"""The training settings: one typed config and its checks, which of its values name a run, and the
-settings a registered model and task resolve to from ``KEY=VALUE`` overrides."""
+"""The training settings: one typed config and its checks. A leaf: it imports no model and no data set
+(``saccadelib.settings`` resolves a run's settings and says which of them name it)."""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
-from .tasks import check_name
+from .names import check_task
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TrainConfig:
     canvas_side: int = 100  # two-digit tasks: the canvas the native-size digits are pasted on (100: the paper's)
 
     def __post_init__(self):
-        check_name(self.task)
+        check_task(self.task)
         for name, low in (("epochs", 1), ("train_size", 1), ("batch_size", 1), ("val_size", 1),
                           ("eval_batch_size", 1), ("workers", 0), ("canvas_side", 28), ("lr_decays", 0),
                           ("policy_warmup_epochs", 0)):
@@ -94,66 +94,3 @@ class TrainConfig:
                              f"got {self.plateau_epochs}")
         if self.progress not in ("bar", "log", "none"):
             raise ValueError(f"unknown progress mode {self.progress!r}; valid: bar, log, none")
-
-
-NEUTRAL_SETTINGS = {"policy_warmup_epochs": 0, "plateau_test": "margin"}  # the value that changes nothing
-
-
-def model_identity(meta: dict) -> dict:
-    """A run's model meta less the model settings that are at their neutral value (``model.config``): what
-    must match to resume, and what names a study's run."""
-    from .model.config import NEUTRAL_SETTINGS as NEUTRAL_MODEL
-
-    if meta.get("task") != "folder":  # a generated or stored task's names follow from the task itself
-        meta = {k: v for k, v in meta.items() if k != "class_names"}
-    config = meta.get("config")
-    if not isinstance(config, dict):
-        return meta
-    return {**meta, "config": _without_neutral(config, NEUTRAL_MODEL)}
-
-
-def _without_neutral(config: dict, neutral: dict, prefix: str = "") -> dict:
-    """``config`` less the settings at their neutral value, nested dicts by dotted name (``window.narrow_to``)."""
-    kept = {}
-    for key, value in config.items():
-        name = prefix + key
-        if isinstance(value, dict):
-            kept[key] = _without_neutral(value, neutral, name + ".")
-        elif not (name in neutral and value == neutral[name]):
-            kept[key] = value
-    return kept
-
-
-def resumable_settings(cfg: TrainConfig) -> dict:
-    """The config fields that must match to resume: not the epochs of a run whose schedule does not
-    depend on them (more may be added), nor how the run is displayed, timed, placed or scored."""
-    values = asdict(cfg)
-    if cfg.lr_schedule != "cosine":  # the others do not depend on the epoch count
-        values.pop("epochs")
-    if cfg.lr_schedule != "plateau":  # then the rule only says when to stop, not what the weights are
-        for key in ("lr_decays", "plateau_epochs", "plateau_margin", "plateau_test"):
-            values.pop(key)
-    # Settings added after runs were made count only when they change something, so those runs keep their
-    # identity (and their resumable checkpoints) when a later version adds a setting.
-    for key, neutral in NEUTRAL_SETTINGS.items():
-        if values.get(key, neutral) == neutral:
-            values.pop(key, None)
-    for key in ("time_budget_s", "progress", "threads", "workers", "test", "eval_batch_size", "test_size", "device",
-                "channels_last", "compile"):
-        values.pop(key)
-    return values
-
-
-def resolved_settings(name: str, task: str, model_overrides: dict | None = None,
-                      train_overrides: dict | None = None):
-    """(model config, the model_meta a run records, TrainConfig) for ``KEY=VALUE`` overrides."""
-    from .config import apply_overrides, to_dict
-    from .registry import config_for
-    from .tasks import class_names
-
-    train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
-    names = class_names(task, train_cfg.data_root, train_cfg.manifest)
-    model_cfg = config_for(name, len(names), model_overrides)
-    # every checkpoint says what its outputs mean (a folder's classes are the user's)
-    meta = {"name": name, "task": task, "config": to_dict(model_cfg), "class_names": list(names)}
-    return model_cfg, meta, train_cfg

@@ -247,7 +247,7 @@ def test_attention_sampling_trains_and_reports_its_patches():
 
 def test_ram_options_train_every_step_reward_the_likelihood_and_keep_old_runs_names():
     from saccadelib.baselines import RAM, RAMConfig
-    from saccadelib.train_config import model_identity
+    from saccadelib.settings import model_identity
 
     images, label = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 0])
     batch = {"image": images, "label": label}

@@ -114,3 +114,20 @@ def test_the_library_imports_in_one_direction():
     side = ("saccadelib.bench", "saccadelib.study")
     cli = ("saccadelib.__main__", "saccadelib.cli")
     assert not [e for e in edges if not e[0].startswith(side) and not e[0].startswith(cli) and e[1].startswith(side)]
+
+
+def test_the_names_a_user_types_need_no_torch_and_match_what_builds_them():
+    import subprocess
+    import sys
+
+    code = ("import sys, saccadelib.names, saccadelib.train_config, saccadelib.cli; "
+            "print(sorted(m for m in ('torch', 'saccadelib.tasks', 'saccadelib.datasets', 'saccadelib.registry') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"  # the training config is a leaf, the command line's help starts without torch
+    from saccadelib import names, recipes, registry
+    from saccadelib.datasets import twodigit
+
+    assert names.MODELS == tuple(registry.REGISTRY) and names.RECIPE_NAMES == tuple(recipes.RECIPES)
+    assert names.TWO_DIGIT_TASKS == tuple(twodigit.TASKS)
+    assert all(model in names.MODEL_HELP for model in names.MODELS)

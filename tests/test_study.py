@@ -153,7 +153,7 @@ def test_run_folders_change_with_any_setting_and_only_then():
 def test_plateau_run_folders_keep_their_names():
     # A plateau run trains for hours over several sittings and resumes from its folder, which is named by a
     # hash of its resolved settings: a change to defaults that renames these folders restarts every run. A
-    # setting added later needs its neutral value in NEUTRAL_SETTINGS (train_config, model.config) to
+    # setting added later needs its neutral value in saccadelib.settings.NEUTRAL_SETTINGS to
     # leave them alone; a deliberate change of a plateau run's settings updates this list.
     folders = {exp: [spec.folder() for spec in specs] for exp, specs in study.runs.experiment_runs("plateau").items()}
     assert folders == {

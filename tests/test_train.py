@@ -169,7 +169,7 @@ def test_the_slope_rule_fires_on_a_flat_noisy_curve_but_not_on_a_rising_one():
 
 
 def test_the_plateau_test_keeps_earlier_runs_names_at_its_old_value():
-    from saccadelib.train_config import resumable_settings
+    from saccadelib.settings import resumable_settings
 
     run = {**RUN, "lr_schedule": "plateau", "plateau_epochs": 10}
     assert resumable_settings(TrainConfig(**run)) == resumable_settings(TrainConfig(**run, plateau_test="margin"))
@@ -404,7 +404,7 @@ def test_execution_settings_keep_the_loss_within_tolerance(mnist_root):
 
 def test_settings_added_later_leave_a_runs_identity_alone_at_their_neutral_value():
     from saccadelib.config import to_dict
-    from saccadelib.train_config import model_identity
+    from saccadelib.settings import model_identity
 
     now = {"name": "saccade", "config": to_dict(ModelConfig(**TINY))}
     before = {"name": "saccade", "config": {k: v for k, v in now["config"].items()

@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-MAX_PIXELS = 8192 * 8192  # file_source.MAX_PIXELS (not imported here: the CLI starts without torch)
+from ..names import MAX_PIXELS  # torch-free: the command line starts without it
 MAX_PIXELS_HELP = (f"refuse images above this many pixels (default {MAX_PIXELS:,}: an 8192 × 8192 photo); "
                    "raise it for larger images you trust")
 

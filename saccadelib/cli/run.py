@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..names import MODEL_HELP, RECIPE_NAMES, TASK_HELP
 from . import MAX_PIXELS, MAX_PIXELS_HELP, parse_settings
 
 
@@ -28,12 +29,7 @@ def _train(args) -> int:
         from ..datasets.mnist import prepare_mnist
 
         prepare_mnist()
-    settings = parse_settings(args.set)
-    if args.recipe:
-        from ..recipes import recipe
-
-        settings = {**recipe(args.recipe), **settings}
-    summary = train_model(args.model, task, args.out, settings, train)
+    summary = train_model(args.model, task, args.out, parse_settings(args.set), train, recipe=args.recipe)
     if args.record:
         from ..runinfo import record_run
 
@@ -104,21 +100,17 @@ def _reproduce(args) -> int:
 
 def add_commands(commands) -> None:
     tr = commands.add_parser("train", help="train the Variational Saccading model or a baseline on a task")
-    tr.add_argument("--model", default="saccade",
-                    help="saccade (default: the paper's method), saccade_cells (our cells variant), the controls "
-                         "random_glimpses, grid_glimpses, salient_glimpses, oracle_glimpses, deterministic_glimpses, "
-                         "or the baselines resnet18, resnet18_downsampled, resnet18_tiles, proxy_cnn, ram, "
-                         "attention_sampling (docs/training.md)")
-    tr.add_argument("--task", default=None,
-                    help="sum, identification, megapixel_majority|max|top, fivek or folder (docs/tasks.md)")
+    tr.add_argument("--model", default="saccade", help=MODEL_HELP)
+    tr.add_argument("--task", default=None, help=TASK_HELP)
     tr.add_argument("--images", default=None, metavar="DIR",
                     help="train on your own images: DIR holds one subfolder per class (or the files --manifest lists)")
     tr.add_argument("--manifest", default=None, metavar="FILE",
                     help="with --images: a CSV file,label[,split] listing the images (paths relative to DIR)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
-    tr.add_argument("--recipe", default=None, help="the study's model settings by name: four_glimpses_grid_start "
-                    "(two-digit tasks), small_windows (the paper's method where digits are small), small_glimpses "
-                    "(saccade_cells' own defaults; for its controls); --set goes on top")
+    tr.add_argument("--recipe", default=None, choices=RECIPE_NAMES,
+                    help="the study's model settings by name: four_glimpses_grid_start (two-digit tasks), small_windows "
+                         "(the paper's method where digits are small), small_glimpses (saccade_cells' own defaults; "
+                         "for its controls); --set goes on top")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
     tr.add_argument("--record", default=None, metavar="DIR",

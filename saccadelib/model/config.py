@@ -12,15 +12,6 @@ from ..loss import LossConfig
 from ..sampler import WindowConfig
 
 LATENT = 3  # (scale, x, y)
-# Settings added after runs were made, at the value with which a model is what it was before: a run's
-# identity (its folder's hash, whether a checkpoint may resume) leaves them out at that value.
-NEUTRAL_SETTINGS = {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0,
-                    # RAM's (baselines.RAMConfig)
-                    "reward": "correct", "step_loss": False, "policy_trains_core": False,
-                    # the window's (sampler.WindowConfig), by their dotted names
-                    "window.narrow_to": None, "window.narrow_epochs": 10}
-
-
 POLICIES = ("learnt", "random", "grid", "oracle", "salient")
 STEMS = ("space_to_depth", "conv")
 POSTERIOR_HEADS = ("pooled", "map", "cells")

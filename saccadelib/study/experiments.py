@@ -22,6 +22,13 @@ COMMITTED_FOLDERS = {"cpu": "", "plateau": "plateau"}
 # Seconds per epoch on our 2-core machine (2 threads, float32) per (task, side the model reads, model):
 # training on 20,000 canvases and scoring the 2,000 validation canvases that follow each epoch.
 VAL_SHARE = 0.1  # the most of each epoch's training time the validation after it may add (cpu profile)
+
+
+def clock_cap_s(budget_min: float) -> float:
+    """The training seconds after which a run stops however busy the machine: twice its budget. A safety cap
+    only: the budget itself is an epoch count (from measured seconds per epoch), so a run stops at the same
+    epoch on any machine unless the clock runs away."""
+    return 2 * 60 * budget_min
 CALIBRATION_FILE = REPO_ROOT / "reference" / "epoch_seconds.json"  # scripts/probes/epoch_seconds.py
 
 
@@ -198,7 +205,7 @@ class ResolutionStudy:
 
     def __post_init__(self):
         from ..registry import spec
-        from ..tasks import check_name
+        from ..names import check_task as check_name
 
         for task in self.tasks:
             check_name(task)

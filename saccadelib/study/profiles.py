@@ -19,7 +19,7 @@ from ..config import apply_overrides
 from ..paths import data_dir
 from ..recipes import LARGE_SIDE
 from .experiments import (EPOCH_SECONDS, PROFILES, EfficiencyStudy, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
-                          Training)
+                          Training, clock_cap_s)
 
 SMOKE_TRAINING = Training(budget_min=None, epochs=1,
                           train={"train_size": 256, "batch_size": 64, "val_size": 200, "test_size": 200})
@@ -94,9 +94,9 @@ def _profile_training(profile: str, cpu_minutes: float) -> Training:
 
 def _plateau_study(task: str, image_side: int) -> TaskStudy:
     models = ("saccade",) if image_side == LARGE_SIDE else PLATEAU_MODELS
-    # the cap in epochs, and twice its minutes as a safety cap on the clock (as the cpu profile's)
+    # the cap in epochs, and a safety cap on the clock (as the cpu profile's)
     caps = {name: {"epochs": plateau_cap_epochs(task, image_side, name),
-                   "time_budget_s": 2 * 60 * PLATEAU_CAP_MIN[name], **CAPPED_BEFORE_THE_RULE.get(name, {})}
+                   "time_budget_s": clock_cap_s(PLATEAU_CAP_MIN[name]), **CAPPED_BEFORE_THE_RULE.get(name, {})}
             for name in models}
     # three seeds of the paper's method on identification 100², the cell the cpu profile's claims rest on
     seeds = PLATEAU_SEEDS if (task, image_side) == ("identification", 100) else (0,)

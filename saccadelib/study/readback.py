@@ -28,7 +28,7 @@ def configuration(spec: RunSpec) -> str:
 def count_parameters(spec: RunSpec) -> int:
     from ..registry import build, parameter_count
 
-    return parameter_count(build(spec.model, spec.resolved()[0]))
+    return parameter_count(build(spec.model, spec.resolved().model_cfg))
 
 
 def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,

@@ -7,7 +7,6 @@ a changed setting or default starts a new one.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ from ..paths import results_dir, runs_dir
 from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
 from ..registry import task_settings
 from .experiments import (COMMITTED_FOLDERS, COMMITTED_PROFILE, EPOCH_SECONDS, VAL_SECONDS, VAL_SHARE, FiveKStudy,
-                          NoiseStudy, ResolutionStudy, TaskStudy, Training, dataset_name, resolution_entries,
-                          resolution_label, seeds_for)
+                          NoiseStudy, ResolutionStudy, TaskStudy, Training, clock_cap_s, dataset_name,
+                          resolution_entries, resolution_label, seeds_for)
 
 
 @dataclass(frozen=True)
@@ -32,20 +31,16 @@ class RunSpec:
     calibration: tuple[str, int, str] | None = None  # (task, side, name) whose measured epoch sized it
 
     def resolved(self):
-        """(model config, model_meta, TrainConfig) under today's defaults."""
-        from ..train_config import resolved_settings
+        """The run's settings under today's defaults (``settings.resolve``): model config, model meta,
+        training config."""
+        from ..settings import resolve
 
-        return resolved_settings(self.model, self.task, self.model_overrides, self.train_overrides)
+        return resolve(self.model, self.task, model_overrides=self.model_overrides,
+                       train_overrides=self.train_overrides)
 
     def key(self) -> str:
         """Hash of the resolved settings that decide the weights (not how the run is displayed or timed)."""
-        from ..train_config import model_identity, resumable_settings
-
-        _, meta, train_cfg = self.resolved()
-        resumable = resumable_settings(train_cfg)
-        resumable["epochs"] = train_cfg.epochs  # a different length is a different run here
-        payload = json.dumps([model_identity(meta), resumable], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+        return self.resolved().key()
 
     def folder(self) -> str:
         return f"{self.label}_s{self.seed}_{self.key()}".replace(" ", "_")
@@ -95,7 +90,7 @@ def train_overrides(task: str, image_side: int, model: str, training: Training, 
            "epochs": epochs_for(task, image_side, model, training), "seed": seed,
            "val_size": validation_size(task, image_side, model, training), "image_side": image_side}
     if training.budget_min is not None:
-        out["time_budget_s"] = 2 * 60 * training.budget_min  # a safety cap only: the epochs are the budget
+        out["time_budget_s"] = clock_cap_s(training.budget_min)
     return out
 
 

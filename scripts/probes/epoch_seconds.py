@@ -36,7 +36,7 @@ from saccadelib.registry import task_settings
 from saccadelib.study.runs import train_overrides
 from saccadelib.tasks import get_task
 from saccadelib.train import train_model
-from saccadelib.train_config import resolved_settings
+from saccadelib.settings import resolve
 from saccadelib.runinfo import run_metadata, write_json
 from saccadelib.evaluation import evaluate
 
@@ -108,8 +108,8 @@ def probe_validation(task: str, canvas: int, model: str, threads: int, settings:
                      data: dict | None = None) -> list[float]:
     training = study.Training(budget_min=None, epochs=1, train={"val_size": VAL_CANVASES, "threads": threads})
     settings = task_settings(task, model, canvas) if settings is None else settings
-    model_cfg, _, train_cfg = resolved_settings(model, task, settings,
-                                                train_overrides(task, canvas, model, training, seed=0))
+    model_cfg, _, train_cfg = resolve(model, task, model_overrides=settings,
+                                      train_overrides=train_overrides(task, canvas, model, training, seed=0))
     torch.set_num_threads(threads)
     net = build(model, model_cfg)
     if data is None:
