@@ -248,6 +248,100 @@ class PyramidSource(ImageSource):
         h, w = self.sizes[level]
         return self.read(level, 0, h, 0, w)
 
+    # ------------------------------------------------------------- OpenSlide's conventions
+    # What slide users already know (OpenSlide, tiffslide): sizes as (width, height), regions at a level-0
+    # (x, y) and a (w, h) in the level's pixels, level downsamples, a thumbnail, and microns per pixel.
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level 0's (width, height)."""
+        return self.width, self.height
+
+    @property
+    def level_count(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """Each level's (width, height), level 0 first."""
+        return tuple((w, h) for h, w in self.sizes)
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Each level's downsample from level 0, as OpenSlide gives it (the mean of the two axes' factors)."""
+        return tuple((self.width / w + self.height / h) / 2 for h, w in self.sizes)
+
+    def get_best_level_for_downsample(self, downsample: float) -> int:
+        """The level with the largest downsample at most ``downsample`` (level 0 below 1)."""
+        fits = [k for k, d in enumerate(self.level_downsamples) if d <= downsample * (1 + 1e-9)]
+        return fits[-1] if fits else 0
+
+    @property
+    def mpp(self) -> tuple[float, float] | None:
+        """Level 0's microns per pixel along x and y, from the file's metadata; None where it says nothing."""
+        return self._mpp()
+
+    def _mpp(self) -> tuple[float, float] | None:
+        """A TIFF's resolution tags (XResolution, YResolution in pixels per ResolutionUnit, centimetre or inch)."""
+        self._reopen()
+        tags = self._levels[0].pages[0].tags
+        unit = tags.get("ResolutionUnit")
+        microns = {2: 25_400.0, 3: 10_000.0}.get(int(unit.value) if unit is not None else 2)
+        values = []
+        for name in ("XResolution", "YResolution"):
+            tag = tags.get(name)
+            if tag is None or microns is None:
+                return None
+            num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
+            if not num or not den:
+                return None
+            values.append(microns * den / num)
+        if unit is None or values[0] >= microns:  # no unit, or 1 pixel per inch: the writer's default, not a resolution
+            return None
+        return values[0], values[1]
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The file's metadata under OpenSlide's names where they apply (``openslide.mpp-x``, ``-y``,
+        ``openslide.level-count``, ``openslide.level[k].width``…), as strings."""
+        props = {"openslide.level-count": str(self.level_count), "saccade.reader": type(self).__name__}
+        for k, ((w, h), d) in enumerate(zip(self.level_dimensions, self.level_downsamples)):
+            props.update({f"openslide.level[{k}].width": str(w), f"openslide.level[{k}].height": str(h),
+                          f"openslide.level[{k}].downsample": repr(d)})
+        if self.mpp is not None:
+            props.update({"openslide.mpp-x": repr(self.mpp[0]), "openslide.mpp-y": repr(self.mpp[1])})
+        return props
+
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> torch.Tensor:
+        """Pixels [C, h, w] in [0, 1] of ``level``: ``location`` is the region's top-left corner in level-0
+        (x, y) and ``size`` its (w, h) in the level's pixels, as ``OpenSlide.read_region`` takes them. What
+        lies outside the image reads 0 (OpenSlide's is transparent)."""
+        if not 0 <= level < self.level_count:
+            raise ValueError(f"level must be 0..{self.level_count - 1}, got {level}")
+        (x, y), (w, h) = location, size
+        if w <= 0 or h <= 0:
+            raise ValueError(f"a region's size is (w, h) in positive pixels, got {size}")
+        fx, fy = self.factor(level)
+        lx0, ly0 = math.floor(x / fx), math.floor(y / fy)
+        lh, lw = self.sizes[level]
+        out = torch.zeros(self.channels, h, w)
+        x0, y0, x1, y1 = max(lx0, 0), max(ly0, 0), min(lx0 + w, lw), min(ly0 + h, lh)
+        if x1 > x0 and y1 > y0:
+            out[:, y0 - ly0:y1 - ly0, x0 - lx0:x1 - lx0] = self.read(level, y0, y1, x0, x1)
+        return out
+
+    def get_thumbnail(self, size: tuple[int, int]):
+        """The whole image as a PIL image fitting in ``size`` (w, h), its aspect kept, from the smallest
+        level that still has the pixels."""
+        from PIL import Image
+
+        scale = min(size[0] / self.width, size[1] / self.height)
+        target = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+        pixels = self.overview(max(target))
+        array = (pixels.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+        return image.resize(target, Image.BILINEAR)
+
     def reads(self) -> dict:
         """What was read so far: tiles, their bytes in the file, the file's size and decoded pixels."""
         return {"tiles_read": self.tiles_read, "bytes_read": self.bytes_read, "file_bytes": self.file_bytes,
@@ -308,6 +402,20 @@ class SlideSource(PyramidSource):
         self.dtype_max = 255.0
         return 3
 
+    def _mpp(self) -> tuple[float, float] | None:
+        self._reopen()
+        props = self._tif.properties
+        try:
+            return float(props["openslide.mpp-x"]), float(props["openslide.mpp-y"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """OpenSlide's own properties of the slide (vendor metadata included)."""
+        self._reopen()
+        return {**dict(self._tif.properties), "saccade.reader": type(self).__name__}
+
     def _region(self, level: int, y0: int, y1: int, x0: int, x1: int):
         import numpy as np
 
@@ -332,10 +440,12 @@ def box_reduce(image, factor: int = 2):
     return np.rint(blocks.mean(axis=(1, 3))).astype(image.dtype)
 
 
-def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256, compression: str = "zlib") -> Path:
+def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256, compression: str = "zlib",
+                  mpp: float | None = None) -> Path:
     """Write ``image`` (a numpy array [H, W] or [H, W, 3], uint8 or uint16) as a tiled pyramidal BigTIFF:
     level 0 and box reductions by 2, 4, … down to the first level whose longest side is at most
-    ``smallest``, each in ``tile``² tiles. For images that fit in memory; ``datasets.megapixel_pyramid``
+    ``smallest``, each in ``tile``² tiles; ``mpp``: level 0's microns per pixel, in the resolution tags
+    (each level's scaled by its reduction). For images that fit in memory; ``datasets.megapixel_pyramid``
     writes larger ones tile by tile."""
     import tifffile
 
@@ -346,6 +456,7 @@ def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256,
     path = Path(path)
     with tifffile.TiffWriter(path, bigtiff=True) as tif:  # the levels as successive pages, reduced ones
         for k, level in enumerate(levels):                 # marked so: what tifffile and OpenSlide read
+            resolution = {} if mpp is None else {"resolution": (1e4 / (mpp * 2 ** k),) * 2, "resolutionunit": "CENTIMETER"}
             tif.write(level, tile=(tile, tile), subfiletype=1 if k else 0, compression=compression,
-                      photometric=photometric)
+                      photometric=photometric, **resolution)
     return path

@@ -199,6 +199,7 @@ class ImageSource:
     count: int  # N, the images in the batch
     dtype: torch.dtype = torch.float32
     device: torch.device = torch.device("cpu")  # where proxies and crops are computed
+    mpp: tuple[float, float] | None = None  # microns per pixel (x, y), where the file says (slides, tagged TIFFs)
 
     def proxy(self, size: int) -> torch.Tensor:
         raise NotImplementedError

@@ -257,6 +257,55 @@ def test_slides_read_through_openslide_as_the_tiff_reader_reads_them(colour_pyra
         open_image(tmp_path / "broken.ndpi")
 
 
+def test_the_pyramid_reader_speaks_openslides_conventions_and_agrees_with_openslide(tmp_path):
+    """Level sizes as (w, h), level downsamples, regions at a level-0 (x, y) with a (w, h) in the level's
+    pixels, thumbnails and microns per pixel: checked against OpenSlide on the same file."""
+    openslide = pytest.importorskip("openslide", reason="the slides extra: pip install 'saccadelib[slides]'")
+    from PIL import Image
+
+    from saccadelib.pyramid import write_pyramid
+
+    pixels = np.random.default_rng(1).integers(0, 255, (600, 900, 3), dtype=np.uint8)
+    path = write_pyramid(tmp_path / "tagged.tif", pixels, tile=128, smallest=128, mpp=0.25)
+    ours, theirs = PyramidSource(path, channels=3), openslide.OpenSlide(str(path))
+    assert ours.dimensions == theirs.dimensions == (900, 600)
+    assert ours.level_dimensions == theirs.level_dimensions
+    assert ours.level_downsamples == pytest.approx(theirs.level_downsamples)
+    assert [ours.get_best_level_for_downsample(d) for d in (1, 3, 9)] == \
+        [theirs.get_best_level_for_downsample(d) for d in (1, 3, 9)]
+    assert ours.mpp == (0.25, 0.25) and ours.properties["openslide.mpp-x"] == theirs.properties["openslide.mpp-x"]
+    for location, level, size in (((300, 200), 1, (50, 40)), ((0, 0), 0, (130, 70)), ((850, 580), 0, (100, 50))):
+        region = ours.read_region(location, level, size)
+        theirs_rgba = np.asarray(theirs.read_region(location, level, size), dtype=np.float32)
+        inside = theirs_rgba[..., 3] > 0  # OpenSlide's outside is transparent; ours reads 0 there
+        assert region.shape == (3, size[1], size[0])
+        assert np.abs(region.permute(1, 2, 0).numpy()[inside] * 255 - theirs_rgba[..., :3][inside]).max() < 1e-3
+        assert (region.permute(1, 2, 0).numpy()[~inside] == 0).all()
+    assert ours.get_thumbnail((100, 100)).size == theirs.get_thumbnail((100, 100)).size
+    assert isinstance(ours.get_thumbnail((64, 64)), Image.Image)
+    untagged = PyramidSource(write_pyramid(tmp_path / "plain.tif", pixels[:256, :256], tile=128), channels=3)
+    assert untagged.mpp is None and "openslide.mpp-x" not in untagged.properties
+
+
+def test_predict_reports_each_window_in_level0_pixels_and_in_microns_where_known(tmp_path):
+    from saccadelib import inference
+    from saccadelib.model import ModelConfig, VariationalSaccading
+    from saccadelib.pyramid import write_pyramid
+
+    pixels = np.random.default_rng(2).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    path = write_pyramid(tmp_path / "tagged.tif", pixels, tile=128, smallest=128, mpp=0.5)
+    torch.manual_seed(0)
+    model = VariationalSaccading(ModelConfig(n_classes=3, channels=3, glimpses=2)).eval()
+    result = inference.predict(path, model)
+    for window in result["windows"]:
+        x0, y0, x1, y1 = window["box"]
+        assert (window["x"], window["y"]) == pytest.approx((x0, y0), abs=0.01)
+        assert (window["w"], window["h"]) == pytest.approx((x1 - x0, y1 - y0), abs=0.02)
+        assert window["microns"]["w"] == pytest.approx(0.5 * window["w"], abs=0.02)
+    plain = inference.predict(write_pyramid(tmp_path / "plain.tif", pixels, tile=128, smallest=128), model)
+    assert all("microns" not in w for w in plain["windows"])
+
+
 def test_bench_pyramid_scores_the_same_canvases_at_every_side_and_times_predict(tmp_path, monkeypatch):
     import json
 

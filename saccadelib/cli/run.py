@@ -54,9 +54,11 @@ def _predict(args) -> int:
     else:
         top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         print(f"{args.image}: {result['class']}  (" + ", ".join(f"{k} {p:.1%}" for k, p in top) + ")")
-        for w in result["windows"]:
-            print(f"  glimpse {w['glimpse']}: x0={w['box'][0]:.0f} y0={w['box'][1]:.0f} "
-                  f"x1={w['box'][2]:.0f} y1={w['box'][3]:.0f}")
+        for w in result["windows"]:  # as a slide user reads a region: level-0 (x, y) and (w, h)
+            microns = w.get("microns")
+            far = (f"  ({microns['x']:.0f}, {microns['y']:.0f}) µm, {microns['w']:.0f} × {microns['h']:.0f} µm"
+                   if microns else "")
+            print(f"  glimpse {w['glimpse']}: x={w['x']:.0f} y={w['y']:.0f} w={w['w']:.0f} h={w['h']:.0f}{far}")
         if args.overlay:
             print(f"overlay saved to {args.overlay}")
     return 0
@@ -107,10 +109,10 @@ def add_commands(commands) -> None:
     tr.add_argument("--manifest", default=None, metavar="FILE",
                     help="with --images: a CSV file,label[,split] listing the images (paths relative to DIR)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, metrics.json); resumes")
-    tr.add_argument("--recipe", default=None, choices=RECIPE_NAMES,
-                    help="the study's model settings by name: four_glimpses_grid_start (two-digit tasks), small_windows "
-                         "(the paper's method where digits are small), small_glimpses (saccade_cells' own defaults; "
-                         "for its controls); --set goes on top")
+    tr.add_argument("--recipe", default=None,
+                    help=f"the study's model settings by name, one of {', '.join(RECIPE_NAMES)}: the first for the "
+                         "two-digit tasks, the second for the paper's method where digits are small, the third "
+                         "saccade_cells' own defaults (for its controls); --set goes on top")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="model setting, e.g. glimpses=4, loss.kl_weight=1")
     tr.add_argument("--train", action="append", metavar="KEY=VALUE", help="training setting, e.g. epochs=20, lr=1e-3")
     tr.add_argument("--record", default=None, metavar="DIR",

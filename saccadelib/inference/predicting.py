@@ -22,9 +22,10 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W] in [0, 1], a numpy array [H,W] or [H,W,C]
     (uint8, or floats in [0, 1]), or an image source.
 
-    Returns {"class", "label", "probabilities", "windows": [{"glimpse", "box": [x0, y0, x1, y1]}],
-    "step_predictions", "image_size"}; boxes are in the image's own pixels. ``overlay`` saves the image
-    with numbered saccades drawn on it. The command line's ``predict`` calls this.
+    Returns {"class", "label", "probabilities", "windows", "step_predictions", "image_size"}: each window
+    as a slide user reads a region (``window_record``: level-0 ``x, y, w, h`` in the image's own pixels,
+    in microns where the file gives its resolution, and its ``box`` [x0, y0, x1, y1]). ``overlay`` saves
+    the image with numbered saccades drawn on it. The command line's ``predict`` calls this.
     """
     if overlay is not None and isinstance(image, (str, Path)) and Path(overlay).exists() and \
             os.path.samefile(overlay, image):  # the same file by any name: a symlink or a hard link too
@@ -40,7 +41,7 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
         "label": int(probs.argmax()),
         "class": names[int(probs.argmax())],
         "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
-        "windows": [{"glimpse": t + 1, "box": [round(float(v), 2) for v in box]} for t, box in enumerate(boxes)],
+        "windows": [window_record(t, box, source.mpp) for t, box in enumerate(boxes.tolist())],
         "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
         "image_size": [source.width, source.height],
     }
@@ -51,12 +52,34 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     return result
 
 
+def window_record(t: int, box: list[float], mpp: tuple[float, float] | None) -> dict:
+    """Glimpse ``t``'s window as a slide user reads a region: its level-0 ``x, y`` (top-left) and ``w, h`` in
+    pixels, in microns too where the file gives its resolution, and the ``box`` [x0, y0, x1, y1]."""
+    x0, y0, x1, y1 = box
+    record = {"glimpse": t + 1, "x": round(x0, 2), "y": round(y0, 2), "w": round(x1 - x0, 2), "h": round(y1 - y0, 2),
+              "box": [round(v, 2) for v in box]}
+    if mpp is not None:
+        record["microns"] = {"x": round(x0 * mpp[0], 2), "y": round(y0 * mpp[1], 2),
+                             "w": round((x1 - x0) * mpp[0], 2), "h": round((y1 - y0) * mpp[1], 2)}
+    return record
+
+
+def windows_text(windows: list[dict], microns: bool = False) -> str:
+    """A CSV cell: each window's ``x,y,w,h`` (level-0 pixels, or microns; empty where not known), ``;`` apart."""
+    if microns:
+        if not all("microns" in w for w in windows):
+            return ""
+        return ";".join(",".join(f"{w['microns'][k]:.1f}" for k in "xywh") for w in windows)
+    return ";".join(",".join(f"{w[k]:.0f}" for k in "xywh") for w in windows)
+
+
 @torch.no_grad()
 def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_dir: str | Path,
                    overlays: bool = False, max_pixels: int = MAX_PIXELS, progress: bool | None = None) -> list[dict]:
     """``predict`` on every image file under ``folder`` (sorted; PNG, JPEG, TIFF, BMP, WebP, slides;
     symlinked subfolders followed): writes ``predictions.csv`` to ``out_dir`` (file, class, probability
-    and each glimpse's box in the image's pixels as x0,y0,x1,y1 separated by ``;``) and, with
+    and each glimpse's window as level-0 x,y,w,h in the image's pixels, ``;`` apart, and in microns where
+    the files give their resolution) and, with
     ``overlays``, one overlay per image under ``out_dir/overlays``. A file that cannot be read is listed
     with its error in ``skipped.csv`` and the rest go on; when none can be read, the call fails after
     writing ``skipped.csv``. What an earlier call wrote to ``out_dir`` is cleared first, and the new
@@ -94,7 +117,8 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
             continue
         rows.append({"file": name, "class": result["class"],
                      "probability": round(result["probabilities"][result["class"]], 4),
-                     "windows": ";".join(",".join(f"{v:.0f}" for v in w["box"]) for w in result["windows"])})
+                     "windows": windows_text(result["windows"]),
+                     "windows_microns": windows_text(result["windows"], microns=True)})
     write_text_atomic(out_dir / "skipped.csv", csv_text(skipped, ["file", "reason"]))
     if not rows:
         raise ValueError(f"none of the {len(files) + len(odd)} image files under {folder} could be read: "
@@ -102,7 +126,9 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     if overlays:
         staging.mkdir(exist_ok=True)
         staging.rename(out_dir / "overlays")
-    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, ["file", "class", "probability", "windows"]))
+    columns = ["file", "class", "probability", "windows"] + (["windows_microns"] if any(r["windows_microns"] for r in rows)
+                                                             else [])
+    write_text_atomic(out_dir / "predictions.csv", csv_text(rows, columns))
     return rows
 
 

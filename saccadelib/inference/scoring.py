@@ -11,6 +11,7 @@ from ..file_source import MAX_PIXELS
 from ..files import open_image
 from ..sampler import window_to_box
 from .loading import channels, class_names, resolve
+from .predicting import window_record, windows_text
 
 
 def read_labels(labels: str | Path, images: str | Path, names: list[str],
@@ -63,7 +64,8 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
              split: str | None = None, label_indices: bool = False) -> dict:
     """Score a trained model (a checkpoint path, or a model from ``load``) on image files of any size
     (``file,label`` CSV): accuracy, the confusion matrix (rows: true class, columns: predicted) and one row
-    per image (its prediction, probability and, for glimpse models, the windows in image pixels), written
+    per image (its prediction, probability and, for glimpse models, each window as level-0 x,y,w,h in
+    image pixels, and in microns where the file gives its resolution), written
     to ``out_dir`` as ``metrics.json``, ``confusion.csv`` and ``predictions.csv``. Files are read as
     training and ``predict`` read them (``FileSource``): a lossless file exactly as a canvas in memory,
     so a model scores a canvas the same from its PNG. ``split``: only that split's rows (e.g. a
@@ -99,7 +101,10 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
                "correct": int(guess == label), "probability": round(float(probs[guess]), 4)}
         if "windows" in out:
             boxes = window_to_box(out["windows"][0], source.height, source.width)
-            row["windows"] = ";".join(",".join(f"{v:.0f}" for v in box) for box in boxes.tolist())
+            records = [window_record(t, box, source.mpp) for t, box in enumerate(boxes.tolist())]
+            row["windows"] = windows_text(records)
+            if source.mpp is not None:
+                row["windows_microns"] = windows_text(records, microns=True)
         rows.append(row)
     if not rows:
         raise ValueError(f"none of the {len(listed)} images listed in {labels} could be read: "
