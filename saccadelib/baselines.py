@@ -30,7 +30,7 @@ from torch.utils.checkpoint import checkpoint as recompute
 from .config import from_dict, to_dict
 from .draws import FRESH, for_evaluation
 from .model import ModelConfig, ProxyEncoder, gumbel_top_k, sampled_means
-from .sampler import ImageSource, TensorSource, UpsampledSource
+from .sources import ImageSource, TensorSource, UpsampledSource
 
 
 class _Config:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .draws import canvas_keys
-from .sampler import ImageSource
+from .sources import ImageSource
 from .window_stats import reading, window_statistics
 
 

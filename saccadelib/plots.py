@@ -226,8 +226,7 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     it is, since the upsample holds no detail beyond it."""
     import torch
 
-    from .files import FileBatchSource
-    from .sampler import UpsampledSource
+    from .sources import FileBatchSource, UpsampledSource
     from .datasets.sparse import SparseSource
 
     plt = _pyplot()
@@ -268,7 +267,8 @@ def noise_view(model, image, label: int | None = None, sigma: float = 0.0, keep:
     import torch
 
     from .draws import CanvasDraws
-    from .sampler import TensorSource, noisy_proxy
+    from .sources import TensorSource
+    from .sampler import noisy_proxy
 
     plt = _pyplot()
     model.eval()
@@ -307,7 +307,8 @@ def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], i
     import torch
 
     from .draws import CanvasDraws
-    from .sampler import TensorSource, noisy_proxy
+    from .sources import TensorSource
+    from .sampler import noisy_proxy
 
     if len(curves) != len(levels):
         raise ValueError(f"one list of curves per level: got {len(curves)} for {len(levels)} levels")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from saccadelib.__main__ import main
-from saccadelib.pyramid import write_pyramid
+from saccadelib.datasets.pyramids import write_pyramid
 from test_folder import _folder  # one subfolder per class: bars, dots, empty
 from test_user_errors import NAMES, TINY_SET, named_checkpoint  # noqa: F401 (a fixture)
 
@@ -43,8 +43,7 @@ def _main_err(capsys, args):
 
 
 def test_a_corrupt_tiled_tiff_names_its_file_and_a_folder_goes_on_without_it(named_checkpoint, tmp_path, capsys):
-    from saccadelib.file_source import ImageFileError
-    from saccadelib.pyramid import PyramidSource
+    from saccadelib.sources import ImageFileError, PyramidSource
 
     bad = _truncated(tmp_path / "bad.tif")
     with pytest.raises(ImageFileError, match="bad.tif"):
@@ -175,7 +174,7 @@ def test_an_overlay_onto_a_hard_link_of_the_input_is_refused(named_checkpoint, t
 def test_nan_pixels_in_a_float_tiff_are_refused_not_read_as_black(tmp_path):
     import tifffile
 
-    from saccadelib.file_source import FileSource, ImageFileError
+    from saccadelib.sources import FileSource, ImageFileError
 
     pixels = np.full((32, 32), 0.5, np.float32)
     pixels[3, 4] = np.nan
@@ -244,7 +243,7 @@ def test_a_file_name_that_is_not_utf8_is_named_and_skipped(named_checkpoint, tmp
 
 
 def test_a_jpeg_tiled_pyramid_reads_like_its_lossless_twin(tmp_path):
-    from saccadelib.pyramid import PyramidSource
+    from saccadelib.sources import PyramidSource
 
     pixels = np.kron(np.random.default_rng(0).integers(0, 255, (16, 16, 3)), np.ones((32, 32, 1))).astype(np.uint8)
     lossless = write_pyramid(tmp_path / "zlib.tif", pixels, tile=128, smallest=128)

@@ -6,7 +6,8 @@ from saccadelib.baselines import (RAM, ProxyCNN, ProxyCNNConfig, RAMConfig, Tile
                                   WholeImageResNet, ResNetConfig, tile_starts, tile_windows)
 from saccadelib.datasets.twodigit import make_two_digit
 from saccadelib.model import ModelConfig, VariationalSaccading, grid_windows
-from saccadelib.sampler import TensorSource, UpsampledSource, window_to_box
+from saccadelib.sources import TensorSource, UpsampledSource
+from saccadelib.sampler import window_to_box
 from saccadelib.train import fit
 from saccadelib.train_config import TrainConfig
 

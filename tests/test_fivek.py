@@ -10,8 +10,7 @@ from PIL import Image
 
 from saccadelib.datasets import fivek, fivek_miniature
 from saccadelib.paths import data_dir
-from saccadelib.file_source import FileSource
-from saccadelib.files import FileBatchSource
+from saccadelib.sources import FileBatchSource, FileSource
 
 
 @pytest.fixture(scope="session")

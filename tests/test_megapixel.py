@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from saccadelib.datasets import twodigit as data, megapixel
-from saccadelib.sampler import TensorSource
+from saccadelib.sources import TensorSource
 from saccadelib.datasets.sparse import SparseImages
 from saccadelib.tasks import get_task
 

@@ -4,7 +4,8 @@ import torch
 from saccadelib.datasets.twodigit import make_two_digit
 from saccadelib.loss import LossConfig
 from saccadelib.model import ModelConfig, VariationalSaccading
-from saccadelib.sampler import TensorSource, UpsampledSource, WindowConfig
+from saccadelib.sources import TensorSource, UpsampledSource
+from saccadelib.sampler import WindowConfig
 
 TINY = dict(hidden=32, proxy_features=32, crop_features=32, latent_features=16, width=8, rnn_layers=1)
 

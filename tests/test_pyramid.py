@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from saccadelib.file_source import FileSource, ImageFileError
-from saccadelib.files import FileBatchSource, open_image
-from saccadelib.pyramid import PyramidSource, box_reduce, write_pyramid
-from saccadelib.sampler import TensorSource
+from saccadelib.sources import FileBatchSource, FileSource, ImageFileError, PyramidSource, open_image
+from saccadelib.datasets.pyramids import box_reduce, write_pyramid
+from saccadelib.sources import TensorSource
 
 
 def _smooth(side: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -241,7 +240,7 @@ def test_the_export_writes_labelled_files_and_resumes(tmp_path, monkeypatch):
 def test_slides_read_through_openslide_as_the_tiff_reader_reads_them(colour_pyramid, tmp_path):
     import shutil
 
-    from saccadelib.pyramid import SlideSource
+    from saccadelib.sources import SlideSource
 
     path, _ = colour_pyramid
     slide_path = tmp_path / "slide.svs"  # a slide's name: OpenSlide reads it (as a generic tiled TIFF)
@@ -263,7 +262,7 @@ def test_the_pyramid_reader_speaks_openslides_conventions_and_agrees_with_opensl
     openslide = pytest.importorskip("openslide", reason="the slides extra: pip install 'saccadelib[slides]'")
     from PIL import Image
 
-    from saccadelib.pyramid import write_pyramid
+    from saccadelib.datasets.pyramids import write_pyramid
 
     pixels = np.random.default_rng(1).integers(0, 255, (600, 900, 3), dtype=np.uint8)
     path = write_pyramid(tmp_path / "tagged.tif", pixels, tile=128, smallest=128, mpp=0.25)
@@ -290,7 +289,7 @@ def test_the_pyramid_reader_speaks_openslides_conventions_and_agrees_with_opensl
 def test_predict_reports_each_window_in_level0_pixels_and_in_microns_where_known(tmp_path):
     from saccadelib import inference
     from saccadelib.model import ModelConfig, VariationalSaccading
-    from saccadelib.pyramid import write_pyramid
+    from saccadelib.datasets.pyramids import write_pyramid
 
     pixels = np.random.default_rng(2).integers(0, 255, (512, 512, 3), dtype=np.uint8)
     path = write_pyramid(tmp_path / "tagged.tif", pixels, tile=128, smallest=128, mpp=0.5)

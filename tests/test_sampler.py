@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from saccadelib import sampler
-from saccadelib.sampler import (TensorSource, UpsampledSource, WindowConfig, crop_tensor, supersample_factor, window_from_z, window_to_box)
+from saccadelib.sources import memory
+from saccadelib.sources import TensorSource, UpsampledSource
+from saccadelib.sampler import WindowConfig, crop_tensor, supersample_factor, window_from_z, window_to_box
 
 
 def _window(scale, cx, cy, dtype=torch.float32):
@@ -142,7 +144,7 @@ def test_sources_reject_bad_shapes():
 
 @pytest.mark.parametrize("base_len, large_len", [(100, 2528), (100, 10_112), (37, 50), (100, 100)])
 def test_upsample_rows_are_built_only_where_asked_and_equal_torchs(base_len, large_len):
-    full = sampler._upsample_rows(base_len, large_len)  # torch's own interpolation, every row
+    full = memory._upsample_rows(base_len, large_len)  # torch's own interpolation, every row
     index = torch.tensor([[-3, -1, 0, 1], [large_len // 2, large_len - 2, large_len - 1, large_len + 4]])
     rows = sampler.upsample_row_weights(index, base_len, large_len, torch.float64)
     assert rows.shape == (2, 4, base_len)

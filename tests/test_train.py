@@ -97,7 +97,7 @@ def test_outputs_are_written_and_sane(tmp_path, mnist_root):
 
 
 def test_a_task_read_at_a_large_side_trains_on_lazy_sources(tmp_path, mnist_root):
-    from saccadelib.sampler import UpsampledSource
+    from saccadelib.sources import UpsampledSource
     from saccadelib.tasks import get_task
     from saccadelib.evaluation import to_device
 

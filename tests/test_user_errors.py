@@ -69,7 +69,7 @@ def test_predicting_a_folder_writes_the_checkpoints_class_names(named_checkpoint
 def test_a_16_bit_greyscale_image_is_scaled_by_its_range_not_clipped(tmp_path):
     import tifffile
 
-    from saccadelib.file_source import FileSource, ImageFileError
+    from saccadelib.sources import FileSource, ImageFileError
 
     ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "ramp.png")

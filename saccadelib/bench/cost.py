@@ -62,9 +62,9 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     import torch.nn.functional as F
 
     from ..datasets import twodigit
-    from ..file_source import FileSource
+    from ..sources import FileSource
     from ..registry import GLIMPSE_MODELS
-    from ..sampler import TensorSource, UpsampledSource
+    from ..sources import TensorSource, UpsampledSource
 
     task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")
     if source == "file":  # any task's image file (a Megapixel MNIST PNG, a photo): the label is not scored

@@ -165,7 +165,7 @@ def photo_profile(path: Path, repeats: int = 5, threads: int = 2) -> dict:
     from PIL import Image
 
     from ..model import ModelConfig, VariationalSaccading
-    from ..file_source import FileSource
+    from ..sources import FileSource
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

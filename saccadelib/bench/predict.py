@@ -58,7 +58,7 @@ class _StageClock:
     """Seconds spent in each stage of ``FileSource`` while ``predict`` runs (the methods wrapped in place)."""
 
     def __init__(self):
-        from ..file_source import FileSource
+        from ..sources import FileSource
 
         self.seconds = dict.fromkeys(("open", "decode", "proxy", "crops"), 0.0)
         self.stage = None

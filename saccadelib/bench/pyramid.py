@@ -76,7 +76,7 @@ def _resnet_logits(model, path):
     """ResNet-18's logits for one file, read as its 500² downsample; and the file's source."""
     import torch
 
-    from ..files import open_image
+    from ..sources import open_image
 
     source = open_image(path, model.cfg.channels, convert=True)
     with torch.no_grad():
@@ -86,7 +86,7 @@ def _resnet_logits(model, path):
 
 def _downsample(source):
     """The 500² downsample ResNet-18 reads, from the pyramid's level that holds it (the proxy path)."""
-    from ..sampler import TensorSource
+    from ..sources import TensorSource
 
     return TensorSource(source.proxy(RESNET_SIDE))
 

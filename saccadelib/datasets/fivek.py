@@ -182,7 +182,7 @@ def prepare_one(photo: str, path: Path, out: Path, settings: PrepareSettings) ->
     ``{"id", "error"}``."""
     from PIL import Image
 
-    from ..file_source import FileSource
+    from ..sources import FileSource
 
     large, proxy = _outputs(out, photo)
     try:
@@ -318,7 +318,7 @@ class FiveKSet:
         return len(self.ids)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from ..files import FileBatchSource
+        from ..sources import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         proxies = self.proxies[picked].float().div_(255.0)

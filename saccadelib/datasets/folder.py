@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..paths import csv_text, read_csv_rows
-from ..pyramid import SLIDE_SUFFIXES
+from ..sources import SLIDE_SUFFIXES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp") + SLIDE_SUFFIXES
 SPLITS = ("train", "val", "test")
@@ -60,30 +60,10 @@ class Manifest:
 
 
 def _readable(path: Path) -> str | None:
-    """None when the file is an image its reader identifies (its header only), else why not: slides and
-    tiled TIFFs by the pyramid readers (any size; a tiled TIFF's smallest level decoded too, where a
-    truncated file shows first), other files by PIL (the pixel limit applies later, to what is decoded)."""
-    from PIL import Image, UnidentifiedImageError
+    """None when the file is an image its reader identifies, else why not (``sources.open.unreadable``)."""
+    from ..sources.open import unreadable
 
-    from ..file_source import ImageFileError, _pillow_limit_lifted
-    from ..pyramid import PyramidSource, SlideSource, is_tiled_tiff
-
-    try:
-        if path.suffix.lower() in SLIDE_SUFFIXES:
-            SlideSource(path, channels=3, convert=True).close()
-            return None
-        if is_tiled_tiff(path):
-            source = PyramidSource(path, channels=3, convert=True)
-            try:
-                smallest = len(source.sizes) - 1
-                source.read(smallest, 0, source.sizes[smallest][0], 0, source.sizes[smallest][1])
-            finally:
-                source.close()
-            return None
-        with _pillow_limit_lifted(), Image.open(path):  # parses the header: enough to know what the file is
-            return None
-    except (UnidentifiedImageError, OSError, SyntaxError, ImageFileError) as err:
-        return str(err) or type(err).__name__
+    return unreadable(path)
 
 
 OUTPUT_MARK = ".saccade-output"  # in a folder predict wrote: never read back as images
@@ -249,7 +229,7 @@ class FolderSet:
         return len(self.paths)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from ..files import FileBatchSource
+        from ..sources import FileBatchSource
 
         picked = (order or list(range(len(self))))[start:stop]
         return {"image": FileBatchSource([self.paths[k] for k in picked], self.channels, convert=self.convert),

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..pyramid import box_reduce
+from ..datasets.pyramids import box_reduce
 from . import megapixel
 
 SCALED_SIDES = (6_000, 24_000, 96_000)

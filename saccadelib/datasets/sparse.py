@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..sampler import ImageSource, crop_tensor
+from ..sources import ImageSource
+from ..sampler import crop_tensor
 
 
 @dataclass

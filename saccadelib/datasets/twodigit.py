@@ -188,7 +188,7 @@ def _read_as(images: torch.Tensor, image_side: int | None):
     """The float canvases, or their lazy ``image_side``² upsample (the paper's large variant)."""
     if image_side is None:
         return images
-    from ..sampler import UpsampledSource
+    from ..sources import UpsampledSource
 
     return UpsampledSource(images, image_side)
 

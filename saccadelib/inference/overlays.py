@@ -5,9 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..file_source import FileSource
-from ..pyramid import PyramidSource
-from ..sampler import ImageSource, TensorSource
+from ..sources import ImageSource
 
 
 def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, title: str = "", max_side: int = 1024,
@@ -20,16 +18,10 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
     scale = max_side / longest if longest > max_side else max(1.0, min_side / longest)
     size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
     resample = Image.BILINEAR if scale <= 1 else Image.NEAREST
-    if isinstance(source, FileSource):
-        picture = source._reduced(size).resize(size, resample).convert("RGB")
-    elif isinstance(source, PyramidSource):  # the level that fits the screen, not the whole image
-        array = (source.overview(max(size))[:3].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
-        picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size, resample)
-    else:
-        # in-memory images are drawn as they are; a lazy upsample through its anti-aliased view
-        pixels = source.images if isinstance(source, TensorSource) else source.proxy(max(size))
-        array = (pixels[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
-        picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size, resample)
+    # the source's own view at about the picture's size: a file's reduced decode, a pyramid's level that fits
+    # the screen, an image in memory as it is, a lazy upsample through its anti-aliased view
+    array = (source.overview(max(size))[:3].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB").resize(size, resample)
     pen = ImageDraw.Draw(picture)
     colours = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]
     # Text scaled with the picture (a 2.5% of its side, at least 12 px), each label on a dark plate

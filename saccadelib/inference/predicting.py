@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
-from ..file_source import MAX_PIXELS
-from ..files import open_image
-from ..pyramid import PyramidSource
-from ..sampler import ImageSource, TensorSource, window_to_box
+from ..names import MAX_PIXELS
+from ..sources import ImageSource, TensorSource, open_image
+from ..sampler import window_to_box
 from .loading import class_names, resolve
 from .overlays import draw_overlay
 
@@ -45,7 +44,7 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
         "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
         "image_size": [source.width, source.height],
     }
-    if isinstance(source, PyramidSource):  # what was read of the file: tiles, their bytes, the file's size
+    if source.reads() is not None:  # what was read of the file: tiles, their bytes, the file's size
         result["read"] = source.reads()
     if overlay is not None:
         draw_overlay(source, boxes, overlay, title=f"{result['class']} ({probs.max():.0%})")
@@ -91,7 +90,7 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     from tqdm.auto import tqdm
 
     from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
-    from ..file_source import ImageFileError
+    from ..sources import ImageFileError
     from ..paths import csv_text, write_text_atomic
 
     folder, out_dir = Path(folder), Path(out_dir)

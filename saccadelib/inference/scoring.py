@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ..file_source import MAX_PIXELS
-from ..files import open_image
+from ..names import MAX_PIXELS
+from ..sources import open_image
 from ..sampler import window_to_box
 from .loading import channels, class_names, resolve
 from .predicting import window_record, windows_text
@@ -81,7 +81,7 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
     checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
     model, meta = resolve(model, glimpses_only=False)
     names = class_names(meta, model.cfg.n_classes)
-    from ..file_source import ImageFileError
+    from ..sources import ImageFileError
 
     rows, skipped, correct, started = [], [], 0, time.perf_counter()
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)

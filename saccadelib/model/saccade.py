@@ -24,7 +24,8 @@ import torch.nn as nn
 
 from ..draws import FRESH, for_evaluation
 from ..loss import gaussian_sample, saccade_loss
-from ..sampler import ImageSource, TensorSource, noisy_proxy
+from ..sources import ImageSource, TensorSource
+from ..sampler import noisy_proxy
 from .config import LATENT, ModelConfig
 from .nets import CoreRNN, GlimpseClassifier, ProxyDecoder, ProxyEncoder
 from .policies import GlimpseStart, build_policy

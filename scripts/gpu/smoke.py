@@ -14,7 +14,7 @@ import torch
 
 from saccadelib.datasets import twodigit
 from saccadelib.registry import REGISTRY, build, config_for
-from saccadelib.sampler import UpsampledSource
+from saccadelib.sources import UpsampledSource
 from saccadelib.tasks import n_classes
 from saccadelib.evaluation import autocast, to_device
 

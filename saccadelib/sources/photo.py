@@ -1,5 +1,5 @@
 """Image files as sources: large photos on disk (JPEG, PNG, TIFF…) read through the same ``proxy`` and
-``crop`` calls as in-memory images (saccadelib.sampler), without holding the full-resolution image."""
+``crop`` calls as in-memory images, without holding the full-resolution image."""
 from __future__ import annotations
 
 import math
@@ -9,20 +9,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .names import MAX_PIXELS  # the limit's one home (the command line reads it without torch)
-from .sampler import ImageSource, TensorSource, window_to_box
+from ..names import MAX_PIXELS
+from ..sampler import window_to_box
+from .base import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, ImageSource
+from .memory import TensorSource
+from .patches import sample_patches
 
-
-class ImageFileError(ValueError):
-    """An image file that cannot be used: unreadable, corrupt, too large or too small, or with channels the
-    model cannot take."""
-
-
-MIN_SIDE = 16  # an image smaller than this on either side is refused: there is nothing to look at
-# How to make an image too large to decode whole readable a few tiles at a time (said in the errors).
-HOW_TO_PYRAMID = ("convert it to a tiled pyramidal TIFF, which is read a few tiles at a time: "
-                  "`vips tiffsave IN OUT.tif --tile --pyramid --compression deflate`, or "
-                  "saccadelib.pyramid.write_pyramid (docs/your_images.md)")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 LEAN_FORMATS = ("JPEG", "MPO")  # formats PIL can decode at a reduced size (FileSource's lean path)
 
@@ -55,7 +47,7 @@ def _grey_to_8bit(img, path: Path):
 
 
 @contextmanager
-def _pillow_limit_lifted():
+def pillow_limit_lifted():
     """Pillow's own pixel limit off while a file whose size this module has checked is opened."""
     from PIL import Image
 
@@ -94,7 +86,7 @@ class FileSource(ImageSource):
         self.channels, self.count = channels, 1
         self._mode = "L" if channels == 1 else "RGB"
         try:
-            with _pillow_limit_lifted(), Image.open(self.path) as img:  # the header only: no pixels decoded
+            with pillow_limit_lifted(), Image.open(self.path) as img:  # the header only: no pixels decoded
                 self.width, self.height = img.size
                 mode, transparent = img.mode, "transparency" in img.info
                 self.reducible = img.format in LEAN_FORMATS  # JPEG: decodes at 1/2-1/8; others only in full
@@ -103,7 +95,7 @@ class FileSource(ImageSource):
                                      f"million pixels, above the limit of {max_pixels / 1e6:.0f} million decoded "
                                      f"pixels (--max-pixels; a {img.format or 'file'} is decoded whole): "
                                      f"{HOW_TO_PYRAMID}, or raise the limit if you trust the file")
-            with _pillow_limit_lifted(), Image.open(self.path) as probe:
+            with pillow_limit_lifted(), Image.open(self.path) as probe:
                 probe.verify()  # catches truncated and corrupt files before any work
         except FileNotFoundError:
             raise ImageFileError(f"image file not found: {self.path}") from None
@@ -136,7 +128,7 @@ class FileSource(ImageSource):
     def _open(self):
         from PIL import Image
 
-        with _pillow_limit_lifted():  # the size was checked against max_pixels when the source was made
+        with pillow_limit_lifted():  # the size was checked against max_pixels when the source was made
             return Image.open(self.path)
 
     def _decoded(self, img):
@@ -146,6 +138,11 @@ class FileSource(ImageSource):
             return img.convert(self._mode)
         except OSError as err:  # truncated or corrupt data shows only when pixels are decoded
             raise ImageFileError(f"cannot decode image {self.path}: {err}") from None
+
+    def overview(self, longest: int = 2048) -> torch.Tensor:
+        """The photo decoded at the coarsest reduction that still gives ``longest`` pixels on its longest side."""
+        scale = min(1.0, longest / max(self.width, self.height))
+        return self._to_tensor(self._reduced((max(1, round(self.width * scale)), max(1, round(self.height * scale)))))
 
     def _reduced(self, request: tuple[int, int]):
         """The image decoded at the JPEG reduction (1/2..1/8, PIL ``draft``) that still gives ``request``
@@ -225,7 +222,7 @@ class FileSource(ImageSource):
             patch, patch_box = self._patch(img, box, size)
             patches.append(patch)
             patch_boxes.append(patch_box)
-        crops = _sample_patches(patches, patch_boxes, sample_box, size)
+        crops = sample_patches(patches, patch_boxes, sample_box, size)
         return crops.unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
 
     PATCH_MARGIN = 2  # crop pixels of context on each side: room for the gradient and small moves
@@ -245,36 +242,3 @@ class FileSource(ImageSource):
         sx, sy = img.width / self.width, img.height / self.height  # 1 unless the decode was reduced
         patch = img.resize((w, h), Image.BILINEAR, box=(bx0 * sx, by0 * sy, bx1 * sx, by1 * sy))
         return self._to_tensor(patch), (bx0, by0, bx1, by1)
-
-
-def _sample_patches(patches: list[torch.Tensor], patch_boxes, window_boxes: torch.Tensor, size: int,
-                    supersample: int = 1) -> torch.Tensor:
-    """Bilinear samples of each patch (``patches[i]`` [C, h_i, w_i] covering ``patch_boxes[i]`` in image
-    pixels) at the pixel centres of a (size·k)² grid over ``window_boxes[i]`` (image pixels, [T, 4], may
-    carry a gradient), averaged in k×k blocks (k = ``supersample``, a box prefilter as
-    ``sampler.crop_tensor``'s) → [T, C, size, size]. Off the image the samples are zeros, as in memory.
-
-    The patches are sampled in one call, each padded with zeros to the largest (a patch's edge is either
-    the image's, where zeros are right, or a margin beyond the window that the samples do not reach). The
-    positions are worked out in float64 (exact at any image side) and sampled in float32: relative to a
-    patch of a few hundred pixels, float32 is exact to far below a pixel."""
-    m = size * supersample
-    heights, widths = [p.shape[1] for p in patches], [p.shape[2] for p in patches]
-    top, right = max(heights), max(widths)
-    padded = torch.stack([F.pad(p.float(), (0, right - p.shape[2], 0, top - p.shape[1])) for p in patches])
-    bounds = torch.tensor(patch_boxes, dtype=torch.float64)  # [T, 4]
-    scale = torch.tensor([[w / right, h / top] for w, h in zip(widths, heights)], dtype=torch.float64)
-    centres = (torch.arange(m, dtype=torch.float64) + 0.5) / m  # [m]
-    boxes = window_boxes.to(torch.float64)
-    xs = boxes[:, :1] + centres * (boxes[:, 2:3] - boxes[:, :1])  # [T, m]
-    ys = boxes[:, 1:2] + centres * (boxes[:, 3:4] - boxes[:, 1:2])
-    # grid_sample (align_corners=False) puts pixel j of a W-wide tensor at (2j + 1) / W - 1: a position
-    # u patch pixels from the patch's edge is at 2u / W - 1
-    gx = 2 * (xs - bounds[:, :1]) / (bounds[:, 2:3] - bounds[:, :1]).clamp(min=1e-9) * scale[:, :1] - 1
-    gy = 2 * (ys - bounds[:, 1:2]) / (bounds[:, 3:4] - bounds[:, 1:2]).clamp(min=1e-9) * scale[:, 1:] - 1
-    t = len(patches)
-    grid = torch.stack(torch.broadcast_tensors(gx.view(t, 1, m), gy.view(t, m, 1)), -1).float()
-    out = F.grid_sample(padded, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if supersample > 1:  # the k×k block means (avg_pool2d's, without its threading cost on small maps)
-        out = out.view(*out.shape[:2], size, supersample, size, supersample).mean((3, 5))
-    return out

@@ -20,8 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .file_source import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, _sample_patches
-from .sampler import ImageSource, supersample_factor, window_to_box
+from ..names import MAX_PIXELS
+from ..sampler import supersample_factor, window_to_box
+from .base import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, ImageSource
+from .patches import sample_patches
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 
@@ -57,14 +59,12 @@ class PyramidSource(ImageSource):
     CROP_OVERSAMPLE = 2  # level pixels per crop pixel across a window, at least
     PATCH_MARGIN = 2  # crop pixels of context read on each side of a window
 
-    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = None, convert: bool = False):
-        from .file_source import MAX_PIXELS
-
+    def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False):
         if channels not in (1, 3):
             raise ImageFileError(f"channels must be 1 or 3, got {channels}")
         self.path = Path(path)
         self.channels, self.count, self.convert = channels, 1, convert
-        self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+        self.max_pixels = max_pixels  # None: no limit, as for every source
         if not self.path.exists():
             raise ImageFileError(f"image file not found: {self.path}")
         samples = self._open()  # sets sizes ((h, w) per level, level 0 first) and dtype_max
@@ -161,7 +161,7 @@ class PyramidSource(ImageSource):
     def read(self, level: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Pixels [C, y1 - y0, x1 - x0] of ``level`` as floats in [0, 1], reading only the tiles they touch."""
         area = (y1 - y0) * (x1 - x0)
-        if area > self.max_pixels:
+        if self.max_pixels is not None and area > self.max_pixels:
             h, w = self.sizes[level]
             raise ImageFileError(f"{self.path}: reading {x1 - x0} × {y1 - y0} pixels of its {w} × {h} level "
                                  f"{level} is above the limit of {self.max_pixels:,} decoded pixels "
@@ -220,7 +220,7 @@ class PyramidSource(ImageSource):
             patch_boxes.append(patch_box)
             factors.append(supersample_factor(max((x1 - x0) / fx, (y1 - y0) / fy), size))
             self.last_levels.append(level)
-        crops = _sample_patches(patches, patch_boxes, sample_boxes, size, supersample or max(factors))
+        crops = sample_patches(patches, patch_boxes, sample_boxes, size, supersample or max(factors))
         return crops.unsqueeze(0).to(device=windows.device, dtype=windows.dtype)
 
     def _patch(self, level: int, box, size: int):
@@ -377,86 +377,3 @@ class PyramidSource(ImageSource):
 
     def __del__(self):
         self.close()
-
-
-SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
-HOW_TO_SLIDES = "pip install 'saccadelib[slides]' (openslide-python with openslide-bin: wheels, no system library)"
-
-
-class SlideSource(PyramidSource):
-    """A whole-slide image in one of OpenSlide's formats (SVS, NDPI, MRXS, SCN, …, and tiled TIFF), read
-    through OpenSlide level by level as ``PyramidSource`` reads a TIFF. OpenSlide does not say which tiles
-    a read decodes: ``tiles_read`` and ``bytes_read`` stay 0 and ``decoded_pixels`` counts the pixels
-    asked for. Areas a scanner left empty read as white (the slide's background)."""
-
-    def _open(self) -> int:
-        try:
-            import openslide
-        except ImportError:
-            raise ImageFileError(f"{self.path} is a slide: reading it needs OpenSlide, {HOW_TO_SLIDES}") from None
-        try:
-            self._tif = openslide.OpenSlide(str(self.path))
-        except (openslide.OpenSlideError, OSError) as err:
-            raise ImageFileError(f"cannot read slide {self.path}: {err}") from None
-        self.sizes = [(h, w) for w, h in self._tif.level_dimensions]
-        self.dtype_max = 255.0
-        return 3
-
-    def _mpp(self) -> tuple[float, float] | None:
-        self._reopen()
-        props = self._tif.properties
-        try:
-            return float(props["openslide.mpp-x"]), float(props["openslide.mpp-y"])
-        except (KeyError, ValueError):
-            return None
-
-    @property
-    def properties(self) -> dict[str, str]:
-        """OpenSlide's own properties of the slide (vendor metadata included)."""
-        self._reopen()
-        return {**dict(self._tif.properties), "saccade.reader": type(self).__name__}
-
-    def _region(self, level: int, y0: int, y1: int, x0: int, x1: int):
-        import numpy as np
-
-        self._reopen()
-        fx, fy = self.factor(level)
-        region = self._tif.read_region((round(x0 * fx), round(y0 * fy)), level, (x1 - x0, y1 - y0))
-        rgba = np.asarray(region, dtype=np.float32)
-        alpha = rgba[..., 3:] / 255.0  # OpenSlide's RGBA is premultiplied: composite on white
-        self.decoded_pixels += (y1 - y0) * (x1 - x0)
-        return rgba[..., :3] + 255.0 * (1.0 - alpha)
-
-
-# ------------------------------------------------------------------------------------------ writing
-
-def box_reduce(image, factor: int = 2):
-    """``image`` [H, W] or [H, W, C] (uint8 or uint16) reduced by ``factor`` on each side by averaging
-    factor×factor blocks (rounded; a ragged edge is dropped): one pyramid level from the one above it."""
-    import numpy as np
-
-    h, w = image.shape[0] // factor, image.shape[1] // factor
-    blocks = image[:h * factor, :w * factor].reshape(h, factor, w, factor, *image.shape[2:])
-    return np.rint(blocks.mean(axis=(1, 3))).astype(image.dtype)
-
-
-def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256, compression: str = "zlib",
-                  mpp: float | None = None) -> Path:
-    """Write ``image`` (a numpy array [H, W] or [H, W, 3], uint8 or uint16) as a tiled pyramidal BigTIFF:
-    level 0 and box reductions by 2, 4, … down to the first level whose longest side is at most
-    ``smallest``, each in ``tile``² tiles; ``mpp``: level 0's microns per pixel, in the resolution tags
-    (each level's scaled by its reduction). For images that fit in memory; ``datasets.megapixel_pyramid``
-    writes larger ones tile by tile."""
-    import tifffile
-
-    levels = [image]
-    while max(levels[-1].shape[:2]) > smallest and min(levels[-1].shape[:2]) >= 2:
-        levels.append(box_reduce(levels[-1]))
-    photometric = "rgb" if image.ndim == 3 else "minisblack"
-    path = Path(path)
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:  # the levels as successive pages, reduced ones
-        for k, level in enumerate(levels):                 # marked so: what tifffile and OpenSlide read
-            resolution = {} if mpp is None else {"resolution": (1e4 / (mpp * 2 ** k),) * 2, "resolutionunit": "CENTIMETER"}
-            tif.write(level, tile=(tile, tile), subfiletype=1 if k else 0, compression=compression,
-                      photometric=photometric, **resolution)
-    return path

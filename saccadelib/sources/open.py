@@ -1,15 +1,17 @@
-"""Image files by kind: ``open_image`` gives a tiled TIFF to ``PyramidSource`` (read a few tiles at a
-time) and every other file to ``FileSource`` (decoded whole, or reduced for JPEG); ``FileBatchSource``
-holds a batch of them for training and evaluation on folders."""
+"""The one place that picks a reader for a file: a slide (OpenSlide's formats) or a tiled TIFF goes to the
+pyramid source, read a few tiles at a time; any other image to the photo source, decoded whole (or
+reduced, for JPEG). ``FileBatchSource`` holds a batch of files for training and scoring on folders."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from .file_source import MAX_PIXELS, FileSource
-from .pyramid import SLIDE_SUFFIXES, TIFF_SUFFIXES, NotTiled, PyramidSource, SlideSource
-from .sampler import ImageSource
+from ..names import MAX_PIXELS
+from .base import ImageFileError, ImageSource
+from .photo import FileSource
+from .pyramid import TIFF_SUFFIXES, NotTiled, PyramidSource
+from .slide import SLIDE_SUFFIXES, SlideSource
 
 
 def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
@@ -25,6 +27,37 @@ def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX
         except NotTiled:
             pass
     return FileSource(path, channels, max_pixels=max_pixels, convert=convert, keep_full=keep_full)
+
+
+def unreadable(path: str | Path) -> str | None:
+    """None when ``path`` is an image its reader (the one ``open_image`` picks) identifies, else why not:
+    a slide opened by OpenSlide; a tiled TIFF with its smallest level decoded (where a truncated file shows
+    first); any other file by its header alone (what decoding it will cost is checked when it is read)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .photo import pillow_limit_lifted
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() in SLIDE_SUFFIXES:
+            SlideSource(path, channels=3, convert=True).close()
+            return None
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            try:
+                source = PyramidSource(path, channels=3, max_pixels=None, convert=True)
+            except NotTiled:
+                source = None
+            if source is not None:
+                try:
+                    smallest = source.level_count - 1
+                    source.read(smallest, 0, source.sizes[smallest][0], 0, source.sizes[smallest][1])
+                finally:
+                    source.close()
+                return None
+        with pillow_limit_lifted(), Image.open(path):  # parses the header: enough to know what the file is
+            return None
+    except (UnidentifiedImageError, OSError, SyntaxError, ImageFileError) as err:
+        return str(err) or type(err).__name__
 
 
 class FileBatchSource(ImageSource):
