@@ -110,7 +110,7 @@ def test_a_closed_pyramid_frees_its_tile_tables_without_waiting_for_the_cyclic_c
         source = PyramidSource(path)
         source.proxy(32)
         source.crop(torch.tensor([[[0.1, 0.0, 0.0]]]), 16)
-        levels = source._levels  # each level's page holds its tile tables
+        levels = source.levels._levels  # each level's page holds its tile tables
         tables = [weakref.ref(level) for level in levels] + [weakref.ref(level.pages[0]) for level in levels]
         del source, levels  # as predict drops it
         assert [ref() for ref in tables] == [None] * len(tables)
@@ -254,6 +254,18 @@ def test_slides_read_through_openslide_as_the_tiff_reader_reads_them(colour_pyra
     with pytest.raises(ImageFileError, match="cannot read slide"):
         (tmp_path / "broken.ndpi").write_bytes(b"not a slide")
         open_image(tmp_path / "broken.ndpi")
+
+
+def test_the_tifffile_internals_the_tiff_reader_uses_are_there():
+    """TiffLevels reads a window's tiles through tifffile's segment reader and tile decoder, not its public
+    API: pyproject pins the versions they are tested with, and this fails first where a release moves them."""
+    import inspect
+
+    import tifffile
+
+    assert hasattr(tifffile.FileHandle, "read_segments") and hasattr(tifffile.TiffPage, "decode")
+    assert {"offsets", "bytecounts", "indices", "sort"} <= set(inspect.signature(tifffile.FileHandle.read_segments).parameters)
+    # decode is a cached property returning the page's decoder; the region tests call it with jpegtables
 
 
 def test_the_pyramid_reader_speaks_openslides_conventions_and_agrees_with_openslide(tmp_path):

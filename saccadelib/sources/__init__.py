@@ -5,9 +5,10 @@ from .base import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, ImageSource
 from .memory import TensorSource, UpsampledSource
 from .open import FileBatchSource, open_image
 from .photo import FileSource
-from .pyramid import TIFF_SUFFIXES, NotTiled, PyramidSource, is_tiled_tiff
-from .slide import HOW_TO_SLIDES, SLIDE_SUFFIXES, SlideSource
+from .levels import HOW_TO_SLIDES, SLIDE_SUFFIXES, TIFF_SUFFIXES, NotTiled, SlideLevels, TiffLevels
+from .pyramid import PyramidSource, SlideSource, is_tiled_tiff
 
 __all__ = ["HOW_TO_PYRAMID", "HOW_TO_SLIDES", "MIN_SIDE", "SLIDE_SUFFIXES", "TIFF_SUFFIXES", "FileBatchSource",
-           "FileSource", "ImageFileError", "ImageSource", "NotTiled", "PyramidSource", "SlideSource", "TensorSource",
+           "FileSource", "ImageFileError", "ImageSource", "NotTiled", "PyramidSource", "SlideLevels", "SlideSource",
+           "TensorSource", "TiffLevels",
            "UpsampledSource", "is_tiled_tiff", "open_image"]

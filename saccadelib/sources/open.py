@@ -10,8 +10,8 @@ import torch
 from ..names import MAX_PIXELS
 from .base import ImageFileError, ImageSource
 from .photo import FileSource
-from .pyramid import TIFF_SUFFIXES, NotTiled, PyramidSource
-from .slide import SLIDE_SUFFIXES, SlideSource
+from .levels import SLIDE_SUFFIXES, TIFF_SUFFIXES, NotTiled
+from .pyramid import PyramidSource, SlideSource
 
 
 def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,

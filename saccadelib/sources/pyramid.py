@@ -23,15 +23,8 @@ import torch.nn.functional as F
 from ..names import MAX_PIXELS
 from ..sampler import supersample_factor, window_to_box
 from .base import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, ImageSource
+from .levels import TIFF_SUFFIXES, Counts, SlideLevels, TiffLevels
 from .patches import sample_patches
-
-TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
-
-
-class NotTiled(ImageFileError):
-    """A file the tiled reader cannot take (not a TIFF tifffile reads, or one stored in strips): the
-    whole-file reader may."""
-
 
 def is_tiled_tiff(path: str | Path) -> bool:
     """Whether ``path`` is a TIFF whose full-size image is stored in tiles (readable region by region)."""
@@ -58,6 +51,7 @@ class PyramidSource(ImageSource):
     PROXY_OVERSAMPLE = 4  # level pixels per proxy pixel, at least (then an anti-aliased resize)
     CROP_OVERSAMPLE = 2  # level pixels per crop pixel across a window, at least
     PATCH_MARGIN = 2  # crop pixels of context read on each side of a window
+    READER = TiffLevels  # how the levels are read (``levels``): tifffile here, OpenSlide for a SlideSource
 
     def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False):
         if channels not in (1, 3):
@@ -67,7 +61,8 @@ class PyramidSource(ImageSource):
         self.max_pixels = max_pixels  # None: no limit, as for every source
         if not self.path.exists():
             raise ImageFileError(f"image file not found: {self.path}")
-        samples = self._open()  # sets sizes ((h, w) per level, level 0 first) and dtype_max
+        self.levels = self.READER(self.path)
+        samples, self.sizes, self.dtype_max = self.levels.samples, self.levels.sizes, self.levels.dtype_max
         self.height, self.width = self.sizes[0]
         self.detail_px = max(self.height, self.width)
         if min(self.height, self.width) < MIN_SIDE:
@@ -86,77 +81,22 @@ class PyramidSource(ImageSource):
         self.last_levels: list[int] = []  # the level each crop of the last call was read from
         self.proxy_level: int | None = None
 
-    def _open(self) -> int:
-        """Open the file and list its levels (tifffile); returns the samples per pixel."""
-        import tifffile
-
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-        except (tifffile.TiffFileError, OSError, ValueError) as err:
-            raise NotTiled(f"cannot read image {self.path} as a tiled TIFF: {err}") from None
-        if not self._tif.series or not self._tif.series[0].keyframe.is_tiled:
-            self.close()
-            raise NotTiled(f"{self.path} is not stored in tiles: it can only be decoded whole")
-        series = self._tif.series[0]
-        if series.axes not in ("YX", "YXS", "SYX"):
-            raise ImageFileError(f"{self.path} holds an image with axes {series.axes}; a pyramid of one plane, "
-                                 "YX (grey) or YXS / SYX (colour, its samples together or apart), is read here")
-        self._levels, self._apart = list(series.levels), series.axes == "SYX"
-        self.sizes = [tuple(level.shape[-2:] if self._apart else level.shape[:2]) for level in self._levels]
-        dtype = self._levels[0].dtype
-        if dtype.kind != "u" or dtype.itemsize > 2:
-            raise ImageFileError(f"{self.path} stores {dtype} pixels; 8- or 16-bit unsigned integers are read here")
-        self.dtype_max = 65535.0 if dtype.itemsize == 2 else 255.0
-        return {"YX": 1, "YXS": self._levels[0].shape[-1], "SYX": self._levels[0].shape[0]}[series.axes]
-
     # ----------------------------------------------------------------------------- reading
     def factor(self, level: int) -> tuple[float, float]:
         """Level-0 pixels per pixel of ``level``, along x and y."""
         h, w = self.sizes[level]
         return self.width / w, self.height / h
 
-    def _tiles(self, level: int, y0: int, y1: int, x0: int, x1: int):
-        """The tiles a read of [y0:y1, x0:x1] at ``level`` touches: (the level's page, its tile rows and
-        columns, their indices in the page's tile list, one run per colour plane stored apart)."""
-        page = self._levels[level].pages[0]
-        th, tw = page.tilelength, page.tilewidth
-        across, down = math.ceil(self.sizes[level][1] / tw), math.ceil(self.sizes[level][0] / th)
-        planes = len(page.databytecounts) // (across * down)  # 1, or one per colour stored apart
-        rows, cols = range(y0 // th, (y1 - 1) // th + 1), range(x0 // tw, (x1 - 1) // tw + 1)
-        return page, rows, cols, [p * across * down + r * across + c for p in range(planes) for r in rows for c in cols]
-
     def _region(self, level: int, y0: int, y1: int, x0: int, x1: int):
-        """The stored pixels [y0:y1, x0:x1] of ``level``, a numpy array [h, w] or [h, w, 3].
-
-        A whole level (the proxy's) is decoded by tifffile at once. A part of one is read tile by tile
-        with tifffile's segment reader and decoder: through its zarr store the same read cost 1.1 ms
-        against 0.3 ms, and opening the store 8 ms a file (measured once, with zarr 3.1, when this reader
-        was chosen), more than a training step's reads of it."""
-        import numpy as np
-
-        self._reopen()
-        page, rows, cols, tiles = self._tiles(level, y0, y1, x0, x1)
-        th, tw = page.tilelength, page.tilewidth
-        self.tiles_read += len(tiles)
-        self.bytes_read += sum(int(page.databytecounts[t]) for t in tiles)
-        self.decoded_pixels += len(rows) * th * len(cols) * tw
-        if (y0, x0) == (0, 0) and (y1, x1) == self.sizes[level]:
-            whole = self._levels[level].asarray()
-            return whole.transpose(1, 2, 0) if self._apart else whole
-        planes = len(tiles) // (len(rows) * len(cols))
-        # tifffile's normalised layout: [planes stored apart, rows, columns, samples stored together]
-        out = np.full((planes, len(rows) * th, len(cols) * tw, page.samplesperpixel // planes), page.nodata,
-                      dtype=page.dtype)
-        offsets = [page.dataoffsets[t] for t in tiles]
-        counts = [page.databytecounts[t] for t in tiles]
-        for data, index in self._tif.filehandle.read_segments(offsets, counts, tiles, sort=True):
-            tile, (plane, _, y, x, _), _ = page.decode(data, index, jpegtables=page.jpegtables)
-            if tile is not None:  # None: a tile the writer left out (all fill)
-                y, x = y - rows[0] * th, x - cols[0] * tw
-                out[plane, y:y + th, x:x + tw] = tile.reshape(th, tw, -1)
-        out = out[:, y0 - rows[0] * th:y1 - rows[0] * th, x0 - cols[0] * tw:x1 - cols[0] * tw]
-        out = out[0] if planes == 1 else out[..., 0].transpose(1, 2, 0)  # [h, w, samples]
-        return out[..., 0] if out.shape[-1] == 1 else out
+        """The stored pixels [y0:y1, x0:x1] of ``level`` as a numpy array [h, w] or [h, w, 3], through the
+        level reader, its cost counted."""
+        counts = Counts()
+        try:
+            return self.levels.region(level, y0, y1, x0, x1, counts)
+        finally:
+            self.tiles_read += counts.tiles
+            self.bytes_read += counts.bytes
+            self.decoded_pixels += counts.pixels
 
     def read(self, level: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Pixels [C, y1 - y0, x1 - x0] of ``level`` as floats in [0, 1], reading only the tiles they touch."""
@@ -278,33 +218,16 @@ class PyramidSource(ImageSource):
 
     @property
     def mpp(self) -> tuple[float, float] | None:
-        """Level 0's microns per pixel along x and y, from the file's metadata; None where it says nothing."""
-        return self._mpp()
-
-    def _mpp(self) -> tuple[float, float] | None:
-        """A TIFF's resolution tags (XResolution, YResolution in pixels per ResolutionUnit, centimetre or inch)."""
-        self._reopen()
-        tags = self._levels[0].pages[0].tags
-        unit = tags.get("ResolutionUnit")
-        microns = {2: 25_400.0, 3: 10_000.0}.get(int(unit.value) if unit is not None else 2)
-        values = []
-        for name in ("XResolution", "YResolution"):
-            tag = tags.get(name)
-            if tag is None or microns is None:
-                return None
-            num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
-            if not num or not den:
-                return None
-            values.append(microns * den / num)
-        if unit is None or values[0] >= microns:  # no unit, or 1 pixel per inch: the writer's default, not a resolution
-            return None
-        return values[0], values[1]
+        """Level 0's microns per pixel along x and y, from the file's metadata (a TIFF's resolution tags, a
+        slide's ``openslide.mpp-x``/``-y``); None where it says nothing."""
+        return self.levels.mpp()
 
     @property
     def properties(self) -> dict[str, str]:
         """The file's metadata under OpenSlide's names where they apply (``openslide.mpp-x``, ``-y``,
         ``openslide.level-count``, ``openslide.level[k].width``…), as strings."""
-        props = {"openslide.level-count": str(self.level_count), "saccade.reader": type(self).__name__}
+        props = {**self.levels.properties(), "openslide.level-count": str(self.level_count),
+                 "saccade.reader": type(self.levels).__name__}
         for k, ((w, h), d) in enumerate(zip(self.level_dimensions, self.level_downsamples)):
             props.update({f"openslide.level[{k}].width": str(w), f"openslide.level[{k}].height": str(h),
                           f"openslide.level[{k}].downsample": repr(d)})
@@ -348,32 +271,15 @@ class PyramidSource(ImageSource):
                 "decoded_pixels": self.decoded_pixels}
 
     def close(self) -> None:
-        handle = getattr(self, "_tif", None)
-        if handle is not None:
-            handle.close()
-            # tifffile's objects point back at themselves (the file at its own file table, a series at
-            # its list of levels, which holds it): cycles that would keep a file's tile tables (about 22
-            # bytes a tile: 3 MiB for a 96,000² file) until Python's cyclic collector runs, many files later.
-            # Emptying them frees the tables now.
-            for held in [handle, *(getattr(self, "_levels", None) or [])]:
-                if type(held).__module__.startswith("tifffile"):
-                    vars(held).clear()
-            self._tif = self._levels = None
-
-    # A DataLoader worker sends the batch's sources to the main process: the open file goes as its path
-    # and is opened again at the first read there.
-    OPEN_HANDLES = ("_tif", "_levels")
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in self.OPEN_HANDLES}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._tif = None
-
-    def _reopen(self) -> None:
-        if getattr(self, "_tif", None) is None:
-            self._open()
+        levels = getattr(self, "levels", None)
+        if levels is not None:
+            levels.close()
 
     def __del__(self):
         self.close()
+
+
+class SlideSource(PyramidSource):
+    """A whole-slide image in one of OpenSlide's formats (SVS, NDPI, MRXS, SCN, …): the pyramid source with
+    its levels read through OpenSlide (``levels.SlideLevels``)."""
+    READER = SlideLevels
