@@ -12,6 +12,7 @@ from ..loss import LossConfig
 from ..sampler import WindowConfig
 
 LATENT = 3  # (scale, x, y)
+HEAD_WIDTH = 256  # hidden units of every dense head: the classifier's, the prior's and the posteriors'
 POLICIES = ("learnt", "random", "grid", "oracle", "salient")
 STEMS = ("space_to_depth", "conv")
 POSTERIOR_HEADS = ("pooled", "map", "cells")

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .cells import sampled_means
-from .config import ModelConfig
+from .config import HEAD_WIDTH, ModelConfig
 
 
 def conv_block(cin: int, cout: int, norm: str, pool: bool = True) -> nn.Sequential:
@@ -88,16 +88,10 @@ class ProxyDecoder(nn.Module):
         return out
 
 
-def running_mean(feats: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
+def running_mean(feats: torch.Tensor) -> torch.Tensor:
     """[N, T, D]: the mean of the glimpse features after 1, 2, …, T glimpses."""
     steps = torch.arange(1, feats.shape[1] + 1, device=feats.device, dtype=feats.dtype).view(1, -1, 1)
     return feats.cumsum(1) / steps
-
-
-def drawn_mean(feats: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
-    """[N, T, D]: attention sampling's estimate of the features' mean under the categorical the places
-    were drawn from (``draws``: the probability each draw took), whose gradient reaches the draws."""
-    return sampled_means(draws, feats)
 
 
 class GlimpseClassifier(nn.Module):
@@ -118,9 +112,10 @@ class GlimpseClassifier(nn.Module):
         self.reads_state, self.reads_proxy = "state" in reads, "proxy" in reads
         head_in = (cfg.crop_features + (cfg.hidden if self.reads_state else 0)
                    + (cfg.proxy_features if self.reads_proxy else 0))
-        self.head = mlp(head_in, 256, cfg.n_classes)
-        drawn = cfg.posterior_head == "cells" and cfg.cell_gradient == "attention_sampling" and cfg.policy == "learnt"
-        self.pool = drawn_mean if drawn else running_mean
+        self.head = mlp(head_in, HEAD_WIDTH, cfg.n_classes)
+        # drawn places pool by attention sampling's estimate of the features' mean under the categorical they
+        # were drawn from, whose gradient reaches the draws; all others by the running mean
+        self.drawn = cfg.posterior_head == "cells" and cfg.cell_gradient == "attention_sampling" and cfg.policy == "learnt"
 
     def forward(self, crops: torch.Tensor, states: torch.Tensor, proxy_features: torch.Tensor,
                 draws: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,7 +125,7 @@ class GlimpseClassifier(nn.Module):
         feats = self.crop_net(crops.flatten(0, 1)).view(n, t, -1)
         if self.reads_state:
             feats = torch.cat([feats, states], -1)
-        pooled = self.pool(feats, draws)
+        pooled = sampled_means(draws, feats) if self.drawn else running_mean(feats)
         if self.reads_proxy:
             pooled = torch.cat([pooled, proxy_features.unsqueeze(1).expand(n, t, -1)], -1)
         return self.head(pooled)

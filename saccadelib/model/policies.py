@@ -65,7 +65,6 @@ def salient_windows(proxy: torch.Tensor, glimpses: int, scale: float, ink_power:
 
 class LearntWindows(nn.Module):
     """The model's windows: where the posterior placed them."""
-    learnt = True
 
     def forward(self, learnt: torch.Tensor, proxy: torch.Tensor, regions: torch.Tensor | None, draws=FRESH) -> torch.Tensor:
         return learnt
@@ -73,7 +72,6 @@ class LearntWindows(nn.Module):
 
 class RandomWindows(nn.Module):
     """Uniform windows (scale in the allowed range, centre anywhere inside): the learnt policy's control."""
-    learnt = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -88,7 +86,6 @@ class RandomWindows(nn.Module):
 
 class GridWindows(nn.Module):
     """The same ``grid_windows`` for every image."""
-    learnt = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -101,7 +98,6 @@ class GridWindows(nn.Module):
 class SalientWindows(nn.Module):
     """``salient_windows`` at the smallest window scale: drawn from the ink in training (and in evaluation
     with ``eval_sample``), the most inked cells otherwise."""
-    learnt = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -115,7 +111,6 @@ class SalientWindows(nn.Module):
 
 class OracleWindows(nn.Module):
     """``oracle_windows`` on the boxes the batch carries as ``regions``."""
-    learnt = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..draws import FRESH
 from ..sampler import WindowConfig, window_from_z
 from .cells import cell_ink, draw_cells, drawn_log_prob
-from .config import LATENT, ModelConfig
+from .config import HEAD_WIDTH, LATENT, ModelConfig
 from .nets import mlp
 
 
@@ -96,7 +96,7 @@ class PooledPosterior(GaussianHead, GaussianPosterior):
     """q(z_t | c, h_{t-1}) = N(MLP([e_c, h_{t-1}])): the paper's posterior."""
 
     def __init__(self, map_channels: int, cfg: ModelConfig):
-        super().__init__(cfg.proxy_features + cfg.hidden, 256, cfg)
+        super().__init__(cfg.proxy_features + cfg.hidden, HEAD_WIDTH, cfg)
         self.trains_encoder, self.window_config = cfg.posterior_trains_encoder, cfg.window
 
     def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool, draws=FRESH) -> Plan:
@@ -121,7 +121,7 @@ class MapPosterior(GaussianPosterior):
         self.score = nn.Conv2d(channels, 1, 1)
         nn.init.zeros_(self.score.weight)
         nn.init.zeros_(self.score.bias)
-        self.rest = GaussianHead(cfg.hidden, 256, cfg)  # its (mu_s, logvar) are used; its position is not
+        self.rest = GaussianHead(cfg.hidden, HEAD_WIDTH, cfg)  # its (mu_s, logvar) are used; its position is not
         self.trains_encoder, self.window_config = cfg.posterior_trains_encoder, cfg.window
 
     def plan(self, e_c: torch.Tensor, fmap: torch.Tensor, proxy: torch.Tensor, sample: bool, draws=FRESH) -> Plan:
@@ -166,7 +166,7 @@ class CellPosterior(nn.Module):
         nn.init.zeros_(self.score.weight)
         nn.init.zeros_(self.score.bias)
         self.ink_sharpness = nn.Parameter(torch.ones(()))
-        self.rest = GaussianHead(cfg.hidden + channels, 256, cfg)
+        self.rest = GaussianHead(cfg.hidden + channels, HEAD_WIDTH, cfg)
         self.ink_power, self.glimpses, self.reach = cfg.ink_power, cfg.glimpses, cfg.cell_reach
         self.trains_encoder, self.window_config = cfg.posterior_trains_encoder, cfg.window
         # REINFORCE needs the log-probability of what was drawn from the scores the windows came from

@@ -26,7 +26,7 @@ from ..draws import FRESH, for_evaluation
 from ..loss import gaussian_sample, saccade_loss
 from ..sources import ImageSource, TensorSource
 from ..sampler import noisy_proxy
-from .config import LATENT, ModelConfig
+from .config import HEAD_WIDTH, LATENT, ModelConfig
 from .nets import CoreRNN, GlimpseClassifier, ProxyDecoder, ProxyEncoder
 from .policies import GlimpseStart, build_policy
 from .posteriors import POSTERIORS, Plan, Prior
@@ -76,7 +76,7 @@ class VariationalSaccading(nn.Module):
         self.cfg = cfg
         self.proxy_encoder = ProxyEncoder(cfg)
         self.latent_embedding = nn.Sequential(nn.Linear(LATENT, cfg.latent_features), nn.ReLU(inplace=True))
-        self.prior = Prior(cfg.hidden, 256, cfg)
+        self.prior = Prior(cfg.hidden, HEAD_WIDTH, cfg)
         self.posterior = POSTERIORS[cfg.posterior_head](self.proxy_encoder.map_channels, cfg)
         self.start = GlimpseStart(cfg)
         self.decoder = ProxyDecoder(cfg)
@@ -119,9 +119,10 @@ class VariationalSaccading(nn.Module):
         windows = self.policy(self.posterior.windows(plan, glimpses.z, glimpses.code), proxy, regions, draws)
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, glimpses.h_prev, e_c, plan.taken)
-        return SaccadeOutput(step_logits[:, -1], step_logits, windows, glimpses.z, glimpses.q_mu, glimpses.q_logvar,
-                             terms.p_mu, terms.p_logvar, proxy, terms.proxy_logits, crops, terms.cell_kl,
-                             terms.cell_log_prob)
+        return SaccadeOutput(logits=step_logits[:, -1], step_logits=step_logits, windows=windows, z=glimpses.z,
+                             q_mu=glimpses.q_mu, q_logvar=glimpses.q_logvar, p_mu=terms.p_mu, p_logvar=terms.p_logvar,
+                             proxy=proxy, proxy_logits=terms.proxy_logits, crops=crops, cell_kl=terms.cell_kl,
+                             cell_log_prob=terms.cell_log_prob)
 
     def recurrence(self, e_c: torch.Tensor, plan: Plan, sample: bool, h: torch.Tensor, draws=FRESH) -> Glimpses:
         """The glimpses in order, from h_0 = ``h``: only the posterior, z and the core depend on the previous
