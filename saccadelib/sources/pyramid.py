@@ -33,7 +33,7 @@ def is_tiled_tiff(path: str | Path) -> bool:
         return False
     import tifffile
 
-    try:  # the first page's header only (2.5 ms less than listing the file's series)
+    try:  # the first page's header only: cheaper than listing the file's series
         with tifffile.TiffFile(path) as tif:
             return len(tif.pages) > 0 and tif.pages.first.is_tiled
     except (tifffile.TiffFileError, OSError, ValueError, IndexError):
