@@ -83,7 +83,9 @@ def test_table1_puts_ours_beside_the_paper(tmp_path):
     resnet = table[(table["system"] == "resnet18 - full image") & (table["column"] == "sum")].iloc[0]
     assert resnet["ours_%"] == "not in this profile"
     # the recorded GPU run of the tile model is said beside its CPU costs (records/, read from the repository)
-    recorded = json.loads((study.reports.REPO_ROOT / study.reports.GPU_TILES_RUN / "metrics.json").read_text())
+    from saccadelib.study import gpu_records
+
+    recorded = json.loads((gpu_records.REPO_ROOT / gpu_records.GPU_TILES_RUN / "metrics.json").read_text())
     assert f"{recorded['test']['accuracy'] * 100:.1f}% test (chance 1.8%; records/baselines/" in tiles["ours_%"]
     missing = table[(table["system"] == "variational saccading (the paper's method)") & (table["column"] == "identification")]
     assert missing["ours_%"].str.startswith("not run yet").all()
@@ -147,7 +149,7 @@ def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
 
 
 def test_a_verdict_reads_the_curve_as_well_as_what_stopped_the_run():
-    from saccadelib.study.reports import verdict
+    from saccadelib.study.verdicts import verdict
 
     assert verdict(90.0, "95.0", ["plateau"], [False]) == "short by 5.0 at its plateau"
     assert verdict(90.0, "95.0", ["plateau", "plateau"], [False, True]) == \
@@ -164,7 +166,7 @@ def test_resnet18_runs_on_a_gpu_stand_beside_its_capped_plateau_cell(tmp_path):
     plateau = root / "plateau" / "01_two_digit_sum"
     rows = [_plateau_run(plateau, "resnet18", 0.955, "epochs")]
     pd.DataFrame(rows).to_csv(plateau / "runs.csv", index=False)
-    gpu = study.reports.gpu_plateau_runs("sum")  # the committed records
+    gpu = study.gpu_records.gpu_plateau_runs("sum")  # the committed records
     assert len(gpu) >= 2 and set(gpu["device"]) == {"cuda"}
     mean = gpu["test_accuracy"].mean() * 100
     table = study.table1(root)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..paths import REPO_ROOT, results_dir
+from ..paths import results_dir
 from ..recipes import LARGE_SIDE
 from .plan import EXPERIMENTS, TABLE1_EXPERIMENTS
+from .gpu_records import GPU_PLATEAU_LABEL, GPU_PLATEAU_RUNS, GPU_PLATEAU_SYSTEM, gpu_plateau_runs, tile_costs
 from .readback import mean_std
+from .verdicts import STOP_NAMES, curve_rises, cut_while_rising, paper_value, verdict
 
 # The paper's Table 1 (test exact match, %), for the side-by-side tables (docs/tasks.md lists the sources).
 PAPER = {
@@ -67,64 +69,6 @@ def _run_minutes(frame) -> "pd.Series":  # noqa: F821
     return frame["train_min"] + frame["val_min"].fillna(0.0)
 
 
-def tile_costs(results_root: Path) -> tuple[str, int | None]:
-    """What Table 1 says for the 144-tile ResNet-18 on our CPU: its measured per-image costs from
-    05_efficiency (batch 1, first side), and its parameter count."""
-    path = results_root / "05_efficiency" / "efficiency_cpu.json"
-    if not path.exists():
-        return "not trained on CPU; costs: run 05_efficiency", None
-    rows = json.loads(path.read_text())["rows"]
-    naive = {r["phase"]: r for r in rows if r["variant"] == "tiles_naive" and r["source"] == "lazy"
-             and r["batch"] == 1 and "error" not in r}
-    if not {"infer", "train"} <= set(naive):
-        return "not trained on CPU; costs: see 05_efficiency", None
-    side = naive["infer"]["side"]
-    text = (f"not trained on CPU: {naive['infer']['median_s']:.2f} s per {side}² image to infer, "
-            f"{naive['train']['median_s']:.1f} s per training step (05_efficiency)")
-    return text + _gpu_tiles_run(results_root), naive["infer"].get("parameters")
-
-
-GPU_TILES_RUN = Path("records") / "baselines" / "identification_2528_resnet18_tiles_h100"  # scripts/gpu/tiles_run.sh
-
-
-def _gpu_tiles_run(results_root: Path) -> str:
-    """The short GPU run of the 144-tile ResNet-18 (a recorded one-off run): said beside the CPU costs,
-    because it is the only time that model trained here (and it is far from the paper's budget)."""
-    from ..datasets.twodigit import TASKS
-
-    path = REPO_ROOT / GPU_TILES_RUN / "metrics.json"
-    if not path.exists():
-        return ""
-    metrics = json.loads(path.read_text())
-    chance = 100 / TASKS["identification"].n_classes
-    return (f"; trained {metrics['train_s'] / 60:.0f} min on one GPU ({metrics['epochs_run']} short epochs): "
-            f"{metrics['test']['accuracy'] * 100:.1f}% test (chance {chance:.1f}%; {GPU_TILES_RUN.as_posix()})")
-
-
-GPU_PLATEAU_RUNS = Path("records") / "baselines" / "resnet18_plateau_gpu"  # scripts/gpu/plateau_resnet_run.sh
-GPU_PLATEAU_SYSTEM = "resnet18"
-GPU_PLATEAU_LABEL = "on one GPU without the cap"
-
-
-def gpu_plateau_runs(task: str, folder: Path | None = None) -> "pd.DataFrame | None":  # noqa: F821
-    """ResNet-18 on the whole 100² image trained to its plateau on one GPU (recorded runs, one folder per
-    task and seed), as ``runs.csv`` rows: our CPUs stop it at the plateau profile's cap while still
-    rising, so these runs say where its curve ends. None where no run of ``task`` is recorded."""
-    import pandas as pd
-
-    folder = folder or REPO_ROOT / GPU_PLATEAU_RUNS
-    rows = []
-    for run in sorted(folder.glob(f"{task}_s*")):
-        metrics = json.loads((run / "metrics.json").read_text())
-        train = json.loads((run / "config.json").read_text())["train"]
-        rows.append({"label": GPU_PLATEAU_SYSTEM, "seed": train["seed"], "test_accuracy": metrics["test"]["accuracy"],
-                     "stopped": metrics["stopped"]["reason"], "epochs_run": metrics["epochs_run"],
-                     "canvases_seen": metrics["epochs_run"] * train["train_size"],
-                     "train_min": metrics["train_s"] / 60, "val_min": metrics["val_s"] / 60,
-                     "device": train["device"], "history": run / "history.csv"})
-    return pd.DataFrame(rows) if rows else None
-
-
 def table1_roots(root: str | Path, profile: str) -> tuple[Path, Path]:
     """(the cpu profile's results, the plateau profile's) that Table 1 reads, for a summary of ``profile``
     whose results are in ``root``: the plateau profile's summary reads the committed cpu results beside its
@@ -133,80 +77,6 @@ def table1_roots(root: str | Path, profile: str) -> tuple[Path, Path]:
 
     root = Path(root)
     return (results_root("cpu"), root) if profile == "plateau" else (root, root / "plateau")
-
-
-def paper_value(paper: str) -> float | None:
-    """The paper's number in a Table 1 cell ("95.42 ± 0.002" → 95.42); None for "–"."""
-    head = str(paper).split("±")[0].strip()
-    try:
-        return float(head)
-    except ValueError:
-        return None
-
-
-STOP_NAMES = {"plateau": "plateau", "time_budget": "cap", "epochs": "epoch count"}  # metrics.json's reasons
-REPRODUCED_WITHIN = 0.5  # points of the paper's number that count as reproduced
-# A verdict reads a run's curve: over its last CURVE_EPOCHS epochs at its last learning rate (the step a
-# rate cut gives is no trend), the least-squares line of validation accuracy rising beyond VERDICT_Z standard
-# errors is "still rising", whatever stopped the run.
-CURVE_EPOCHS = 30
-VERDICT_Z = 2.0
-
-
-def _stages(history: str | Path) -> list[list[float]]:
-    """A run's validation accuracies, one list per stretch of epochs at one learning rate, in order."""
-    from ..plots import read_history
-
-    stages, rate = [], None
-    for row in read_history(history) if Path(history).exists() else []:
-        if row["lr"] != rate:
-            stages.append([])
-            rate = row["lr"]
-        stages[-1].append(row["val_accuracy"])
-    return stages
-
-
-def _rises(values: list[float]) -> bool | None:
-    from ..schedule import rising
-
-    values = values[-CURVE_EPOCHS:]
-    return rising(values, 0.0, VERDICT_Z) if len(values) >= 3 else None
-
-
-def curve_rises(history: str | Path) -> bool | None:
-    """Whether a run's validation curve still rises at its end (``CURVE_EPOCHS``, ``VERDICT_Z``); None for a
-    run of fewer than 3 epochs at its last rate or without a history."""
-    stages = _stages(history)
-    return _rises(stages[-1]) if stages else None
-
-
-def cut_while_rising(history: str | Path) -> bool:
-    """Whether a run's learning rate was cut while its curve still rose at the rate before."""
-    return any(_rises(stage) for stage in _stages(history)[:-1])
-
-
-def verdict(accuracy: float, paper: str, stopped: list[str], rises: list[bool | None] = (),
-            cut_rising: list[bool] = ()) -> str:
-    """A plateau cell's verdict: reproduced (within REPRODUCED_WITHIN points of the paper), or short by X,
-    read from its runs' curves (``rises``: still rising at their end, per run) and what stopped them: "still
-    rising" where any run's curve rises, "at its plateau" where every run was stopped by the plateau rule on
-    a flat curve, "flat at the cap" where a cap stopped a flat one; and where a run's rate was cut while its
-    curve still rose (``cut_rising``), that too. Without curves, from the stops alone."""
-    target = paper_value(paper)
-    if target is None:
-        return "no paper number"
-    gap = target - accuracy
-    if gap <= REPRODUCED_WITHIN:
-        return "reproduced"
-    by_rule = bool(stopped) and all(reason == "plateau" for reason in stopped)
-    cut = ", a rate cut while still rising" if any(cut_rising) else ""
-    if any(rises):
-        return f"short by {gap:.1f}, still rising " + ("when the plateau rule stopped it" if by_rule else "at the cap") + cut
-    if by_rule:
-        return f"short by {gap:.1f} at its plateau{cut}"
-    if rises and all(r is False for r in rises):
-        return f"short by {gap:.1f}, flat at the cap{cut}"
-    return f"short by {gap:.1f}, still rising at the cap{cut}"
 
 
 def _plateau_cell(part, paper: str) -> dict:
