@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from saccadelib import baselines
+from saccadelib.sources import TensorSource
 from saccadelib.datasets.twodigit import eval_set
 from saccadelib.paths import REPO_ROOT, atomic_path
 from saccadelib.runinfo import run_metadata, write_json
@@ -47,7 +48,7 @@ def locations(arm: str, batch: dict, glimpses: int, generator: torch.Generator) 
 
 def logits(model: baselines.RAM, images: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """RAM's forward with the locations given instead of drawn from its policy."""
-    src = baselines._source(images, model.cfg.channels, None)
+    src = TensorSource(images)
     n, hidden = images.shape[0], model.cfg.hidden
     state = (images.new_zeros(n, hidden), images.new_zeros(n, hidden))
     for t in range(where.shape[1]):
