@@ -27,6 +27,23 @@ AT_CAP = 0.005  # a window within this share of the image side of the largest al
 INSIDE = 1e-3  # canvas pixels of slack for a box edge on a window edge (a window on the box itself)
 
 
+HIT_COVERAGE = 0.5  # a glimpse hits a digit when its window holds more than this share of the digit's box
+
+
+def box_coverage(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """[N, T, D]: the share of each object's box (boxes [N, D, 4], canvas pixels) inside each window."""
+    win = window_to_box(windows, canvas, canvas).unsqueeze(2)  # [N, T, 1, 4]
+    obj = boxes.to(win.dtype).unsqueeze(1)  # [N, 1, D, 4]
+    overlap = ((torch.minimum(win[..., 2:], obj[..., 2:]) - torch.maximum(win[..., :2], obj[..., :2]))
+               .clamp(min=0).prod(-1))
+    return overlap / (obj[..., 2:] - obj[..., :2]).prod(-1)
+
+
+def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """[N, T, D] bool: glimpse t's window holds more than half of object d's box."""
+    return box_coverage(windows, boxes, canvas) > HIT_COVERAGE
+
+
 def reading(model) -> tuple[int | None, float | None]:
     """(crop side in pixels, the largest window it may learn or None) of a glimpse model, from its config:
     ``crop_size`` or a retina's ``patch``, and the window cap where the window's side is learnt."""

@@ -7,7 +7,7 @@ import torch
 from saccadelib.datasets import twodigit as data
 from saccadelib.config import apply_overrides
 from saccadelib.model import ModelConfig, VariationalSaccading
-from saccadelib.datasets.twodigit import hit_matrix
+from saccadelib.window_stats import hit_matrix
 from saccadelib.checkpoint import load_checkpoint
 from saccadelib.evaluation import evaluate
 from saccadelib.train import fit
@@ -251,7 +251,7 @@ def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
 
 
 def test_hit_matrix_by_hand():
-    from saccadelib.datasets.twodigit import box_coverage
+    from saccadelib.window_stats import box_coverage
 
     windows = torch.tensor([[[0.3, 0.0, 0.0], [0.2, -0.8, -0.8]]])  # boxes (35,35,65,65) and (0,0,20,20)
     # inside the first window: all of digit 1, 25×25 of digit 2, 15×15 of digit 3 (whose centre is inside)

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from ..paths import REPO_ROOT
+from ..window_stats import hit_matrix
 from . import twodigit
+from .cards import check_cards, record_cards
 from .sparse import SparseImages
 
 SIDE = 1500
@@ -121,7 +123,7 @@ class MegapixelSet:
 
     def glimpse_hits(self, windows: torch.Tensor, batch: dict) -> torch.Tensor:
         """[N, T, 5] bool: glimpse t's window holds most of digit d's box."""
-        return twodigit.hit_matrix(windows, batch["boxes"], self.config.side)
+        return hit_matrix(windows, batch["boxes"], self.config.side)
 
     def object_boxes(self, batch: dict) -> tuple[torch.Tensor, int]:
         """The batch's digit boxes [N, 5, 4] and the side of the canvas pixels they are in."""
@@ -250,10 +252,6 @@ def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelC
             cards_path: Path = SET_CARDS) -> list[dict]:
     """Generate the splits missing under ``root`` and check every split's card against the recorded ones
     (the published definition only); ``record`` rewrites them instead. Returns the cards."""
-    import json
-
-    from ..runinfo import write_json
-
     root = Path(root or default_root(config))
     cards = []
     for split in SIZES:
@@ -268,17 +266,10 @@ def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelC
     if config != MegapixelConfig():
         return cards
     if record:
-        write_json(cards_path, {"definition": "docs/tasks.md", "sets": cards})
+        record_cards(cards, cards_path)
         return cards
-    if not cards_path.exists():
-        raise FileNotFoundError(f"no recorded hashes at {cards_path}; write them with "
-                                "`python -m saccadelib data megapixel --record`")
-    recorded = {c["split"]: c for c in json.loads(cards_path.read_text())["sets"]}
-    for card in cards:
-        if recorded.get(card["split"]) != card:
-            raise ValueError(f"the Megapixel MNIST {card['split']} set under {root} differs from {cards_path.name}: "
-                             f"delete {root} and rerun `python -m saccadelib data megapixel`, or, if the definition "
-                             "changed on purpose, add --record")
+    check_cards(cards, cards_path, ("split",), "python -m saccadelib data megapixel --record",
+                f"Megapixel MNIST under {root} changed; delete {root} and rerun `python -m saccadelib data megapixel`")
     return cards
 
 

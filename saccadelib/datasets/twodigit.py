@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..paths import REPO_ROOT
-from . import mnist
+from ..window_stats import hit_matrix
+from . import cards as cards_module, mnist
 from .sparse import SparseImages
 
 DIGIT = 28
@@ -193,31 +194,12 @@ def _read_as(images: torch.Tensor, image_side: int | None):
     return UpsampledSource(images, image_side)
 
 
-HIT_COVERAGE = 0.5  # a glimpse hits a digit when its window holds more than this share of the digit's box
-
-
-def box_coverage(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
-    """[N, T, D]: the share of each object's box (boxes [N, D, 4], canvas pixels) inside each window."""
-    from ..sampler import window_to_box
-
-    win = window_to_box(windows, canvas, canvas).unsqueeze(2)  # [N, T, 1, 4]
-    obj = boxes.to(win.dtype).unsqueeze(1)  # [N, 1, D, 4]
-    overlap = ((torch.minimum(win[..., 2:], obj[..., 2:]) - torch.maximum(win[..., :2], obj[..., :2]))
-               .clamp(min=0).prod(-1))
-    return overlap / (obj[..., 2:] - obj[..., :2]).prod(-1)
-
-
 def digit_overlap(boxes: torch.Tensor) -> torch.Tensor:
     """[N]: the share of the smaller of two objects' boxes (boxes [N, 2, 4], x0 y0 x1 y1) that the other
     covers: 0 for digits apart, 1 for one on top of the other (MNIST digits are all 28², so either way)."""
     a, b = boxes[:, 0].float(), boxes[:, 1].float()
     inter = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp(min=0).prod(-1)
     return inter / torch.minimum((a[:, 2:] - a[:, :2]).prod(-1), (b[:, 2:] - b[:, :2]).prod(-1))
-
-
-def hit_matrix(windows: torch.Tensor, boxes: torch.Tensor, canvas: int) -> torch.Tensor:
-    """[N, T, D] bool: glimpse t's window holds more than half of object d's box."""
-    return box_coverage(windows, boxes, canvas) > HIT_COVERAGE
 
 
 def _rng(task: TaskSpec, split: str, seed, canvas: int) -> np.random.Generator:
@@ -337,29 +319,14 @@ SET_CARDS = REPO_ROOT / "reference" / "two_digit_sets.json"
 
 
 def record_cards(cards: list[dict], path: Path = SET_CARDS) -> None:
-    from ..runinfo import write_json
-
-    write_json(path, {"definition": "docs/tasks.md", "sets": cards})
+    cards_module.record_cards(cards, path)
 
 
 def verify_cards(cards: list[dict], path: Path = SET_CARDS) -> None:
     """Raise naming the first set whose card (content hash, histograms) differs from the recorded one."""
-    import json
-
-    if not path.exists():
-        raise FileNotFoundError(f"no recorded set hashes at {path}; write them with "
-                                "`python -m saccadelib data two-digit --record`")
-    recorded = {(c["task"], c["split"]): c for c in json.loads(path.read_text())["sets"]}
-    for card in cards:
-        key = (card["task"], card["split"])
-        if key not in recorded:
-            raise ValueError(f"{path.name} has no card for {key[0]}/{key[1]}; record it with --record")
-        if recorded[key] != card:
-            changed = sorted(k for k in card if recorded[key].get(k) != card[k])
-            raise ValueError(f"the fixed {key[0]}/{key[1]} set differs from {path.name} ({', '.join(changed)}): "
+    cards_module.check_cards(cards, path, ("task", "split"), "python -m saccadelib data two-digit --record",
                              "MNIST under data/ or the generator changed; delete data/MNIST and rerun "
-                             "`python -m saccadelib data mnist`, or, if the definition changed on purpose, "
-                             "`python -m saccadelib data two-digit --record`")
+                             "`python -m saccadelib data mnist`")
 
 
 def describe(data: TwoDigitSet) -> dict:

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..names import MAX_PIXELS
 from ..sampler import window_to_box

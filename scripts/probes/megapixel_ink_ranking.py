@@ -11,7 +11,7 @@ import argparse
 import torch
 
 from saccadelib.datasets import megapixel
-from saccadelib.datasets.twodigit import hit_matrix
+from saccadelib.window_stats import hit_matrix
 from saccadelib.model import cell_ink, draw_cells
 
 parser = argparse.ArgumentParser()
