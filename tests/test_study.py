@@ -1,4 +1,4 @@
-"""The study's configs, runs, noisy proxy, slider callback and Table 1 (saccadelib.study, plots.py)."""
+"""The study's configs, runs, noisy proxy, slider callback and Table 1 (saccadelib.study, saccadelib.plots)."""
 import json
 
 import pandas as pd
