@@ -98,6 +98,40 @@ def _count_macs(model, make_input, label) -> float:
     return counter.get_total_flops() / 2
 
 
+def _timed_step(model, optimizer, phase: str, make_input, label, device):
+    """A function that runs one inference or training step and returns its seconds (CUDA events on a GPU)."""
+    import torch
+
+    if phase not in ("infer", "train"):
+        raise ValueError(f"unknown phase {phase!r}; valid: infer, train")
+
+    def once():
+        if phase == "infer":
+            model.eval()
+            with torch.no_grad():
+                model.evaluate_batch({"image": make_input(), "label": label})
+        else:
+            model.train()
+            loss, _ = model.training_loss({"image": make_input(), "label": label})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    def timed() -> float:
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            once()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1000
+        tick = time.perf_counter()
+        once()
+        return time.perf_counter() - tick
+
+    return timed
+
+
 def measure_here(spec: dict) -> dict:
     import torch
 
@@ -131,31 +165,7 @@ def measure_here(spec: dict) -> dict:
         idle = _rss_mib()
         held = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
-        def once():
-            if case["phase"] == "infer":
-                model.eval()
-                with torch.no_grad():
-                    model.evaluate_batch({"image": make_input(), "label": label})
-            elif case["phase"] == "train":
-                model.train()
-                loss, _ = model.training_loss({"image": make_input(), "label": label})
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            else:
-                raise ValueError(f"unknown phase {case['phase']!r}; valid: infer, train")
-
-        def timed() -> float:
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                once()
-                end.record()
-                end.synchronize()
-                return start.elapsed_time(end) / 1000
-            tick = time.perf_counter()
-            once()
-            return time.perf_counter() - tick
+        timed = _timed_step(model, optimizer, case["phase"], make_input, label, device)
 
         for _ in range(warmup):
             timed()

@@ -92,13 +92,40 @@ def _swap_in(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+def _execute(notebook: Path, executed: Path, parameters: dict, cell_timeout_s: float | None) -> dict | None:
+    """Run ``notebook`` with papermill into ``executed``; None, or what went wrong and in which cell."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    # The kernel inherits this environment: whatever backend the caller chose (tests use Agg), the
+    # executed notebook must show its figures, which only the inline backend does.
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
+                                   progress_bar=False, log_output=False, execution_timeout=cell_timeout_s,
+                                   cwd=str(REPO_ROOT))
+    except papermill.PapermillExecutionError as err:
+        return {"kind": "cell error", "cell": err.cell_index, "error": f"{err.ename}: {err.evalue}"}
+    except CellTimeoutError as err:
+        return {"kind": "timeout", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
+    except DeadKernelError as err:
+        return {"kind": "dead kernel", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
+    except Exception as err:  # a kernel that cannot start, an unreadable notebook…: the others still run
+        return {"kind": type(err).__name__, "cell": _failing_cell(executed), "error": str(err).splitlines()[0]
+                if str(err) else type(err).__name__}
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
+    return None
+
+
 def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root: Path, overrides: dict,
                    force: bool = False, cell_timeout_s: float | None = None, log=print,
                    notebooks_dir: Path | None = None) -> dict:
     """Execute one notebook; returns {"name", "status": ok|skipped|failed, …}."""
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
     notebook = Path(notebooks_dir or NOTEBOOKS) / exp.notebook
     final = results_root / exp.name
     accepts = notebook_parameters(notebook)
@@ -131,29 +158,8 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     executed = staging / f"{exp.name}.ipynb"
     log(f"{exp.name}: running {exp.notebook} ({', '.join(f'{k}={v}' for k, v in parameters.items())})")
     clock_before = runs_clock(runs)
-    started, error = time.perf_counter(), None
-    # The kernel inherits this environment: whatever backend the caller chose (tests use Agg), the
-    # executed notebook must show its figures, which only the inline backend does.
-    backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try:
-        papermill.execute_notebook(str(notebook), str(executed), parameters=full, kernel_name="python3",
-                                   progress_bar=False, log_output=False, execution_timeout=cell_timeout_s,
-                                   cwd=str(REPO_ROOT))
-    except papermill.PapermillExecutionError as err:
-        error = {"kind": "cell error", "cell": err.cell_index, "error": f"{err.ename}: {err.evalue}"}
-    except CellTimeoutError as err:
-        error = {"kind": "timeout", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
-    except DeadKernelError as err:
-        error = {"kind": "dead kernel", "cell": _failing_cell(executed), "error": str(err).splitlines()[0]}
-    except Exception as err:  # a kernel that cannot start, an unreadable notebook…: the others still run
-        error = {"kind": type(err).__name__, "cell": _failing_cell(executed), "error": str(err).splitlines()[0]
-                 if str(err) else type(err).__name__}
-    finally:
-        if backend is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = backend
+    started = time.perf_counter()
+    error = _execute(notebook, executed, full, cell_timeout_s)
     wall = round(time.perf_counter() - started, 1)
     # the attempt's own work besides what its runs clocked (kernel, data sets, figures, benchmarks): with
     # the runs' clocks, which resumed runs carry over, it makes the experiment's measured cost
