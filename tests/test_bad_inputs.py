@@ -15,7 +15,8 @@ from PIL import Image
 from saccadelib.__main__ import main
 from saccadelib.datasets.pyramids import write_pyramid
 from test_folder import _folder  # one subfolder per class: bars, dots, empty
-from test_user_errors import NAMES, TINY_SET, named_checkpoint  # noqa: F401 (a fixture)
+from conftest import NAMES
+from test_user_errors import TINY_SET
 
 
 def _pyramid(path, side=512, seed=0):

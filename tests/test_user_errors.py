@@ -1,6 +1,5 @@
 """Nothing silent on the user's path: each case below once did the wrong thing without a word."""
 import csv
-import json
 import logging
 
 import numpy as np
@@ -9,23 +8,12 @@ import torch
 from PIL import Image
 
 from saccadelib.__main__ import main
-from saccadelib.model import ModelConfig, VariationalSaccading
+from saccadelib.model import ModelConfig
 from test_folder import _folder  # one subfolder per class: bars, dots, empty
 
-TINY = dict(glimpses=2, hidden=16, proxy_features=16, crop_features=16, latent_features=8, width=8, rnn_layers=1)
+from conftest import NAMES, TINY
+
 TINY_SET = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
-NAMES = ["bars", "dots", "empty"]
-
-
-@pytest.fixture()
-def named_checkpoint(tmp_path):
-    """A glimpse model trained (here: initialised) on a folder whose classes have names."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(n_classes=3, **TINY)
-    meta = {"name": "saccade", "task": "folder", "config": json.loads(json.dumps(cfg.to_dict())), "class_names": NAMES}
-    path = tmp_path / "best.pt"
-    torch.save({"model": VariationalSaccading(cfg).state_dict(), "model_meta": meta, "epoch": 1}, path)
-    return path
 
 
 def _split(path):

@@ -10,7 +10,6 @@ and where, within the epochs at the first rate, it first would have. The simulat
 0.6 / 0.3 / 0 points per 10 epochs under 0.6 points of noise (the committed runs' level) and counts
 how many each rule cuts within 120 epochs, and when.
 """
-import json
 import random
 import statistics
 import sys
