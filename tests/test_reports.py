@@ -118,7 +118,8 @@ def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
                    "epochs_run": 13, "device": "cpu", "canvases_seen": 260_000}]).to_csv(cpu / "runs.csv", index=False)
     plateau = root / "plateau" / "02_two_digit_identification_100"
     flat = (0.5, 0.9, 0.91, 0.9, 0.91, 0.9)
-    rows = [_plateau_run(plateau, "saccade", 0.930, "plateau", val=flat, lr=(1e-3,) * 6),  # paper 95.42: short by 2.4 at its plateau
+    windows = {"window_side_px": 44.9, "window_detail": 0.713, "window_at_cap": 0.97}  # as the test scoring measured them
+    rows = [{**_plateau_run(plateau, "saccade", 0.930, "plateau", val=flat, lr=(1e-3,) * 6), **windows},  # paper 95.42: short by 2.4 at its plateau
             _plateau_run(plateau, "resnet18", 0.972, "time_budget"),  # paper 97.4: within 0.5, reproduced
             _plateau_run(plateau, "ram", 0.10, "plateau", lr=(1e-3,) * 3)]  # paper 93: its curve rises, the rule fired on noise
     pd.DataFrame(rows).to_csv(plateau / "runs.csv", index=False)
@@ -129,6 +130,7 @@ def test_table1_gives_each_plateau_cell_its_verdict_and_curve(tmp_path):
     assert saccade["ours_%"] == "80.7" and saccade["plateau_%"] == "93.0"
     assert saccade["plateau_verdict"] == "short by 2.4 at its plateau" and saccade["plateau_stopped"] == "plateau"
     assert saccade["plateau_hours"] == 3.0 and saccade["plateau_canvases"] == 120_000
+    assert saccade["plateau_windows"] == "45 px read at 0.71, 97% at the cap"
     assert cell("resnet18 - full image")["plateau_verdict"] == "reproduced"
     assert cell("RAM")["plateau_verdict"] == "short by 83.0, still rising when the plateau rule stopped it"
     assert table[table["column"] == "sum"]["plateau_%"].isna().all()  # sum was not trained to its plateau

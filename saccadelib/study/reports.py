@@ -90,7 +90,19 @@ def _plateau_cell(part, paper: str) -> dict:
             "plateau_stopped": ", ".join(dict.fromkeys(STOP_NAMES.get(r, r or "?") for r in stopped)) or "?",
             "plateau_seeds": len(part), "plateau_epochs": int(part["epochs_run"].max()),
             "plateau_canvases": int(part["canvases_seen"].mean()) if part["canvases_seen"].notna().all() else None,
-            "plateau_hours": round(float(_run_minutes(part).mean()) / 60, 2)}
+            "plateau_hours": round(float(_run_minutes(part).mean()) / 60, 2),
+            "plateau_windows": _windows_text(part)}
+
+
+def _windows_text(part) -> str:
+    """A cell's windows as its runs measured them on the test set (runs.csv's window columns): the mean
+    side in canvas pixels, the detail it is read at, the share at the cap; "–" for runs without windows."""
+    if "window_side_px" not in part or not part["window_side_px"].notna().all():
+        return "–"
+    text = f"{part['window_side_px'].mean():.0f} px read at {part['window_detail'].mean():.2f}"
+    if "window_at_cap" in part and part["window_at_cap"].notna().all():
+        text += f", {100 * part['window_at_cap'].mean():.0f}% at the cap"
+    return text
 
 
 def _with_histories(frame, folder: Path):
@@ -262,7 +274,7 @@ def table1_markdown(frame) -> str:
         lines.append("")
     if has_plateau and frame["plateau_%"].notna().any():
         header = ["image size", "column", "system", "at its plateau %", "paper %", "verdict", "stopped by", "seeds",
-                  "epochs (longest run)", "canvases seen (per run)", "hours (per run)"]
+                  "epochs (longest run)", "canvases seen (per run)", "hours (per run)", "windows (side, detail)"]
         lines += ["**At the plateau** (the plateau profile: the learning rate divided by 10 at each plateau of "
                   "validation accuracy, twice, then a stop at the next; or the run's cap in minutes)", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -274,7 +286,7 @@ def table1_markdown(frame) -> str:
                 at = lambda key: r[f"{prefix}plateau_{key}"]  # noqa: E731
                 cells = [r["image_size"], names[r["column"]], system, at("%"), r["paper_%"], at("verdict"),
                          at("stopped"), str(int(at("seeds"))), str(int(at("epochs"))), _count(at("canvases")),
-                         _number(at("hours"), "{:.2f}")]
+                         _number(at("hours"), "{:.2f}"), r.get(f"{prefix}plateau_windows", "–")]
                 lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
     trained = frame[frame["seeds"] > 0]
