@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from .draws import FRESH
 
 MAX_SUPERSAMPLE = 16
 
@@ -173,8 +174,6 @@ def noisy_proxy(proxy: torch.Tensor, sigma: float = 0.0, keep: float = 1.0, draw
     additive Gaussian noise of std ``sigma`` clipped to [0, 1], then pixel dropout keeping a fraction
     ``keep`` of the pixels (the rest read 0; one mask per pixel, shared by the channels). ``draws``: where
     the noise comes from (``saccadelib.draws``; default torch's global generator)."""
-    from .draws import FRESH
-
     draws = draws or FRESH
     if sigma < 0 or not 0 < keep <= 1:
         raise ValueError(f"proxy noise needs sigma >= 0 and 0 < keep <= 1, got sigma={sigma}, keep={keep}")

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from .config import apply_overrides, to_dict
 from .recipes import recipe as named_recipe
 from .train_config import TrainConfig
+from .registry import config_for
+from .tasks import class_names
 
 # Settings added after runs were made, at the value with which a run is what it was before: a run's
 # identity (its folder's hash, whether a checkpoint may resume) leaves them out at that value. Model
@@ -53,9 +55,6 @@ def resolve(model: str, task: str, recipe: str | None = None, model_overrides: d
             train_overrides: dict | None = None) -> Resolved:
     """The run ``model`` on ``task`` with the named ``recipe``'s model settings under ``model_overrides``
     (``KEY=VALUE``: strings typed by the configs' one override parser, or values) and ``train_overrides``."""
-    from .registry import config_for
-    from .tasks import class_names
-
     settings = {**(named_recipe(recipe) if recipe else {}), **(model_overrides or {})}
     train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
     names = class_names(task, train_cfg.data_root, train_cfg.manifest)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .datasets import twodigit
 from .names import MEGAPIXEL_TASKS, check_task as check_name
+from .datasets import fivek, folder, megapixel
 
 
 class TwoDigitTask:
@@ -46,8 +47,6 @@ class MegapixelTask:
     seeded order, or its first ``train_size`` canvases when that is smaller."""
 
     def __init__(self, name: str, root: str | Path | None = None):
-        from .datasets import megapixel
-
         self.name, self.root = name, root
         self.label = name.removeprefix("megapixel_")
         if self.label not in megapixel.LABELS:
@@ -56,14 +55,10 @@ class MegapixelTask:
         self.n_classes, self.class_names = 10, [str(d) for d in range(10)]
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from .datasets import megapixel
-
         return megapixel.MegapixelStream(self.evaluation_set("train"), batch_size // world, seed, rank, world,
                                          train_size=train_size)
 
     def evaluation_set(self, split: str):
-        from .datasets import megapixel
-
         return megapixel.stored_set(split, self.root).with_label(self.label)
 
 
@@ -74,20 +69,14 @@ class FiveKTask:
     name = "fivek"
 
     def __init__(self, root: str | Path | None = None):
-        from .datasets import fivek
-
         self.root = fivek.check_prepared(root)
         self.n_classes = len(fivek.SUBJECTS)
         self.class_names = list(fivek.SUBJECTS)
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from .datasets import fivek
-
         return fivek.FiveKStream(batch_size // world, seed, self.root, rank, world)
 
     def evaluation_set(self, split: str):
-        from .datasets import fivek
-
         return fivek.FiveKSet(split, self.root)
 
 
@@ -101,8 +90,6 @@ class FolderTask:
 
     def __init__(self, images: str | Path | None, manifest: str | Path | None = None, seed: int = 0,
                  channels: int = 3, convert: bool = False, proxy_size: int | None = None):
-        from .datasets import folder
-
         if images is None:
             raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
         self.manifest = folder.read_manifest(images, manifest, seed)
@@ -111,20 +98,14 @@ class FolderTask:
         self.n_classes = len(self.class_names)
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from .datasets import folder
-
         return folder.FolderStream(self.evaluation_set("train"), batch_size // world, seed, rank, world, self.proxy_size)
 
     def evaluation_set(self, split: str):
-        from .datasets import folder
-
         return folder.FolderSet(self.manifest, split, self.channels, self.convert)
 
     def restore(self, run_dir: Path) -> list[str]:
         """Take the split the run in ``run_dir`` saved, if it saved one (folder.reuse_split); the messages
         say what changed in the folder since."""
-        from .datasets import folder
-
         saved = Path(run_dir) / "split.csv"
         if not saved.exists():
             trained = [name for name in ("last.pt", "best.pt") if (Path(run_dir) / name).exists()]

@@ -29,6 +29,7 @@ from .schedule import learning_rate, parameter_groups, part_lr_scale, plateaus
 from .tasks import get_task
 from .settings import model_identity, resolve, resumable_settings
 from .train_config import TrainConfig
+from .registry import build
 
 
 def prepare_model(model, cfg: TrainConfig, device: torch.device):
@@ -306,8 +307,6 @@ def train_model(name: str, task: str, out_dir: str | Path, model_overrides: dict
                 train_overrides: dict | None = None, recipe: str | None = None) -> dict:
     """Train the registered model ``name`` on ``task`` (with the named ``recipe``'s model settings under
     ``model_overrides``) with the shared loop; resumes from ``out_dir``."""
-    from .registry import build
-
     model_cfg, meta, train_cfg = resolve(name, task, recipe, model_overrides, train_overrides)
     seed_everything(train_cfg.seed)  # the weights' initialization is part of the run's seed
     return fit(build(name, model_cfg), train_cfg, out_dir, model_meta=meta)

@@ -33,6 +33,10 @@ import statistics
 import subprocess
 import sys
 import time
+from ..datasets import twodigit
+from ..registry import GLIMPSE_MODELS, build, config_for
+from ..sources import FileSource, TensorSource, UpsampledSource
+from ..tasks import n_classes
 
 
 MAX_REPEATS = 1000
@@ -60,11 +64,6 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     """A function returning the model's ``images`` input (timed with the work), and the labels."""
     import torch
     import torch.nn.functional as F
-
-    from ..datasets import twodigit
-    from ..sources import FileSource
-    from ..registry import GLIMPSE_MODELS
-    from ..sources import TensorSource, UpsampledSource
 
     task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")
     if source == "file":  # any task's image file (a Megapixel MNIST PNG, a photo): the label is not scored
@@ -134,9 +133,6 @@ def _timed_step(model, optimizer, phase: str, make_input, label, device):
 
 def measure_here(spec: dict) -> dict:
     import torch
-
-    from ..registry import build, config_for
-    from ..tasks import n_classes
 
     base_rss = _rss_mib()  # torch and this package imported, nothing built: the bare process
     device = torch.device(spec.get("device", "cpu"))

@@ -27,6 +27,12 @@ from ..paths import atomic_path
 from ..recipes import LARGE_CROP, crop_settings
 from .efficiency_report import (MIN_TIME_S, accuracy_from, markdown, memory_growth, plot,  # noqa: F401
                                 ratios)  # (ratios, memory_growth: the benchmark's API)
+from ..datasets import twodigit
+from ..model import ModelConfig, VariationalSaccading
+from ..paths import data_dir, results_dir, runs_dir, write_text_atomic
+from ..runinfo import run_metadata, write_json
+from ..sources import FileSource
+from . import cost  # cost.measure, looked up when called (tests replace it)
 
 SIDES = (2528, 5056, 10112)
 PHOTO_SIZE = (4000, 3000)
@@ -122,8 +128,6 @@ def write_test_jpeg(path: Path, side: int, task: str = "identification") -> Path
     import torch.nn.functional as F
     from PIL import Image
 
-    from ..datasets import twodigit
-
     if path.exists():
         return path
     canvas = twodigit.make_two_digit(task, "test", 1, 0)["image"]
@@ -163,9 +167,6 @@ def photo_profile(path: Path, repeats: int = 5, threads: int = 2) -> dict:
     decode of the same file, which a tile baseline cannot avoid."""
     import torch
     from PIL import Image
-
-    from ..model import ModelConfig, VariationalSaccading
-    from ..sources import FileSource
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -240,9 +241,6 @@ def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, ou
 
     Rows are written after each configuration, so a stopped run keeps what it measured.
     """
-    from ..paths import data_dir, results_dir, runs_dir
-    from .cost import measure
-
     tag = device_tag(device)
     out_dir = Path(out_dir or runs_dir() / "efficiency")  # 05_efficiency renders the committed copy
     accuracy = accuracy_from(Path(accuracy_file) if accuracy_file else results_dir() / "benchmarks" / "time_to_accuracy.json")
@@ -255,9 +253,9 @@ def run(device: str = "cpu", sides=SIDES, threads: int = 2, repeats: int = 5, ou
             spec["file"] = str(files[spec["side"]])
         try:
             if spec["variant"] == "saccade" and "cases" not in spec and not quick:
-                new = [median_of_processes([measure(spec, timeout_s=timeout_s) for _ in range(3)])]
+                new = [median_of_processes([cost.measure(spec, timeout_s=timeout_s) for _ in range(3)])]
             else:
-                result = measure(spec, timeout_s=timeout_s)
+                result = cost.measure(spec, timeout_s=timeout_s)
                 new = result["rows"] if "rows" in result else [result]
         except Exception as err:  # an out-of-memory or a timeout is a result too: say so in the table
             cases = spec.get("cases") or [{"phase": spec["phase"], "batch": spec["batch"]}]
@@ -301,9 +299,6 @@ CSV_FIELDS = ["variant", "model", "source", "side", "phase", "batch", "device", 
 
 def _write(out_dir: Path, tag: str, rows: list[dict], device: str, quick: bool, started: float,
            photo: dict | None = None, accuracy: dict | None = None) -> dict:
-    from ..paths import write_text_atomic
-    from ..runinfo import run_metadata, write_json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")

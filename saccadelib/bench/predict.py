@@ -30,6 +30,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from .. import inference
+from ..config import apply_overrides
+from ..model import ModelConfig, VariationalSaccading
+from ..paths import atomic_path, data_dir, results_dir, write_text_atomic
+from ..runinfo import run_metadata, write_json
+from ..sources import FileSource
+from .cost import _peak_rss_mib, _rss_mib
+from .efficiency import SACCADE, write_test_photo
 
 FILES = (("jpeg", (2000, 2000)), ("jpeg", (4000, 3000)), ("jpeg", (8000, 8000)), ("png", (4000, 3000)))
 STAGES = ("open", "decode", "proxy", "crops", "networks", "end_to_end")
@@ -40,9 +48,6 @@ WINDOWS = {"wide": {"init_scale": 0.6},
 def write_photo(folder: Path, kind: str, size: tuple[int, int]) -> Path:
     """The benchmark's photo of ``size`` as ``kind`` (jpeg or png), written once (kept between runs)."""
     from PIL import Image
-
-    from ..paths import atomic_path
-    from .efficiency import write_test_photo
 
     jpeg = write_test_photo(folder / f"photo_{size[0]}x{size[1]}.jpg", size)
     if kind == "jpeg":
@@ -58,8 +63,6 @@ class _StageClock:
     """Seconds spent in each stage of ``FileSource`` while ``predict`` runs (the methods wrapped in place)."""
 
     def __init__(self):
-        from ..sources import FileSource
-
         self.seconds = dict.fromkeys(("open", "decode", "proxy", "crops"), 0.0)
         self.stage = None
         for method, stage in (("__init__", "open"), ("_decoded", "decode"), ("proxy", "proxy"), ("crop", "crops")):
@@ -89,12 +92,6 @@ def measure_here(path: str, windows: str, repeats: int, threads: int) -> dict:
     """One file's stage times and memory, in this process (call through ``measure``: a fresh process)."""
     import torch
     from PIL import Image
-
-    from .. import inference
-    from ..config import apply_overrides
-    from ..model import ModelConfig, VariationalSaccading
-    from .cost import _peak_rss_mib, _rss_mib
-    from .efficiency import SACCADE
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -132,10 +129,6 @@ def measure(path: Path, windows: str, repeats: int, threads: int, timeout_s: flo
 
 def run(threads: int = 2, repeats: int = 5, out_dir: Path | None = None, log=print) -> dict:
     """Measure every file of ``FILES`` and write ``predict.json`` and ``predict.md``; returns the result."""
-    from ..paths import data_dir, results_dir, write_text_atomic
-    from ..runinfo import run_metadata, write_json
-    from .efficiency import SACCADE
-
     out_dir = Path(out_dir or results_dir() / "benchmarks")
     started = time.perf_counter()
     rows = []

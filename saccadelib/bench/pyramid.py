@@ -25,6 +25,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from .. import inference
+from ..datasets import megapixel, megapixel_pyramid
+from ..inference import class_names, load_model, read_labels
+from ..paths import data_dir, results_dir, write_text_atomic
+from ..registry import build, config_for
+from ..runinfo import run_metadata, write_json
+from ..sources import TensorSource, open_image
+from .cost import _peak_rss_mib, _rss_mib
 
 SIDES = (6_000, 24_000, 96_000)
 RESNET_SIDE = 500
@@ -33,9 +41,6 @@ RESNET_SIDE = 500
 def measure_here(spec: dict) -> dict:
     """In this (fresh) process: ``predict`` on one file ``repeats`` times; time, memory, what was read."""
     import torch
-
-    from .. import inference
-    from .cost import _peak_rss_mib, _rss_mib
 
     torch.set_num_threads(spec.get("threads", 2))
     if spec.get("resnet"):
@@ -62,9 +67,6 @@ def measure_here(spec: dict) -> dict:
 def _resnet(checkpoint: str | None):
     import torch
 
-    from ..inference import load_model
-    from ..registry import build, config_for
-
     if checkpoint:
         return load_model(checkpoint, glimpses_only=False)[0]
     torch.manual_seed(0)
@@ -76,8 +78,6 @@ def _resnet_logits(model, path):
     """ResNet-18's logits for one file, read as its 500² downsample; and the file's source."""
     import torch
 
-    from ..sources import open_image
-
     source = open_image(path, model.cfg.channels, convert=True)
     with torch.no_grad():
         logits = model.evaluate_batch({"image": _downsample(source), "label": torch.zeros(1, dtype=torch.long)})["logits"]
@@ -86,8 +86,6 @@ def _resnet_logits(model, path):
 
 def _downsample(source):
     """The 500² downsample ResNet-18 reads, from the pyramid's level that holds it (the proxy path)."""
-    from ..sources import TensorSource
-
     return TensorSource(source.proxy(RESNET_SIDE))
 
 
@@ -95,8 +93,6 @@ def resnet_accuracy(checkpoint: str | Path, folder: Path, threads: int = 2) -> f
     """A trained ResNet-18 (500²) scored on the files of ``folder`` (its labels.csv), each read as a 500²
     downsample from the file's level that holds it."""
     import torch
-
-    from ..inference import class_names, load_model, read_labels
 
     torch.set_num_threads(threads)
     model, meta = load_model(checkpoint, glimpses_only=False)
@@ -117,11 +113,6 @@ def measure(spec: dict, timeout_s: float = 900) -> dict:
 def run(checkpoint: str | Path, sides=SIDES, limit: int = 100, cost_files: int = 3, repeats: int = 5,
         threads: int = 2, resnet_checkpoint: str | Path | None = None, out: Path | None = None,
         data_root: Path | None = None, log=print) -> dict:
-    from .. import inference
-    from ..datasets import megapixel, megapixel_pyramid
-    from ..paths import data_dir, results_dir, write_text_atomic
-    from ..runinfo import run_metadata, write_json
-
     log = log or (lambda *_: None)
     out = Path(out or results_dir() / "benchmarks" / "pyramid.json")
     root = Path(data_root or data_dir() / "megapixel_pyramid")

@@ -17,6 +17,14 @@ import torch
 
 from ..recipes import LARGE_CROP, LARGE_SIDE, crop_settings
 from ..registry import task_settings
+from ..config import apply_overrides
+from ..evaluation import autocast
+from ..paths import results_dir, write_text_atomic
+from ..registry import GLIMPSE_MODELS, build, config_for
+from ..runinfo import run_metadata, write_json
+from ..tasks import get_task
+from ..train import prepare_model
+from ..train_config import TrainConfig
 
 # label → (registry model, task, image side the canvases are read at (None: as generated), model settings
 # on top of the task's recipe for glimpse models)
@@ -34,12 +42,6 @@ class _Case:
     """One case as the training loop would run it: model, optimizer, stream, validation set, execution."""
 
     def __init__(self, label: str, batch_size: int, model_settings: dict, execution: dict):
-        from ..config import apply_overrides
-        from ..registry import GLIMPSE_MODELS, build, config_for
-        from ..tasks import get_task
-        from ..train import prepare_model
-        from ..train_config import TrainConfig
-
         name, task_name, side, settings = CASES[label]
         overrides = {**task_settings(task_name, name), **settings, **model_settings} if name in GLIMPSE_MODELS else {}
         torch.manual_seed(0)
@@ -54,8 +56,6 @@ class _Case:
 
     def train_steps(self, first: int, steps: int) -> float:
         """Seconds for ``steps`` training steps, the batches generated inside the timing."""
-        from ..evaluation import autocast
-
         self.model.train()
         start = time.perf_counter()
         for b in range(first, first + steps):
@@ -70,8 +70,6 @@ class _Case:
 
     @torch.no_grad()
     def eval_batches(self, batch_size: int, batches: int) -> float:
-        from ..evaluation import autocast
-
         self.model.eval()
         start = time.perf_counter()
         for b in range(batches):
@@ -85,9 +83,6 @@ def run(threads: int = 2, repeats: int = 5, steps: int = 10, batch_size: int = 1
         variants: dict[str, dict] | None = None, out: Path | None = None, log=print) -> dict:
     """``variants``: name → training-loop execution settings (``TrainConfig``: precision, channels_last,
     compile), each case measured under each, interleaved; default one variant with today's defaults."""
-    from ..paths import results_dir, write_text_atomic
-    from ..runinfo import run_metadata, write_json
-
     torch.set_num_threads(threads)
     labels = cases or list(CASES)
     unknown = [label for label in labels if label not in CASES]

@@ -33,6 +33,7 @@ import torch
 from .folder import FolderStream
 
 from ..paths import atomic_path, csv_text, data_dir, write_text_atomic
+from ..sources import FileBatchSource, FileSource
 
 # The paper's class order (§5.2); "None" is FiveK's own word for an unknown subject.
 SUBJECTS = ("abstract", "animals", "man_made", "nature", "None", "people")
@@ -182,8 +183,6 @@ def prepare_one(photo: str, path: Path, out: Path, settings: PrepareSettings) ->
     ``{"id", "error"}``."""
     from PIL import Image
 
-    from ..sources import FileSource
-
     large, proxy = _outputs(out, photo)
     try:
         if not (large.exists() and proxy.exists()):
@@ -318,8 +317,6 @@ class FiveKSet:
         return len(self.ids)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from ..sources import FileBatchSource
-
         picked = (order or list(range(len(self))))[start:stop]
         proxies = self.proxies[picked].float().div_(255.0)
         return {"image": FileBatchSource([self.paths[k] for k in picked], 3, proxies), "proxy": proxies,

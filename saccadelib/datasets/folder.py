@@ -29,6 +29,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..paths import csv_text, read_csv_rows
 from ..sources import SLIDE_SUFFIXES
+from ..sources import FileBatchSource
+from ..sources.open import unreadable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp") + SLIDE_SUFFIXES
 SPLITS = ("train", "val", "test")
@@ -61,8 +63,6 @@ class Manifest:
 
 def _readable(path: Path) -> str | None:
     """None when the file is an image its reader identifies, else why not (``sources.open.unreadable``)."""
-    from ..sources.open import unreadable
-
     return unreadable(path)
 
 
@@ -229,8 +229,6 @@ class FolderSet:
         return len(self.paths)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
-        from ..sources import FileBatchSource
-
         picked = (order or list(range(len(self))))[start:stop]
         return {"image": FileBatchSource([self.paths[k] for k in picked], self.channels, convert=self.convert),
                 "label": self.label[picked]}

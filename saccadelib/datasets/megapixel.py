@@ -31,6 +31,7 @@ from ..window_stats import hit_matrix
 from . import twodigit
 from .cards import check_cards, record_cards
 from .sparse import SparseImages
+from ..paths import atomic_path, csv_text, data_dir, write_text_atomic
 
 SIDE = 1500
 DIGIT = twodigit.DIGIT
@@ -202,8 +203,6 @@ def set_path(split: str, root: str | Path | None = None) -> Path:
 
 def save(data: MegapixelSet, path: Path) -> None:
     """One compressed file per split, written atomically."""
-    from ..paths import atomic_path
-
     used = (data.images.index < data.config.side ** 2)
     counts = used.sum(1)
     arrays = {"index": data.images.index[used].to(torch.int32).numpy(), "values": data.images.values[used].numpy(),
@@ -242,8 +241,6 @@ SET_CARDS = REPO_ROOT / "reference" / "megapixel_sets.json"
 
 
 def default_root(config: MegapixelConfig = MegapixelConfig()) -> Path:
-    from ..paths import data_dir
-
     suffix = "" if config == MegapixelConfig() else f"_{config.side}_{config.order}"
     return data_dir() / f"megapixel_mnist{suffix}"
 
@@ -312,8 +309,6 @@ def export_manifest(out_dir: str | Path, label: str = "majority", root: str | Pa
     ``manifest.csv`` (``file,label,split``, the label a class name "0"-"9"): a folder that ``train --images
     DIR --manifest DIR/manifest.csv`` trains on through the file reader, with the stored split. Returns the
     manifest."""
-    from ..paths import csv_text, write_text_atomic
-
     rows = [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
             for split in ("train", "val", "test")
             for row in _export_split(split, Path(out_dir) / split, label, root, limit)]
@@ -325,8 +320,6 @@ def _export_split(split: str, out_dir: Path, label: str, root: str | Path | None
     """The PNG files and ``labels.csv`` of one split (files already written are kept: a stopped export
     resumes); returns the labels' rows."""
     from PIL import Image
-
-    from ..paths import atomic_path, csv_text, write_text_atomic
 
     if label not in LABELS:
         raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")

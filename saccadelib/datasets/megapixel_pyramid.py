@@ -24,6 +24,7 @@ import numpy as np
 
 from ..datasets.pyramids import box_reduce
 from . import megapixel
+from ..paths import csv_text, data_dir, write_text_atomic
 
 SCALED_SIDES = (6_000, 24_000, 96_000)
 TILE = 256
@@ -106,8 +107,6 @@ def export(side: int, split: str, out_dir: str | Path | None = None, limit: int 
            label: str = "majority", root: str | Path | None = None, log=print) -> Path:
     """Write the first ``limit`` canvases of a stored split at ``side`` (files already written are kept)
     with ``labels.csv``; returns the labels file."""
-    from ..paths import csv_text, data_dir, write_text_atomic
-
     if label not in megapixel.LABELS:
         raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(megapixel.LABELS)}")
     data = megapixel.stored_set(split, root)
@@ -133,8 +132,6 @@ def export_manifest(side: int, out_dir: str | Path | None = None, limit: int | N
     """Every split at ``side`` under ``out_dir/{train,val,test}/`` and one ``manifest.csv``
     (``file,label,split``, the label a class name "0"-"9"); returns the manifest."""
     import csv
-
-    from ..paths import csv_text, data_dir, write_text_atomic
 
     out = Path(out_dir) if out_dir else data_dir() / "megapixel_pyramid" / str(side)
     rows = []

@@ -31,6 +31,8 @@ from ..paths import REPO_ROOT
 from ..window_stats import hit_matrix
 from . import cards as cards_module, mnist
 from .sparse import SparseImages
+from ..paths import atomic_path, csv_text, write_text_atomic
+from ..sources import UpsampledSource
 
 DIGIT = 28
 CLUTTER_SIZE = 8
@@ -189,8 +191,6 @@ def _read_as(images: torch.Tensor, image_side: int | None):
     """The float canvases, or their lazy ``image_side``² upsample (the paper's large variant)."""
     if image_side is None:
         return images
-    from ..sources import UpsampledSource
-
     return UpsampledSource(images, image_side)
 
 
@@ -297,8 +297,6 @@ def export_png(task: str, split: str, out_dir: str | Path, limit: int = 16) -> P
     with ``labels.csv`` (``file,label``, the label a class name): images to try ``predict`` and
     ``evaluate`` on. Returns the labels file."""
     from PIL import Image
-
-    from ..paths import atomic_path, csv_text, write_text_atomic
 
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")

@@ -12,6 +12,9 @@ from ..sources import ImageSource, TensorSource, open_image
 from ..sampler import window_to_box
 from .loading import class_names, resolve
 from .overlays import draw_overlay
+from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
+from ..paths import csv_text, write_text_atomic
+from ..sources import ImageFileError
 
 
 @torch.no_grad()
@@ -88,10 +91,6 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     import shutil
 
     from tqdm.auto import tqdm
-
-    from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
-    from ..sources import ImageFileError
-    from ..paths import csv_text, write_text_atomic
 
     folder, out_dir = Path(folder), Path(out_dir)
     model, meta = resolve(model, glimpses_only=True)

@@ -12,6 +12,9 @@ from ..sources import open_image
 from ..sampler import window_to_box
 from .loading import channels, class_names, resolve
 from .predicting import window_record, windows_text
+from ..paths import csv_text, read_csv_rows, write_text_atomic
+from ..runinfo import run_metadata, write_json
+from ..sources import ImageFileError
 
 
 def read_labels(labels: str | Path, images: str | Path, names: list[str],
@@ -20,8 +23,6 @@ def read_labels(labels: str | Path, images: str | Path, names: list[str],
     class index only with ``label_indices`` (a name that looks like a number, "10", is never taken for
     the eleventh class unasked). A file listed twice is refused: it would count twice. ``split``: only
     the rows of that split (the CSV must then have a ``split`` column, as a run's ``split.csv`` does)."""
-    from ..paths import read_csv_rows
-
     labels, images = Path(labels), Path(images)
     if not labels.exists():
         raise FileNotFoundError(f"labels file not found: {labels}")
@@ -76,13 +77,9 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
 
     from tqdm.auto import tqdm
 
-    from ..runinfo import run_metadata
-
     checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
     model, meta = resolve(model, glimpses_only=False)
     names = class_names(meta, model.cfg.n_classes)
-    from ..sources import ImageFileError
-
     rows, skipped, correct, started = [], [], 0, time.perf_counter()
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
     listed = read_labels(labels, images, names, split, label_indices)
@@ -122,9 +119,6 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
 
 def _write_predictions(out_dir: Path, rows: list[dict], metrics: dict, confusion: list[dict],
                        skipped: list[dict]) -> None:
-    from ..paths import csv_text, write_text_atomic
-    from ..runinfo import write_json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "skipped.csv", csv_text(skipped, ["file", "reason"]))  # this call's, even when empty
     write_text_atomic(out_dir / "predictions.csv", csv_text(rows))

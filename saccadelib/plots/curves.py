@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from ..paths import atomic_path
 
 GLIMPSE_COLOURS = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]  # glimpse t's colour everywhere
 
@@ -72,8 +73,6 @@ def _pyplot():
 
 def save_figure(fig, out: str | Path, close: bool = True) -> Path:
     """PNG through an atomic rename (matplotlib's PNGs are byte-identical across runs: they diff well)."""
-    from ..paths import atomic_path
-
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

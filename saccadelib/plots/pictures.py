@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .curves import GLIMPSE_COLOURS, _pyplot, save_figure
+from ..datasets.sparse import SparseSource
+from ..draws import CanvasDraws
+from ..sampler import noisy_proxy, window_to_box
+from ..sources import FileBatchSource, TensorSource, UpsampledSource
 
 
 
@@ -13,8 +17,6 @@ def draw_saccades(ax, image, windows, boxes=None, title: str = "", colour_title:
     """One canvas [C,H,W] with its windows [T,3] (normalized) drawn as numbered boxes; digit boxes (in
     pixels) dotted."""
     from matplotlib.patches import Rectangle
-
-    from ..sampler import window_to_box
 
     picture = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
     height, width = image.shape[-2:]
@@ -42,9 +44,6 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     the truth (green when right). Large-image models read their lazy upsample; the canvas is shown as
     it is, since the upsample holds no detail beyond it."""
     import torch
-
-    from ..sources import FileBatchSource, UpsampledSource
-    from ..datasets.sparse import SparseSource
 
     plt = _pyplot()
     n = min(n, len(dataset))
@@ -83,10 +82,6 @@ def noise_view(model, image, label: int | None = None, sigma: float = 0.0, keep:
     given that proxy. Returns (figure, {"prediction", "probability", "windows"})."""
     import torch
 
-    from ..draws import CanvasDraws
-    from ..sources import TensorSource
-    from ..sampler import noisy_proxy
-
     plt = _pyplot()
     model.eval()
     source = TensorSource(image.unsqueeze(0))
@@ -122,10 +117,6 @@ def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], i
     the models retrained at their level. Bottom: one test image's proxy at each level."""
     import numpy as np
     import torch
-
-    from ..draws import CanvasDraws
-    from ..sources import TensorSource
-    from ..sampler import noisy_proxy
 
     if len(curves) != len(levels):
         raise ValueError(f"one list of curves per level: got {len(curves)} for {len(levels)} levels")

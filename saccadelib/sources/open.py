@@ -12,6 +12,7 @@ from .base import ImageFileError, ImageSource
 from .photo import FileSource
 from .levels import SLIDE_SUFFIXES, TIFF_SUFFIXES, NotTiled
 from .pyramid import PyramidSource, SlideSource
+from .photo import pillow_limit_lifted
 
 
 def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
@@ -34,8 +35,6 @@ def unreadable(path: str | Path) -> str | None:
     a slide opened by OpenSlide; a tiled TIFF with its smallest level decoded (where a truncated file shows
     first); any other file by its header alone (what decoding it will cost is checked when it is read)."""
     from PIL import Image, UnidentifiedImageError
-
-    from .photo import pillow_limit_lifted
 
     path = Path(path)
     try:

@@ -11,6 +11,13 @@ from pathlib import Path
 
 from ..paths import REPO_ROOT, data_dir
 from ..recipes import LARGE_CROP, LARGE_SIDE, SMALL_GLIMPSES, SMALL_WINDOWS
+from ..config import apply_overrides
+from ..datasets import megapixel
+from ..datasets.twodigit import task_spec
+from ..names import check_task as check_name
+from ..registry import GLIMPSE_MODELS, spec
+from ..tasks import get_task
+from ..train_config import TrainConfig
 
 PROFILES = ("smoke", "cpu", "plateau", "paper")
 COMMITTED_PROFILE = "cpu"  # the profile whose results live in results/ itself
@@ -70,9 +77,6 @@ class Training:
 
     def config(self):
         """The TrainConfig every run of this training starts from (epochs and seed are each run's)."""
-        from ..config import apply_overrides
-        from ..train_config import TrainConfig
-
         return apply_overrides(TrainConfig(), {**STUDY_TRAIN, **self.train})
 
     def with_train(self, **settings) -> "Training":
@@ -96,9 +100,6 @@ class TaskStudy:
     model_train: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from ..datasets.twodigit import task_spec
-        from ..registry import GLIMPSE_MODELS, spec
-
         task_spec(self.task)
         if self.image_side not in (100, LARGE_SIDE):
             raise ValueError(f"image_side must be 100 or {LARGE_SIDE}, got {self.image_side}")
@@ -119,8 +120,6 @@ class TaskStudy:
 
     def evaluation_set(self, split: str):
         """The task's fixed ``split`` set as this study's models read it (the lazy upsample at 2528²)."""
-        from ..tasks import get_task
-
         return get_task(self.task, image_side=self.image_side).evaluation_set(split)
 
 
@@ -204,9 +203,6 @@ class ResolutionStudy:
     cost_repeats: int = 10
 
     def __post_init__(self):
-        from ..registry import spec
-        from ..names import check_task as check_name
-
         for task in self.tasks:
             check_name(task)
         for name in self.models:
@@ -247,9 +243,6 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
     """(task, canvas side, run name, registry model, model settings) of 06: per task, each model (the
     glimpse models with the study's recipe, the proxy-only CNN at the recipe's proxy side), then the
     proxy-only CNN at the sweep's other sides."""
-    from ..datasets import megapixel
-    from ..registry import GLIMPSE_MODELS
-
     entries = []
     for task in study.tasks:
         side = study.side(task)

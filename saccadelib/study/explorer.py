@@ -1,5 +1,6 @@
 """The sliders' callback of the noisy-proxy notebook (03)."""
 from __future__ import annotations
+from ..plots import noise_view
 
 
 class NoiseExplorer:
@@ -16,8 +17,6 @@ class NoiseExplorer:
         return min(self.models, key=lambda level: abs(level[0] - sigma) + abs(level[1] - keep))
 
     def show(self, sigma: float = 0.0, keep: float = 1.0, index: int = 0, display: bool = True) -> dict:
-        from ..plots import noise_view
-
         if not 0 <= index < len(self.dataset):
             raise ValueError(f"index must be in [0, {len(self.dataset)}), got {index}")
         level = self.nearest(sigma, keep)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..paths import REPO_ROOT
+from ..datasets.twodigit import TASKS
 
 
 def tile_costs(results_root: Path) -> tuple[str, int | None]:
@@ -32,8 +33,6 @@ GPU_TILES_RUN = Path("records") / "baselines" / "identification_2528_resnet18_ti
 def _gpu_tiles_run(results_root: Path) -> str:
     """The short GPU run of the 144-tile ResNet-18 (a recorded one-off run): said beside the CPU costs,
     because it is the only time that model trained here (and it is far from the paper's budget)."""
-    from ..datasets.twodigit import TASKS
-
     path = REPO_ROOT / GPU_TILES_RUN / "metrics.json"
     if not path.exists():
         return ""

@@ -9,6 +9,11 @@ from typing import Callable
 from ..recipes import LARGE_SIDE, RECIPES, TASK_RECIPE
 from .experiments import EPOCH_SECONDS, VAL_SECONDS, resolution_entries
 from .profiles import efficiency_study, fivek_study, noise_study, resolution_study, task_study
+from ..config import to_dict
+from ..datasets.fivek import FiveKError, HOW_TO_GET, check_prepared
+from ..registry import REGISTRY, config_for
+from ..tasks import n_classes
+from ..train_config import TrainConfig
 
 @dataclass(frozen=True)
 class Experiment:
@@ -25,8 +30,6 @@ def fivek_available(profile: str) -> str | None:
     """None when 04_fivek can run at ``profile``; else why not (the runner reports it as skipped)."""
     if profile == "smoke":
         return None  # the miniature is generated
-    from ..datasets.fivek import HOW_TO_GET, FiveKError, check_prepared
-
     try:
         check_prepared(fivek_study(profile).root())
     except FiveKError:
@@ -80,11 +83,6 @@ def settings_fingerprint(profile: str = "cpu") -> str:
     each registered model's default config per task, the training defaults and the profile's experiment
     configs. The runner records it, so an experiment is not skipped as up to date after any changed."""
     import hashlib
-
-    from ..config import to_dict
-    from ..registry import REGISTRY, config_for
-    from ..tasks import n_classes
-    from ..train_config import TrainConfig
 
     studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}

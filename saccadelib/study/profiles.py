@@ -20,6 +20,7 @@ from ..paths import data_dir
 from ..recipes import LARGE_SIDE
 from .experiments import (EPOCH_SECONDS, PROFILES, EfficiencyStudy, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
                           Training, clock_cap_s)
+from ..train_config import TrainConfig
 
 SMOKE_TRAINING = Training(budget_min=None, epochs=1,
                           train={"train_size": 256, "batch_size": 64, "val_size": 200, "test_size": 200})
@@ -189,8 +190,6 @@ def override(config, overrides: dict):
     ``training`` (seeds, budget_min, epochs) or a TrainConfig setting of its runs (device, batch_size, …);
     None or "" leaves it as the profile has it (papermill parameters default to that). A budget replaces
     the profile's fixed epochs, and the other way round."""
-    from ..train_config import TrainConfig
-
     training_fields = {f.name for f in dataclasses.fields(Training)} - {"train"}
     loop_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", "epochs", "seed"}
     own = {f.name for f in dataclasses.fields(config)} - {"training"}

@@ -12,6 +12,11 @@ from ..config import to_dict
 from ..paths import atomic_path, write_text_atomic
 from ..runinfo import write_json
 from .runs import RunSpec, run_folder
+from ..datasets.twodigit import digit_overlap
+from ..evaluation import evaluate
+from .. import inference  # inference.load, looked up when called (tests replace it)
+from ..plots import read_history
+from ..registry import build, parameter_count
 
 
 def configuration(spec: RunSpec) -> str:
@@ -26,8 +31,6 @@ def configuration(spec: RunSpec) -> str:
 
 
 def count_parameters(spec: RunSpec) -> int:
-    from ..registry import build, parameter_count
-
     return parameter_count(build(spec.model, spec.resolved().model_cfg))
 
 
@@ -136,8 +139,6 @@ def save_table(frame, out_dir: str | Path, name: str) -> None:
 
 def histories(specs: list[RunSpec], runs_dir: str | Path, by_seed: bool = False) -> dict[str, list[dict]]:
     """label (with the seed when there are several, or ``by_seed``) → that run's history rows."""
-    from ..plots import read_history
-
     several = by_seed or len({s.seed for s in specs}) > 1
     return {(f"{s.label} (seed {s.seed})" if several else s.label): read_history(run_folder(runs_dir, s) / "history.csv")
             for s in specs}
@@ -150,9 +151,7 @@ def first_run(specs: list[RunSpec], model: str = "saccade") -> RunSpec | None:
 
 def load_trained(spec: RunSpec, runs_dir: str | Path):
     """The best-on-validation weights of a finished glimpse-model run, as (model, meta)."""
-    from ..inference import load_model
-
-    return load_model(run_folder(runs_dir, spec) / "best.pt")
+    return inference.load_model(run_folder(runs_dir, spec) / "best.pt")
 
 
 def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset,
@@ -163,8 +162,6 @@ def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset
     import dataclasses
 
     import pandas as pd
-
-    from ..evaluation import evaluate
 
     rows = []
     for spec in specs:
@@ -209,12 +206,9 @@ def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, datase
     canvases of the band and the share read right; a run is scored on the test canvases it was scored on."""
     import pandas as pd
 
-    from ..evaluation import evaluate
-    from ..inference import load
-
     rows = []
     for spec in specs:
-        model = load(run_folder(runs_dir, spec) / "best.pt")
+        model = inference.load(run_folder(runs_dir, spec) / "best.pt")
         right = evaluate(model, dataset, limit=spec.train_overrides.get("test_size"), seed=spec.seed,
                          per_canvas=True)["correct"]
         rows += [{"label": spec.label, "seed": spec.seed, **band} for band in by_overlap_band(right, dataset.boxes)]
@@ -225,8 +219,6 @@ def by_overlap_band(correct, boxes) -> list[dict]:
     """Whether each canvas was read right ([n] bool, the first n of ``boxes``) as the share read right in
     all of them, then in each of ``OVERLAP_BANDS``: rows of overlap, canvases, accuracy."""
     import torch
-
-    from ..datasets.twodigit import digit_overlap
 
     correct = correct.cpu()
     band = torch.bucketize(digit_overlap(boxes[:len(correct)]), torch.tensor([edge for edge, _ in OVERLAP_BANDS]))

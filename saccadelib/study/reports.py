@@ -10,6 +10,8 @@ from .plan import EXPERIMENTS, TABLE1_EXPERIMENTS
 from .gpu_records import GPU_PLATEAU_LABEL, GPU_PLATEAU_RUNS, GPU_PLATEAU_SYSTEM, gpu_plateau_runs, tile_costs
 from .readback import mean_std
 from .verdicts import STOP_NAMES, curve_rises, cut_while_rising, paper_value, verdict
+from ..plots import read_history
+from .runs import results_root
 
 # The paper's Table 1 (test exact match, %), for the side-by-side tables (docs/tasks.md lists the sources).
 PAPER = {
@@ -73,8 +75,6 @@ def table1_roots(root: str | Path, profile: str) -> tuple[Path, Path]:
     """(the cpu profile's results, the plateau profile's) that Table 1 reads, for a summary of ``profile``
     whose results are in ``root``: the plateau profile's summary reads the committed cpu results beside its
     own; the others read the plateau results kept under their root (results/plateau/ for cpu)."""
-    from .runs import results_root
-
     root = Path(root)
     return (results_root("cpu"), root) if profile == "plateau" else (root, root / "plateau")
 
@@ -227,8 +227,6 @@ def cost_curves(results_root: str | Path | None = None) -> dict[str, list[dict]]
     its seeds; read from the experiments' ``runs.csv`` and the runs' kept ``history.csv``."""
     import pandas as pd
 
-    from ..plots import read_history
-
     root = Path(results_root) if results_root else results_dir()
     panels: dict[str, list[dict]] = {}
     for name in COST_EXPERIMENTS:
@@ -341,8 +339,6 @@ def plateau_curves(plateau_root: str | Path) -> list[dict]:
 def _curve(run, history: Path) -> dict:
     """One run's validation curve for ``plots.plateau_curve``, from its ``runs.csv`` row and history."""
     import pandas as pd
-
-    from ..plots import read_history
 
     rows = read_history(history)
     per_epoch = float(run["canvases_seen"]) / float(run["epochs_run"])

@@ -18,6 +18,13 @@ from ..registry import task_settings
 from .experiments import (COMMITTED_FOLDERS, COMMITTED_PROFILE, EPOCH_SECONDS, VAL_SECONDS, VAL_SHARE, FiveKStudy,
                           NoiseStudy, ResolutionStudy, TaskStudy, Training, clock_cap_s, dataset_name,
                           resolution_entries, resolution_label, seeds_for)
+from ..bench import cost  # cost.measure, looked up when called (tests replace it)
+from ..datasets import fivek, fivek_miniature, megapixel
+from ..paths import atomic_path, data_dir
+from ..settings import resolve
+from ..tasks import get_task
+from .. import train as training_loop  # training_loop.train_model, looked up when called
+from .profiles import noise_study, resolution_study, task_study
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,6 @@ class RunSpec:
     def resolved(self):
         """The run's settings under today's defaults (``settings.resolve``): model config, model meta,
         training config."""
-        from ..settings import resolve
-
         return resolve(self.model, self.task, model_overrides=self.model_overrides,
                        train_overrides=self.train_overrides)
 
@@ -136,9 +141,6 @@ def fivek_runs(study: FiveKStudy) -> list[RunSpec]:
 
 def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = print) -> Path:
     """Smoke: the synthetic FiveK-shaped photos (data/fivek_miniature_source) prepared at study.side."""
-    from ..datasets import fivek, fivek_miniature
-    from ..paths import data_dir
-
     source = fivek_miniature.write_miniature(data_dir() / "fivek_miniature_source")
     card = fivek.prepare(source, study.root(), fivek.PrepareSettings(side=study.side), progress=False)
     log(f"miniature (synthetic photos, a pipeline check) prepared at {study.side}²: {card['prepared']} photos")
@@ -168,8 +170,6 @@ def resolution_runs(study: ResolutionStudy) -> list[RunSpec]:
 
 def experiment_runs(profile: str) -> dict[str, list[RunSpec]]:
     """Every training run each experiment of ``profile`` makes (FiveK aside: it needs its data)."""
-    from .profiles import noise_study, resolution_study, task_study
-
     runs = {"01_two_digit_sum": task_runs(task_study("sum", profile)),
             "02_two_digit_identification_100": task_runs(task_study("identification", profile)),
             f"02_two_digit_identification_{LARGE_SIDE}": task_runs(task_study("identification", profile,
@@ -244,8 +244,6 @@ def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -
 
 def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
     """A 06 task's fixed ``split`` set as its runs read it."""
-    from ..tasks import get_task
-
     data = resolution_data(study, task, study.side(task))
     return get_task(task, data.get("data_root"), canvas_side=data.get("canvas_side", 100)).evaluation_set(split)
 
@@ -269,9 +267,6 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
     import pandas as pd
     from PIL import Image
 
-    from ..bench.cost import measure
-    from ..paths import atomic_path
-
     image = Path(folder) / f"{dataset_name(task)}_test_00000.png"
     if not image.exists():
         pixels = resolution_evaluation_set(study, task, "test").as_dict(0, 1)["image"].dense()[0, 0]
@@ -287,7 +282,7 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
         spec = {"model": model, "config": settings, "task": task, "side": side, "source": "file",
                 "file": str(image), "phase": "infer", "batch": 1, "threads": study.training.config().threads,
                 "repeats": study.cost_repeats, "min_time_s": 2.0 if study.cost_repeats > 1 else 0.0, "warmup": 2}
-        row = measure(spec, timeout_s=900)
+        row = cost.measure(spec, timeout_s=900)
         rows.append({"label": resolution_label(task, name), "infer_ms_per_image": round(row["median_s"] * 1000, 1),
                      "work_mib": round(row["peak_rss_mib"] - row["base_rss_mib"], 1),
                      "peak_rss_mib": row["peak_rss_mib"], "parameters": row["parameters"]})
@@ -297,8 +292,6 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
 def prepare_resolution_data(study: ResolutionStudy, log: Callable[[str], None] = print) -> None:
     """Megapixel MNIST's stored sets: checked against their hashes (made on first use, about 2 minutes);
     at the smoke profile a small miniature (64/32/32 canvases), never a result."""
-    from ..datasets import megapixel
-
     if not any(task.startswith("megapixel") for task in study.tasks):
         return
     if study.profile == "smoke":
@@ -318,8 +311,6 @@ def run_folder(runs_dir: str | Path, spec: RunSpec) -> Path:
 
 def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], None] = print) -> list[dict]:
     """Train (or resume, or reuse when finished) every run; return one summary per run, in order."""
-    from ..train import train_model
-
     summaries = []
     for k, spec in enumerate(specs, 1):
         folder = run_folder(runs_dir, spec)
@@ -330,7 +321,7 @@ def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], N
         else:
             log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: training {spec.train_overrides['epochs']} epochs "
                 f"→ {folder}")
-            summary = train_model(spec.model, spec.task, folder, spec.model_overrides, spec.train_overrides)
+            summary = training_loop.train_model(spec.model, spec.task, folder, spec.model_overrides, spec.train_overrides)
         summaries.append(summary)
     return summaries
 

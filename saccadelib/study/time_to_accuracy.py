@@ -16,6 +16,12 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from ..paths import results_dir, runs_dir, write_text_atomic
+from ..registry import task_settings
+from ..runinfo import run_metadata, write_json
+from .. import train as training_loop  # training_loop.train_model, looked up when called
+from .experiments import Training
+from .runs import train_overrides
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,6 @@ HEADLINE = ("identification_100", "sum_100", "identification_2528")  # the cases
 
 def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
     """Train (or resume, or read back) one case at one seed; returns its row."""
-    from ..registry import task_settings
-    from .experiments import Training
-    from .runs import train_overrides
-    from ..train import train_model
-
     case = CASES[name]
     training = Training(budget_min=case.minutes, seeds=(seed,))
     model_settings = {**task_settings(case.task, case.model, case.image_side), **dict(case.settings)}
@@ -71,7 +72,7 @@ def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
         metrics = json.loads(metrics_path.read_text())
     else:
         log(f"== {name} seed {seed}: {train_settings['epochs']} epochs in a {case.minutes:g}-minute budget")
-        metrics = train_model(case.model, case.task, out_dir, model_settings, train_settings)
+        metrics = training_loop.train_model(case.model, case.task, out_dir, model_settings, train_settings)
     epochs = metrics["epochs_run"]
     return {"case": name, "seed": seed, "task": case.task, "image_side": case.image_side, "model": case.model,
             "budget_min": case.minutes, "target": case.target, "model_settings": model_settings,
@@ -85,9 +86,6 @@ def run_case(name: str, seed: int, out_root: Path, log=print) -> dict:
 
 def run(cases: list[str] | None = None, seeds: tuple[int, ...] = (0,), out: Path | None = None,
         out_root: Path | None = None, log=print) -> dict:
-    from ..paths import results_dir, runs_dir, write_text_atomic
-    from ..runinfo import run_metadata, write_json
-
     names = cases or list(HEADLINE)
     unknown = [n for n in names if n not in CASES]
     if unknown:

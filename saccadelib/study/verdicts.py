@@ -4,6 +4,8 @@ stopped it (the plateau rule or a cap)."""
 from __future__ import annotations
 
 from pathlib import Path
+from ..plots import read_history
+from ..schedule import rising
 
 
 def paper_value(paper: str) -> float | None:
@@ -26,8 +28,6 @@ VERDICT_Z = 2.0
 
 def _stages(history: str | Path) -> list[list[float]]:
     """A run's validation accuracies, one list per stretch of epochs at one learning rate, in order."""
-    from ..plots import read_history
-
     stages, rate = [], None
     for row in read_history(history) if Path(history).exists() else []:
         if row["lr"] != rate:
@@ -38,8 +38,6 @@ def _stages(history: str | Path) -> list[list[float]]:
 
 
 def _rises(values: list[float]) -> bool | None:
-    from ..schedule import rising
-
     values = values[-CURVE_EPOCHS:]
     return rising(values, 0.0, VERDICT_Z) if len(values) >= 3 else None
 
