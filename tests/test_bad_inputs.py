@@ -152,6 +152,13 @@ def test_an_interrupted_folder_prediction_leaves_no_earlier_csv_looking_complete
     monkeypatch.setattr(inference.predicting, "predict", real)
     inference.predict_folder(images, named_checkpoint, out, overlays=True)
     assert len(list((out / "overlays").iterdir())) == 2  # the deleted image's overlay is gone
+    theirs = tmp_path / "theirs"  # a folder of the user's own named overlays is never cleared
+    (theirs / "overlays").mkdir(parents=True)
+    (theirs / "overlays" / "notes.txt").write_text("mine")
+    for _ in range(2):  # and stays refused: nothing was marked as predict's
+        with pytest.raises(ValueError, match="holds files predict did not write"):
+            inference.predict_folder(images, named_checkpoint, theirs, overlays=True)
+    assert (theirs / "overlays" / "notes.txt").read_text() == "mine"
 
 
 def test_an_earlier_calls_output_inside_the_images_folder_is_never_read_as_input(named_checkpoint, tmp_path):

@@ -95,12 +95,18 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     folder, out_dir = Path(folder), Path(out_dir)
     model, meta = resolve(model, glimpses_only=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # an earlier call's overlays go: in a folder predict marked, or where they are PNG files alone (a folder of
+    # the user's own that happens to be called overlays stays)
+    earlier = out_dir / "overlays"
+    ours = (out_dir / OUTPUT_MARK).exists() or (earlier.is_dir() and all(p.suffix == ".png" for p in earlier.iterdir()))
+    if earlier.exists() and not ours:  # refused before anything is written or cleared
+        raise ValueError(f"{earlier} holds files predict did not write: give --out another folder")
     (out_dir / OUTPUT_MARK).touch()  # before listing: an out_dir inside the folder is not an input
     for name in ("predictions.csv", "skipped.csv"):
         (out_dir / name).unlink(missing_ok=True)
     staging = out_dir / ".overlays.partial"
-    for stale in (out_dir / "overlays", staging):
-        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(earlier, ignore_errors=True)
     files, odd = list_images(folder)
     if not files and not odd:
         raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
