@@ -258,3 +258,14 @@ def test_a_jpeg_tiled_pyramid_reads_like_its_lossless_twin(tmp_path):
     jpeg = write_pyramid(tmp_path / "jpeg.tif", pixels, tile=128, smallest=128, compression="jpeg")
     a, b = (PyramidSource(p, channels=3).proxy(64) for p in (lossless, jpeg))
     assert (a - b).abs().mean() < 0.02  # JPEG's loss, no more
+
+
+def test_checking_a_folder_never_decodes_a_huge_single_level_tiff_whole(tmp_path, monkeypatch):
+    from saccadelib.sources import open as opener
+
+    pixels = np.random.default_rng(0).integers(0, 255, (256, 256), dtype=np.uint8)
+    path = write_pyramid(tmp_path / "one_level.tif", pixels, tile=64, smallest=256)  # tiled, one level
+    monkeypatch.setattr(opener, "MAX_PIXELS", 64 * 64)  # its only level is above the limit: no decode
+    read = []
+    monkeypatch.setattr(opener.PyramidSource, "read", lambda self, *a: read.append(a))
+    assert opener.unreadable(path) is None and read == []

@@ -32,8 +32,9 @@ def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX
 
 def unreadable(path: str | Path) -> str | None:
     """None when ``path`` is an image its reader (the one ``open_image`` picks) identifies, else why not:
-    a slide opened by OpenSlide; a tiled TIFF with its smallest level decoded (where a truncated file shows
-    first); any other file by its header alone (what decoding it will cost is checked when it is read)."""
+    a slide opened by OpenSlide; a tiled TIFF with its smallest level decoded when that level is within
+    ``MAX_PIXELS`` (where a truncated file shows first; a larger one is refused when its proxy is read);
+    any other file by its header alone (what decoding it will cost is checked when it is read)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -49,7 +50,9 @@ def unreadable(path: str | Path) -> str | None:
             if source is not None:
                 try:
                     smallest = source.level_count - 1
-                    source.read(smallest, 0, source.sizes[smallest][0], 0, source.sizes[smallest][1])
+                    height, width = source.sizes[smallest]
+                    if height * width <= MAX_PIXELS:
+                        source.read(smallest, 0, height, 0, width)
                 finally:
                     source.close()
                 return None
