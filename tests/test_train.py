@@ -7,7 +7,6 @@ import torch
 from saccadelib.datasets import twodigit as data
 from saccadelib.config import apply_overrides
 from saccadelib.model import ModelConfig, VariationalSaccading
-from saccadelib.window_stats import hit_matrix
 from saccadelib.checkpoint import load_checkpoint
 from saccadelib.evaluation import evaluate
 from saccadelib.train import fit
@@ -137,46 +136,6 @@ def test_the_test_set_is_scored_with_the_best_on_validation_weights_not_the_last
     assert not all(torch.equal(scored["weights"][k], last[k]) for k in last)
 
 
-def test_the_plateau_rule_counts_epochs_since_the_last_rise_by_the_margin():
-    from saccadelib.schedule import plateaued
-
-    rows = lambda *accs: [{"val_accuracy": a} for a in accs]  # noqa: E731
-    assert plateaued(rows(0.5, 0.6, 0.601, 0.605, 0.609), 3, 0.01)  # small gains below the margin add up to none
-    assert not plateaued(rows(0.5, 0.6, 0.605, 0.611), 3, 0.01)  # 0.611 rose 0.011 above the last mark
-    assert not plateaued(rows(0.5, 0.6, 0.6), 3, 0.01) and not plateaued(rows(0.5, 0.5, 0.5, 0.5), None, 0.01)
-    assert plateaued(rows(0.7, 0.69, 0.68, 0.7), 3, 0.0)  # a drop is no rise, nor is equalling the mark
-    assert not plateaued(rows(0.7, 0.69, 0.71, 0.7), 3, 0.0)
-
-
-def test_the_slope_rule_fires_on_a_flat_noisy_curve_but_not_on_a_rising_one():
-    import random
-
-    from saccadelib.schedule import curve_slope, plateaus, rising
-
-    slope, error = curve_slope([0.1, 0.3, 0.5, 0.7])  # a straight line: its slope, no error
-    assert slope == pytest.approx(0.2) and error == pytest.approx(0.0, abs=1e-12)
-    noise = random.Random(0)
-    # validation that rises 0.6 points per 10 epochs under 0.6 points of epoch-to-epoch noise
-    rise = [0.85 + 0.0006 * e + noise.gauss(0, 0.006) for e in range(60)]
-    flat = [0.85 + noise.gauss(0, 0.006) for _ in range(60)]
-    rows = lambda accs: [{"val_accuracy": a} for a in accs]  # noqa: E731
-    assert plateaus(rows(rise), 10, 0.002, "margin") >= 1  # the margin rule cuts the rising curve on noise
-    assert plateaus(rows(rise), 30, 0.002, "slope") == 0 and rising(rise[-30:], 0.002)
-    assert plateaus(rows(flat), 30, 0.002, "slope") >= 1 and not rising(flat[-30:], 0.002)
-    assert plateaus(rows([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]), 3, 0.0, "slope") == 2  # counts again after each
-    with pytest.raises(ValueError, match="at least 3"):
-        TrainConfig(lr_schedule="plateau", plateau_epochs=2, plateau_test="slope")
-
-
-def test_the_plateau_test_keeps_earlier_runs_names_at_its_old_value():
-    from saccadelib.settings import resumable_settings
-
-    run = {**RUN, "lr_schedule": "plateau", "plateau_epochs": 10}
-    assert resumable_settings(TrainConfig(**run)) == resumable_settings(TrainConfig(**run, plateau_test="margin"))
-    assert resumable_settings(TrainConfig(**run, plateau_test="slope"))["plateau_test"] == "slope"
-    assert "plateau_test" not in resumable_settings(TrainConfig(**{**RUN, "plateau_test": "slope"}))  # no plateau schedule
-
-
 def test_a_run_stops_at_its_plateau_says_why_and_stays_stopped_on_resume(tmp_path, mnist_root, monkeypatch):
     from saccadelib import train
 
@@ -250,18 +209,6 @@ def test_time_budget_stops_between_epochs(tmp_path, mnist_root):
     assert summary["epochs_run"] == 1 and summary["stopped"]["reason"] == "time_budget"
 
 
-def test_hit_matrix_by_hand():
-    from saccadelib.window_stats import box_coverage
-
-    windows = torch.tensor([[[0.3, 0.0, 0.0], [0.2, -0.8, -0.8]]])  # boxes (35,35,65,65) and (0,0,20,20)
-    # inside the first window: all of digit 1, 25×25 of digit 2, 15×15 of digit 3 (whose centre is inside)
-    boxes = torch.tensor([[[36.0, 36.0, 64.0, 64.0], [40.0, 40.0, 68.0, 68.0], [50.0, 50.0, 78.0, 78.0]]])
-    coverage = box_coverage(windows, boxes, 100)
-    assert torch.allclose(coverage[0, 0], torch.tensor([1.0, 625 / 784, 225 / 784]))
-    assert torch.all(coverage[0, 1] == 0)
-    assert hit_matrix(windows, boxes, 100).tolist() == [[[True, True, False], [False, False, False]]]
-
-
 def test_evaluate_counts_exactly(mnist_root):
     class Oracle(torch.nn.Module):
         def evaluate_batch(self, batch):
@@ -272,17 +219,6 @@ def test_evaluate_counts_exactly(mnist_root):
     result = evaluate(Oracle(), data.eval_set("sum", "val"), 300, limit=1000, per_canvas=True)
     assert result["n"] == 1000 and result["accuracy"] == 0.5
     assert result["correct"].tolist() == [False, True] * 500  # across batches of 300, in order
-
-
-def test_digit_overlap_by_hand():
-    from saccadelib.datasets.twodigit import digit_overlap
-
-    first = [10.0, 10.0, 38.0, 38.0]
-    moved = lambda dx, dy: [first[0] + dx, first[1] + dy, first[2] + dx, first[3] + dy]  # noqa: E731
-    boxes = torch.tensor([[first, moved(40, 0)], [first, moved(14, 0)], [first, first], [first, moved(-7, 7)],
-                          [first, moved(28, 0)]])
-    expected = torch.tensor([0.0, 0.5, 1.0, 21 * 21 / 784, 0.0])  # touching edges share no pixel
-    assert torch.allclose(digit_overlap(boxes), expected)
 
 
 def test_overrides_are_typed_and_checked():

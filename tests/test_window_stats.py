@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from saccadelib.window_stats import frames, reading, window_statistics
+from saccadelib.window_stats import frames, hit_matrix, reading, window_statistics
 
 
 def window_on(box, side):
@@ -71,3 +71,26 @@ def test_evaluation_reports_windows_with_the_models_crop_and_cap(monkeypatch):
     assert len(stats["steps"]) == 2 and stats["crop"] == 16 and stats["cap"] == 0.5 and stats["side"] == 64
     assert 0.2 * 64 <= stats["all"]["side_px"]["mean"] <= 0.5 * 64
     assert "windows" not in evaluate(model, Boxes())  # only when asked: validation rows stay flat
+
+
+def test_hit_matrix_by_hand():
+    from saccadelib.window_stats import box_coverage
+
+    windows = torch.tensor([[[0.3, 0.0, 0.0], [0.2, -0.8, -0.8]]])  # boxes (35,35,65,65) and (0,0,20,20)
+    # inside the first window: all of digit 1, 25×25 of digit 2, 15×15 of digit 3 (whose centre is inside)
+    boxes = torch.tensor([[[36.0, 36.0, 64.0, 64.0], [40.0, 40.0, 68.0, 68.0], [50.0, 50.0, 78.0, 78.0]]])
+    coverage = box_coverage(windows, boxes, 100)
+    assert torch.allclose(coverage[0, 0], torch.tensor([1.0, 625 / 784, 225 / 784]))
+    assert torch.all(coverage[0, 1] == 0)
+    assert hit_matrix(windows, boxes, 100).tolist() == [[[True, True, False], [False, False, False]]]
+
+
+def test_digit_overlap_by_hand():
+    from saccadelib.datasets.twodigit import digit_overlap
+
+    first = [10.0, 10.0, 38.0, 38.0]
+    moved = lambda dx, dy: [first[0] + dx, first[1] + dy, first[2] + dx, first[3] + dy]  # noqa: E731
+    boxes = torch.tensor([[first, moved(40, 0)], [first, moved(14, 0)], [first, first], [first, moved(-7, 7)],
+                          [first, moved(28, 0)]])
+    expected = torch.tensor([0.0, 0.5, 1.0, 21 * 21 / 784, 0.0])  # touching edges share no pixel
+    assert torch.allclose(digit_overlap(boxes), expected)

@@ -47,8 +47,9 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
         "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
         "image_size": [source.width, source.height],
     }
-    if source.reads() is not None:  # what was read of the file: tiles, their bytes, the file's size
-        result["read"] = source.reads()
+    read = source.reads()  # what was read of the file: tiles, their bytes, the file's size
+    if read is not None:
+        result["read"] = read
     if overlay is not None:
         draw_overlay(source, boxes, overlay, title=f"{result['class']} ({probs.max():.0%})")
     return result
