@@ -16,7 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-TRAIN="--train epochs=40 --train lr_schedule=cosine --train threads=2 --train val_size=2000"
+THREADS=${THREADS:-2}  # 1 when another probe shares the two cores (accuracy at equal epochs does not mind)
+TRAIN="--train epochs=40 --train lr_schedule=cosine --train threads=$THREADS --train val_size=2000"
 SENSOR="--set patch=16 --set patch_fraction=0.16 --set scales=4"
 STEPS="$SENSOR --set step_loss=true"
 LIKELIHOOD="$STEPS --set reward=likelihood"

@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-TRAIN="--train epochs=40 --train lr_schedule=cosine --train threads=2 --train val_size=2000"
+THREADS=${THREADS:-2}  # 1 when another probe shares the two cores (accuracy at equal epochs does not mind)
+TRAIN="--train epochs=40 --train lr_schedule=cosine --train threads=$THREADS --train val_size=2000"
 declare -A RUNS=(
   [recipe]=""
   [crop64]="--set crop_size=64 --set crop_fold=4"  # 64² crops of today's windows: the fold keeps the crop net at 16²
@@ -28,8 +29,14 @@ declare -A RUNS=(
   # score map over the proxy's features, and a 64² proxy, ask whether placing more precisely reads better.
   [map]="--set posterior_head=map"
   [proxy64]="--set proxy_size=64"
+  # what the posterior places windows from: the recipe's posterior reads the proxy features through a
+  # stop-gradient and its classifier reads the crops alone, so only the decoder (at weight 0.01) and the
+  # core shape those features. Either the location gradient trains them, or the reconstruction weighs 1
+  # (Eq. 6's weight) so that they hold where the ink is.
+  [encoder]="--set posterior_trains_encoder=true"
+  [reconstruction]="--set loss.reconstruction_weight=1"
 )
-ORDER=(crop64 recipe crop48 map proxy64 cap035 narrowing fixed030_crop64 six_glimpses_cap035 cap030 crop64_cap035)
+ORDER=(crop64 recipe crop48 map proxy64 cap035 encoder reconstruction narrowing fixed030_crop64 six_glimpses_cap035 cap030 crop64_cap035)
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${RUNS[$name]+set}" ] || { echo "unknown probe $name; valid: ${ORDER[*]}" >&2; exit 2; }
   echo "== $name"
