@@ -12,7 +12,7 @@ __all__ = ["load", "predict", "score_folder", "__version__"]
 def __getattr__(name: str):
     # imported on first use, so that ``python -m saccadelib --help`` does not pay for torch and the models
     if name in ("load", "predict", "score_folder"):
-        from . import inference
+        from . import inference  # noqa: PLC0415 (start-up: --help answers without torch)
 
         return getattr(inference, name)
     raise AttributeError(f"module 'saccadelib' has no attribute {name!r}")

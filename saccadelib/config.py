@@ -11,6 +11,7 @@ is not a string is used as it is (tuples from lists). Unknown keys and unparsabl
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -96,8 +97,6 @@ def apply_overrides(config, overrides: dict | None, prefix: str = ""):
 
 def to_dict(config) -> dict:
     """A config as plain JSON types (tuples become lists)."""
-    import json
-
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,6 @@ class TrainingLoss(torch.nn.Module):
 def start_processes(procs: Processes, batch_size: int, train_size: int, device: torch.device) -> tuple[torch.device, bool]:
     """Join the process group (gloo on CPU, NCCL on GPUs); returns this rank's device and whether this
     call started the group (and so ends it)."""
-    import torch.distributed as dist
-
     if batch_size % procs.world or train_size % procs.world:
         raise ValueError(f"batch_size {batch_size} and train_size {train_size} must divide among "
                          f"{procs.world} processes")
@@ -61,16 +60,12 @@ def start_processes(procs: Processes, batch_size: int, train_size: int, device: 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
     """Rank 0's decision, on every rank (e.g. to stop at the time budget together)."""
-    import torch.distributed as dist
-
     value = torch.tensor([int(flag)], device=device)
     dist.broadcast(value, 0)
     return bool(value.item())
 
 
 def all_sum(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    import torch.distributed as dist
-
     keys = sorted(values)
     total = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(total)
@@ -79,8 +74,6 @@ def all_sum(values: dict[str, float], device: torch.device) -> dict[str, float]:
 
 def finish(own_group: bool, summary: dict) -> dict:
     if own_group:
-        import torch.distributed as dist
-
         dist.barrier()  # the others wait for rank 0's test score and files before the group ends
         dist.destroy_process_group()
     return summary

@@ -6,6 +6,8 @@ working directory, so notebooks executed by papermill with another cwd find the 
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from contextlib import contextmanager
@@ -57,9 +59,6 @@ def write_text_atomic(final: Path, text: str) -> None:
 
 def csv_text(rows: list[dict], fields: list[str] | None = None) -> str:
     """Rows as CSV text with a header (``fields``: the columns, default the first row's keys)."""
-    import csv
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields or list(rows[0]), extrasaction="ignore")
     writer.writeheader()
@@ -71,8 +70,6 @@ def read_csv_rows(path: Path, columns: tuple[str, ...], error=ValueError) -> lis
     """The rows of a CSV with a header row naming at least ``columns`` (a byte-order mark, as spreadsheet
     programs write, is read past). A row short of one of them is refused with its line number; ``error``
     is the exception type raised (with a one-line message naming the file)."""
-    import csv
-
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
@@ -103,7 +100,7 @@ class RunLock:
         self.handle = None
 
     def __enter__(self) -> "RunLock":
-        import fcntl
+        import fcntl  # noqa: PLC0415 (POSIX only: paths stays importable where fcntl is missing)
 
         self.folder.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.folder / ".lock", "w")

@@ -8,6 +8,8 @@ import io
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -82,9 +84,6 @@ def write_history(out_dir: Path, history: list[dict]) -> None:
 def record_run(run_dir: str | Path, record_dir: str | Path, command: list[str]) -> Path:
     """Copy a finished run's small outputs (history, metrics, config) to ``record_dir`` with the command
     that produced them, so the numbers there can be regenerated."""
-    import shlex
-    import shutil
-
     run_dir, record_dir = Path(run_dir), Path(record_dir)
     if not (run_dir / "metrics.json").exists():
         raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")

@@ -13,23 +13,27 @@ with the best-on-validation weights.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, IterableDataset
+from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Processes, TrainingLoss, all_sum, broadcast_flag, finish, start_processes
 from .evaluation import autocast, evaluate, resolve_device, to_device
 from .paths import RunLock, write_text_atomic
+from .registry import build
 from .runinfo import run_metadata, write_history, write_json
 from .schedule import learning_rate, parameter_groups, part_lr_scale, plateaus
-from .tasks import get_task
 from .settings import model_identity, resolve, resumable_settings
+from .tasks import get_task
 from .train_config import TrainConfig
-from .registry import build
 
 
 def prepare_model(model, cfg: TrainConfig, device: torch.device):
@@ -44,9 +48,6 @@ def prepare_model(model, cfg: TrainConfig, device: torch.device):
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -202,7 +203,6 @@ def _training_step(model, procs: Processes, device: torch.device):
     """batch -> (loss, parts): the model's own loss, or its data-parallel wrapper under torchrun."""
     if procs.world == 1:
         return model.training_loss
-    from torch.nn.parallel import DistributedDataParallel
 
     # Some models leave parameters out of a step (no decoder without a reconstruction term)
     return DistributedDataParallel(TrainingLoss(model), device_ids=[device] if device.type == "cuda" else None,
@@ -251,7 +251,6 @@ def _train_epoch(model, step, optimizer, loader, n_batches: int, cfg: TrainConfi
     seen = 0
     batches = loader
     if say.progress == "bar":
-        from tqdm.auto import tqdm
         batches = tqdm(loader, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
     for batch in batches:
         batch = to_device(batch, device)

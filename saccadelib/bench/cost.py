@@ -33,11 +33,15 @@ import statistics
 import subprocess
 import sys
 import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
 from ..datasets import twodigit
 from ..registry import GLIMPSE_MODELS, build, config_for
 from ..sources import FileSource, TensorSource, UpsampledSource
 from ..tasks import n_classes
-
 
 MAX_REPEATS = 1000
 
@@ -62,9 +66,6 @@ def _peak_rss_mib() -> float:
 
 def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
     """A function returning the model's ``images`` input (timed with the work), and the labels."""
-    import torch
-    import torch.nn.functional as F
-
     task, side, source = spec.get("task", "identification"), spec["side"], spec.get("source", "lazy")
     if source == "file":  # any task's image file (a Megapixel MNIST PNG, a photo): the label is not scored
         if batch != 1:
@@ -87,9 +88,6 @@ def _inputs(spec: dict, model_name: str, cfg, batch: int, device):
 
 def _count_macs(model, make_input, label) -> float:
     """Multiply-accumulates of one forward pass (torch's FLOP counter: convolutions and matrix products)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     model.eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -99,8 +97,6 @@ def _count_macs(model, make_input, label) -> float:
 
 def _timed_step(model, optimizer, phase: str, make_input, label, device):
     """A function that runs one inference or training step and returns its seconds (CUDA events on a GPU)."""
-    import torch
-
     if phase not in ("infer", "train"):
         raise ValueError(f"unknown phase {phase!r}; valid: infer, train")
 
@@ -132,8 +128,6 @@ def _timed_step(model, optimizer, phase: str, make_input, label, device):
 
 
 def measure_here(spec: dict) -> dict:
-    import torch
-
     base_rss = _rss_mib()  # torch and this package imported, nothing built: the bare process
     device = torch.device(spec.get("device", "cpu"))
     torch.set_num_threads(spec.get("threads", 2))

@@ -23,16 +23,26 @@ import statistics
 import time
 from pathlib import Path
 
-from ..paths import atomic_path
-from ..recipes import LARGE_CROP, crop_settings
-from .efficiency_report import (MIN_TIME_S, accuracy_from, markdown, memory_growth, plot,  # noqa: F401
-                                ratios)  # (ratios, memory_growth: the benchmark's API)
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
 from ..datasets import twodigit
 from ..model import ModelConfig, VariationalSaccading
-from ..paths import data_dir, results_dir, runs_dir, write_text_atomic
+from ..paths import atomic_path, data_dir, results_dir, runs_dir, write_text_atomic
+from ..recipes import LARGE_CROP, crop_settings
 from ..runinfo import run_metadata, write_json
 from ..sources import FileSource
 from . import cost  # cost.measure, looked up when called (tests replace it)
+from .efficiency_report import (  # noqa: F401
+    MIN_TIME_S,
+    accuracy_from,
+    markdown,
+    memory_growth,
+    plot,
+    ratios,  # (ratios, memory_growth: the benchmark's API)
+)
 
 SIDES = (2528, 5056, 10112)
 PHOTO_SIZE = (4000, 3000)
@@ -125,9 +135,6 @@ NOT_MEASURED = {
 
 def write_test_jpeg(path: Path, side: int, task: str = "identification") -> Path:
     """A test canvas upsampled to side² and saved as a greyscale JPEG (quality 95), the file-mode input."""
-    import torch.nn.functional as F
-    from PIL import Image
-
     if path.exists():
         return path
     canvas = twodigit.make_two_digit(task, "test", 1, 0)["image"]
@@ -139,9 +146,6 @@ def write_test_jpeg(path: Path, side: int, task: str = "identification") -> Path
 
 def write_test_photo(path: Path, size=PHOTO_SIZE, seed: int = 0) -> Path:
     """A synthetic 4000×3000 colour photo (smooth gradients, shapes and sensor-like noise) as a JPEG."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
     if path.exists():
         return path
     width, height = size
@@ -165,9 +169,6 @@ def photo_profile(path: Path, repeats: int = 5, threads: int = 2) -> dict:
     """Where the end-to-end time of one large photo goes: opening (header and integrity check), the proxy
     (reduced JPEG decode), the crops (reduced decode of what they need) and the networks; beside it a full
     decode of the same file, which a tile baseline cannot avoid."""
-    import torch
-    from PIL import Image
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = VariationalSaccading(ModelConfig(channels=3, n_classes=6, **SACCADE)).eval()
@@ -214,8 +215,6 @@ def photo_profile(path: Path, repeats: int = 5, threads: int = 2) -> dict:
 # ------------------------------------------------------------------------------------------ the run
 
 def device_tag(device: str) -> str:
-    import torch
-
     if not device.startswith("cuda"):
         return "cpu"
     name = torch.cuda.get_device_name(torch.device(device)).lower()

@@ -3,6 +3,7 @@ table and the log-log figures, from the rows ``efficiency.run`` measured."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from ..paths import atomic_path
@@ -160,8 +161,6 @@ def _accuracy_lines(result: dict) -> list[str]:
 
 def accuracy_from(path: Path) -> dict:
     """Variant → its time-to-accuracy row (mean over seeds) for the variants in ACCURACY_CASES."""
-    import statistics
-
     if not path.exists():
         return {}
     rows = json.loads(path.read_text())["rows"]
@@ -177,7 +176,7 @@ def accuracy_from(path: Path) -> dict:
 
 def plot(rows: list[dict], out_dir: Path, tag: str) -> None:
     """Latency and memory against the image side, log-log, one line per (variant, source, case)."""
-    import matplotlib.pyplot as plt  # the active backend (a notebook's inline one stays in place)
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (the study extra)
 
     good = [r for r in rows if "error" not in r]
     keys = sorted({f"{r['variant']} {r['source']} b{r['batch']}" for r in good})

@@ -30,6 +30,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
+from PIL import Image
+
 from .. import inference
 from ..config import apply_overrides
 from ..model import ModelConfig, VariationalSaccading
@@ -47,8 +51,6 @@ WINDOWS = {"wide": {"init_scale": 0.6},
 
 def write_photo(folder: Path, kind: str, size: tuple[int, int]) -> Path:
     """The benchmark's photo of ``size`` as ``kind`` (jpeg or png), written once (kept between runs)."""
-    from PIL import Image
-
     jpeg = write_test_photo(folder / f"photo_{size[0]}x{size[1]}.jpg", size)
     if kind == "jpeg":
         return jpeg
@@ -90,9 +92,6 @@ class _StageClock:
 
 def measure_here(path: str, windows: str, repeats: int, threads: int) -> dict:
     """One file's stage times and memory, in this process (call through ``measure``: a fresh process)."""
-    import torch
-    from PIL import Image
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = VariationalSaccading(apply_overrides(ModelConfig(channels=3, n_classes=10, **SACCADE), WINDOWS[windows])).eval()

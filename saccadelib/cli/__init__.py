@@ -6,6 +6,7 @@ import logging
 import sys
 
 from ..names import MAX_PIXELS  # torch-free: the command line starts without it
+
 MAX_PIXELS_HELP = (f"refuse images above this many pixels (default {MAX_PIXELS:,}: an 8192 × 8192 photo); "
                    "raise it for larger images you trust")
 
@@ -22,7 +23,7 @@ def parse_settings(pairs: list[str] | None) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench, data, run  # they import this module's helpers
+    from . import bench, data, run  # noqa: PLC0415 (start-up: --help answers without torch)
 
     parser = argparse.ArgumentParser(prog="python -m saccadelib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

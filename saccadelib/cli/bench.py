@@ -7,7 +7,7 @@ from . import parse_settings
 
 
 def _bench_generator(args) -> int:
-    from ..bench import generator
+    from ..bench import generator  # noqa: PLC0415 (start-up: --help answers without torch)
 
     result = generator.run(n=args.n, repeats=args.repeats, threads=args.threads)
     print(json.dumps(result["rows"], indent=1))
@@ -15,7 +15,7 @@ def _bench_generator(args) -> int:
 
 
 def _bench_throughput(args) -> int:
-    from ..bench import throughput
+    from ..bench import throughput  # noqa: PLC0415 (start-up: --help answers without torch)
 
     variants = {}
     for text in args.variant or ["default:"]:
@@ -29,7 +29,7 @@ def _bench_throughput(args) -> int:
 
 
 def _bench_predict(args) -> int:
-    from ..bench import predict
+    from ..bench import predict  # noqa: PLC0415 (start-up: --help answers without torch)
 
     result = predict.run(threads=args.threads, repeats=args.repeats, out_dir=args.out)
     print(predict.markdown(result))
@@ -37,7 +37,7 @@ def _bench_predict(args) -> int:
 
 
 def _bench_pyramid(args) -> int:
-    from ..bench import pyramid
+    from ..bench import pyramid  # noqa: PLC0415 (start-up: --help answers without torch)
 
     result = pyramid.run(args.checkpoint, sides=tuple(args.sides), limit=args.limit, cost_files=args.cost_files,
                          repeats=args.repeats, threads=args.threads, resnet_checkpoint=args.resnet_checkpoint,
@@ -48,7 +48,7 @@ def _bench_pyramid(args) -> int:
 
 
 def _bench_time_to_accuracy(args) -> int:
-    from ..study import time_to_accuracy
+    from ..study import time_to_accuracy  # noqa: PLC0415 (start-up: --help answers without torch)
 
     result = time_to_accuracy.run(cases=args.cases, seeds=tuple(args.seeds), out=args.out)
     print(time_to_accuracy.markdown(result))
@@ -57,7 +57,7 @@ def _bench_time_to_accuracy(args) -> int:
 
 
 def _bench(args) -> int:
-    from ..bench import efficiency
+    from ..bench import efficiency  # noqa: PLC0415 (start-up: --help answers without torch)
 
     result = efficiency.run(device=args.device, sides=tuple(args.sides), threads=args.threads,
                             repeats=args.repeats, out_dir=args.out, quick=args.quick)

@@ -10,7 +10,7 @@ from . import MAX_PIXELS, MAX_PIXELS_HELP, parse_settings
 
 
 def _train(args) -> int:
-    from ..train import train_model
+    from ..train import train_model  # noqa: PLC0415 (start-up: --help answers without torch)
 
     train = parse_settings(args.train)
     task = args.task
@@ -23,15 +23,15 @@ def _train(args) -> int:
                                  **({"manifest": args.manifest} if args.manifest else {})}
     if task is None:
         raise ValueError("give --task NAME (docs/tasks.md) or --images DIR (your own images)")
-    from ..datasets import twodigit
+    from ..datasets import twodigit  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if task in twodigit.TASKS:  # the two-digit canvases draw MNIST's digits: fetched on a first run
-        from ..datasets.mnist import prepare_mnist
+        from ..datasets.mnist import prepare_mnist  # noqa: PLC0415 (start-up: --help answers without torch)
 
         prepare_mnist()
     summary = train_model(args.model, task, args.out, parse_settings(args.set), train, recipe=args.recipe)
     if args.record:
-        from ..runinfo import record_run
+        from ..runinfo import record_run  # noqa: PLC0415 (start-up: --help answers without torch)
 
         record_run(args.out, args.record, ["python", "-m", "saccadelib", *sys.argv[1:]])
     print(json.dumps({k: v for k, v in summary.items() if k not in ("run", "test_dataset")}, indent=1))
@@ -39,7 +39,7 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    from ..inference import predict, predict_folder
+    from ..inference import predict, predict_folder  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if Path(args.image).is_dir():
         if not args.out:
@@ -65,7 +65,7 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ..inference import score_folder
+    from ..inference import score_folder  # noqa: PLC0415 (start-up: --help answers without torch)
 
     result = score_folder(args.checkpoint, args.images, args.labels, out_dir=args.out, max_pixels=args.max_pixels,
                       split=args.split, label_indices=args.label_indices)
@@ -76,10 +76,10 @@ def _evaluate(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from ..study.runner import reproduce
+    from ..study.runner import reproduce  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if args.plan:
-        from ..study.runs import planned_minutes
+        from ..study.runs import planned_minutes  # noqa: PLC0415 (start-up: --help answers without torch)
 
         plan = planned_minutes(args.profile, args.runs)
         print(plan.to_markdown(index=False))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -28,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
-
-from .folder import FolderStream
+from PIL import Image
+from tqdm.auto import tqdm
 
 from ..paths import atomic_path, csv_text, data_dir, write_text_atomic
 from ..sources import FileBatchSource, FileSource
+from .folder import FolderStream
 
 # The paper's class order (§5.2); "None" is FiveK's own word for an unknown subject.
 SUBJECTS = ("abstract", "animals", "man_made", "nature", "None", "people")
@@ -120,19 +123,15 @@ def find_photos(source: str | Path, photos: str = "auto") -> dict[str, Path]:
 def read_photo(path: str | Path):
     """An RGB 8-bit PIL image from a DNG (rawpy: camera white balance, sRGB), a TIFF (16-bit scaled to
     8-bit; no colour-space conversion) or a JPEG/PNG."""
-    from PIL import Image
-
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".dng":
-            import rawpy
+            import rawpy  # noqa: PLC0415 (the study extra)
 
             with rawpy.imread(str(path)) as raw:
                 return Image.fromarray(raw.postprocess(use_camera_wb=True, output_bps=8))
         if suffix in (".tif", ".tiff"):
-            import tifffile
-
             array = tifffile.imread(path)
             if array.dtype == np.uint16:
                 array = (array.astype(np.float32) / 257.0).round().astype(np.uint8)
@@ -151,8 +150,6 @@ def read_photo(path: str | Path):
 
 
 def resized(image, side: int = LARGE_SIDE, aspect: str = "squash"):
-    from PIL import Image
-
     if aspect == "squash":
         size = (side, side)
     elif aspect == "native":
@@ -181,8 +178,6 @@ def _outputs(out: Path, photo: str) -> tuple[Path, Path]:
 def prepare_one(photo: str, path: Path, out: Path, settings: PrepareSettings) -> dict:
     """Write one photo's large image and proxy (skipped when both exist); returns its index row or
     ``{"id", "error"}``."""
-    from PIL import Image
-
     large, proxy = _outputs(out, photo)
     try:
         if not (large.exists() and proxy.exists()):
@@ -246,7 +241,6 @@ def prepare(source: str | Path, out: str | Path | None = None, settings: Prepare
     skipped = [{"id": p, "source": "", "error": "no photo file"} for p in sorted(set(subjects) - set(photos))]
     rows = []
     workers = workers or min(4, os.cpu_count() or 1)
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="FiveK", unit="photo", disable=not progress)
     with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
@@ -298,8 +292,6 @@ class FiveKSet:
     from their files by ``FileBatchSource`` batch by batch."""
 
     def __init__(self, split: str, root: str | Path | None = None):
-        from PIL import Image
-
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}; valid: train, val, test")
         self.root, self.split = check_prepared(root), split
@@ -323,8 +315,6 @@ class FiveKSet:
                 "label": self.label[picked]}
 
     def describe(self) -> dict:
-        import hashlib
-
         digest = hashlib.sha256("\n".join(f"{p},{int(y)}" for p, y in zip(self.ids, self.label)).encode())
         return {"dataset": "fivek", "split": self.split, "n": len(self), "root": str(self.root),
                 "classes": list(SUBJECTS), "sha256": digest.hexdigest()}

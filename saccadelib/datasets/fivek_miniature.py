@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from PIL import Image
 
-from .fivek import EXPERTS, SUBJECTS, FiveKError
 from ..paths import atomic_path, write_text_atomic
+from .fivek import EXPERTS, SUBJECTS, FiveKError
 
 
 def write_miniature(dest: str | Path, per_class: int = 12, size: tuple[int, int] = (3000, 2000), seed: int = 0,
@@ -20,8 +22,6 @@ def write_miniature(dest: str | Path, per_class: int = 12, size: tuple[int, int]
     background, visible at full resolution and barely in the proxy. Not a result: a pipeline check.
     Files already written are kept (the miniature is a pure function of its arguments).
     """
-    from PIL import Image
-
     if photos != "raw" and photos not in EXPERTS:
         raise FiveKError(f"unknown photos {photos!r}; valid: raw, {', '.join(EXPERTS)}")
     dest = Path(dest)
@@ -54,8 +54,6 @@ def write_miniature(dest: str | Path, per_class: int = 12, size: tuple[int, int]
 
 
 def _write_tiff16(path: Path, image: np.ndarray) -> None:
-    import tifffile
-
     tifffile.imwrite(path, image.astype(np.uint16) * 257, photometric="rgb", compression="zlib",
                      compressionargs={"level": 1})
 
@@ -63,8 +61,6 @@ def _write_tiff16(path: Path, image: np.ndarray) -> None:
 def _write_dng(path: Path, image: np.ndarray) -> None:
     """A minimal DNG 1.4: the RGGB mosaic of ``image`` (12-bit), identity colour matrix, neutral white
     balance. Enough for LibRaw (rawpy) to demosaic it as it does a camera's DNG."""
-    import tifffile
-
     mosaic = np.empty(image.shape[:2], np.uint16)
     linear = image.astype(np.uint16) * 16  # 8-bit values into a 12-bit range
     mosaic[0::2, 0::2], mosaic[1::2, 1::2] = linear[0::2, 0::2, 0], linear[1::2, 1::2, 2]

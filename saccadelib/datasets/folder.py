@@ -19,6 +19,7 @@ decode, the crops by region, so memory follows the crops and not the image size.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,8 +29,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..paths import csv_text, read_csv_rows
-from ..sources import SLIDE_SUFFIXES
-from ..sources import FileBatchSource
+from ..sources import SLIDE_SUFFIXES, FileBatchSource
 from ..sources.open import unreadable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp") + SLIDE_SUFFIXES
@@ -73,8 +73,6 @@ def list_images(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """The image files under ``folder`` (sorted), following symlinked subfolders once each (a link back up
     the tree is not followed again), leaving out folders ``predict`` wrote (``OUTPUT_MARK``). Files whose
     names are not UTF-8 come back apart, as (name, why), to be listed as skipped: a CSV cannot hold them."""
-    import os
-
     found, odd, seen, top = [], [], set(), os.path.realpath(folder)
     for here, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(here)

@@ -16,15 +16,17 @@ the files ``evaluate`` and ``predict`` read; ``--split all`` writes every split 
 """
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import tifffile
 
 from ..datasets.pyramids import box_reduce
-from . import megapixel
 from ..paths import csv_text, data_dir, write_text_atomic
+from . import megapixel
 
 SCALED_SIDES = (6_000, 24_000, 96_000)
 TILE = 256
@@ -73,8 +75,6 @@ def _array_tiles(level: np.ndarray, tile: int) -> Iterator[np.ndarray | None]:
 
 def write_scaled_canvas(canvas: np.ndarray, path: str | Path, factor: int, tile: int = TILE) -> Path:
     """Write ``canvas`` (uint8 [s, s]) as a pyramidal BigTIFF of side s·``factor``, tile by tile."""
-    import tifffile
-
     if tile % factor and factor % tile:
         raise ValueError(f"tile {tile} and factor {factor} must divide one another")
     levels: list[tuple[int, int, object]] = []  # (height, width, tile source) from level 0 down
@@ -131,8 +131,6 @@ def export_manifest(side: int, out_dir: str | Path | None = None, limit: int | N
                     label: str = "majority", root: str | Path | None = None, log=print) -> Path:
     """Every split at ``side`` under ``out_dir/{train,val,test}/`` and one ``manifest.csv``
     (``file,label,split``, the label a class name "0"-"9"); returns the manifest."""
-    import csv
-
     out = Path(out_dir) if out_dir else data_dir() / "megapixel_pyramid" / str(side)
     rows = []
     for split in ("train", "val", "test"):

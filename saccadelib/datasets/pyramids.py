@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import tifffile
+
+
 def box_reduce(image, factor: int = 2):
     """``image`` [H, W] or [H, W, C] (uint8 or uint16) reduced by ``factor`` on each side by averaging
     factor×factor blocks (rounded; a ragged edge is dropped): one pyramid level from the one above it."""
-    import numpy as np
-
     h, w = image.shape[0] // factor, image.shape[1] // factor
     blocks = image[:h * factor, :w * factor].reshape(h, factor, w, factor, *image.shape[2:])
     return np.rint(blocks.mean(axis=(1, 3))).astype(image.dtype)
@@ -20,8 +22,6 @@ def write_pyramid(path: str | Path, image, tile: int = 256, smallest: int = 256,
     ``smallest``, each in ``tile``² tiles; ``mpp``: level 0's microns per pixel, in the resolution tags
     (each level's scaled by its reduction). For images that fit in memory; ``datasets.megapixel_pyramid``
     writes larger ones tile by tile."""
-    import tifffile
-
     levels = [image]
     while max(levels[-1].shape[:2]) > smallest and min(levels[-1].shape[:2]) >= 2:
         levels.append(box_reduce(levels[-1]))

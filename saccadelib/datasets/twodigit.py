@@ -25,14 +25,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..paths import REPO_ROOT
-from ..window_stats import hit_matrix
-from . import cards as cards_module, mnist
-from .sparse import SparseImages
-from ..paths import atomic_path, csv_text, write_text_atomic
+from ..paths import REPO_ROOT, atomic_path, csv_text, write_text_atomic
 from ..sources import UpsampledSource
+from ..window_stats import hit_matrix
+from . import cards as cards_module
+from . import mnist
+from .sparse import SparseImages
 
 DIGIT = 28
 CLUTTER_SIZE = 8
@@ -104,7 +105,7 @@ def class_names(task: str) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _mnist_arrays(train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # noqa: PLC0415 (start-up: torchvision.datasets costs 2 s; only reading MNIST needs it)
 
     mnist.check_raw_folder(root)
     ds = MNIST(root, train=train, download=False)
@@ -296,8 +297,6 @@ def export_png(task: str, split: str, out_dir: str | Path, limit: int = 16) -> P
     """The first ``limit`` canvases of a fixed validation or test set as 8-bit PNG files (``00000.png``, …)
     with ``labels.csv`` (``file,label``, the label a class name): images to try ``predict`` and
     ``evaluate`` on. Returns the labels file."""
-    from PIL import Image
-
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     images = eval_set(task, split).as_dict(0, limit)

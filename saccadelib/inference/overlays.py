@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from ..sources import ImageSource
 
@@ -12,8 +13,6 @@ def draw_overlay(source: ImageSource, boxes: torch.Tensor, path: str | Path, tit
                  min_side: int = 512):
     """Save the image (shrunk to ``max_side``, or a small one enlarged to ``min_side`` with its pixels kept
     sharp) with each glimpse's window drawn and numbered."""
-    from PIL import Image, ImageDraw, ImageFont
-
     longest = max(source.height, source.width)
     scale = max_side / longest if longest > max_side else max(1.0, min_side / longest)
     size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))

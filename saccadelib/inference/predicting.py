@@ -3,18 +3,20 @@ looked), or every image under a folder (``predict_folder``)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
 from ..names import MAX_PIXELS
-from ..sources import ImageSource, TensorSource, open_image
+from ..paths import csv_text, write_text_atomic
 from ..sampler import window_to_box
+from ..sources import ImageFileError, ImageSource, TensorSource, open_image
 from .loading import class_names, resolve
 from .overlays import draw_overlay
-from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
-from ..paths import csv_text, write_text_atomic
-from ..sources import ImageFileError
 
 
 @torch.no_grad()
@@ -89,10 +91,6 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
     files appear whole at the end (the overlays as one folder), so an interrupted call leaves none that
     look complete. A folder ``predict`` wrote (marked ``OUTPUT_MARK``) is never read as input. Returns
     the rows."""
-    import shutil
-
-    from tqdm.auto import tqdm
-
     folder, out_dir = Path(folder), Path(out_dir)
     model, meta = resolve(model, glimpses_only=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,8 +136,6 @@ def predict_folder(folder: str | Path, model: str | Path | torch.nn.Module, out_
 
 
 def as_source(image, channels: int, max_pixels: int = MAX_PIXELS) -> ImageSource:
-    import numpy as np
-
     if isinstance(image, ImageSource):
         return image
     if isinstance(image, (str, Path)):

@@ -3,18 +3,19 @@ accuracy, the confusion matrix and one row per image. Not the training loop's ``
 which scores a model on a data set in memory."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ..names import MAX_PIXELS
-from ..sources import open_image
-from ..sampler import window_to_box
-from .loading import channels, class_names, resolve
-from .predicting import window_record, windows_text
 from ..paths import csv_text, read_csv_rows, write_text_atomic
 from ..runinfo import run_metadata, write_json
-from ..sources import ImageFileError
+from ..sampler import window_to_box
+from ..sources import ImageFileError, open_image
+from .loading import channels, class_names, resolve
+from .predicting import window_record, windows_text
 
 
 def read_labels(labels: str | Path, images: str | Path, names: list[str],
@@ -73,10 +74,6 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
     run's ``split.csv`` and "test"). ``label_indices``: the CSV's labels are class indices, not names.
     ``progress``: a tqdm bar (default: on a terminal only). The command
     line's ``evaluate`` calls this."""
-    import time
-
-    from tqdm.auto import tqdm
-
     checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
     model, meta = resolve(model, glimpses_only=False)
     names = class_names(meta, model.cfg.n_classes)

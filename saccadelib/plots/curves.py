@@ -5,6 +5,13 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+
+# pyplot with whatever backend is active: a notebook's inline backend shows the figures (switching to Agg
+# here would silently stop every later figure from showing); without a display matplotlib falls back to Agg
+import matplotlib.pyplot as plt
+import seaborn as sns
+from matplotlib.ticker import NullFormatter
+
 from ..paths import atomic_path
 
 GLIMPSE_COLOURS = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de", "#ff9500"]  # glimpse t's colour everywhere
@@ -29,7 +36,6 @@ def learning_curve(history: str | Path | list[dict], out: str | Path | None = No
                    x: str = "epoch"):
     """Validation accuracy (and accuracy after each glimpse, and each glimpse's hit rate when the model
     has glimpses) against ``x`` ("epoch" or "elapsed_s"). Saves a PNG when ``out`` is given."""
-    plt = _pyplot()
     rows = read_history(history) if not isinstance(history, list) else history
     xs = [r[x] / (60 if x == "elapsed_s" else 1) for r in rows]
     glimpses = "val_hit_rate" in rows[0]
@@ -62,23 +68,12 @@ def learning_curve(history: str | Path | list[dict], out: str | Path | None = No
     return fig
 
 
-def _pyplot():
-    """pyplot with whatever backend is active: a notebook's inline backend shows the figures (switching to
-    Agg here would silently stop every later figure from showing); without a display matplotlib already
-    falls back to Agg."""
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig, out: str | Path, close: bool = True) -> Path:
     """PNG through an atomic rename (matplotlib's PNGs are byte-identical across runs: they diff well)."""
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     if close:
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
     return out
 
@@ -86,9 +81,6 @@ def save_figure(fig, out: str | Path, close: bool = True) -> Path:
 def compare_curves(histories: dict[str, list[dict]], out: str | Path | None = None, title: str = "",
                    metric: str = "val_accuracy", ylabel: str = "validation exact match"):
     """One line per run (label → history rows): ``metric`` against epochs and against training minutes."""
-    plt = _pyplot()
-    import seaborn as sns
-
     # one colour per model, one line style per seed ("label (seed k)"), so that seeds of a model read as one
     models = list(dict.fromkeys(label.split(" (seed")[0] for label in histories))
     palette = dict(zip(models, sns.color_palette("tab10", max(1, len(models)))))
@@ -120,10 +112,6 @@ def accuracy_against_cost(panels: dict[str, list[dict]], out: str | Path | None 
     """Per data set (a row): each model's validation curve against canvases seen (left) and against
     minutes of training and validation (right), ending in its test accuracy, mean ± std over seeds
     (``study.reports.cost_curves``)."""
-    plt = _pyplot()
-    import seaborn as sns
-    from matplotlib.ticker import NullFormatter
-
     if not panels:
         raise ValueError("no runs to draw: run the experiments first")
     fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.4 * len(panels)), squeeze=False)
@@ -157,9 +145,6 @@ def plateau_curve(cell: dict, out: str | Path | None = None):
     accuracy against canvases seen (left) and hours (right), a mark where the learning rate fell, the test
     accuracy at the end, and the paper's number as a line. A run with a ``device`` (trained elsewhere) is
     dashed, against canvases seen only."""
-    plt = _pyplot()
-    import seaborn as sns
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     palette = sns.color_palette("tab10", max(1, len(cell["runs"])))
     for colour, run in zip(palette, cell["runs"]):
@@ -195,7 +180,6 @@ def proxy_sweep(table, proxy_sides: dict[str, int], out: str | Path | None = Non
     every other model's accuracy as a horizontal line: where the proxy stops being enough. ``table`` has
     ``label`` ("<data set>/<run name>") and ``mean`` (test %) columns; ``proxy_sides`` maps the run names
     of the proxy-only CNN to their sides."""
-    plt = _pyplot()
     sets = list(dict.fromkeys(label.split("/")[0] for label in table["label"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 3.8), squeeze=False)
     for ax, name in zip(axes[0], sets):

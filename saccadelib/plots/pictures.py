@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .curves import GLIMPSE_COLOURS, _pyplot, save_figure
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.patches import Rectangle
+
 from ..datasets.sparse import SparseSource
 from ..draws import CanvasDraws
 from ..sampler import noisy_proxy, window_to_box
 from ..sources import FileBatchSource, TensorSource, UpsampledSource
-
-
+from .curves import GLIMPSE_COLOURS, save_figure
 
 
 def draw_saccades(ax, image, windows, boxes=None, title: str = "", colour_title: str | None = None):
     """One canvas [C,H,W] with its windows [T,3] (normalized) drawn as numbered boxes; digit boxes (in
     pixels) dotted."""
-    from matplotlib.patches import Rectangle
-
     picture = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
     height, width = image.shape[-2:]
     ax.imshow(picture.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
@@ -43,9 +46,6 @@ def saccade_gallery(model, dataset, n: int = 8, out: str | Path | None = None, t
     """The first ``n`` images of ``dataset`` (not picked) with the model's saccades, its prediction and
     the truth (green when right). Large-image models read their lazy upsample; the canvas is shown as
     it is, since the upsample holds no detail beyond it."""
-    import torch
-
-    plt = _pyplot()
     n = min(n, len(dataset))
     batch = dataset.as_dict(0, n)
     model.eval()
@@ -80,9 +80,6 @@ def noise_view(model, image, label: int | None = None, sigma: float = 0.0, keep:
                class_names: list[str] | None = None, seed: int = 0):
     """What the sliders of 03 show: the proxy at (σ, keep), and the model's saccades and prediction
     given that proxy. Returns (figure, {"prediction", "probability", "windows"})."""
-    import torch
-
-    plt = _pyplot()
     model.eval()
     source = TensorSource(image.unsqueeze(0))
     proxy = noisy_proxy(source.proxy(model.cfg.proxy_size), sigma, keep, CanvasDraws(torch.tensor([seed])))
@@ -115,13 +112,8 @@ def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], i
     range; the legend gives the test accuracy, mean ± std over seeds). Right: test accuracy at every level
     of ``robustness`` (noise_robustness: the noise-free models scored with a noisy proxy, mean ± std) beside
     the models retrained at their level. Bottom: one test image's proxy at each level."""
-    import numpy as np
-    import torch
-
     if len(curves) != len(levels):
         raise ValueError(f"one list of curves per level: got {len(curves)} for {len(levels)} levels")
-    plt = _pyplot()
-    import seaborn as sns
 
     shown = levels if robustness is None or not len(robustness) else \
         list(dict.fromkeys(zip(robustness["sigma"], robustness["keep"])))
@@ -181,9 +173,6 @@ def figure5(curves: list[list[list[dict]]], levels: list[tuple[float, float]], i
 
 def side_by_side(images: dict[str, str | Path], out: str | Path | None = None):
     """Saved PNGs (title → path) in one row: Figure 4 from the two identification galleries."""
-    plt = _pyplot()
-    import matplotlib.image as mpimg
-
     fig, axes = plt.subplots(1, len(images), figsize=(9 * len(images), 6), squeeze=False)
     for ax, (title, path) in zip(axes[0], images.items()):
         ax.imshow(mpimg.imread(str(path)))

@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+import tifffile
+
 from .base import ImageFileError
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
@@ -38,8 +41,6 @@ class TiffLevels:
 
     def _open(self) -> None:
         """Open the file and list its levels."""
-        import tifffile
-
         try:
             self._tif = tifffile.TiffFile(self.path)
         except (tifffile.TiffFileError, OSError, ValueError) as err:
@@ -75,8 +76,6 @@ class TiffLevels:
         A whole level (the proxy's) is decoded by tifffile at once. A part of one is read tile by tile
         with tifffile's segment reader and decoder, which cost less per read than its zarr store and need
         no store opened per file (docs/your_images.md says what was measured when this reader was chosen)."""
-        import numpy as np
-
         self._reopen()
         page, rows, cols, tiles = self._tiles(level, y0, y1, x0, x1)
         th, tw = page.tilelength, page.tilewidth
@@ -164,7 +163,7 @@ class SlideLevels:
 
     def _open(self) -> None:
         try:
-            import openslide  # the slides extra
+            import openslide  # noqa: PLC0415 (the slides extra)
         except ImportError:
             raise ImageFileError(f"{self.path} is a slide: reading it needs OpenSlide, {HOW_TO_SLIDES}") from None
         try:
@@ -173,8 +172,6 @@ class SlideLevels:
             raise ImageFileError(f"cannot read slide {self.path}: {err}") from None
 
     def region(self, level: int, y0: int, y1: int, x0: int, x1: int, counts: Counts):
-        import numpy as np
-
         self._reopen()
         h, w = self.sizes[level]
         fx, fy = self.sizes[0][1] / w, self.sizes[0][0] / h

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from ..names import MAX_PIXELS
 from .base import ImageFileError, ImageSource
-from .photo import FileSource
 from .levels import SLIDE_SUFFIXES, TIFF_SUFFIXES, NotTiled
+from .photo import FileSource, pillow_limit_lifted
 from .pyramid import PyramidSource, SlideSource
-from .photo import pillow_limit_lifted
 
 
 def open_image(path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
@@ -35,8 +35,6 @@ def unreadable(path: str | Path) -> str | None:
     a slide opened by OpenSlide; a tiled TIFF with its smallest level decoded when that level is within
     ``MAX_PIXELS`` (where a truncated file shows first; a larger one is refused when its proxy is read);
     any other file by its header alone (what decoding it will cost is checked when it is read)."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     try:
         if path.suffix.lower() in SLIDE_SUFFIXES:

@@ -6,7 +6,9 @@ import math
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from ..names import MAX_PIXELS
 from ..sampler import window_to_box
@@ -28,9 +30,6 @@ def _grey_to_8bit(img, path: Path):
     """``img`` (a WIDE_GREY mode) as 8-bit grey, scaled by its type's range: integers by 65535 (16 bits;
     PIL holds a 16-bit PNG as "I" or "I;16"), floats by 1. Values outside that range are refused: their
     scale is not known."""
-    import numpy as np
-    from PIL import Image
-
     array = np.asarray(img)
     if img.mode == "F" and not np.isfinite(array).all():  # NaN compares false: it would read as 0 unasked
         bad = int((~np.isfinite(array)).sum())
@@ -48,8 +47,6 @@ def _grey_to_8bit(img, path: Path):
 @contextmanager
 def pillow_limit_lifted():
     """Pillow's own pixel limit off while a file whose size this module has checked is opened."""
-    from PIL import Image
-
     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         yield
@@ -77,8 +74,6 @@ class FileSource(ImageSource):
 
     def __init__(self, path: str | Path, channels: int = 3, max_pixels: int | None = MAX_PIXELS, convert: bool = False,
                  keep_full: bool = True):
-        from PIL import Image, UnidentifiedImageError
-
         if channels not in (1, 3):
             raise ImageFileError(f"channels must be 1 or 3, got {channels}")
         self.path = Path(path)
@@ -125,8 +120,6 @@ class FileSource(ImageSource):
         self._pixels = None  # a lossless file's decode as floats, kept with keep_full
 
     def _open(self):
-        from PIL import Image
-
         with pillow_limit_lifted():  # the size was checked against max_pixels when the source was made
             return Image.open(self.path)
 
@@ -161,8 +154,6 @@ class FileSource(ImageSource):
 
     @staticmethod
     def _to_tensor(img) -> torch.Tensor:
-        import numpy as np
-
         # channels first while still bytes, then one float copy scaled in place: a large image's peak
         # memory is its float pixels once, not two float arrays at a time
         array = torch.from_numpy(np.array(img))  # writable: torch warns on a read-only view
@@ -187,8 +178,6 @@ class FileSource(ImageSource):
         return pixels
 
     def proxy(self, size: int) -> torch.Tensor:
-        from PIL import Image
-
         if not self.reducible:
             return self.pixels().proxy(size)
         small = self._reduced((size * 4, size * 4)).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
@@ -229,8 +218,6 @@ class FileSource(ImageSource):
     def _patch(self, img, box, size):
         """The window's box widened by PATCH_MARGIN crop pixels (clipped to the image), read by PIL at
         the crop's density; returns (patch [C, h, w], its box in full-resolution pixels)."""
-        from PIL import Image
-
         x0, y0, x1, y1 = box
         px, py = (x1 - x0) / size, (y1 - y0) / size  # full-resolution pixels per crop pixel
         m = self.PATCH_MARGIN

@@ -17,8 +17,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+import tifffile
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..names import MAX_PIXELS
 from ..sampler import supersample_factor, window_to_box
@@ -26,12 +29,12 @@ from .base import HOW_TO_PYRAMID, MIN_SIDE, ImageFileError, ImageSource
 from .levels import TIFF_SUFFIXES, Counts, SlideLevels, TiffLevels
 from .patches import sample_patches
 
+
 def is_tiled_tiff(path: str | Path) -> bool:
     """Whether ``path`` is a TIFF whose full-size image is stored in tiles (readable region by region)."""
     path = Path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return False
-    import tifffile
 
     try:  # the first page's header only: cheaper than listing the file's series
         with tifffile.TiffFile(path) as tif:
@@ -106,7 +109,6 @@ class PyramidSource(ImageSource):
             raise ImageFileError(f"{self.path}: reading {x1 - x0} × {y1 - y0} pixels of its {w} × {h} level "
                                  f"{level} is above the limit of {self.max_pixels:,} decoded pixels "
                                  f"(--max-pixels): it has no level small enough; {HOW_TO_PYRAMID}")
-        import numpy as np
 
         try:
             array = self._region(level, y0, y1, x0, x1)
@@ -256,8 +258,6 @@ class PyramidSource(ImageSource):
     def get_thumbnail(self, size: tuple[int, int]):
         """The whole image as a PIL image fitting in ``size`` (w, h), its aspect kept, from the smallest
         level that still has the pixels."""
-        from PIL import Image
-
         scale = min(size[0] / self.width, size[1] / self.height)
         target = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
         pixels = self.overview(max(target))

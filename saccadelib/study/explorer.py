@@ -1,5 +1,8 @@
 """The sliders' callback of the noisy-proxy notebook (03)."""
 from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
 from ..plots import noise_view
 
 
@@ -27,12 +30,8 @@ class NoiseExplorer:
         print(f"prediction {result['prediction']} ({result['probability']:.0%}) for test image {index}, "
               f"proxy σ={sigma:g} keep={keep:g}, model trained at σ={level[0]:g} keep={level[1]:g}")
         if display:
-            import matplotlib.pyplot as plt
-
             plt.show()
         else:
-            import matplotlib.pyplot as plt
-
             plt.close(fig)
         result["figure"] = fig
         return result

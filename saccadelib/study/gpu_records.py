@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..paths import REPO_ROOT
+import pandas as pd
+
 from ..datasets.twodigit import TASKS
+from ..paths import REPO_ROOT
 
 
 def tile_costs(results_root: Path) -> tuple[str, int | None]:
@@ -51,8 +53,6 @@ def gpu_plateau_runs(task: str, folder: Path | None = None) -> "pd.DataFrame | N
     """ResNet-18 on the whole 100² image trained to its plateau on one GPU (recorded runs, one folder per
     task and seed), as ``runs.csv`` rows: our CPUs stop it at the plateau profile's cap while still
     rising, so these runs say where its curve ends. None where no run of ``task`` is recorded."""
-    import pandas as pd
-
     folder = folder or REPO_ROOT / GPU_PLATEAU_RUNS
     rows = []
     for run in sorted(folder.glob(f"{task}_s*")):

@@ -2,18 +2,20 @@
 and the fingerprint of the settings their runs resolve from."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..recipes import LARGE_SIDE, RECIPES, TASK_RECIPE
-from .experiments import EPOCH_SECONDS, VAL_SECONDS, resolution_entries
-from .profiles import efficiency_study, fivek_study, noise_study, resolution_study, task_study
 from ..config import to_dict
-from ..datasets.fivek import FiveKError, HOW_TO_GET, check_prepared
+from ..datasets.fivek import HOW_TO_GET, FiveKError, check_prepared
+from ..recipes import LARGE_SIDE, RECIPES, TASK_RECIPE
 from ..registry import REGISTRY, config_for
 from ..tasks import n_classes
 from ..train_config import TrainConfig
+from .experiments import EPOCH_SECONDS, VAL_SECONDS, resolution_entries
+from .profiles import efficiency_study, fivek_study, noise_study, resolution_study, task_study
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -82,8 +84,6 @@ def settings_fingerprint(profile: str = "cpu") -> str:
     """A hash of the library settings every experiment's runs resolve from: the recipes, the calibration,
     each registered model's default config per task, the training defaults and the profile's experiment
     configs. The runner records it, so an experiment is not skipped as up to date after any changed."""
-    import hashlib
-
     studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
     if profile != "plateau":  # it trains Table 1's cells alone

@@ -2,21 +2,25 @@
 (``summarize``), curves, trained models, the noisy-proxy scores, and saving tables and configs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+import torch
+
+from .. import inference  # inference.load, looked up when called (tests replace it)
 from ..config import to_dict
-from ..paths import atomic_path, write_text_atomic
-from ..runinfo import write_json
-from .runs import RunSpec, run_folder
 from ..datasets.twodigit import digit_overlap
 from ..evaluation import evaluate
-from .. import inference  # inference.load, looked up when called (tests replace it)
+from ..paths import atomic_path, write_text_atomic
 from ..plots import read_history
 from ..registry import build, parameter_count
+from ..runinfo import write_json
+from .runs import RunSpec, run_folder
 
 
 def configuration(spec: RunSpec) -> str:
@@ -40,8 +44,6 @@ def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
     written to ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
     ``out_dir/runs/<folder>/`` so results/ keeps them. ``per_epoch`` gives the canvases a run's epoch
     reads where that is not its ``train_size`` (a stored training split smaller than it)."""
-    import pandas as pd
-
     # a run without train_size (FiveK: its prepared training split) leaves canvases seen unknown
     per_epoch = per_epoch or (lambda spec: spec.train_overrides.get("train_size"))
     out_dir = Path(out_dir)
@@ -108,8 +110,6 @@ def mean_std(values) -> str:
 
 def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # noqa: F821
     """Mean ± std of test exact match over seeds, per ``by``, in the frame's order."""
-    import pandas as pd
-
     out = []
     for key, group in frame.groupby(by, sort=False):
         acc = group["test_accuracy"].astype(float) * 100
@@ -159,10 +159,6 @@ def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset
     """Each noise-free run (σ 0, keep 1) scored on ``dataset`` with its proxy noised at each of ``levels``:
     what a noisy proxy costs a policy that never saw noise, beside the runs retrained at a level. One row
     per (seed, level): test accuracy and the share of images whose digits a glimpse hit."""
-    import dataclasses
-
-    import pandas as pd
-
     rows = []
     for spec in specs:
         if (spec.model_overrides["proxy_noise"], spec.model_overrides["proxy_keep"]) != (0.0, 1.0):
@@ -182,8 +178,6 @@ def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F
     """Per scored level of ``noise_robustness``: test accuracy over seeds, and its change from the same
     seed's noise-free score. The same models are scored at every level, so the change is paired: a
     level's cost shows against the seed-to-seed spread of what the models reach without noise."""
-    import pandas as pd
-
     frame = robustness.assign(test_pct=robustness["test_accuracy"].astype(float) * 100)
     clean = frame[(frame["sigma"] == 0.0) & (frame["keep"] == 1.0)].set_index("seed")["test_pct"]
     frame = frame.assign(change=frame["test_pct"] - frame["seed"].map(clean))
@@ -204,8 +198,6 @@ def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, datase
     canvas filed by how much the two digits' boxes overlap (``OVERLAP_BANDS``): where a model's errors are,
     on canvases any reader finds hard or on clear ones. One row per (run, band), ``all`` first, with the
     canvases of the band and the share read right; a run is scored on the test canvases it was scored on."""
-    import pandas as pd
-
     rows = []
     for spec in specs:
         model = inference.load(run_folder(runs_dir, spec) / "best.pt")
@@ -218,8 +210,6 @@ def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, datase
 def by_overlap_band(correct, boxes) -> list[dict]:
     """Whether each canvas was read right ([n] bool, the first n of ``boxes``) as the share read right in
     all of them, then in each of ``OVERLAP_BANDS``: rows of overlap, canvases, accuracy."""
-    import torch
-
     correct = correct.cpu()
     band = torch.bucketize(digit_overlap(boxes[:len(correct)]), torch.tensor([edge for edge, _ in OVERLAP_BANDS]))
     groups = [("all", torch.ones_like(correct))] + [(name, band == i) for i, (_, name) in enumerate(OVERLAP_BANDS)]
@@ -231,8 +221,6 @@ def by_overlap_band(correct, boxes) -> list[dict]:
 def overlap_summary(scores: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
     """``accuracy_by_digit_overlap`` as one row per label: test exact match in % (mean ± std over seeds)
     in every band, each band's header with its share of the scored canvases."""
-    import pandas as pd
-
     total = scores.loc[scores["overlap"] == "all"].groupby("label", sort=False)["canvases"].first()
     rows = []
     for label, runs in scores.groupby("label", sort=False):

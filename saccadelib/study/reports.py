@@ -4,14 +4,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from ..paths import results_dir
-from ..recipes import LARGE_SIDE
-from .plan import EXPERIMENTS, TABLE1_EXPERIMENTS
-from .gpu_records import GPU_PLATEAU_LABEL, GPU_PLATEAU_RUNS, GPU_PLATEAU_SYSTEM, gpu_plateau_runs, tile_costs
-from .readback import mean_std
-from .verdicts import STOP_NAMES, curve_rises, cut_while_rising, paper_value, verdict
 from ..plots import read_history
+from ..recipes import LARGE_SIDE
+from .gpu_records import GPU_PLATEAU_LABEL, GPU_PLATEAU_RUNS, GPU_PLATEAU_SYSTEM, gpu_plateau_runs, tile_costs
+from .plan import EXPERIMENTS, TABLE1_EXPERIMENTS
+from .readback import mean_std
 from .runs import results_root
+from .verdicts import STOP_NAMES, curve_rises, cut_while_rising, paper_value, verdict
 
 # The paper's Table 1 (test exact match, %), for the side-by-side tables (docs/tasks.md lists the sources).
 PAPER = {
@@ -37,8 +39,6 @@ SYSTEM_NAMES = {"saccade": "variational saccading (the paper's method)",
 
 
 def _read_runs(results_root: Path, experiment: str):
-    import pandas as pd
-
     path = results_root / experiment / "runs.csv"
     if not path.exists():
         return None, None
@@ -64,8 +64,6 @@ def _budget_text(cfg: dict, frame) -> str:
 
 def _run_minutes(frame) -> "pd.Series":  # noqa: F821
     """Each run's measured minutes: training, plus validation where the run timed it (the budget pays both)."""
-    import pandas as pd
-
     if "train_min" not in frame:
         return pd.Series([], dtype=float)
     return frame["train_min"] + frame["val_min"].fillna(0.0)
@@ -120,8 +118,6 @@ def table1(results_root: str | Path | None = None, plateau_root: str | Path | No
     obtained at; cells we did not run say why. Where the plateau profile trained a cell (its results in
     ``plateau_root``, default ``results_root/plateau``), the row also holds its number there, why each run
     stopped, its epochs, canvases seen, hours and the verdict against the paper."""
-    import pandas as pd
-
     root = Path(results_root) if results_root else results_dir()
     plateau_root = Path(plateau_root) if plateau_root else root / "plateau"
     plateau = {key: _with_histories(_read_runs(plateau_root, name)[0], plateau_root / name)
@@ -189,8 +185,6 @@ def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # n
     training, validation and test scoring by their own clocks (which a resumed run carries over), and the
     rest of the notebook attempt that finished it (kernel, data sets, figures, benchmarks: its wall time
     less what its runs clocked during it). Then a total row."""
-    import pandas as pd
-
     root = Path(results_root) if results_root else results_dir()
     rows = []
     for exp in EXPERIMENTS:
@@ -225,8 +219,6 @@ def cost_curves(results_root: str | Path | None = None) -> dict[str, list[dict]]
     """Per data set (an experiment, or one of 06's two), per model: the first seed's validation curve
     against canvases seen and against minutes of training and validation, and the test accuracy over
     its seeds; read from the experiments' ``runs.csv`` and the runs' kept ``history.csv``."""
-    import pandas as pd
-
     root = Path(results_root) if results_root else results_dir()
     panels: dict[str, list[dict]] = {}
     for name in COST_EXPERIMENTS:
@@ -316,8 +308,6 @@ def plateau_curves(plateau_root: str | Path) -> list[dict]:
     against canvases seen and against hours of training and validation, its test accuracy, why it
     stopped, and the paper's number (None where the paper has none). ResNet-18's 100² cells also hold the
     runs recorded on one GPU without the cap (``gpu_plateau_runs``), each with its ``device``."""
-    import pandas as pd
-
     cells = []
     for (task, side), name in TABLE1_EXPERIMENTS.items():
         path = Path(plateau_root) / name / "runs.csv"
@@ -338,8 +328,6 @@ def plateau_curves(plateau_root: str | Path) -> list[dict]:
 
 def _curve(run, history: Path) -> dict:
     """One run's validation curve for ``plots.plateau_curve``, from its ``runs.csv`` row and history."""
-    import pandas as pd
-
     rows = read_history(history)
     per_epoch = float(run["canvases_seen"]) / float(run["epochs_run"])
     seconds = pd.Series([r["train_s"] + r.get("val_s", 0.0) for r in rows]).cumsum()

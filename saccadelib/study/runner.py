@@ -24,19 +24,21 @@ import shutil
 import time
 from pathlib import Path
 
+import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from ..evaluation import resolve_device
 from ..paths import REPO_ROOT, atomic_path, runs_dir
 from ..runinfo import git_commit, run_metadata, write_json
-from ..evaluation import resolve_device
 from .plan import Experiment, experiments_for, settings_fingerprint
 from .profiles import check_profile
-from .runs import results_root as profile_results, run_progress
+from .runs import results_root as profile_results
+from .runs import run_progress
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
 def notebook_parameters(path: Path) -> dict:
-    import papermill
-
     return papermill.inspect_notebook(str(path))
 
 
@@ -94,9 +96,6 @@ def _swap_in(staging: Path, final: Path) -> None:
 
 def _execute(notebook: Path, executed: Path, parameters: dict, cell_timeout_s: float | None) -> dict | None:
     """Run ``notebook`` with papermill into ``executed``; None, or what went wrong and in which cell."""
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
     # The kernel inherits this environment: whatever backend the caller chose (tests use Agg), the
     # executed notebook must show its figures, which only the inline backend does.
     backend = os.environ.get("MPLBACKEND")

@@ -7,23 +7,40 @@ a changed setting or default starts a new one.
 """
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..paths import results_dir, runs_dir
-from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
-from ..registry import task_settings
-from .experiments import (COMMITTED_FOLDERS, COMMITTED_PROFILE, EPOCH_SECONDS, VAL_SECONDS, VAL_SHARE, FiveKStudy,
-                          NoiseStudy, ResolutionStudy, TaskStudy, Training, clock_cap_s, dataset_name,
-                          resolution_entries, resolution_label, seeds_for)
+import pandas as pd
+from PIL import Image
+
+from .. import train as training_loop  # training_loop.train_model, looked up when called
 from ..bench import cost  # cost.measure, looked up when called (tests replace it)
 from ..datasets import fivek, fivek_miniature, megapixel
-from ..paths import atomic_path, data_dir
+from ..paths import atomic_path, data_dir, results_dir, runs_dir
+from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
+from ..registry import task_settings
 from ..settings import resolve
 from ..tasks import get_task
-from .. import train as training_loop  # training_loop.train_model, looked up when called
+from .experiments import (
+    COMMITTED_FOLDERS,
+    COMMITTED_PROFILE,
+    EPOCH_SECONDS,
+    VAL_SECONDS,
+    VAL_SHARE,
+    FiveKStudy,
+    NoiseStudy,
+    ResolutionStudy,
+    TaskStudy,
+    Training,
+    clock_cap_s,
+    dataset_name,
+    resolution_entries,
+    resolution_label,
+    seeds_for,
+)
 from .profiles import noise_study, resolution_study, task_study
 
 
@@ -194,8 +211,6 @@ def planned_run_minutes(spec: RunSpec) -> float:
 def run_progress(folder: Path) -> tuple[float, int, bool]:
     """What a run's folder has clocked so far: seconds of training and validation (its history.csv, which
     a resumed run carries over), epochs done, and whether it has finished (its metrics.json)."""
-    import csv
-
     seconds, epochs = 0.0, 0
     history = folder / "history.csv"
     if history.exists():
@@ -213,8 +228,6 @@ def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -
     the runs finished, the minutes their folders clocked, and the most the experiment can take now
     (``at_most_min``: finished runs as measured, the rest at their caps less the epochs done). The runner's
     measured total (reports.profile_time) adds the notebooks' own work (test scoring, figures, 05)."""
-    import pandas as pd
-
     if profile not in PLANNED_PROFILES:
         raise ValueError(f"planned minutes come from our 2-core machine's measured epochs: only the "
                          f"{' and '.join(PLANNED_PROFILES)} profiles have them, not {profile!r}")
@@ -264,9 +277,6 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
     ``study.cost_repeats`` after 2 warm-ups, each model in a fresh process so that its memory is its own
     (saccadelib.bench.cost). The costs do not depend on the weights. ResNet-18 on a 500² downsample, the
     whole-image CNN a practitioner would try, is measured beside them though 06 does not train it."""
-    import pandas as pd
-    from PIL import Image
-
     image = Path(folder) / f"{dataset_name(task)}_test_00000.png"
     if not image.exists():
         pixels = resolution_evaluation_set(study, task, "test").as_dict(0, 1)["image"].dense()[0, 0]
