@@ -49,7 +49,7 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     correct, total = 0, 0
     step_correct = hits = covered = None
     loss_sum = 0.0
-    right, seen_windows, seen_boxes, box_side = [], [], [], None
+    right, seen_windows, seen_boxes, seen_decoys, box_side = [], [], [], [], None
     n = len(dataset) if limit is None else min(limit, len(dataset))
     split = getattr(dataset, "split", None)  # every fixed set names its split; describe() may hash the whole set
     for start in range(0, n, batch_size):
@@ -77,6 +77,9 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
             boxes, box_side = dataset.object_boxes(batch)
             seen_windows.append(out["windows"].float().cpu())
             seen_boxes.append(boxes.cpu())
+            decoys = dataset.decoys(batch) if hasattr(dataset, "decoys") else None
+            if decoys is not None:
+                seen_decoys.append(decoys.cpu())
     metrics = {"n": total, "accuracy": correct / total, "nll": loss_sum / total}
     if per_canvas:
         metrics["correct"] = torch.cat(right)
@@ -86,5 +89,6 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
         metrics["hit_rate"] = (hits.double() / total).tolist()
         metrics["both_digits_hit"] = covered.item() / total  # every object held by some glimpse (all five on Megapixel)
     if seen_windows:
-        metrics["windows"] = window_statistics(torch.cat(seen_windows), torch.cat(seen_boxes), box_side, *reading(model))
+        metrics["windows"] = window_statistics(torch.cat(seen_windows), torch.cat(seen_boxes), box_side, *reading(model),
+                                               decoys=torch.cat(seen_decoys) if seen_decoys else None)
     return metrics

@@ -8,11 +8,14 @@ from .recipes import RECIPES
 # registry.REGISTRY's entries, in its order, by kind
 METHODS = ("saccade", "saccade_cells")
 CONTROLS = ("random_glimpses", "grid_glimpses", "salient_glimpses", "oracle_glimpses", "deterministic_glimpses")
-BASELINES = ("resnet18", "resnet18_downsampled", "resnet18_tiles", "proxy_cnn", "ram", "attention_sampling")
+BASELINES = ("resnet18", "resnet18_downsampled", "resnet18_tiles", "proxy_cnn", "ram", "attention_sampling", "ips")
 MODELS = METHODS + CONTROLS + BASELINES
 
 TWO_DIGIT_TASKS = ("sum", "identification")
-MEGAPIXEL_TASKS = ("megapixel_majority", "megapixel_max", "megapixel_top")
+MEGAPIXEL_LABELS = ("majority", "max", "top")
+MEGAPIXEL_DECOYS = ("blobs", "lookalikes")  # datasets.megapixel_decoys.KINDS beside "none"
+MEGAPIXEL_TASKS = tuple(f"megapixel_{decoys}{label}" for decoys in ("", *(f"{d}_" for d in MEGAPIXEL_DECOYS))
+                        for label in MEGAPIXEL_LABELS)
 TASKS = (*TWO_DIGIT_TASKS, *MEGAPIXEL_TASKS, "fivek", "folder")
 
 RECIPE_NAMES = tuple(RECIPES)
@@ -24,7 +27,8 @@ MAX_PIXELS = 8192 * 8192
 
 MODEL_HELP = (f"{METHODS[0]} (default: the paper's method), {METHODS[1]} (our cells variant), the controls "
               f"{', '.join(CONTROLS)}, or the baselines {', '.join(BASELINES)} (docs/training.md)")
-TASK_HELP = "sum, identification, megapixel_majority|max|top, fivek or folder (docs/tasks.md)"
+TASK_HELP = ("sum, identification, megapixel_majority|max|top (with decoys: megapixel_blobs_LABEL, "
+             "megapixel_lookalikes_LABEL), fivek or folder (docs/tasks.md)")
 
 
 def check_task(name: str) -> str:

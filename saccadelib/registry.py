@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from .baselines import (RAM, AttentionSampling, AttentionSamplingConfig, ProxyCNN, ProxyCNNConfig, RAMConfig, ResNetConfig, TiledResNet, TiledResNetConfig,
-                        WholeImageResNet)
+from .baselines import (RAM, AttentionSampling, AttentionSamplingConfig, IPSConfig, IterativePatchSelection, ProxyCNN,
+                        ProxyCNNConfig, RAMConfig, ResNetConfig, TiledResNet, TiledResNetConfig, WholeImageResNet)
 from .config import apply_overrides
 from .model import ModelConfig, VariationalSaccading
 from .recipes import LARGE_CROP, LARGE_SIDE, SMALL_GLIMPSES, TASK_RECIPE, crop_settings, recipe
@@ -61,6 +61,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "ram": ModelSpec(RAMConfig, RAM, {}, "Recurrent Attention Model, REINFORCE"),
     "attention_sampling": ModelSpec(AttentionSamplingConfig, AttentionSampling, {},
                                     "attention sampling: patches drawn from an attention map over a low-resolution view"),
+    "ips": ModelSpec(IPSConfig, IterativePatchSelection, {},
+                     "iterative patch selection: the best-scored patches of a full-resolution grid, cross-attention pooled"),
 }
 # The entries built on VariationalSaccading: they have glimpses, and `predict` can load them.
 GLIMPSE_MODELS = tuple(name for name, entry in REGISTRY.items() if entry.build is VariationalSaccading)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .datasets import twodigit
-from .names import MEGAPIXEL_TASKS, check_task as check_name
-from .datasets import fivek, folder, megapixel
+from .datasets import fivek, folder, megapixel, twodigit
+from .datasets.fivek import SUBJECTS
+from .datasets.folder import read_manifest
+from .names import MEGAPIXEL_TASKS
+from .names import check_task as check_name
 
 
 class TwoDigitTask:
@@ -42,16 +44,19 @@ class TwoDigitTask:
 
 
 class MegapixelTask:
-    """Megapixel MNIST with one of its single labels (``megapixel_majority``, ``_max``, ``_top``) from the
-    stored sets (``python -m saccadelib data megapixel``); an epoch is the training split in a fresh
+    """Megapixel MNIST with one of its single labels (``megapixel_majority``, ``_max``, ``_top``), or a decoy
+    variant of it (``megapixel_blobs_majority``, ``megapixel_lookalikes_majority``, …), from the stored sets
+    (``python -m saccadelib data megapixel [--decoys KIND]``); an epoch is the training split in a fresh
     seeded order, or its first ``train_size`` canvases when that is smaller."""
 
     def __init__(self, name: str, root: str | Path | None = None):
-        self.name, self.root = name, root
-        self.label = name.removeprefix("megapixel_")
-        if self.label not in megapixel.LABELS:
-            raise ValueError(f"unknown Megapixel MNIST task {name!r}; valid: "
-                             + ", ".join(f"megapixel_{k}" for k in megapixel.LABELS))
+        if name not in MEGAPIXEL_TASKS:
+            raise ValueError(f"unknown Megapixel MNIST task {name!r}; valid: {', '.join(MEGAPIXEL_TASKS)}")
+        self.name = name
+        rest = name.removeprefix("megapixel_")
+        decoys, _, label = rest.rpartition("_")
+        self.label, self.decoys = label, decoys or "none"
+        self.root = root if root or self.decoys == "none" else megapixel.default_root(megapixel.MegapixelConfig(decoys=self.decoys))
         self.n_classes, self.class_names = 10, [str(d) for d in range(10)]
 
     def training_stream(self, train_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
@@ -125,14 +130,10 @@ class FolderTask:
 def class_names(name: str, data_root: str | Path | None = None, manifest: str | Path | None = None) -> list[str]:
     """Class names of a task, in label order (a folder task reads its folder or manifest to know them)."""
     if name == "fivek":
-        from .datasets.fivek import SUBJECTS
-
         return list(SUBJECTS)
     if name in MEGAPIXEL_TASKS:
         return [str(d) for d in range(10)]
     if name == "folder":
-        from .datasets.folder import read_manifest
-
         if data_root is None:
             raise ValueError("the folder task reads your images: give --images DIR (or --train data_root=DIR)")
         return list(read_manifest(data_root, manifest).class_names)

@@ -15,6 +15,8 @@ shows a digit at 0.71 crop pixels per canvas pixel where a window on the 28-px d
   ``STRICT_SIDE`` times the box's side. Beside it the loose hit of ``hit_rate`` (more than half of a box
   inside a window of any size).
 - ``all_strictly_held``: the share of canvases where every object is framed by some glimpse.
+- ``on_object`` and, on a set with decoys, ``on_decoy``: the share of windows that hold more than half of
+  an object's (a decoy's) box, by the loose hit.
 """
 from __future__ import annotations
 
@@ -70,15 +72,19 @@ def frames(windows: torch.Tensor, boxes: torch.Tensor, side: int) -> torch.Tenso
 
 
 def window_statistics(windows: torch.Tensor, boxes: torch.Tensor, side: int, crop: int | None = None,
-                      cap: float | None = None) -> dict:
+                      cap: float | None = None, decoys: torch.Tensor | None = None) -> dict:
     """The statistics above for windows [N, T, 3] (scale, cx, cy) and object boxes [N, D, 4] (x0, y0, x1, y1
-    in pixels of a ``side``² canvas), per glimpse step (lists of length T) and over all glimpses."""
+    in pixels of a ``side``² canvas), per glimpse step (lists of length T) and over all glimpses; ``decoys``
+    [N, K, 4]: the boxes of shapes that are not objects, where the set has them."""
     windows, boxes = windows.detach().cpu().double(), boxes.detach().cpu().double()
     side_px = windows[..., 0] * side  # [N, T]
     centre = (windows[..., 1:] + 1) / 2 * side  # [N, T, 2]
     object_centre = (boxes[..., :2] + boxes[..., 2:]) / 2  # [N, D, 2]
     distance = (centre.unsqueeze(2) - object_centre.unsqueeze(1)).norm(dim=-1).amin(-1)  # [N, T]
     framed = frames(windows, boxes, side)  # [N, T, D]
+    on = {"on_object": hit_matrix(windows, boxes, side).any(-1)}  # [N, T]
+    if decoys is not None:
+        on["on_decoy"] = hit_matrix(windows, decoys.detach().cpu().double(), side).any(-1)
     steps = range(windows.shape[1])
 
     def summary(index) -> dict:
@@ -88,7 +94,8 @@ def window_statistics(windows: torch.Tensor, boxes: torch.Tensor, side: int, cro
                "at_cap": None if cap is None else
                round((windows[:, index, 0].reshape(-1) >= cap - AT_CAP).double().mean().item(), 4),
                "centre_to_object_px": _quantiles(distance[:, index].reshape(-1)),
-               "strict_hit": round(framed[:, index].any(-1).double().mean().item(), 4)}
+               "strict_hit": round(framed[:, index].any(-1).double().mean().item(), 4),
+               **{name: round(held[:, index].double().mean().item(), 4) for name, held in on.items()}}
         return out
 
     return {"steps": [summary(t) for t in steps], "all": summary(slice(None)),

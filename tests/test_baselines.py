@@ -153,12 +153,13 @@ def test_registry_builds_every_model_and_the_shared_loop_trains_it(tmp_path, mni
                  "salient_glimpses"):
         small[name] = small["saccade"]
     small["attention_sampling"] = {"view_size": 24, "patch_size": 16, "patch_scale": 0.3}
+    small["ips"] = {"encoder": "small", "patch": 20, "memory": 8, "iteration": 8, "dim": 16, "heads": 2}
     run = TrainConfig(task="sum", epochs=1, train_size=32, batch_size=16, val_size=32, eval_batch_size=32,
                       progress="none", test=False)
     assert set(registry.REGISTRY) == {"saccade", "saccade_cells", "random_glimpses", "grid_glimpses", "oracle_glimpses",
                                        "deterministic_glimpses", "resnet18", "resnet18_downsampled",
                                        "resnet18_tiles", "proxy_cnn", "ram", "salient_glimpses",
-                                       "attention_sampling"}
+                                       "attention_sampling", "ips"}
     for name in registry.REGISTRY:
         cfg = registry.config_for(name, 19)
         model = registry.build(name, cfg.to_dict() | small.get(name, {}))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from saccadelib.datasets import twodigit as data, megapixel
+from saccadelib.datasets import twodigit as data, megapixel, megapixel_png
 from saccadelib.sources import TensorSource
 from saccadelib.datasets.sparse import SparseImages
 from saccadelib.tasks import get_task
@@ -250,7 +250,7 @@ def test_a_model_scores_the_same_through_png_files_as_in_memory(mnist_root, tmp_
     root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 8, "val": 4, "test": 6}, side=300)
     train_model("saccade", "megapixel_top", tmp_path / "run", {"proxy_size": 32, "window.min_scale": 0.1},
                 {"epochs": 1, "batch_size": 4, "val_size": 4, "test": False, "data_root": str(root), "progress": "none"})
-    labels = megapixel.export_png("test", tmp_path / "png", label="top", root=root)
+    labels = megapixel_png.export_png("test", tmp_path / "png", label="top", root=root)
     result = inference.score_folder(tmp_path / "run" / "best.pt", tmp_path / "png", labels, tmp_path / "scored")
     model, _ = inference.load_model(tmp_path / "run" / "best.pt")
     test = megapixel.stored_set("test", root).with_label("top")
@@ -283,7 +283,7 @@ def test_the_exported_manifest_holds_every_split_and_trains_through_the_files(mn
     from saccadelib.train import train_model
 
     root = _stored_sets(tmp_path / "sets", mnist_root, monkeypatch, {"train": 6, "val": 3, "test": 3}, side=200)
-    manifest_path = megapixel.export_manifest(tmp_path / "png", root=root)
+    manifest_path = megapixel_png.export_manifest(tmp_path / "png", root=root)
     manifest = read_manifest(tmp_path / "png", manifest_path)
     assert manifest.splits.count("train") == 6 and manifest.splits.count("test") == 3
     stored = megapixel.stored_set("val", root)

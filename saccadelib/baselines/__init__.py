@@ -13,15 +13,20 @@
 - ``attention_sampling`` (Katharopoulos & Fleuret 2019): patches drawn without replacement from an
   attention map over a low-resolution view, with the paper's unbiased estimator of the attention-weighted
   mean of their features.
+- ``ips``: iterative patch selection (Bergner et al. 2023): every patch of a grid scored without gradient by
+  a cross-attention over patch embeddings, the best ``memory`` kept iteration by iteration, then encoded
+  again with gradient and pooled by the same cross-attention.
 
 Each model has ``training_loss(batch)`` and ``evaluate_batch(batch)``, the interface ``train.fit`` uses.
 """
 from .attention_sampling import AttentionSampling, AttentionSamplingConfig
 from .common import resnet18_trunk
+from .ips import IPSConfig, IterativePatchSelection
 from .proxy import ProxyCNN, ProxyCNNConfig
 from .ram import RAM, RAMConfig
 from .resnets import ResNetConfig, TiledResNet, TiledResNetConfig, WholeImageResNet, tile_starts, tile_windows
 
-__all__ = ["RAM", "AttentionSampling", "AttentionSamplingConfig", "ProxyCNN", "ProxyCNNConfig", "RAMConfig",
+__all__ = ["RAM", "AttentionSampling", "AttentionSamplingConfig", "IPSConfig", "IterativePatchSelection", "ProxyCNN",
+           "ProxyCNNConfig", "RAMConfig",
            "ResNetConfig", "TiledResNet", "TiledResNetConfig", "WholeImageResNet", "resnet18_trunk", "tile_starts",
            "tile_windows"]

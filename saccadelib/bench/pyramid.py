@@ -25,8 +25,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
+
 from .. import inference
-from ..datasets import megapixel, megapixel_pyramid
+from ..datasets import megapixel, megapixel_png, megapixel_pyramid
 from ..inference import class_names, load_model, read_labels
 from ..paths import data_dir, results_dir, write_text_atomic
 from ..registry import build, config_for
@@ -40,8 +43,6 @@ RESNET_SIDE = 500
 
 def measure_here(spec: dict) -> dict:
     """In this (fresh) process: ``predict`` on one file ``repeats`` times; time, memory, what was read."""
-    import torch
-
     torch.set_num_threads(spec.get("threads", 2))
     if spec.get("resnet"):
         model = _resnet(spec.get("resnet_checkpoint"))
@@ -65,8 +66,6 @@ def measure_here(spec: dict) -> dict:
 
 
 def _resnet(checkpoint: str | None):
-    import torch
-
     if checkpoint:
         return load_model(checkpoint, glimpses_only=False)[0]
     torch.manual_seed(0)
@@ -76,8 +75,6 @@ def _resnet(checkpoint: str | None):
 
 def _resnet_logits(model, path):
     """ResNet-18's logits for one file, read as its 500² downsample; and the file's source."""
-    import torch
-
     source = open_image(path, model.cfg.channels, convert=True)
     with torch.no_grad():
         logits = model.evaluate_batch({"image": _downsample(source), "label": torch.zeros(1, dtype=torch.long)})["logits"]
@@ -92,8 +89,6 @@ def _downsample(source):
 def resnet_accuracy(checkpoint: str | Path, folder: Path, threads: int = 2) -> float:
     """A trained ResNet-18 (500²) scored on the files of ``folder`` (its labels.csv), each read as a 500²
     downsample from the file's level that holds it."""
-    import torch
-
     torch.set_num_threads(threads)
     model, meta = load_model(checkpoint, glimpses_only=False)
     rows = read_labels(folder / "labels.csv", folder, class_names(meta, model.cfg.n_classes))
@@ -119,7 +114,7 @@ def run(checkpoint: str | Path, sides=SIDES, limit: int = 100, cost_files: int =
     started = time.perf_counter()
     native = megapixel.stored_set("test").config.side  # 1500: the side the model was trained at
     folders = {native: root / str(native) / "test"}
-    megapixel.export_png("test", folders[native], limit=limit)
+    megapixel_png.export_png("test", folders[native], limit=limit)
     for side in sides:
         folders[side] = root / str(side) / "test"
         tick = time.perf_counter()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def _data_mnist(args) -> int:
-    from ..datasets import mnist
+    from ..datasets import mnist  # noqa: PLC0415 (start-up: --help answers without torch)
 
     folder = mnist.prepare_mnist(args.root)
     print(f"MNIST ready in {folder}")
@@ -15,7 +15,7 @@ def _data_mnist(args) -> int:
 def _data_two_digit(args) -> int:
     """Check the fixed validation and test sets against their recorded content hashes (or, with
     --record, write new ones: only when the definition changed on purpose)."""
-    from ..datasets import twodigit as data
+    from ..datasets import twodigit as data  # noqa: PLC0415 (start-up: --help answers without torch)
 
     cards = [data.describe(data.eval_set(task, split)) for task in data.TASKS for split in data.EVAL_SEEDS]
     path = Path(args.cards) if args.cards else data.SET_CARDS
@@ -31,9 +31,9 @@ def _data_two_digit(args) -> int:
 
 def _data_megapixel(args) -> int:
     """Generate Megapixel MNIST's three splits (the missing ones) and check them against their hashes."""
-    from ..datasets import megapixel
+    from ..datasets import megapixel  # noqa: PLC0415 (start-up: --help answers without torch)
 
-    config = megapixel.MegapixelConfig(side=args.side, order=args.order)
+    config = megapixel.MegapixelConfig(side=args.side, order=args.order, decoys=args.decoys)
     root = args.root or megapixel.default_root(config)
     for card in megapixel.prepare(root, config, record=args.record):
         print(f"megapixel {card['split']:>5} n={card['n']} sha256={card['sha256'][:16]}… "
@@ -43,8 +43,8 @@ def _data_megapixel(args) -> int:
 
 
 def _data_two_digit_png(args) -> int:
-    from ..datasets import twodigit as data
-    from ..datasets.mnist import prepare_mnist
+    from ..datasets import twodigit as data  # noqa: PLC0415 (start-up: --help answers without torch)
+    from ..datasets.mnist import prepare_mnist  # noqa: PLC0415 (start-up: --help answers without torch)
 
     prepare_mnist()  # the canvases draw MNIST's test digits
     labels = data.export_png(args.task, args.split, args.out, args.limit)
@@ -53,18 +53,18 @@ def _data_two_digit_png(args) -> int:
 
 
 def _data_megapixel_png(args) -> int:
-    from ..datasets import megapixel
+    from ..datasets import megapixel_png  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if args.split == "all":
-        labels = megapixel.export_manifest(args.out, label=args.label, root=args.root, limit=args.limit)
+        labels = megapixel_png.export_manifest(args.out, label=args.label, root=args.root, limit=args.limit)
     else:
-        labels = megapixel.export_png(args.split, args.out, label=args.label, root=args.root, limit=args.limit)
+        labels = megapixel_png.export_png(args.split, args.out, label=args.label, root=args.root, limit=args.limit)
     print(f"wrote {sum(1 for _ in open(labels)) - 1} PNG canvases and {labels}")
     return 0
 
 
 def _data_megapixel_pyramid(args) -> int:
-    from ..datasets import megapixel_pyramid
+    from ..datasets import megapixel_pyramid  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if args.split == "all":
         labels = megapixel_pyramid.export_manifest(args.side, args.out, args.limit, args.label, args.root)
@@ -76,7 +76,7 @@ def _data_megapixel_pyramid(args) -> int:
 
 def _data_fivek(args) -> int:
     """Prepare MIT-Adobe FiveK (or, with --miniature, first write a FiveK-shaped synthetic folder)."""
-    from ..datasets import fivek, fivek_miniature
+    from ..datasets import fivek, fivek_miniature  # noqa: PLC0415 (start-up: --help answers without torch)
 
     source = args.source
     if args.miniature:
@@ -116,6 +116,9 @@ def add_commands(commands) -> None:
     mp.add_argument("--root", default=None, help="folder (default data/megapixel_mnist)")
     mp.add_argument("--order", default="noise_first", help="noise_first (default) or digits_first")
     mp.add_argument("--side", type=int, default=1500)
+    mp.add_argument("--decoys", default="none", help="none (default), blobs (shapes an ink prior prefers to digits) or "
+                    "lookalikes (digits shuffled in 7-px blocks: a proxy cannot tell them from digits); "
+                    "stored in data/megapixel_mnist_KIND (docs/tasks.md)")
     mp.add_argument("--record", action="store_true",
                     help="write the sets' hashes instead of checking them (after changing the definition on purpose)")
     mp.set_defaults(func=_data_megapixel)

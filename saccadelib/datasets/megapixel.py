@@ -12,13 +12,17 @@ Labels: ``majority`` (t), ``max`` (largest digit), ``top`` (the digit with the s
 
 Sets are fixed (train 5,000 canvases from MNIST-train[0:50000], val 1,000 from MNIST-train[50000:],
 test 1,000 from MNIST-test), stored sparse under ``data/megapixel_mnist/`` by
-``python -m saccadelib data megapixel`` and checked against ``reference/megapixel_sets.json``.
+``python -m saccadelib data megapixel`` and checked against ``reference/megapixel_sets.json``. The decoy
+variants (``decoys="blobs"`` or ``"lookalikes"``: megapixel_decoys.py) add five shapes that are not digits
+to each canvas; ``data megapixel --decoys KIND`` stores them beside, checked against
+``reference/megapixel_decoy_sets.json``.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
@@ -26,12 +30,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..paths import REPO_ROOT
+from ..paths import REPO_ROOT, atomic_path, data_dir
 from ..window_stats import hit_matrix
-from . import twodigit
+from . import megapixel_decoys, twodigit
 from .cards import check_cards, record_cards
 from .sparse import SparseImages
-from ..paths import atomic_path, csv_text, data_dir, write_text_atomic
 
 SIDE = 1500
 DIGIT = twodigit.DIGIT
@@ -51,16 +54,20 @@ class MegapixelConfig:
     """What a set is made of: the published definition by default."""
     side: int = SIDE
     order: str = "noise_first"
+    decoys: str = "none"  # megapixel_decoys.KINDS
 
     def __post_init__(self):
+        megapixel_decoys.check_kind(self.decoys)
         if self.order not in ORDERS:
             raise ValueError(f"unknown paste order {self.order!r}; valid: {', '.join(ORDERS)}")
         if self.side < 4 * DIGIT:
             raise ValueError(f"side must be at least {4 * DIGIT} to hold the digits and strokes, got {self.side}")
 
 
-def _rng(split: str, seed: int, part: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, CODE, twodigit.SPLITS[split], part])))
+def _rng(split: str, seed: int, part: int, *stream: int) -> np.random.Generator:
+    """Part 0: the split's noise bank; part i + 1: canvas i; ``stream`` (the decoys'): another stream of it."""
+    entropy = [seed, CODE, twodigit.SPLITS[split], part, *stream]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
 def stroke(angle: float) -> np.ndarray:
@@ -106,6 +113,7 @@ class MegapixelSet:
     source: torch.Tensor  # int64 [n, 5] each digit's index in the split's MNIST pool
     config: MegapixelConfig = MegapixelConfig()
     label: str = "majority"  # which label ``as_dict`` gives as "label"
+    decoy_boxes: torch.Tensor | None = None  # float32 [n, 5, 4] the decoys' boxes, in a decoy set
 
     def __len__(self) -> int:
         return len(self.images)
@@ -113,14 +121,16 @@ class MegapixelSet:
     def with_label(self, label: str) -> "MegapixelSet":
         if label not in LABELS:
             raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
-        return MegapixelSet(self.split, self.images, self.labels, self.digits, self.boxes, self.source,
-                            self.config, label)
+        return replace(self, label=label)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
         part = slice(start, stop) if order is None else torch.as_tensor(order[start:stop], dtype=torch.long)
         boxes = self.boxes[part]
-        return {"image": self.images[part].source(), "label": self.labels[self.label][part],
-                "digits": self.digits[part], "boxes": boxes, "regions": boxes / self.config.side * 2 - 1}
+        batch = {"image": self.images[part].source(), "label": self.labels[self.label][part],
+                 "digits": self.digits[part], "boxes": boxes, "regions": boxes / self.config.side * 2 - 1}
+        if self.decoy_boxes is not None:
+            batch["decoy_boxes"] = self.decoy_boxes[part]
+        return batch
 
     def glimpse_hits(self, windows: torch.Tensor, batch: dict) -> torch.Tensor:
         """[N, T, 5] bool: glimpse t's window holds most of digit d's box."""
@@ -130,21 +140,32 @@ class MegapixelSet:
         """The batch's digit boxes [N, 5, 4] and the side of the canvas pixels they are in."""
         return batch["boxes"], self.config.side
 
+    def decoys(self, batch: dict) -> torch.Tensor | None:
+        """The batch's decoy boxes [N, 5, 4] (in the pixels of ``object_boxes``), or None in a plain set."""
+        return batch.get("decoy_boxes")
+
     def sha256(self) -> str:
         digest = hashlib.sha256()
         self.images.digest(digest)
         for name in ("majority", "max", "top", "multi"):
             digest.update(self.labels[name].contiguous().numpy().tobytes())
-        for tensor in (self.digits, self.boxes):
+        for tensor in (self.digits, self.boxes) + (() if self.decoy_boxes is None else (self.decoy_boxes,)):
             digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
     def describe(self) -> dict:
-        return {"task": f"megapixel_{self.label}", "split": self.split, "n": len(self), "side": self.config.side,
-                "order": self.config.order, "sha256": self.sha256(),
+        decoys = self.config.decoys
+        card = {"task": task_name(self.label, decoys), "split": self.split, "n": len(self),
+                "side": self.config.side, "order": self.config.order, "sha256": self.sha256(),
                 "label_histogram": torch.bincount(self.labels[self.label], minlength=10).tolist(),
                 "nonzero_pixels_mean": round(float((self.images.index < self.config.side ** 2).sum(1)
                                                    .double().mean()), 1)}
+        return card if decoys == "none" else {**card, "decoys": decoys}
+
+
+def task_name(label: str, decoys: str = "none") -> str:
+    """``megapixel_LABEL``, or ``megapixel_DECOYS_LABEL`` for a decoy set."""
+    return f"megapixel_{label}" if decoys == "none" else f"megapixel_{decoys}_{label}"
 
 
 def generate(split: str, n: int | None = None, seed: int | None = None, config: MegapixelConfig = MegapixelConfig(),
@@ -156,10 +177,12 @@ def generate(split: str, n: int | None = None, seed: int | None = None, config: 
     by_class = [np.flatnonzero(classes == c) for c in range(10)]
     other = [np.flatnonzero(classes != c) for c in range(10)]
     bank = noise_bank(_rng(split, seed, 0))
+    glyphs = images[np.isin(classes, megapixel_decoys.LOOKALIKE_CLASSES)]
     ramp = np.arange(DIGIT)
     offsets = (ramp[:, None] * config.side + ramp[None, :]).ravel()
 
     pixels, sources, corners = [], np.zeros((n, DIGITS), dtype=np.int64), np.zeros((n, DIGITS, 2), dtype=np.int64)
+    decoy_corners = np.zeros((n, megapixel_decoys.COUNT, 2), dtype=np.int64)
     for i in range(n):
         rng = _rng(split, seed, i + 1)  # one stream per canvas: canvas i does not depend on n
         t = rng.integers(10)
@@ -170,14 +193,24 @@ def generate(split: str, n: int | None = None, seed: int | None = None, config: 
         listed = rng.permutation(DIGITS)  # the digits are listed in a random order: the order says nothing
         sources[i], corners[i] = sources[i][listed], corners[i][listed]  # of the label (the oracle reads it)
         patches = [(bank[noise], noise_at), (images[sources[i]], corners[i].copy())]
+        if config.decoys != "none":
+            decoys, decoy_corners[i] = megapixel_decoys.draw(config.decoys, _rng(split, seed, i + 1, megapixel_decoys.STREAM),
+                                                             config.side, corners[i], glyphs)
+            patches.insert(1, (decoys, decoy_corners[i].copy()))
         if config.order == "digits_first":
             patches.reverse()
         pixels.append(_paste(patches, offsets, config.side))
     digits = torch.from_numpy(classes[sources])
     corners_t = torch.from_numpy(corners).to(torch.float32)
-    boxes = torch.cat([corners_t, corners_t + DIGIT], -1)
     return MegapixelSet(split, SparseImages.from_pixels(pixels, config.side), _labels(digits, corners_t),
-                        digits, boxes, torch.from_numpy(sources), config)
+                        digits, _boxes(corners), torch.from_numpy(sources), config,
+                        decoy_boxes=None if config.decoys == "none" else _boxes(decoy_corners))
+
+
+def _boxes(corners: np.ndarray) -> torch.Tensor:
+    """float32 [n, k, 4] x0, y0, x1, y1 of the 28² boxes whose top-left corners are ``corners`` [n, k, 2]."""
+    at = torch.from_numpy(corners).to(torch.float32)
+    return torch.cat([at, at + DIGIT], -1)
 
 
 def _paste(patches: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +241,10 @@ def save(data: MegapixelSet, path: Path) -> None:
     arrays = {"index": data.images.index[used].to(torch.int32).numpy(), "values": data.images.values[used].numpy(),
               "counts": counts.numpy(), "digits": data.digits.numpy(), "boxes": data.boxes.numpy(),
               "source": data.source.numpy(), "multi": data.labels["multi"].numpy(),
-              "side": np.int64(data.config.side), "order": np.array(data.config.order)}
+              "side": np.int64(data.config.side), "order": np.array(data.config.order),
+              "decoys": np.array(data.config.decoys)}
+    if data.decoy_boxes is not None:
+        arrays["decoy_boxes"] = data.decoy_boxes.numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
@@ -219,16 +255,19 @@ def load(split: str, root: str | Path | None = None) -> MegapixelSet:
     path = set_path(twodigit.check_split(split), root)
     if not path.exists():
         raise FileNotFoundError(f"no Megapixel MNIST {split} set at {path}; make it with "
-                                "`python -m saccadelib data megapixel`")
+                                "`python -m saccadelib data megapixel` (a decoy set: with --decoys blobs or lookalikes)")
     with np.load(path) as f:
         counts, side = f["counts"], int(f["side"])
         ends = np.cumsum(counts)
         pixels = list(zip(np.split(f["index"], ends[:-1]), np.split(f["values"], ends[:-1])))
         digits, boxes = torch.from_numpy(f["digits"]), torch.from_numpy(f["boxes"])
-        config = MegapixelConfig(side=side, order=str(f["order"]))
+        # sets stored before the decoys existed have no "decoys" entry: they are plain
+        config = MegapixelConfig(side=side, order=str(f["order"]), decoys=str(f["decoys"]) if "decoys" in f else "none")
         source = torch.from_numpy(f["source"])
+        decoy_boxes = torch.from_numpy(f["decoy_boxes"]) if "decoy_boxes" in f else None
     images = SparseImages.from_pixels(pixels, side)
-    return MegapixelSet(split, images, _labels(digits, boxes[..., :2]), digits, boxes, source, config)
+    return MegapixelSet(split, images, _labels(digits, boxes[..., :2]), digits, boxes, source, config,
+                        decoy_boxes=decoy_boxes)
 
 
 @lru_cache(maxsize=6)
@@ -238,11 +277,22 @@ def stored_set(split: str, root: str | Path | None = None) -> MegapixelSet:
 
 
 SET_CARDS = REPO_ROOT / "reference" / "megapixel_sets.json"
+DECOY_CARDS = REPO_ROOT / "reference" / "megapixel_decoy_sets.json"
 
 
 def default_root(config: MegapixelConfig = MegapixelConfig()) -> Path:
-    suffix = "" if config == MegapixelConfig() else f"_{config.side}_{config.order}"
+    """``data/megapixel_mnist``, with ``_SIDE_ORDER`` for another side or order and ``_DECOYS`` for a decoy set."""
+    plain = replace(config, decoys="none") == MegapixelConfig()
+    suffix = ("" if plain else f"_{config.side}_{config.order}") + ("" if config.decoys == "none" else f"_{config.decoys}")
     return data_dir() / f"megapixel_mnist{suffix}"
+
+
+def _cards_checked(config: MegapixelConfig) -> tuple[Path, tuple[str, ...]] | None:
+    """Where the recorded cards of ``config``'s sets are, and what tells them apart: the published
+    definition and its decoy variants (at the published side and order) have them."""
+    if replace(config, decoys="none") != MegapixelConfig():
+        return None
+    return (SET_CARDS, ("split",)) if config.decoys == "none" else (DECOY_CARDS, ("task", "split"))
 
 
 def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelConfig(), record: bool = False,
@@ -257,17 +307,27 @@ def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelC
             save(generate(split, config=config), path)
         data = load(split, root)
         if data.config != config:
-            raise ValueError(f"{path} holds a {data.config.side}² {data.config.order} set, not the {config.side}² "
-                             f"{config.order} one asked for; give another --root or delete {root}")
+            raise ValueError(f"{path} holds a {_described(data.config)} set, not the {_described(config)} one asked "
+                             f"for; give another --root or delete {root}")
         cards.append(data.describe())
-    if config != MegapixelConfig():
+    checked = _cards_checked(config)
+    if checked is None:
         return cards
+    path, key = checked
+    path = cards_path if config.decoys == "none" else path
+    command = "python -m saccadelib data megapixel" + ("" if config.decoys == "none" else f" --decoys {config.decoys}")
     if record:
-        record_cards(cards, cards_path)
+        recorded = [] if key == ("split",) or not path.exists() else \
+            [c for c in json.loads(path.read_text())["sets"] if c.get("decoys") != config.decoys]
+        record_cards(recorded + cards, path)
         return cards
-    check_cards(cards, cards_path, ("split",), "python -m saccadelib data megapixel --record",
-                f"Megapixel MNIST under {root} changed; delete {root} and rerun `python -m saccadelib data megapixel`")
+    check_cards(cards, path, key, f"{command} --record",
+                f"Megapixel MNIST under {root} changed; delete {root} and rerun `{command}`")
     return cards
+
+
+def _described(config: MegapixelConfig) -> str:
+    return f"{config.side}² {config.order}" + ("" if config.decoys == "none" else f" {config.decoys}")
 
 
 # ------------------------------------------------------------------------------------ training
@@ -293,44 +353,3 @@ class MegapixelStream:
         mine = order[self.rank::self.world][:self.size // self.world]
         for start in range(0, len(mine), self.batch_size):
             yield self.data.as_dict(start, start + self.batch_size, mine)
-
-
-def export_png(split: str, out_dir: str | Path, label: str = "majority", root: str | Path | None = None,
-               limit: int | None = None) -> Path:
-    """Write a stored split as 8-bit greyscale PNG files (``00000.png``, …) with ``labels.csv`` (``file,label``
-    and every label as its own column), so any tool can read the canvases. Returns the labels file."""
-    _export_split(split, Path(out_dir), label, root, limit)
-    return Path(out_dir) / "labels.csv"
-
-
-def export_manifest(out_dir: str | Path, label: str = "majority", root: str | Path | None = None,
-                    limit: int | None = None) -> Path:
-    """Every split as PNG files under ``out_dir/{train,val,test}/`` (each with its ``labels.csv``) and one
-    ``manifest.csv`` (``file,label,split``, the label a class name "0"-"9"): a folder that ``train --images
-    DIR --manifest DIR/manifest.csv`` trains on through the file reader, with the stored split. Returns the
-    manifest."""
-    rows = [{"file": f"{split}/{row['file']}", "label": row["label"], "split": split}
-            for split in ("train", "val", "test")
-            for row in _export_split(split, Path(out_dir) / split, label, root, limit)]
-    write_text_atomic(Path(out_dir) / "manifest.csv", csv_text(rows))
-    return Path(out_dir) / "manifest.csv"
-
-
-def _export_split(split: str, out_dir: Path, label: str, root: str | Path | None, limit: int | None) -> list[dict]:
-    """The PNG files and ``labels.csv`` of one split (files already written are kept: a stopped export
-    resumes); returns the labels' rows."""
-    from PIL import Image
-
-    if label not in LABELS:
-        raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
-    data = stored_set(split, root)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(len(data) if limit is None else min(limit, len(data))):
-        name = f"{i:05d}.png"
-        if not (out_dir / name).exists():  # written atomically, so whole or absent
-            with atomic_path(out_dir / name) as tmp:
-                Image.fromarray(data.images[i:i + 1].dense()[0].numpy(), mode="L").save(tmp, format="PNG")
-        rows.append({"file": name, "label": int(data.labels[label][i]), **{k: int(data.labels[k][i]) for k in LABELS}})
-    write_text_atomic(out_dir / "labels.csv", csv_text(rows))
-    return rows

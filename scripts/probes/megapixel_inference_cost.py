@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from saccadelib.bench.cost import measure
-from saccadelib.datasets.megapixel import export_png
+from saccadelib.datasets.megapixel_png import export_png
 from saccadelib.paths import data_dir, write_text_atomic
 from saccadelib.runinfo import run_metadata
 from saccadelib.study.profiles import resolution_study
