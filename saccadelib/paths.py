@@ -102,6 +102,8 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         import fcntl  # noqa: PLC0415 (POSIX only: paths stays importable where fcntl is missing)
 
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(f"{self.folder} is a file, not a run folder: give --out the path of a folder")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.folder / ".lock", "w")
         try:

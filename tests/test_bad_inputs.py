@@ -118,6 +118,15 @@ def test_a_run_folder_takes_one_training_process_at_a_time(tmp_path):
         pass
 
 
+def test_a_run_folder_that_is_a_file_is_named(tmp_path, capsys):
+    root = _folder(tmp_path / "images", per_class=4)
+    (tmp_path / "taken").write_text("a file")
+    code, err = _main_err(capsys, ["train", "--images", str(root), "--out", str(tmp_path / "taken"), *TINY_SET,
+                                   "--train", "epochs=1"])
+    assert code == 2 and "taken is a file" in err and "Traceback" not in err
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
 def test_a_refused_resume_names_the_commands_own_way_out(tmp_path, capsys):
     root, out = _folder(tmp_path / "images", per_class=4), tmp_path / "run"
     train = ["train", "--images", str(root), "--out", str(out), "--train", "batch_size=4", "--train", "epochs=1",
@@ -215,6 +224,9 @@ def test_a_fifo_in_a_labels_csv_is_refused_not_waited_on(named_checkpoint, tmp_p
     labels.write_text("file,label\nbars/0.png,bars\nbars/pipe.png,bars\n")
     with pytest.raises(ValueError, match="line 3: .*pipe.png is not a regular file"):
         saccadelib.score_folder(named_checkpoint, images, labels)
+    # in a folder given whole, it is listed as skipped, not left out without a word
+    assert main(["predict", str(images), "--checkpoint", str(named_checkpoint), "--out", str(tmp_path / "out")]) == 0
+    assert "bars/pipe.png,\"not a regular file" in (tmp_path / "out" / "skipped.csv").read_text()
 
 
 def test_a_checkpoint_whose_class_names_do_not_match_its_classes_is_refused(named_checkpoint, tmp_path):

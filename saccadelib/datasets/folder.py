@@ -72,7 +72,8 @@ OUTPUT_MARK = ".saccade-output"  # in a folder predict wrote: never read back as
 def list_images(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """The image files under ``folder`` (sorted), following symlinked subfolders once each (a link back up
     the tree is not followed again), leaving out folders ``predict`` wrote (``OUTPUT_MARK``). Files whose
-    names are not UTF-8 come back apart, as (name, why), to be listed as skipped: a CSV cannot hold them."""
+    names are not UTF-8, and entries with an image's name that are not files (a FIFO, a device: reading one
+    would wait forever), come back apart, as (name, why), to be listed as skipped."""
     found, odd, seen, top = [], [], set(), os.path.realpath(folder)
     for here, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(here)
@@ -83,14 +84,17 @@ def list_images(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         seen.add(real)
         dirs.sort()
         for name in names:
-            if Path(name).suffix.lower() not in IMAGE_SUFFIXES or not os.path.isfile(os.path.join(here, name)):
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES or os.path.isdir(os.path.join(here, name)):
                 continue
             path = Path(here) / name
+            shown = os.fsencode(path.relative_to(folder)).decode("utf-8", "backslashreplace")
             try:
                 str(path.relative_to(folder)).encode("utf-8")
             except UnicodeEncodeError:
-                shown = os.fsencode(path.relative_to(folder)).decode("utf-8", "backslashreplace")
                 odd.append((shown, "its name is not UTF-8: rename it"))
+                continue
+            if not os.path.isfile(path):
+                odd.append((shown, "not a regular file (a FIFO, a device or a broken link): list image files only"))
                 continue
             found.append(path)
     return sorted(found), sorted(odd)
