@@ -344,6 +344,7 @@ def test_bench_pyramid_scores_the_same_canvases_at_every_side_and_times_predict(
     assert (small["side"], small["format"], large["side"], large["format"]) == (300, "png", 1200, "pyramidal tiff")
     assert small["canvases"] == large["canvases"] == 2 and small["accuracy"] == large["accuracy"]
     assert large["tiles_read"] > 0 and 0 < large["bytes_read_share"] < 1 and large["resnet_ms"] > 0
+    assert large["fresh_call_s"] > 0.5 and large["fresh_call_peak_mib"] > 100  # a fresh Python with torch
     assert large["resnet_accuracy"] in (0.0, 0.5, 1.0) and "resnet_accuracy" not in small
     table = (tmp_path / "pyramid.md").read_text()
     assert "| 1,200² | pyramidal tiff |" in table and f"| {100 * large['resnet_accuracy']:.1f}% |" in table
