@@ -85,9 +85,10 @@ def run(args: list[str]) -> tuple[int | None, str, str]:
     return code, err.getvalue(), out.getvalue()
 
 
-def cases(t: Path) -> list[tuple]:
-    """(name, argv, expected: error | handled, keyword in the error line or a check of the outcome)."""
-    images, ckpt = folder(t / "images"), checkpoint(t / "best.pt")
+def make_files(t: Path) -> None:
+    """The bad (and good) files and folders the cases read, under ``t``."""
+    images = folder(t / "images")
+    checkpoint(t / "best.pt")
     (t / "empty_dir").mkdir()
     one = folder(t / "one_class", 3)
     for name in NAMES[1:]:
@@ -107,8 +108,8 @@ def cases(t: Path) -> list[tuple]:
     tifffile.imwrite(t / "nan.tif", nan)
     truncated_tiff(t / "broken.tif")
     (t / "notackpt.pt").write_text("not a checkpoint")
-    nan_ckpt = checkpoint(t / "nan.pt", nan=True)
-    wrong_names = checkpoint(t / "names.pt", names=["a", "b"])
+    checkpoint(t / "nan.pt", nan=True)
+    checkpoint(t / "names.pt", names=["a", "b"])
     (t / "labels").mkdir()
     labels = {"no_file_column": "image,label\nbars/0.png,bars\n", "missing_file": "file,label\nbars/99.png,bars\n",
               "unknown_class": "file,label\nbars/0.png,cats\n", "empty": "file,label\n",
@@ -121,6 +122,13 @@ def cases(t: Path) -> list[tuple]:
     os.link(t / "grey16.png", t / "link.png")
     (t / "labels" / "fifo.csv").write_text("file,label\nbars/fifo.png,bars\n")
     (t / "a_file").write_text("x")
+
+
+def cases(t: Path) -> list[tuple]:
+    """(name, argv, expected: error | handled, keyword in the error line or a check of the outcome)."""
+    make_files(t)
+    images, mixed, one, ckpt = t / "images", t / "mixed", t / "one_class", t / "best.pt"
+    nan_ckpt, wrong_names = t / "nan.pt", t / "names.pt"
     train = ["train", "--images", str(images), *TINY_SET, *QUICK]
     predict = ["predict", "--checkpoint", str(ckpt)]
     evaluate = ["evaluate", "--checkpoint", str(ckpt), "--images", str(images), "--labels"]
