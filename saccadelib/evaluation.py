@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .draws import canvas_keys
+from .loss import class_nll, predicted_right
 from .sources import ImageSource
 from .window_stats import reading, window_statistics
 
@@ -59,14 +60,14 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
         with autocast(device, precision):
             out = model.evaluate_batch(batch)
         label = batch["label"]
-        loss_sum += torch.nn.functional.cross_entropy(out["logits"].float(), label, reduction="sum").item()
-        hit = out["logits"].argmax(-1) == label
+        loss_sum += class_nll(out["logits"].float(), label, reduction="sum").item()
+        hit = predicted_right(out["logits"], label)
         correct += hit.sum().item()
         if per_canvas:
             right.append(hit.cpu())
         total += len(label)
         if "step_logits" in out:
-            sc = (out["step_logits"].argmax(-1) == label.unsqueeze(1)).sum(0)
+            sc = predicted_right(out["step_logits"], label).sum(0)
             step_correct = sc if step_correct is None else step_correct + sc
         if "windows" in out and hasattr(dataset, "glimpse_hits"):
             hm = dataset.glimpse_hits(out["windows"], batch)

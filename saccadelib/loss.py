@@ -69,14 +69,45 @@ def bernoulli_nll(logits, target) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
+def class_nll(logits: torch.Tensor, label: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """The classification loss of every model: the cross-entropy of one class per image (``label`` [N]
+    integers) or, where an image holds a set of classes (``label`` [N, C] of 0/1, Megapixel MNIST's
+    ``multi``), the binary cross-entropy of each class summed over the classes. ``logits`` [N, C], or
+    [N, T, C] with each step's (the mean, sum or [N, T] over every step of every image)."""
+    steps = logits.dim() == 3
+    if steps:
+        n, t = logits.shape[:2]
+        label = label.repeat_interleave(t, dim=0)
+        logits = logits.reshape(n * t, -1)
+    if label.dim() == 1:
+        nll = F.cross_entropy(logits, label, reduction=reduction)
+    else:
+        per = F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype), reduction="none").sum(-1)
+        nll = per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
+    return nll.view(n, t) if steps and reduction == "none" else nll
+
+
+def predicted_right(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """bool [N] (or [N, T] for [N, T, C] logits): the most probable class is the label, or, for a set of
+    classes, every class's probability is on the right side of one half."""
+    if logits.dim() == 3:
+        label = label.unsqueeze(1)
+    if label.dim() == logits.dim() - 1:
+        return logits.argmax(-1) == label
+    return ((logits > 0) == label.bool()).all(-1)
+
+
+def label_probability(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """[N] the probability the model gives the label: of its class, or of the whole set of classes."""
+    if label.dim() == 1:
+        return logits.softmax(-1).gather(1, label.unsqueeze(1)).squeeze(1)
+    return (-class_nll(logits, label, reduction="none")).exp()
+
+
 def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) -> tuple[torch.Tensor, dict]:
     """Negative bound, averaged over the batch. ``out`` is a ``model.SaccadeOutput``."""
     n = label.shape[0]
-    if config.every_step:
-        t = out.step_logits.shape[1]
-        classification = F.cross_entropy(out.step_logits.reshape(n * t, -1), label.repeat_interleave(t))
-    else:
-        classification = F.cross_entropy(out.logits, label)
+    classification = class_nll(out.step_logits if config.every_step else out.logits, label)
     if out.proxy_logits is None:  # not decoded: the model skips the decoder when this term has no weight
         if config.reconstruction_weight != 0:
             raise ValueError("the loss has a reconstruction term but the proxy was not decoded")
@@ -94,7 +125,7 @@ def saccade_loss(out, label: torch.Tensor, config: LossConfig = LossConfig()) ->
         elbo_loss = elbo_loss + config.cell_kl_weight * cell_kl
     policy = None
     if out.cell_log_prob is not None:  # the score-function gradient of the expected loss in the draws
-        reward = -F.cross_entropy(out.logits.detach(), label, reduction="none")
+        reward = -class_nll(out.logits.detach(), label, reduction="none")
         policy = -((reward - reward.mean()) * out.cell_log_prob).mean()
     if config.combine == "add":
         total = config.classification_weight * classification + elbo_loss

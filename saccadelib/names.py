@@ -12,7 +12,7 @@ BASELINES = ("resnet18", "resnet18_downsampled", "resnet18_tiles", "proxy_cnn", 
 MODELS = METHODS + CONTROLS + BASELINES
 
 TWO_DIGIT_TASKS = ("sum", "identification")
-MEGAPIXEL_LABELS = ("majority", "max", "top")
+MEGAPIXEL_LABELS = ("majority", "max", "top", "multi")  # multi: the set of classes present (multi-label)
 MEGAPIXEL_DECOYS = ("blobs", "lookalikes")  # datasets.megapixel_decoys.KINDS beside "none"
 MEGAPIXEL_TASKS = tuple(f"megapixel_{decoys}{label}" for decoys in ("", *(f"{d}_" for d in MEGAPIXEL_DECOYS))
                         for label in MEGAPIXEL_LABELS)
@@ -27,8 +27,13 @@ MAX_PIXELS = 8192 * 8192
 
 MODEL_HELP = (f"{METHODS[0]} (default: the paper's method), {METHODS[1]} (our cells variant), the controls "
               f"{', '.join(CONTROLS)}, or the baselines {', '.join(BASELINES)} (docs/training.md)")
-TASK_HELP = ("sum, identification, megapixel_majority|max|top (with decoys: megapixel_blobs_LABEL, "
+TASK_HELP = ("sum, identification, megapixel_majority|max|top|multi (with decoys: megapixel_blobs_LABEL, "
              "megapixel_lookalikes_LABEL), fivek or folder (docs/tasks.md)")
+
+
+def multilabel(task: str) -> bool:
+    """Whether a task's label is a set of classes (its models score each class apart) rather than one."""
+    return task in MEGAPIXEL_TASKS and task.endswith("_multi")
 
 
 def check_task(name: str) -> str:

@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..draws import FRESH, for_evaluation
+from ..loss import class_nll
 from ..model import gumbel_top_k, sampled_means
 from .common import _Config, _source
 
@@ -79,7 +80,7 @@ class AttentionSampling(nn.Module):
 
     def training_loss(self, batch: dict):
         out = self(batch["image"])
-        classification = F.cross_entropy(out["logits"], batch["label"])
+        classification = class_nll(out["logits"], batch["label"])
         entropy = out["entropy"].mean()
         total = classification - self.cfg.entropy_weight * entropy
         return total, {"loss": total.item(), "nll_class": classification.item(), "attention_entropy": entropy.item()}

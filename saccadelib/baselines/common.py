@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
 from ..config import from_dict, to_dict
+from ..loss import class_nll
 from ..sources import ImageSource, TensorSource
 
 
@@ -37,7 +37,7 @@ class _Classifier(nn.Module):
         raise NotImplementedError
 
     def training_loss(self, batch: dict):
-        loss = F.cross_entropy(self.logits(batch), batch["label"])
+        loss = class_nll(self.logits(batch), batch["label"])
         return loss, {"loss": loss.item(), "nll_class": loss.item()}
 
     @torch.no_grad()

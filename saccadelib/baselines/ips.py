@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
+from ..loss import class_nll
 from .common import _Config, _source
 from .resnets import tile_windows
 
@@ -161,7 +161,7 @@ class IterativePatchSelection(nn.Module):
         return keys.view(n, k, -1)
 
     def training_loss(self, batch: dict):
-        loss = F.cross_entropy(self(batch["image"])["logits"], batch["label"])
+        loss = class_nll(self(batch["image"])["logits"], batch["label"])
         return loss, {"loss": loss.item(), "nll_class": loss.item()}
 
     @torch.no_grad()

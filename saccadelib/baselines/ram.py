@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..draws import FRESH, for_evaluation
+from ..loss import class_nll, label_probability, predicted_right
 from ..sources import ImageSource
 from .common import _Config, _source
 
@@ -119,14 +120,11 @@ class RAM(nn.Module):
         out = self(batch["image"])
         label = batch["label"]
         logits = out["logits"][:, -1]
-        if self.cfg.step_loss:
-            classification = F.cross_entropy(out["logits"].flatten(0, 1), label.repeat_interleave(self.cfg.glimpses))
-        else:
-            classification = F.cross_entropy(logits, label)
+        classification = class_nll(out["logits"] if self.cfg.step_loss else logits, label)
         if self.cfg.reward == "likelihood":
-            reward = logits.detach().softmax(-1).gather(1, label.unsqueeze(1))  # [N, 1]
+            reward = label_probability(logits.detach(), label).unsqueeze(1)  # [N, 1]
         else:
-            reward = (logits.argmax(-1) == label).to(logits.dtype).unsqueeze(1)  # [N, 1]
+            reward = predicted_right(logits, label).to(logits.dtype).unsqueeze(1)  # [N, 1]
         baseline = out["baseline"][:, :-1]  # b_t predicts the reward before l_t is used
         advantage = (reward - baseline).detach()
         reinforce = -(out["log_prob"][:, :-1] * advantage).sum(1).mean()

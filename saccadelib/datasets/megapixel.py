@@ -42,7 +42,8 @@ DIGITS, MAJORITY = 5, 3
 BANK, STROKES = 50, 50  # noise patterns per split, noise placements per canvas
 STROKE_SAMPLES = 56
 MIRROR_P = 0.44  # chance that a pattern's second stroke is mirrored left-right
-LABELS = ("majority", "max", "top")  # the single-label tasks (``multi`` is stored, not trained on)
+LABELS = ("majority", "max", "top")  # the single labels (one class per canvas)
+TASK_LABELS = (*LABELS, "multi")  # and the set of classes present: each a task (``multi``: ten 0/1 flags)
 ORDERS = ("noise_first", "digits_first")
 SIZES = {"train": 5_000, "val": 1_000, "test": 1_000}
 SEEDS = {"train": 1_500_001, "val": 1_500_002, "test": 1_500_003}
@@ -119,8 +120,8 @@ class MegapixelSet:
         return len(self.images)
 
     def with_label(self, label: str) -> "MegapixelSet":
-        if label not in LABELS:
-            raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(LABELS)}")
+        if label not in TASK_LABELS:
+            raise ValueError(f"unknown Megapixel MNIST label {label!r}; valid: {', '.join(TASK_LABELS)}")
         return replace(self, label=label)
 
     def as_dict(self, start: int = 0, stop: int | None = None, order: list[int] | None = None) -> dict:
@@ -153,11 +154,16 @@ class MegapixelSet:
             digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
+    def label_histogram(self) -> list[int]:
+        """Canvases per class of the label (for ``multi``: canvases where each class is present)."""
+        label = self.labels[self.label]
+        return (label.sum(0) if label.dim() == 2 else torch.bincount(label, minlength=10)).tolist()
+
     def describe(self) -> dict:
         decoys = self.config.decoys
         card = {"task": task_name(self.label, decoys), "split": self.split, "n": len(self),
                 "side": self.config.side, "order": self.config.order, "sha256": self.sha256(),
-                "label_histogram": torch.bincount(self.labels[self.label], minlength=10).tolist(),
+                "label_histogram": self.label_histogram(),
                 "nonzero_pixels_mean": round(float((self.images.index < self.config.side ** 2).sum(1)
                                                    .double().mean()), 1)}
         return card if decoys == "none" else {**card, "decoys": decoys}

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..datasets.folder import IMAGE_SUFFIXES, OUTPUT_MARK, list_images
-from ..names import MAX_PIXELS
+from ..names import MAX_PIXELS, multilabel
 from ..paths import csv_text, write_text_atomic
 from ..sampler import window_to_box
 from ..sources import ImageFileError, ImageSource, TensorSource, open_image
@@ -26,7 +26,9 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     file path (JPEG/PNG/TIFF…), a tensor [C,H,W] or [1,C,H,W] in [0, 1], a numpy array [H,W] or [H,W,C]
     (uint8, or floats in [0, 1]), or an image source.
 
-    Returns {"class", "label", "probabilities", "windows", "step_predictions", "image_size"}: each window
+    Returns {"class", "label", "probabilities", "windows", "step_predictions", "image_size"}; for a model
+    trained on a set of classes per image (``megapixel_multi``), "classes" (those more probable than not,
+    each scored apart) and "class" them joined by "+" ("none" for none), "label" their indices. Each window
     as a slide user reads a region (``window_record``: level-0 ``x, y, w, h`` in the image's own pixels,
     in microns where the file gives its resolution, and its ``box`` [x0, y0, x1, y1]). ``overlay`` saves
     the image with numbered saccades drawn on it. The command line's ``predict`` calls this.
@@ -38,23 +40,32 @@ def predict(image, model: str | Path | torch.nn.Module | None = None, overlay: s
     cfg = model.cfg
     source = as_source(image, cfg.channels, max_pixels)
     out = model(source)
-    probs = out.logits.softmax(-1)[0]
     names = class_names(meta, cfg.n_classes)
     boxes = window_to_box(out.windows[0], source.height, source.width)
-    result = {
-        "label": int(probs.argmax()),
-        "class": names[int(probs.argmax())],
-        "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
-        "windows": [window_record(t, box, source.mpp) for t, box in enumerate(boxes.tolist())],
-        "step_predictions": [names[int(k)] for k in out.step_logits[0].argmax(-1)],
-        "image_size": [source.width, source.height],
-    }
+    result = {**_classes(out.logits[0], out.step_logits[0], names, multilabel(meta.get("task", ""))),
+              "windows": [window_record(t, box, source.mpp) for t, box in enumerate(boxes.tolist())],
+              "image_size": [source.width, source.height]}
     read = source.reads()  # what was read of the file: tiles, their bytes, the file's size
     if read is not None:
         result["read"] = read
     if overlay is not None:
-        draw_overlay(source, boxes, overlay, title=f"{result['class']} ({probs.max():.0%})")
+        draw_overlay(source, boxes, overlay, title=f"{result['class']} ({max(result['probabilities'].values()):.0%})")
     return result
+
+
+def _classes(logits: torch.Tensor, step_logits: torch.Tensor, names: list[str], several: bool) -> dict:
+    """What ``predict`` says of one image's logits [C] (and each step's [T, C]): its class, or its set of classes."""
+    if not several:
+        probs = logits.softmax(-1)
+        return {"label": int(probs.argmax()), "class": names[int(probs.argmax())],
+                "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
+                "step_predictions": [names[int(k)] for k in step_logits.argmax(-1)]}
+    probs = logits.sigmoid()
+    present = [k for k, p in enumerate(probs) if p > 0.5]
+    return {"label": present, "classes": [names[k] for k in present],
+            "class": "+".join(names[k] for k in present) or "none",
+            "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
+            "step_predictions": ["+".join(names[k] for k, p in enumerate(step) if p > 0) or "none" for step in step_logits]}
 
 
 def window_record(t: int, box: list[float], mpp: tuple[float, float] | None) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..names import MAX_PIXELS
+from ..names import MAX_PIXELS, multilabel
 from ..paths import csv_text, read_csv_rows, write_text_atomic
 from ..runinfo import run_metadata, write_json
 from ..sampler import window_to_box
@@ -76,6 +76,10 @@ def score_folder(model: str | Path | torch.nn.Module, images: str | Path, labels
     line's ``evaluate`` calls this."""
     checkpoint = getattr(model, "meta", {}).get("checkpoint") if isinstance(model, torch.nn.Module) else model
     model, meta = resolve(model, glimpses_only=False)
+    if multilabel(meta.get("task", "")):
+        raise ValueError(f"{checkpoint or 'this model'} was trained on {meta['task']}, whose label is a set of classes; "
+                         "a labels CSV gives one class per image: score it on its task's test set (the study), or "
+                         "read its classes with predict")
     names = class_names(meta, model.cfg.n_classes)
     rows, skipped, correct, started = [], [], 0, time.perf_counter()
     confusion = torch.zeros(len(names), len(names), dtype=torch.int64)
