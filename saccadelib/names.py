@@ -31,6 +31,12 @@ TASK_HELP = ("sum, identification, megapixel_majority|max|top|multi (with decoys
              "megapixel_lookalikes_LABEL), fivek or folder (docs/tasks.md)")
 
 
+def megapixel_decoys(task: str) -> str:
+    """The decoys of a Megapixel MNIST task (``megapixel_blobs_majority`` → ``blobs``), "none" for a plain one."""
+    kind = task.removeprefix("megapixel_").rpartition("_")[0]
+    return kind if kind in MEGAPIXEL_DECOYS else "none"
+
+
 def multilabel(task: str) -> bool:
     """Whether a task's label is a set of classes (its models score each class apart) rather than one."""
     return task in MEGAPIXEL_TASKS and task.endswith("_multi")

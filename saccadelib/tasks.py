@@ -13,7 +13,7 @@ from pathlib import Path
 from .datasets import fivek, folder, megapixel, twodigit
 from .datasets.fivek import SUBJECTS
 from .datasets.folder import read_manifest
-from .names import MEGAPIXEL_TASKS
+from .names import MEGAPIXEL_TASKS, megapixel_decoys
 from .names import check_task as check_name
 
 
@@ -53,9 +53,7 @@ class MegapixelTask:
         if name not in MEGAPIXEL_TASKS:
             raise ValueError(f"unknown Megapixel MNIST task {name!r}; valid: {', '.join(MEGAPIXEL_TASKS)}")
         self.name = name
-        rest = name.removeprefix("megapixel_")
-        decoys, _, label = rest.rpartition("_")
-        self.label, self.decoys = label, decoys or "none"
+        self.label, self.decoys = name.rpartition("_")[2], megapixel_decoys(name)
         self.root = root if root or self.decoys == "none" else megapixel.default_root(megapixel.MegapixelConfig(decoys=self.decoys))
         self.n_classes, self.class_names = 10, [str(d) for d in range(10)]
 

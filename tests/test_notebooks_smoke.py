@@ -124,14 +124,22 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     out = results / "06_resolution"
     runs = pd.read_csv(out / "runs.csv")
     models = {"saccade_cells", "saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses", "attention_sampling",
-              "proxy_cnn", "proxy_cnn_32"}
-    assert set(runs["label"]) == {f"{data}/{m}" for data in ("megapixel", "id1000") for m in models}
+              "ips", "proxy_cnn"}
+    decoys = ("megapixel_blobs", "megapixel_lookalikes")  # the smoke profile adds them; no proxy sweep there
+    assert set(runs["label"]) == {f"{data}/{m}" for data in ("megapixel", "id1000", *decoys) for m in models} | \
+        {"megapixel/proxy_cnn_32", "id1000/proxy_cnn_32"}
     assert runs["test_accuracy"].between(0, 1).all() and (runs["test_n"] == 32).all()
     summary = pd.read_csv(out / "summary.csv").set_index("label")
     assert summary["canvases_seen"].gt(0).all()
+    # each policy's windows on a digit and on a decoy: oracle windows sit on the digits
+    assert summary.loc["megapixel_blobs/oracle_glimpses", "windows_on_digit_%"] == 100
+    assert summary.loc["megapixel_blobs/oracle_glimpses", "windows_on_decoy_%"] == 0
+    assert summary.loc[[f"{d}/{m}" for d in decoys for m in ("saccade_cells", "salient_glimpses", "ips")],
+                       "windows_on_decoy_%"].between(0, 100).all()
+    assert summary.loc["megapixel/saccade_cells", ["windows_on_decoy_%"]].isna().all()
     # the smoke profile measures the inference cost of two models per data set, from a PNG, in fresh processes
     costed = summary["infer_ms_per_image"].dropna()
     assert set(costed.index) == {f"{data}/{m}" for data in ("megapixel", "id1000") for m in ("saccade_cells", "proxy_cnn")}
     assert costed.gt(0).all() and summary.loc[costed.index, "work_mib"].gt(0).all()
-    for figure in ("proxy_sweep.png", "saccades_megapixel.png", "saccades_id1000.png"):
+    for figure in ("proxy_sweep.png", "saccades_megapixel.png", "saccades_id1000.png", "saccades_megapixel_blobs.png"):
         assert (out / figure).stat().st_size > 5000, figure

@@ -15,6 +15,7 @@ from ..config import apply_overrides
 from ..datasets import megapixel
 from ..datasets.twodigit import task_spec
 from ..names import check_task as check_name
+from ..names import megapixel_decoys
 from ..registry import GLIMPSE_MODELS, spec
 from ..tasks import get_task
 from ..train_config import TrainConfig
@@ -192,7 +193,8 @@ class ResolutionStudy:
     proxy_sweep: tuple[int, ...] = (32, 64, 180)  # the proxy-only CNN at these sides too (128 is in models)
     recipe: dict = field(default_factory=lambda: dict(SMALL_GLIMPSES))  # the cells variant's and the controls'
     paper_recipe: dict = field(default_factory=lambda: dict(SMALL_WINDOWS))  # the paper's method's (saccade)
-    data_root: str = ""  # Megapixel MNIST's stored sets ("" → data/megapixel_mnist; smoke: a miniature)
+    data_root: str = ""  # Megapixel MNIST's stored sets ("" → data/megapixel_mnist; smoke: a miniature); a
+    # decoy set's lie beside it, ROOT_blobs and ROOT_lookalikes ("" → data/megapixel_mnist_blobs, …)
     training: Training = field(default_factory=lambda: Training(train={"train_size": 5_000, "val_size": 1_000}))
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade_cells``) trained at every seed
@@ -210,6 +212,14 @@ class ResolutionStudy:
 
     def side(self, task: str) -> int:
         return MEGAPIXEL_SIDE if task.startswith("megapixel") else NATIVE_SIDE
+
+    def megapixel_root(self, task: str) -> str | None:
+        """Where ``task``'s stored Megapixel sets are: the study's root, or its decoy set's beside it (None:
+        the default folder)."""
+        decoys = megapixel_decoys(task)
+        if not self.data_root:
+            return None
+        return self.data_root if decoys == "none" else f"{self.data_root}_{decoys}"
 
     @property
     def proxy_size(self) -> int:
@@ -230,8 +240,12 @@ def seeds_for(study, label: str) -> tuple[int, ...]:
 
 
 def dataset_name(task: str) -> str:
-    """06's short name of a task's data: ``megapixel`` or ``id1000``."""
-    return "megapixel" if task.startswith("megapixel") else f"id{NATIVE_SIDE}"
+    """06's short name of a task's data: ``megapixel`` (``megapixel_blobs``, ``megapixel_lookalikes`` with
+    decoys) or ``id1000``."""
+    if not task.startswith("megapixel"):
+        return f"id{NATIVE_SIDE}"
+    decoys = megapixel_decoys(task)
+    return "megapixel" if decoys == "none" else f"megapixel_{decoys}"
 
 
 def resolution_label(task: str, name: str) -> str:
@@ -256,12 +270,20 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
                 settings = {"proxy_size": study.proxy_size}
             elif name == "attention_sampling":
                 settings = _attention_view(side)
+            elif name == "ips":
+                settings = dict(IPS_ON_CPU)
             else:
                 settings = {}
             entries.append((task, side, name, name, settings))
-        entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
-                    for size in study.proxy_sweep if size != study.proxy_size]
+        if megapixel_decoys(task) == "none":  # the proxy's sweep asks about resolution, not decoys
+            entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
+                        for size in study.proxy_sweep if size != study.proxy_size]
     return entries
+
+
+# IPS in 06: its paper's 50-px patches, memory and iteration, with the small encoder: the paper's ResNet-18
+# stages cost about 52 M multiply-adds a patch, an hour and a half an epoch of 5,000 canvases on 2 cores
+IPS_ON_CPU = {"encoder": "small"}
 
 
 def _attention_view(side: int) -> dict:

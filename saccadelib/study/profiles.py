@@ -37,6 +37,7 @@ CPU_MINUTES = {("sum", 100): 4.0, ("identification", 100): 6.0, ("identification
 CPU_TASK_MODELS = tuple(m for m in TaskStudy.models if m != "resnet18")
 CLAIMS = ("saccade", "random_glimpses", "proxy_cnn")  # what looking adds, over chance windows and the proxy
 RESOLUTION_CLAIMS = ("saccade_cells", "random_glimpses", "proxy_cnn")  # 06: the model that finds the digits there
+SMOKE_DECOY_TASKS = ("megapixel_blobs_majority", "megapixel_lookalikes_majority")  # 06 with decoys (docs/tasks.md)
 
 
 # The plateau profile. Validation on 5,000 canvases after each epoch of 20,000. A plateau is 30 epochs
@@ -151,7 +152,10 @@ def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
         study = dataclasses.replace(study, claim_runs=tuple(f"megapixel/{m}" for m in RESOLUTION_CLAIMS),
                                     task_budget_min={"identification": CPU_MINUTES["identification_native"]})
     if profile == "smoke":
-        study = dataclasses.replace(study, proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
+        # every kind of 06 cell, decoys and IPS included, that the cpu profile may take up once its epoch
+        # times are measured (scripts/probes/epoch_seconds.py --sides 1500 1000)
+        study = dataclasses.replace(study, tasks=(*study.tasks, *SMOKE_DECOY_TASKS), models=(*study.models, "ips"),
+                                    proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
                                     costed=("saccade_cells", "proxy_cnn"), cost_repeats=1,
                                     training=SMOKE_TRAINING.with_train(batch_size=16, val_size=32, test_size=32))
     if overrides.get("budget_min"):

@@ -95,7 +95,8 @@ def window_columns(stats: dict | None) -> dict:
     return {"window_side_px": every["side_px"]["mean"], "window_side_p10_p90": f"{every['side_px']['p10']:g}-"
             f"{every['side_px']['p90']:g}", "window_detail": every["detail"], "window_at_cap": every["at_cap"],
             "window_to_digit_px": every["centre_to_object_px"]["mean"], "strict_hit": every["strict_hit"],
-            "all_strictly_held": stats["all_strictly_held"],
+            "all_strictly_held": stats["all_strictly_held"], "windows_on_digit": every.get("on_object"),
+            "windows_on_decoy": every.get("on_decoy"),
             "window_side_px_per_step": json.dumps([step["side_px"]["mean"] for step in stats["steps"]])}
 
 
@@ -118,8 +119,18 @@ def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # no
                     "train_min": group["train_min"].mean(), "epochs": group["epochs_run"].mean(),
                     "canvases_seen": int(group["canvases_seen"].mean())
                     if "canvases_seen" in group and group["canvases_seen"].notna().all() else None,
-                    "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0])})
+                    "s_per_epoch": group["s_per_epoch"].mean(), "parameters": int(group["parameters"].iloc[0]),
+                    **_on_decoys(frame, group)})
     return pd.DataFrame(out)
+
+
+def _on_decoys(frame: "pd.DataFrame", group: "pd.DataFrame") -> dict:  # noqa: F821
+    """Where the frame has sets with decoys: the share of a run's windows on a digit and on a decoy (%, mean
+    over seeds; blank for runs without windows or without decoys)."""
+    if "windows_on_decoy" not in frame or frame["windows_on_decoy"].isna().all():
+        return {}
+    return {f"windows_on_{kind}_%": round(100 * group[f"windows_on_{kind}"].astype(float).mean(), 1)
+            if group[f"windows_on_{kind}"].notna().any() else None for kind in ("digit", "decoy")}
 
 
 def save_config(config, out_dir: str | Path, extra: dict | None = None) -> Path:

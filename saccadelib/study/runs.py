@@ -24,6 +24,7 @@ from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
 from ..registry import task_settings
 from ..settings import resolve
 from ..tasks import get_task
+from ..names import megapixel_decoys
 from .experiments import (
     COMMITTED_FOLDERS,
     COMMITTED_PROFILE,
@@ -167,7 +168,7 @@ def prepare_fivek_miniature(study: FiveKStudy, log: Callable[[str], None] = prin
 def resolution_data(study: ResolutionStudy, task: str, side: int) -> dict:
     """The training settings that say which data a 06 run reads."""
     if task.startswith("megapixel"):
-        return {"data_root": study.data_root or None}
+        return {"data_root": study.megapixel_root(task)}
     return {"canvas_side": side}
 
 
@@ -277,6 +278,8 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
     ``study.cost_repeats`` after 2 warm-ups, each model in a fresh process so that its memory is its own
     (saccadelib.bench.cost). The costs do not depend on the weights. ResNet-18 on a 500² downsample, the
     whole-image CNN a practitioner would try, is measured beside them though 06 does not train it."""
+    if megapixel_decoys(task) != "none":  # the same side, reader and models: it costs what the plain set does
+        return pd.DataFrame(columns=["label", "infer_ms_per_image", "work_mib", "peak_rss_mib", "parameters"])
     image = Path(folder) / f"{dataset_name(task)}_test_00000.png"
     if not image.exists():
         pixels = resolution_evaluation_set(study, task, "test").as_dict(0, 1)["image"].dense()[0, 0]
@@ -302,17 +305,19 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
 def prepare_resolution_data(study: ResolutionStudy, log: Callable[[str], None] = print) -> None:
     """Megapixel MNIST's stored sets: checked against their hashes (made on first use, about 2 minutes);
     at the smoke profile a small miniature (64/32/32 canvases), never a result."""
-    if not any(task.startswith("megapixel") for task in study.tasks):
-        return
-    if study.profile == "smoke":
-        root = Path(study.data_root)
-        for split, n in (("train", 64), ("val", 32), ("test", 32)):
-            if not megapixel.set_path(split, root).exists():
-                megapixel.save(megapixel.generate(split, n=n), megapixel.set_path(split, root))
-        log(f"Megapixel MNIST miniature (64/32/32 canvases, a pipeline check) in {root}")
-        return
-    cards = megapixel.prepare(study.data_root or None)
-    log("Megapixel MNIST: " + ", ".join(f"{c['split']} {c['n']} (sha256 {c['sha256'][:12]}…)" for c in cards))
+    for task in study.tasks:
+        if not task.startswith("megapixel"):
+            continue
+        config, root = megapixel.MegapixelConfig(decoys=megapixel_decoys(task)), study.megapixel_root(task)
+        name = "Megapixel MNIST" + ("" if config.decoys == "none" else f" with {config.decoys}")
+        if study.profile == "smoke":
+            for split, n in (("train", 64), ("val", 32), ("test", 32)):
+                if not megapixel.set_path(split, root).exists():
+                    megapixel.save(megapixel.generate(split, n=n, config=config), megapixel.set_path(split, root))
+            log(f"{name}: a miniature (64/32/32 canvases, a pipeline check) in {root}")
+            continue
+        cards = megapixel.prepare(root, config)
+        log(f"{name}: " + ", ".join(f"{c['split']} {c['n']} (sha256 {c['sha256'][:12]}…)" for c in cards))
 
 
 def run_folder(runs_dir: str | Path, spec: RunSpec) -> Path:
