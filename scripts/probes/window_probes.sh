@@ -40,8 +40,13 @@ declare -A RUNS=(
   # a window at the cap (it reads 44-50% alone where the oracle's first reads 12%). Only the last
   # prediction trained: each glimpse may frame one digit.
   [last_step]="--set loss.every_step=false"
+  # the controls at the same 40 epochs, same classifier and recipe: windows on the quadrants (50 px) and
+  # on the digits' boxes (the later --model wins)
+  [grid]="--model grid_glimpses"
+  [oracle]="--model oracle_glimpses"
+  [grid_last_step]="--model grid_glimpses --set loss.every_step=false"
 )
-ORDER=(crop64 recipe crop48 map proxy64 cap035 last_step encoder reconstruction narrowing fixed030_crop64 six_glimpses_cap035 cap030 crop64_cap035)
+ORDER=(crop64 recipe crop48 map proxy64 cap035 last_step grid grid_last_step oracle encoder reconstruction narrowing fixed030_crop64 six_glimpses_cap035 cap030 crop64_cap035)
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${RUNS[$name]+set}" ] || { echo "unknown probe $name; valid: ${ORDER[*]}" >&2; exit 2; }
   echo "== $name"
