@@ -15,6 +15,9 @@ shows a digit at 0.71 crop pixels per canvas pixel where a window on the 28-px d
   ``STRICT_SIDE`` times the box's side. Beside it the loose hit of ``hit_rate`` (more than half of a box
   inside a window of any size).
 - ``all_strictly_held``: the share of canvases where every object is framed by some glimpse.
+- ``centre_spread_px``: how far a glimpse's window moves from canvas to canvas: the root-mean-square
+  distance of its centre from that glimpse's mean centre over the set (0 for a fixed tiling; over all
+  glimpses, the mean of the glimpses').
 - ``on_object`` and, on a set with decoys, ``on_decoy``: the share of windows that hold more than half of
   an object's (a decoy's) box, by the loose hit.
 """
@@ -81,6 +84,7 @@ def window_statistics(windows: torch.Tensor, boxes: torch.Tensor, side: int, cro
     centre = (windows[..., 1:] + 1) / 2 * side  # [N, T, 2]
     object_centre = (boxes[..., :2] + boxes[..., 2:]) / 2  # [N, D, 2]
     distance = (centre.unsqueeze(2) - object_centre.unsqueeze(1)).norm(dim=-1).amin(-1)  # [N, T]
+    spread = (centre - centre.mean(0)).square().sum(-1).mean(0).sqrt()  # [T]
     framed = frames(windows, boxes, side)  # [N, T, D]
     on = {"on_object": hit_matrix(windows, boxes, side).any(-1)}  # [N, T]
     if decoys is not None:
@@ -94,6 +98,7 @@ def window_statistics(windows: torch.Tensor, boxes: torch.Tensor, side: int, cro
                "at_cap": None if cap is None else
                round((windows[:, index, 0].reshape(-1) >= cap - AT_CAP).double().mean().item(), 4),
                "centre_to_object_px": _quantiles(distance[:, index].reshape(-1)),
+               "centre_spread_px": round(spread[index].mean().item(), 2),
                "strict_hit": round(framed[:, index].any(-1).double().mean().item(), 4),
                **{name: round(held[:, index].double().mean().item(), 4) for name, held in on.items()}}
         return out

@@ -94,3 +94,12 @@ def test_digit_overlap_by_hand():
                           [first, moved(28, 0)]])
     expected = torch.tensor([0.0, 0.5, 1.0, 21 * 21 / 784, 0.0])  # touching edges share no pixel
     assert torch.allclose(digit_overlap(boxes), expected)
+
+
+def test_the_centre_spread_tells_a_fixed_tiling_from_windows_that_move():
+    boxes = torch.tensor([[[10.0, 10, 38, 38]], [[50.0, 50, 78, 78]]])
+    # glimpse 0 fixed at the centre on both canvases; glimpse 1 at ±0.2 of the half-side: 10 px either way
+    windows = torch.tensor([[[0.3, 0.0, 0.0], [0.3, -0.2, 0.0]], [[0.3, 0.0, 0.0], [0.3, 0.2, 0.0]]])
+    stats = window_statistics(windows, boxes, 100)
+    assert [step["centre_spread_px"] for step in stats["steps"]] == [0.0, 10.0]
+    assert stats["all"]["centre_spread_px"] == 5.0
