@@ -49,7 +49,7 @@ GPU_PLATEAU_SYSTEM = "resnet18"
 GPU_PLATEAU_LABEL = "on one GPU without the cap"
 
 
-def gpu_plateau_runs(task: str, folder: Path | None = None) -> "pd.DataFrame | None":  # noqa: F821
+def gpu_plateau_runs(task: str, folder: Path | None = None) -> "pd.DataFrame | None":
     """ResNet-18 on the whole 100² image trained to its plateau on one GPU (recorded runs, one folder per
     task and seed), as ``runs.csv`` rows: our CPUs stop it at the plateau profile's cap while still
     rising, so these runs say where its curve ends. None where no run of ``task`` is recorded."""

@@ -39,7 +39,7 @@ def count_parameters(spec: RunSpec) -> int:
 
 
 def collect(specs: list[RunSpec], runs_dir: str | Path, out_dir: str | Path,
-            per_epoch: Callable[[RunSpec], int] | None = None) -> "pd.DataFrame":  # noqa: F821
+            per_epoch: Callable[[RunSpec], int] | None = None) -> "pd.DataFrame":
     """One row per run (its test scores, epochs, canvases seen, minutes, seconds per epoch, parameters),
     written to ``out_dir/runs.csv``; each run's history.csv, metrics.json and config.json are copied to
     ``out_dir/runs/<folder>/`` so results/ keeps them. ``per_epoch`` gives the canvases a run's epoch
@@ -109,7 +109,7 @@ def mean_std(values) -> str:
     return f"{mean:.1f} ± {std:.1f}"
 
 
-def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # noqa: F821
+def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":
     """Mean ± std of test exact match over seeds, per ``by``, in the frame's order."""
     out = []
     for key, group in frame.groupby(by, sort=False):
@@ -124,7 +124,7 @@ def summarize(frame: "pd.DataFrame", by: str = "label") -> "pd.DataFrame":  # no
     return pd.DataFrame(out)
 
 
-def _on_decoys(frame: "pd.DataFrame", group: "pd.DataFrame") -> dict:  # noqa: F821
+def _on_decoys(frame: "pd.DataFrame", group: "pd.DataFrame") -> dict:
     """Where the frame has sets with decoys: the share of a run's windows on a digit and on a decoy (%, mean
     over seeds; blank for runs without windows or without decoys)."""
     if "windows_on_decoy" not in frame or frame["windows_on_decoy"].isna().all():
@@ -166,7 +166,7 @@ def load_trained(spec: RunSpec, runs_dir: str | Path):
 
 
 def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset,
-                     limit: int | None = None) -> "pd.DataFrame":  # noqa: F821
+                     limit: int | None = None) -> "pd.DataFrame":
     """Each noise-free run (σ 0, keep 1) scored on ``dataset`` with its proxy noised at each of ``levels``:
     what a noisy proxy costs a policy that never saw noise, beside the runs retrained at a level. One row
     per (seed, level): test accuracy and the share of images whose digits a glimpse hit."""
@@ -185,7 +185,7 @@ def noise_robustness(specs: list[RunSpec], runs_dir: str | Path, levels, dataset
     return pd.DataFrame(rows, columns=["seed", "sigma", "keep", "test_accuracy", "both_digits_hit"])
 
 
-def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":
     """Per scored level of ``noise_robustness``: test accuracy over seeds, and its change from the same
     seed's noise-free score. The same models are scored at every level, so the change is paired: a
     level's cost shows against the seed-to-seed spread of what the models reach without noise."""
@@ -204,7 +204,7 @@ def robustness_summary(robustness: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F
 OVERLAP_BANDS = ((0.0, "apart"), (0.25, "up to 1/4"), (0.5, "1/4 to 1/2"), (1.0, "over 1/2"))
 
 
-def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, dataset) -> "pd.DataFrame":  # noqa: F821
+def accuracy_by_digit_overlap(specs: list[RunSpec], runs_dir: str | Path, dataset) -> "pd.DataFrame":
     """Each run's best-on-validation weights scored again on ``dataset`` (a two-digit set: its boxes), each
     canvas filed by how much the two digits' boxes overlap (``OVERLAP_BANDS``): where a model's errors are,
     on canvases any reader finds hard or on clear ones. One row per (run, band), ``all`` first, with the
@@ -229,7 +229,7 @@ def by_overlap_band(correct, boxes) -> list[dict]:
             for name, member in groups]
 
 
-def overlap_summary(scores: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+def overlap_summary(scores: "pd.DataFrame") -> "pd.DataFrame":
     """``accuracy_by_digit_overlap`` as one row per label: test exact match in % (mean ± std over seeds)
     in every band, each band's header with its share of the scored canvases."""
     total = scores.loc[scores["overlap"] == "all"].groupby("label", sort=False)["canvases"].first()

@@ -111,7 +111,7 @@ def _with_histories(frame, folder: Path):
         if "run_folder" in frame else frame
 
 
-def table1(results_root: str | Path | None = None, plateau_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+def table1(results_root: str | Path | None = None, plateau_root: str | Path | None = None) -> "pd.DataFrame":
     """Every cell of the paper's Table 1 with our number beside it (long form: one row per cell).
 
     Ours = mean ± std of test exact match over the seeds that ran, with the profile and budget it was
@@ -180,7 +180,7 @@ def table1(results_root: str | Path | None = None, plateau_root: str | Path | No
     return pd.DataFrame(rows)
 
 
-def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+def profile_time(results_root: str | Path | None = None) -> "pd.DataFrame":
     """What the study's experiments cost, all measured: per experiment, its training runs' minutes of
     training, validation and test scoring by their own clocks (which a resumed run carries over), and the
     rest of the notebook attempt that finished it (kernel, data sets, figures, benchmarks: its wall time

@@ -222,7 +222,7 @@ def run_progress(folder: Path) -> tuple[float, int, bool]:
     return seconds, epochs, (folder / "metrics.json").exists()
 
 
-def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":  # noqa: F821
+def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":
     """What a planned profile's training will cost, from the calibration: per experiment, its runs, their
     epochs and the minutes of training and validation those epochs take on our machine (at the plateau
     profile, the most: each run's cap). Then what has run so far under ``runs_root`` (default runs/):
@@ -272,7 +272,7 @@ def canvases_per_epoch(study: ResolutionStudy, task: str) -> int:
 WHOLE_IMAGE_CNN = ("resnet18_500", "resnet18_downsampled", {"input_side": 500})  # 06's cost-only row
 
 
-def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "pd.DataFrame":  # noqa: F821
+def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "pd.DataFrame":
     """Each 06 model's inference cost per image on ``task``: batch 1, end to end from the first test canvas
     written as a PNG in ``folder`` (decoded and read as the model reads it), 2 threads, the median of
     ``study.cost_repeats`` after 2 warm-ups, each model in a fresh process so that its memory is its own
