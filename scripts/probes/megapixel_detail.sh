@@ -14,21 +14,24 @@ PY=${PY:-.venv/bin/python}
 THREADS=${THREADS:-2}
 TRAIN="--train epochs=50 --train train_size=5000 --train val_size=1000 --train lr_schedule=cosine --train threads=$THREADS"
 ORACLE="--model oracle_glimpses --recipe small_glimpses --set glimpses=5"
-CELLS="--model saccade_cells"
-declare -A RUNS=(
-  [oracle_crop32]="$ORACLE"
-  [oracle_crop48]="$ORACLE --set crop_size=48 --set crop_fold=3"
-  [oracle_crop64]="$ORACLE --set crop_size=64 --set crop_fold=4"
-  [oracle_min002]="$ORACLE --set window.min_scale=0.02"
-  [cells_crop32]="$CELLS"
-  [cells_crop48]="$CELLS --set crop_size=48 --set crop_fold=3"
-  [cells_min002]="$CELLS --set window.min_scale=0.02 --set init_scale=0.03"
-)
-ORDER=(oracle_crop32 oracle_crop48 oracle_crop64 oracle_min002 cells_crop32 cells_crop48 cells_min002)
-for name in "${@:-${ORDER[@]}}"; do
-  [ -n "${RUNS[$name]+set}" ] || { echo "unknown probe $name; valid: ${ORDER[*]}" >&2; exit 2; }
+NAMES="oracle_crop32 oracle_crop48 oracle_crop64 oracle_min002 cells_crop32 cells_crop48 cells_min002"
+arm() {  # the training settings of probe $1
+  case $1 in
+    oracle_crop32) echo "$ORACLE" ;;
+    oracle_crop48) echo "$ORACLE --set crop_size=48 --set crop_fold=3" ;;
+    oracle_crop64) echo "$ORACLE --set crop_size=64 --set crop_fold=4" ;;
+    oracle_min002) echo "$ORACLE --set window.min_scale=0.02" ;;
+    cells_crop32) echo "--model saccade_cells" ;;
+    cells_crop48) echo "--model saccade_cells --set crop_size=48 --set crop_fold=3" ;;
+    cells_min002) echo "--model saccade_cells --set window.min_scale=0.02 --set init_scale=0.03" ;;
+    *) echo "unknown probe $1; valid: $NAMES" >&2; return 2 ;;
+  esac
+}
+# shellcheck disable=SC2086
+for name in ${*:-$NAMES}; do
+  settings=$(arm "$name")
   echo "== $name"
   # shellcheck disable=SC2086
-  $PY -m saccadelib train --task megapixel_majority ${RUNS[$name]} $TRAIN \
+  $PY -m saccadelib train --task megapixel_majority $settings $TRAIN \
       --out "runs/probes/megapixel_detail/$name" --record "records/megapixel_detail/$name"
 done
