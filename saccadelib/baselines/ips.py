@@ -10,7 +10,7 @@ row and column added to its embedding (the ``top`` label asks where a digit is).
 
 An all-black patch has one embedding (evaluation mode normalises with running statistics, so it does not
 depend on the batch): selection encodes it once per call and encodes only the patches that hold ink, with
-the same result. On Megapixel MNIST that is about a sixth of the 900.
+the same result. On Megapixel MNIST most of the 900 are black.
 """
 from __future__ import annotations
 

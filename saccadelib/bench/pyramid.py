@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,13 +104,15 @@ def resnet_accuracy(checkpoint: str | Path, folder: Path, threads: int = 2) -> f
 def fresh_call(checkpoint: str | Path, file: str | Path, threads: int = 2) -> dict:
     """One ``python -m saccadelib predict FILE`` as a user runs it: its wall time and its process's peak RSS."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "saccadelib", "predict", str(file), "--checkpoint", str(checkpoint)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)  # this child's own resource use, not every child's
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"predict {file} failed: {process.stderr.read().decode().strip().splitlines()[-1:]}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a full pipe would stall the child
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "saccadelib", "predict", str(file), "--checkpoint",
+                                    str(checkpoint)], stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource use, not every child's
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise RuntimeError(f"predict {file} failed: {errors.read().decode().strip().splitlines()[-1:]}")
     return {"fresh_call_s": round(wall, 2), "fresh_call_peak_mib": round(usage.ru_maxrss / 1024, 1)}
 
 

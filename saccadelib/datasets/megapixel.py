@@ -293,7 +293,7 @@ def default_root(config: MegapixelConfig = MegapixelConfig()) -> Path:
     return data_dir() / f"megapixel_mnist{suffix}"
 
 
-def _cards_checked(config: MegapixelConfig) -> tuple[Path, tuple[str, ...]] | None:
+def _card_file(config: MegapixelConfig) -> tuple[Path, tuple[str, ...]] | None:
     """Where the recorded cards of ``config``'s sets are, and what tells them apart: the published
     definition and its decoy variants (at the published side and order) have them."""
     if replace(config, decoys="none") != MegapixelConfig():
@@ -302,9 +302,10 @@ def _cards_checked(config: MegapixelConfig) -> tuple[Path, tuple[str, ...]] | No
 
 
 def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelConfig(), record: bool = False,
-            cards_path: Path = SET_CARDS) -> list[dict]:
+            cards_path: Path | None = None) -> list[dict]:
     """Generate the splits missing under ``root`` and check every split's card against the recorded ones
-    (the published definition only); ``record`` rewrites them instead. Returns the cards."""
+    (the published definition and its decoy variants: ``_card_file``, or ``cards_path``); ``record``
+    rewrites them instead, keeping the other sets' cards the file holds. Returns the cards."""
     root = Path(root or default_root(config))
     cards = []
     for split in SIZES:
@@ -316,16 +317,17 @@ def prepare(root: str | Path | None = None, config: MegapixelConfig = MegapixelC
             raise ValueError(f"{path} holds a {_described(data.config)} set, not the {_described(config)} one asked "
                              f"for; give another --root or delete {root}")
         cards.append(data.describe())
-    checked = _cards_checked(config)
+    checked = _card_file(config)
     if checked is None:
         return cards
     path, key = checked
-    path = cards_path if config.decoys == "none" else path
+    path = cards_path or path
     command = "python -m saccadelib data megapixel" + ("" if config.decoys == "none" else f" --decoys {config.decoys}")
     if record:
-        recorded = [] if key == ("split",) or not path.exists() else \
-            [c for c in json.loads(path.read_text())["sets"] if c.get("decoys") != config.decoys]
-        record_cards(recorded + cards, path)
+        fresh = {tuple(card[k] for k in key) for card in cards}
+        kept = [] if not path.exists() else \
+            [c for c in json.loads(path.read_text())["sets"] if tuple(c.get(k) for k in key) not in fresh]
+        record_cards(kept + cards, path)
         return cards
     check_cards(cards, path, key, f"{command} --record",
                 f"Megapixel MNIST under {root} changed; delete {root} and rerun `{command}`")

@@ -1,8 +1,8 @@
 """Decoys for Megapixel MNIST (docs/tasks.md): shapes that are not digits, placed as digits are, so that
 looking where the ink is no longer finds the digits.
 
-- ``blobs``: solid discs and squares 20-28 px across at 80-100% intensity, four to six times a digit's
-  ink: an ink prior ranks them above every digit, while a 128² proxy shows them as brighter, fuller spots
+- ``blobs``: solid discs and squares 20-28 px across at 80-100% intensity, several times a digit's ink
+  (records/megapixel_decoys/proxy.md): an ink prior ranks them above digits, while a 128² proxy shows them as brighter, fuller spots
   than digits, so a policy that reads the proxy can learn to pass them by.
 - ``lookalikes``: handwritten 3s, 4s and 7s of the split, mirrored left to right or turned half round
   (at even odds): glyphs that are no digit (Ɛ, a mirrored 4, L), written with a digit's strokes, ink and

@@ -231,7 +231,7 @@ def fetch_hub_pickle(downloads: Path) -> Path:
 
 def _try_torchvision_download(root: Path, timeout_s: float = 15.0) -> bool:
     """torchvision's own downloader (needs the internet); False when it cannot reach its mirrors."""
-    from torchvision.datasets import MNIST  # noqa: PLC0415 (start-up: torchvision.datasets costs 2 s; only reading MNIST needs it)
+    from torchvision.datasets import MNIST  # noqa: PLC0415 (start-up: importing torchvision.datasets takes seconds; only reading MNIST needs it)
 
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)

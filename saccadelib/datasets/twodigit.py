@@ -105,7 +105,7 @@ def class_names(task: str) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _mnist_arrays(train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST  # noqa: PLC0415 (start-up: torchvision.datasets costs 2 s; only reading MNIST needs it)
+    from torchvision.datasets import MNIST  # noqa: PLC0415 (start-up: importing torchvision.datasets takes seconds; only reading MNIST needs it)
 
     mnist.check_raw_folder(root)
     ds = MNIST(root, train=train, download=False)

@@ -65,7 +65,8 @@ def _classes(logits: torch.Tensor, step_logits: torch.Tensor, names: list[str], 
     return {"label": present, "classes": [names[k] for k in present],
             "class": "+".join(names[k] for k in present) or "none",
             "probabilities": {names[k]: float(p) for k, p in enumerate(probs)},
-            "step_predictions": ["+".join(names[k] for k, p in enumerate(step) if p > 0) or "none" for step in step_logits]}
+            "step_predictions": ["+".join(names[k] for k, logit in enumerate(step) if logit > 0) or "none"
+                                 for step in step_logits]}
 
 
 def window_record(t: int, box: list[float], mpp: tuple[float, float] | None) -> dict:

@@ -282,8 +282,7 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
 
 
 # IPS in 06: its paper's 50-px patches, memory and iteration, with the small encoder: the paper's ResNet-18
-# stages cost 105 MFLOP a 50² patch against the small encoder's 4.7 (torch's FlopCounterMode), 22 times as
-# much on every patch it scans and re-encodes
+# stages cost 22 times the small encoder's FLOPs on every patch it scans and re-encodes (records/ips/encoders.json)
 IPS_ON_CPU = {"encoder": "small"}
 
 

@@ -269,6 +269,7 @@ def canvases_per_epoch(study: ResolutionStudy, task: str) -> int:
     return study.training.config().train_size
 
 
+COST_COLUMNS = ["label", "infer_ms_per_image", "work_mib", "peak_rss_mib", "parameters"]  # inference_costs' table
 WHOLE_IMAGE_CNN = ("resnet18_500", "resnet18_downsampled", {"input_side": 500})  # 06's cost-only row
 
 
@@ -279,7 +280,7 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
     (saccadelib.bench.cost). The costs do not depend on the weights. ResNet-18 on a 500² downsample, the
     whole-image CNN a practitioner would try, is measured beside them though 06 does not train it."""
     if megapixel_decoys(task) != "none":  # the same side, reader and models: it costs what the plain set does
-        return pd.DataFrame(columns=["label", "infer_ms_per_image", "work_mib", "peak_rss_mib", "parameters"])
+        return pd.DataFrame(columns=COST_COLUMNS)
     image = Path(folder) / f"{dataset_name(task)}_test_00000.png"
     if not image.exists():
         pixels = resolution_evaluation_set(study, task, "test").as_dict(0, 1)["image"].dense()[0, 0]
@@ -299,7 +300,7 @@ def inference_costs(study: ResolutionStudy, task: str, folder: str | Path) -> "p
         rows.append({"label": resolution_label(task, name), "infer_ms_per_image": round(row["median_s"] * 1000, 1),
                      "work_mib": round(row["peak_rss_mib"] - row["base_rss_mib"], 1),
                      "peak_rss_mib": row["peak_rss_mib"], "parameters": row["parameters"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
 def prepare_resolution_data(study: ResolutionStudy, log: Callable[[str], None] = print) -> None:

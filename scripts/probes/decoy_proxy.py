@@ -1,9 +1,11 @@
-"""Probe: how decoys look in the proxy beside digits, on the stored decoy sets' validation canvases.
+"""Probe: how decoys look beside digits, on the stored decoy sets' validation canvases.
 
-For each digit and each decoy box of the first ``--canvases`` validation canvases: the brightest pixel of
-the 128² proxy over the box, and the box's ink as the ink prior weighs it (the sum over the proxy pixels
-the box touches of p⁴, ``ink_power`` 4). Also the share of canvases where every decoy outranks every digit
-by its brightest pixel. Writes records/megapixel_decoys/proxy.{json,md}.
+For each digit and each decoy box of the first ``--canvases`` validation canvases: its ink at full
+resolution (the box's pixel values summed, in pixels of full ink: a box holds its digit or decoy alone,
+pasted over whatever lay there), the brightest pixel of the 128² proxy over the box, and the box's ink as
+the ink prior weighs it (the sum over the proxy pixels the box touches of p⁴, ``ink_power`` 4). Also the
+share of canvases where every decoy outranks every digit by its brightest proxy pixel. Writes
+records/megapixel_decoys/proxy.{json,md}.
 
     .venv/bin/python scripts/probes/decoy_proxy.py   # needs `data megapixel --decoys blobs` and `lookalikes`
 """
@@ -32,6 +34,16 @@ def box_view(proxy: torch.Tensor, boxes: torch.Tensor, side: int) -> tuple[np.nd
     return bright, ink
 
 
+def full_ink(images, boxes: torch.Tensor) -> np.ndarray:
+    """[N, K] each box's pixel values summed over 255 (pixels of full ink), from the full-resolution canvases."""
+    ink = np.zeros(boxes.shape[:2])
+    for i in range(len(boxes)):
+        canvas = images[i:i + 1].dense()[0].double() / 255
+        for k, (x0, y0, x1, y1) in enumerate(boxes[i].long().tolist()):
+            ink[i, k] = float(canvas[y0:y1, x0:x1].sum())
+    return ink
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--canvases", type=int, default=200)
@@ -45,7 +57,10 @@ def main() -> None:
         (digit_bright, digit_ink), (decoy_bright, decoy_ink) = (box_view(proxy, b, side) for b in
                                                                 (part["boxes"], part["decoy_boxes"]))
         outranked = (decoy_bright.min(1) > digit_bright.max(1)).mean()
+        digit_full, decoy_full = (full_ink(data.images, b) for b in (part["boxes"], part["decoy_boxes"]))
         rows.append({"decoys": kind, "canvases": len(proxy),
+                     "digit_full_ink_min_p50_max": np.percentile(digit_full, [0, 50, 100]).round(1).tolist(),
+                     "decoy_full_ink_min_p50_max": np.percentile(decoy_full, [0, 50, 100]).round(1).tolist(),
                      "digit_brightest_p10_p50_p90": np.percentile(digit_bright, [10, 50, 90]).round(3).tolist(),
                      "decoy_brightest_p10_p50_p90": np.percentile(decoy_bright, [10, 50, 90]).round(3).tolist(),
                      "digit_brightest_max": round(float(digit_bright.max()), 3),
@@ -57,10 +72,12 @@ def main() -> None:
                                     "ink_power": POWER, "rows": rows})
     lines = [f"Decoys in the {PROXY}² proxy beside digits, first {args.canvases} validation canvases "
              "(`.venv/bin/python scripts/probes/decoy_proxy.py`)", "",
-             "| decoys | brightest proxy pixel over a digit (p10, p50, p90; max) | over a decoy (p10, p50, p90; min) | "
-             "Σ p⁴ per digit | per decoy | canvases where every decoy is brighter than every digit |", "|---|---|---|---|---|---|"]
+             "| decoys | full ink of a digit, px (min, median, max) | of a decoy | brightest proxy pixel over a digit "
+             "(p10, p50, p90; max) | over a decoy (p10, p50, p90; min) | Σ p⁴ per digit | per decoy | canvases where "
+             "every decoy is brighter than every digit |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['decoys']} | {r['digit_brightest_p10_p50_p90']}; {r['digit_brightest_max']} | "
+        lines.append(f"| {r['decoys']} | {r['digit_full_ink_min_p50_max']} | {r['decoy_full_ink_min_p50_max']} | "
+                     f"{r['digit_brightest_p10_p50_p90']}; {r['digit_brightest_max']} | "
                      f"{r['decoy_brightest_p10_p50_p90']}; {r['decoy_brightest_min']} | {r['digit_ink4_mean']} | "
                      f"{r['decoy_ink4_mean']} | {100 * r['every_decoy_brighter_than_every_digit']:.1f}% |")
     write_text_atomic(out / "proxy.md", "\n".join(lines) + "\n")
