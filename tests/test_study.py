@@ -1,5 +1,7 @@
 """The study's configs, runs, noisy proxy, slider callback and Table 1 (saccadelib.study, saccadelib.plots)."""
+import importlib.util
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from saccadelib import study
 from saccadelib.model import ModelConfig, VariationalSaccading
 from saccadelib.draws import CanvasDraws
 from saccadelib.sampler import noisy_proxy
+from saccadelib.paths import REPO_ROOT
 
 
 # ------------------------------------------------------------------------------------ configs
@@ -165,6 +168,19 @@ def test_plateau_run_folders_keep_their_names():
         "02_two_digit_identification_2528": ["saccade_s0_ddb2bfc95c"],
     }
 
+
+def test_the_cpu_profile_plans_exactly_the_committed_run_folders():
+    # The committed results read back only while the runner still names their runs as it did: every run
+    # folder under results/<experiment>/runs is one the cpu profile plans today, and the reverse.
+    planned = {exp: {spec.folder() for spec in specs} for exp, specs in study.runs.experiment_runs("cpu").items()}
+    checked = 0
+    for runs in sorted(REPO_ROOT.glob("results/0*/runs")):
+        committed = {p.name for p in runs.iterdir() if re.fullmatch(r".+_s\d+_[0-9a-f]{10}", p.name)}
+        if committed:
+            assert committed == planned[runs.parent.name], runs.parent.name
+            checked += len(committed)
+    assert checked >= 30
+
 def test_noise_study_levels_follow_study_md():
     config = study.noise_study("paper")
     assert config.levels() == [(0.0, 1.0), (0.1, 1.0), (0.25, 1.0), (0.5, 1.0), (1.0, 1.0),
@@ -294,10 +310,6 @@ def test_a_changed_default_trains_a_new_run_and_leaves_the_old_one(tmp_path, mon
 def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
     """scripts/probes/epoch_seconds.py --from-runs: mean seconds over every epoch of finished cpu runs,
     scaled to 20k training and 2k validation canvases; unfinished and GPU runs do not count."""
-    import importlib.util
-
-    from saccadelib.paths import REPO_ROOT
-
     spec = importlib.util.spec_from_file_location("epoch_seconds", REPO_ROOT / "scripts/probes/epoch_seconds.py")
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
