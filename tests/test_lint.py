@@ -1,5 +1,7 @@
 """The linter CI runs: pyflakes' checks (unused and undefined names, redefinitions), syntax errors and
-imports at the top of the module over the library, the tests and the scripts (pyproject's [tool.ruff])."""
+imports at the top of the module over the library, the tests and the scripts (pyproject's [tool.ruff]);
+and the library's sizes: modules a reader takes in whole, functions a reader takes in at once."""
+import ast
 import re
 import subprocess
 import sys
@@ -22,3 +24,16 @@ def test_each_deferred_import_of_the_library_says_what_it_guards():
     assert marked, "the library defers some imports (torch for the command line's --help)"
     unexplained = [f"{path.relative_to(REPO_ROOT)}: {line.strip()}" for path, line in marked if not allowed.search(line)]
     assert not unexplained, unexplained
+
+
+def test_no_library_module_is_over_400_lines_and_no_function_over_80():
+    too_long = []
+    for path in (REPO_ROOT / "saccadelib").rglob("*.py"):
+        text = path.read_text()
+        name = path.relative_to(REPO_ROOT)
+        if text.count("\n") > 400:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        too_long += [f"{name}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+                     for node in ast.walk(ast.parse(text)) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and node.end_lineno - node.lineno + 1 > 80]
+    assert not too_long, too_long
