@@ -251,7 +251,7 @@ def table1_markdown(frame) -> str:
     for side in (f"{LARGE_SIDE}²", "100²"):
         part = frame[frame["image_size"] == side]
         cols = list(dict.fromkeys(part["column"]))
-        plateau_cols = [c for c in cols if has_plateau and part[part["column"] == c]["plateau_%"].notna().any()]
+        plateau_cols = [c for c in cols if has_plateau and _at_plateau(part[part["column"] == c]).any()]
         header = (["system"] + [f"{names[c]}: ours (cpu)" for c in cols]
                   + [f"{names[c]}: ours at its plateau" for c in plateau_cols] + [f"{names[c]}: paper" for c in cols])
         lines += [f"**{side}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -262,13 +262,13 @@ def table1_markdown(frame) -> str:
             paper = [str(by_col[c]["paper_%"]) if c in by_col else "" for c in cols]
             lines.append("| " + " | ".join([rows.iloc[0]["system"], *ours, *at_plateau, *paper]) + " |")
         lines.append("")
-    if has_plateau and frame["plateau_%"].notna().any():
+    if has_plateau and _at_plateau(frame).any():
         header = ["image size", "column", "system", "at its plateau %", "paper %", "verdict", "stopped by", "seeds",
                   "epochs (longest run)", "canvases seen (per run)", "hours (per run)", "windows (side, detail)"]
         lines += ["**At the plateau** (the plateau profile: the learning rate divided by 10 at each plateau of "
                   "validation accuracy, twice, then a stop at the next; or the run's cap in minutes)", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for _, r in frame[frame["plateau_%"].notna()].iterrows():
+        for _, r in frame[_at_plateau(frame)].iterrows():
             for prefix, system in (("", r["system"]), ("gpu_", f"{r['system']}, {GPU_PLATEAU_LABEL} "
                                                                 f"({GPU_PLATEAU_RUNS.as_posix()})")):
                 if not _known(r.get(f"{prefix}plateau_%")):
@@ -294,13 +294,22 @@ def table1_markdown(frame) -> str:
     return "\n".join(lines)
 
 
+def _at_plateau(frame) -> "pd.Series":
+    """Which of Table 1's rows have a plateau run: ours, or one recorded on a GPU."""
+    gpu = frame["gpu_plateau_%"].notna() if "gpu_plateau_%" in frame else False
+    return frame["plateau_%"].notna() | gpu
+
+
 def _plateau_text(row) -> str:
-    if row is None or not _known(row.get("plateau_%")):
+    """A Table 1 cell at the plateau: our run's, and the run recorded on a GPU where there is one."""
+    if row is None:
         return ""
-    text = f"{row['plateau_%']} ({row['plateau_verdict']})"
+    texts = []
+    if _known(row.get("plateau_%")):
+        texts.append(f"{row['plateau_%']} ({row['plateau_verdict']})")
     if _known(row.get("gpu_plateau_%")):
-        text += f"; {GPU_PLATEAU_LABEL}: {row['gpu_plateau_%']} ({row['gpu_plateau_verdict']})"
-    return text
+        texts.append(f"{GPU_PLATEAU_LABEL}: {row['gpu_plateau_%']} ({row['gpu_plateau_verdict']})")
+    return "; ".join(texts)
 
 
 def plateau_curves(plateau_root: str | Path) -> list[dict]:
@@ -320,10 +329,18 @@ def plateau_curves(plateau_root: str | Path) -> list[dict]:
             gpu = gpu_plateau_runs(task) if (label, side) == (GPU_PLATEAU_SYSTEM, 100) else None
             if gpu is not None:  # where the curve goes on past the cap: against canvases only (its hours are a GPU's)
                 runs += [{**_curve(run, run["history"]), "device": GPU_PLATEAU_LABEL} for _, run in gpu.iterrows()]
-            cells.append({"task": task, "side": side, "model": label, "system": SYSTEM_NAMES.get(label, label),
-                          "paper": paper_value(PAPER.get((task, side, label), "–")), "runs": runs,
-                          "file": f"plateau_{task}_{side}_{label}.png"})
+            cells.append(_curve_cell(task, side, label, runs))
+        gpu = gpu_plateau_runs(task) if side == 100 and GPU_PLATEAU_SYSTEM not in set(frame["label"]) else None
+        if gpu is not None:  # a cell only a GPU trained to its plateau (the plateau profile leaves it out)
+            cells.append(_curve_cell(task, side, GPU_PLATEAU_SYSTEM, [
+                {**_curve(run, run["history"]), "device": GPU_PLATEAU_LABEL} for _, run in gpu.iterrows()]))
     return cells
+
+
+def _curve_cell(task: str, side: int, label: str, runs: list[dict]) -> dict:
+    return {"task": task, "side": side, "model": label, "system": SYSTEM_NAMES.get(label, label),
+            "paper": paper_value(PAPER.get((task, side, label), "–")), "runs": runs,
+            "file": f"plateau_{task}_{side}_{label}.png"}
 
 
 def _curve(run, history: Path) -> dict:
