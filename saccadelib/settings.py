@@ -20,7 +20,7 @@ from .tasks import class_names
 # settings by their dotted names (``window.narrow_to``); they apply to every model's config.
 NEUTRAL_SETTINGS = {
     "model": {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0,
-              "reward": "correct", "step_loss": False, "policy_trains_core": False,  # RAM's (baselines.RAMConfig)
+              "reward": "correct", "step_loss": False, "policy_trains_core": False, "retina": "supersample",  # RAM's
               "window.narrow_to": None, "window.narrow_epochs": 10},  # the window's (sampler.WindowConfig)
     "train": {"policy_warmup_epochs": 0, "plateau_test": "margin"},
 }

@@ -271,7 +271,28 @@ def test_ram_options_train_every_step_reward_the_likelihood_and_keep_old_runs_na
         grads.append(model.core.weight_hh.grad.clone())
     assert not torch.allclose(grads[0], grads[1])
     meta = {"name": "ram", "config": RAMConfig(n_classes=3).to_dict()}
-    assert set(model_identity(meta)["config"]) == set(RAMConfig.__dataclass_fields__) - {"reward", "step_loss",
-                                                                                         "policy_trains_core"}
+    assert set(model_identity(meta)["config"]) == set(RAMConfig.__dataclass_fields__) - {
+        "reward", "step_loss", "policy_trains_core", "retina"}
     with pytest.raises(ValueError, match="reward"):
         RAMConfig(reward="accuracy")
+
+
+def test_ram_pyramid_retina_reads_each_scale_from_a_box_filtered_level_close_to_the_supersampled_patch():
+    # a canvas of blurred strokes, as MNIST's digits are; a retina reaching the whole canvas (16 to 128 px)
+    torch.manual_seed(0)
+    strokes = (torch.rand(8, 1, 100, 100) > 0.97).float()
+    images = torch.nn.functional.avg_pool2d(strokes, 5, stride=1, padding=2).clamp(0, 1)
+    source = TensorSource(images)
+    kinds = {kind: RAM(RAMConfig(n_classes=3, patch=16, patch_fraction=0.16, scales=4, retina=kind))
+             for kind in ("supersample", "pyramid")}
+    levels = kinds["pyramid"].retina_levels(source)
+    # scales of 16, 32, 64, 128 px at 16²: read from the image at 100, 100, 50 and 25 px (2-4 samples a pixel)
+    assert [tuple(level.images.shape[-2:]) for level in levels] == [(100, 100), (100, 100), (50, 50), (25, 25)]
+    assert levels[0] is source and float(levels[2].images.mean()) == pytest.approx(float(images.mean()), rel=1e-5)  # boxes keep ink
+    location = torch.rand(8, 2) * 1.6 - 0.8
+    patches = {kind: model.retina(model.retina_levels(source), location).view(8, 4, 256) for kind, model in kinds.items()}
+    difference = (patches["pyramid"] - patches["supersample"]).abs().mean((0, 2))
+    assert (difference / patches["supersample"].abs().mean((0, 2)) < 0.2).all()
+    assert [level is source for level in kinds["supersample"].retina_levels(source)] == [True]
+    with pytest.raises(ValueError, match="retina"):
+        RAMConfig(retina="nearest")

@@ -2,6 +2,7 @@
 network, an LSTM core and a Gaussian location policy trained by REINFORCE."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 
 from ..draws import FRESH, for_evaluation
 from ..loss import class_nll, label_probability, predicted_right
-from ..sources import ImageSource
+from ..sources import ImageSource, TensorSource
 from .common import _Config, _source
 
 
@@ -40,12 +41,21 @@ class RAMConfig(_Config):
     # Let REINFORCE's gradient reach the core through h_t (RAM's own formulation); False: the locator reads
     # h_t detached and learns alone.
     policy_trains_core: bool = False
+    # How the retina reads its scales at patch² pixels: "supersample" reads every scale's patch as the
+    # widest one needs (a 128-px patch read at 16² takes 8×8 samples a pixel, and so then does every other
+    # scale: a retina that reaches the whole canvas costs 7× one of three scales), "pyramid" reads scale k
+    # at 2-4 samples a pixel from the image box-filtered to half its side k-1 times (built once a batch):
+    # RAM's patches "resized to g_w × g_w", 16× faster for four scales, the patches within 2-14% of the
+    # supersampled ones (mean absolute difference, wider scales a little blurrier).
+    retina: str = "supersample"
 
     def __post_init__(self):
         if self.start not in ("random", "centre"):
             raise ValueError(f"RAMConfig.start must be 'random' or 'centre', got {self.start!r}")
         if self.reward not in ("correct", "likelihood"):
             raise ValueError(f"RAMConfig.reward must be 'correct' or 'likelihood', got {self.reward!r}")
+        if self.retina not in ("supersample", "pyramid"):
+            raise ValueError(f"RAMConfig.retina must be 'supersample' or 'pyramid', got {self.retina!r}")
 
 
 class RAM(nn.Module):
@@ -71,13 +81,32 @@ class RAM(nn.Module):
         self.baseline = nn.Linear(cfg.hidden, 1)
         self.classifier = nn.Linear(cfg.hidden, cfg.n_classes)
 
-    def retina(self, src: ImageSource, location: torch.Tensor) -> torch.Tensor:
-        """location [N, 2] → patches [N, scales·C·patch²]; windows may hang over the edge (zeros there)."""
+    def retina(self, levels: list[ImageSource], location: torch.Tensor) -> torch.Tensor:
+        """location [N, 2] → patches [N, scales·C·patch²] read from ``levels`` (``retina_levels``): scale k
+        from level k, or all from the one level; windows may hang over the edge (zeros there)."""
         cfg = self.cfg
         n = location.shape[0]
         scales = cfg.patch_fraction * 2.0 ** torch.arange(cfg.scales, dtype=location.dtype, device=location.device)
         windows = torch.cat([scales.view(1, -1, 1).expand(n, -1, 1), location.unsqueeze(1).expand(n, cfg.scales, 2)], -1)
-        return src.crop(windows, cfg.patch).reshape(n, -1)
+        if len(levels) == 1:
+            return levels[0].crop(windows, cfg.patch).reshape(n, -1)
+        return torch.cat([level.crop(windows[:, k:k + 1], cfg.patch) for k, level in enumerate(levels)], 1).reshape(n, -1)
+
+    def retina_levels(self, src: ImageSource) -> list[ImageSource]:
+        """What the retina reads: the source itself, or (``retina="pyramid"``, images in memory) one level
+        per scale: the image box-filtered to half its side once less often than the scale shrinks it, so a
+        patch is read at 2-4 samples per patch pixel (the finest at its own detail)."""
+        cfg = self.cfg
+        if cfg.retina == "supersample" or not isinstance(src, TensorSource):
+            return [src]
+        finest = cfg.patch_fraction * src.detail_px / cfg.patch  # image pixels per patch pixel at scale 0
+        halvings = [max(0, math.floor(math.log2(finest * 2 ** k) + 1e-9) - 1) for k in range(cfg.scales)]
+        levels, images = {0: src}, src.images
+        for j in range(1, max(halvings) + 1):
+            h, w = images.shape[-2:]
+            images = F.interpolate(images, size=(math.ceil(h / 2), math.ceil(w / 2)), mode="area")  # 2×2 boxes
+            levels[j] = TensorSource(images)
+        return [levels[j] for j in halvings]
 
     def first_location(self, n: int, like: dict, draws=FRESH) -> torch.Tensor:
         if self.cfg.start == "centre":
@@ -92,12 +121,13 @@ class RAM(nn.Module):
         sample = self.training if sample is None else sample
         n = src.count
         like = {"dtype": src.dtype, "device": src.device}
+        levels = self.retina_levels(src)
         location = self.first_location(n, like, FRESH if self.training else for_evaluation(draw_keys, n))
         state = (torch.zeros(n, cfg.hidden, **like), torch.zeros(n, cfg.hidden, **like))
         record = {k: [] for k in ("location", "log_prob", "baseline", "logits")}
         for _ in range(cfg.glimpses):
             record["location"].append(location)
-            g = self.glimpse(torch.cat([self.what(self.retina(src, location)), self.where(location)], -1))
+            g = self.glimpse(torch.cat([self.what(self.retina(levels, location)), self.where(location)], -1))
             state = self.core(g, state)
             h = state[0]
             record["logits"].append(self.classifier(h))

@@ -53,7 +53,7 @@ def logits(model: baselines.RAM, images: torch.Tensor, where: torch.Tensor) -> t
     state = (images.new_zeros(n, hidden), images.new_zeros(n, hidden))
     for t in range(where.shape[1]):
         loc = where[:, t]
-        state = model.core(model.glimpse(torch.cat([model.what(model.retina(src, loc)), model.where(loc)], -1)), state)
+        state = model.core(model.glimpse(torch.cat([model.what(model.retina(model.retina_levels(src), loc)), model.where(loc)], -1)), state)
     return model.classifier(state[0])
 
 
