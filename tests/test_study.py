@@ -1,4 +1,5 @@
 """The study's configs, runs, noisy proxy, slider callback and Table 1 (saccadelib.study, saccadelib.plots)."""
+import dataclasses
 import importlib.util
 import json
 import re
@@ -12,6 +13,8 @@ from saccadelib.model import ModelConfig, VariationalSaccading
 from saccadelib.draws import CanvasDraws
 from saccadelib.sampler import noisy_proxy
 from saccadelib.paths import REPO_ROOT
+from saccadelib.settings import Resolved
+from saccadelib.train_config import TrainConfig
 
 
 # ------------------------------------------------------------------------------------ configs
@@ -168,9 +171,28 @@ def test_plateau_run_folders_keep_their_names():
     }
 
 
+def test_every_committed_run_folder_is_named_by_its_recorded_settings():
+    # A run folder's name ends in the hash of its settings' identity (settings.Resolved.key): recomputed from
+    # the settings each committed run recorded (its config.json), today's code must give the same name,
+    # whatever the study plans now, or a resumed run would start over and a committed one not read back.
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    checked = 0
+    for folder in sorted(REPO_ROOT.glob("results/**/runs/*")):
+        named = re.fullmatch(r".+_s\d+_([0-9a-f]{10})", folder.name)
+        if not named:
+            continue
+        recorded = json.loads((folder / "config.json").read_text())
+        assert set(recorded["train"]) <= fields, (folder, set(recorded["train"]) - fields)
+        train = TrainConfig(**recorded["train"])
+        assert Resolved(None, recorded["model"], train).key() == named.group(1), folder
+        checked += 1
+    assert checked >= 40  # the cpu profile's and the plateau profile's
+
+
 def test_the_cpu_profile_plans_exactly_the_committed_run_folders():
-    # The committed results read back only while the runner still names their runs as it did: every run
-    # folder under results/<experiment>/runs is one the cpu profile plans today, and the reverse.
+    # The committed cpu results are what the cpu profile trains today: every run folder under
+    # results/<experiment>/runs is one it plans, and the reverse. A deliberate change of a run's settings
+    # fails this until the profile is rendered again with it.
     planned = {exp: {spec.folder() for spec in specs} for exp, specs in study.runs.experiment_runs("cpu").items()}
     checked = 0
     for runs in sorted(REPO_ROOT.glob("results/0*/runs")):
