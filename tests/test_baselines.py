@@ -120,8 +120,8 @@ def test_configs_round_trip_and_refuse_unknown_keys():
     saved = RAMConfig().to_dict()
     del saved["start"]  # a missing field takes today's default: no compatibility layer
     assert RAMConfig.from_dict(saved).start == RAMConfig().start
-    with pytest.raises(ValueError, match="unknown setting 'retina'"):
-        RAMConfig.from_dict({**RAMConfig().to_dict(), "retina": 3})
+    with pytest.raises(ValueError, match="unknown setting 'fovea'"):
+        RAMConfig.from_dict({**RAMConfig().to_dict(), "fovea": 3})
 
 
 @pytest.mark.parametrize("name", ["resnet18", "proxy_cnn", "ram"])
