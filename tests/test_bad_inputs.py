@@ -281,3 +281,14 @@ def test_checking_a_folder_never_decodes_a_huge_single_level_tiff_whole(tmp_path
     read = []
     monkeypatch.setattr(opener.PyramidSource, "read", lambda self, *a: read.append(a))
     assert opener.unreadable(path) is None and read == []
+
+
+def test_a_slide_with_corrupt_tiles_names_its_file(tmp_path):
+    pytest.importorskip("openslide", reason="the slides extra: pip install 'saccadelib[slides]'")
+    from saccadelib.sources import ImageFileError, SlideSource, open_image
+
+    slide = _truncated(tmp_path / "bad.tif").rename(tmp_path / "bad.svs")  # OpenSlide opens it: the header is whole
+    source = open_image(slide, channels=3)
+    assert isinstance(source, SlideSource)
+    with pytest.raises(ImageFileError, match="bad.svs.*corrupt or truncated tile"):  # not OpenSlideError
+        source.proxy(32)
