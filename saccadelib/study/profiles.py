@@ -54,12 +54,12 @@ PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 30, "plateau_test":
 # The cap: minutes of training on our 2 cores after which a run stops still rising, turned into epochs
 # from the measured seconds per epoch (reference/epoch_seconds.json), so that a run stops at the same
 # epoch however busy the machine and on any device; validation comes on top (the plan counts it). The
-# paper's method gets two hours per run (267-275 epochs at 100², 211 at 2528²: its committed runs' first
-# rate still rose at epoch 31-63, and three rates need 90 epochs at the least); oracle windows one (those
-# 90 epochs are 38 minutes of theirs); the others learn in minutes. ResNet-18 on the whole image is left
-# out: at 4.5-5.3 minutes an epoch here, two hours stop it at 27 epochs still rising, so its Table 1 cells
-# at the plateau are its runs on one GPU without the cap (records/baselines/resnet18_plateau_gpu), as the
-# cpu profile leaves it to them too. At every cap the plan is 15.3 hours of training and validation.
+# paper's method gets two hours per run (its committed runs' first rate still rose at epoch 31-63, and
+# three rates need 90 epochs at the least); oracle windows one (those 90 epochs in well under an hour);
+# the others learn in minutes; the whole profile stays within its 15 hours at every cap (`reproduce
+# --profile plateau --plan`). ResNet-18 on the whole image is left out: two hours stopped it at 27 epochs
+# still rising, so its Table 1 cells at the plateau are its runs on one GPU without the cap
+# (records/baselines/resnet18_plateau_gpu), as the cpu profile leaves it to them too.
 PLATEAU_CAP_MIN = {"saccade": 120.0, "ram": 30.0, "oracle_glimpses": 60.0, "proxy_cnn": 15.0}
 PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
 # The paper's method on identification 100², the cell the cpu profile's claims rest on, trains three seeds.
