@@ -56,7 +56,7 @@ PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 30, "plateau_test":
 # epoch however busy the machine and on any device; validation comes on top (the plan counts it). The
 # paper's method gets two hours per run (its committed runs' first rate still rose at epoch 31-63, and
 # three rates need 90 epochs at the least); oracle windows one (those 90 epochs in well under an hour);
-# the others learn in minutes; the whole profile stays within its 15 hours at every cap (`reproduce
+# the others learn in minutes; the whole profile takes about 15 hours at every cap (`reproduce
 # --profile plateau --plan`). ResNet-18 on the whole image is left out: two hours stopped it at 27 epochs
 # still rising, so its Table 1 cells at the plateau are its runs on one GPU without the cap
 # (records/baselines/resnet18_plateau_gpu), as the cpu profile leaves it to them too.
