@@ -177,7 +177,13 @@ def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(
     fp32, bf16 = calls[-2][2], calls[-1][2]
     assert fp32["precision"] == "fp32" and bf16["precision"] == "bf16"
     assert bf16["epochs"] == round(fp32["epochs"] * 911 / 757) > fp32["epochs"]
-    assert "| identification_100_15min_bf16 | saccade | ×2 | bf16 | 15 | 90% |" in out.with_suffix(".md").read_text()
+    table = out.with_suffix(".md").read_text()
+    assert "| identification_100_15min_bf16 | saccade | ×2 | last | bf16 | 15 | 90% |" in table  # the recipe's loss
+    time_to_accuracy.run(["identification_100_15min"], out=out, out_root=tmp_path / "runs")
+    recorded = json.loads(out.read_text())["rows"]
+    recorded[-1]["model_settings"]["loss.every_step"] = True  # a row measured with every glimpse's loss says so
+    assert "| identification_100_15min | saccade | ×2 | every glimpse | fp32 |" in time_to_accuracy.markdown(
+        {"rows": recorded})
     with pytest.raises(ValueError, match="unknown time-to-accuracy case"):
         time_to_accuracy.run(["identification_64"], out=out)
 

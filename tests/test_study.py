@@ -163,11 +163,11 @@ def test_plateau_run_folders_keep_their_names():
     # leave them alone; a deliberate change of a plateau run's settings updates this list.
     folders = {exp: [spec.folder() for spec in specs] for exp, specs in study.runs.experiment_runs("plateau").items()}
     assert folders == {
-        "01_two_digit_sum": ["saccade_s0_92ed83998f", "ram_s0_0ee02ebe33", "oracle_glimpses_s0_13ce837ff9",
-                             "proxy_cnn_s0_4bc8393946"],
-        "02_two_digit_identification_100": ["saccade_s0_b00c36b378", "saccade_s1_277b1adaab", "saccade_s2_001b6ecde9",
-                                            "ram_s0_e64943bde8", "oracle_glimpses_s0_963f8bb6de", "proxy_cnn_s0_54abc848d1"],
-        "02_two_digit_identification_2528": ["saccade_s0_048475d15e"],
+        "01_two_digit_sum": ["saccade_s0_86aee8ce90", "ram_s0_b3377e6e41", "oracle_glimpses_s0_238082b004",
+                             "proxy_cnn_s0_0322983b6a"],
+        "02_two_digit_identification_100": ["saccade_s0_c040d4aa5f", "saccade_s1_fdcad0de30", "saccade_s2_74c2bd4b1f",
+                                            "ram_s0_41c5193b54", "oracle_glimpses_s0_de7cbce342", "proxy_cnn_s0_db011dde48"],
+        "02_two_digit_identification_2528": ["saccade_s0_e9761da481"],
     }
 
 
