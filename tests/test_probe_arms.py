@@ -56,3 +56,26 @@ def test_every_arm_of_every_committed_table_resolves_to_a_run(probe):
         args = build_parser().parse_args(arguments)
         assert args.out.endswith(f"/{name}") and args.record.endswith(f"/{name}")
         resolve(args.model, args.task, args.recipe, parse_settings(args.set), parse_settings(args.train))
+
+
+def test_the_curves_table_reads_each_finished_arm_and_skips_the_rest(tmp_path, monkeypatch):
+    import json
+    import sys
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "scripts/probes"))
+    sys.modules.setdefault("train_arms", train_arms)
+    curves_spec = importlib.util.spec_from_file_location("arm_curves", REPO_ROOT / "scripts/probes/arm_curves.py")
+    arm_curves = importlib.util.module_from_spec(curves_spec)
+    curves_spec.loader.exec_module(arm_curves)
+    monkeypatch.setattr(arm_curves, "REPO_ROOT", tmp_path)
+    folder = tmp_path / "records/t/wide"
+    folder.mkdir(parents=True)
+    rows = ["epoch,lr,train_s,val_accuracy"] + [f"{e},0.001,1.0,{0.1 * e}" for e in range(1, 9)]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    (folder / "metrics.json").write_text(json.dumps({"best_val_accuracy": 0.8, "best_epoch": 8,
+                                                     "test": {"accuracy": 0.75}}))
+    finished = arm_curves.finished_arms(TABLE, [])
+    assert [name for name, _ in finished] == ["wide"]  # "base" has no record yet
+    table = arm_curves.markdown("t", [arm_curves.arm_row(*finished[0])])
+    assert "| wide | 8 | 20.0 / 40.0 / 80.0 | 80.0 (8) | 75.0 |" in table  # after 2, 4 and 8 of 8 epochs
+    with pytest.raises(SystemExit, match="unknown arm narrow"):
+        arm_curves.finished_arms(TABLE, ["narrow"])

@@ -1,0 +1,95 @@
+"""Every arm's validation curve of one probe, from its committed records: a figure and a table.
+
+Reads records/<probe>/<arm>/history.csv and metrics.json for the arms of scripts/probes/arms/<probe>.toml
+that have finished (in the table's order) and writes records/<probe>/curves.png (validation accuracy by
+epoch, one line per arm) and records/<probe>/curves.md: each arm's validation accuracy after a quarter,
+half and all of its epochs (the shape of its curve: the probes' cosine schedule flattens every curve at
+its end, so a slope there says little), its best and at which epoch, and its test accuracy.
+
+    python scripts/probes/arm_curves.py ram
+    python scripts/probes/arm_curves.py window --arms recipe last_step last_step_crop64
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_arms import REPO_ROOT, load_table  # noqa: E402
+
+from saccadelib.plots import read_history  # noqa: E402
+from saccadelib.paths import write_text_atomic  # noqa: E402
+
+
+def finished_arms(table: dict, names: list[str]) -> list[tuple[str, Path]]:
+    """(name, record folder) of the named arms (or all, in the table's order) whose run has finished."""
+    arms = names or list(table["arms"])
+    unknown = [name for name in arms if name not in table["arms"]]
+    if unknown:
+        raise SystemExit(f"unknown arm {unknown[0]}; valid: {' '.join(table['arms'])}")
+    folders = [(name, REPO_ROOT / table["records"] / name) for name in arms]
+    return [(name, folder) for name, folder in folders if (folder / "metrics.json").is_file()]
+
+
+def arm_row(name: str, folder: Path) -> dict:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    curve = [row["val_accuracy"] for row in read_history(folder / "history.csv")]
+    return {"arm": name, "epochs": len(curve), "best_val": metrics["best_val_accuracy"],
+            "best_epoch": metrics["best_epoch"], "test": metrics["test"]["accuracy"], "curve": curve}
+
+
+def markdown(probe: str, rows: list[dict]) -> str:
+    lines = [f"Validation curves of the `{probe}` probe's finished arms (`python scripts/probes/arm_curves.py "
+             f"{probe}`; each arm's command in its folder, its curve in curves.png).",
+             "", "| arm | epochs | validation % after ¼, ½, all epochs | best validation % (epoch) | test % |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        curve, n = r["curve"], r["epochs"]
+        shape = " / ".join(f"{100 * curve[max(1, round(n * part)) - 1]:.1f}" for part in (0.25, 0.5, 1.0))
+        lines.append(f"| {r['arm']} | {n} | {shape} | {100 * r['best_val']:.1f} ({r['best_epoch']}) | "
+                     f"{100 * r['test']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(probe: str, rows: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        ax.plot(range(1, len(r["curve"]) + 1), [100 * v for v in r["curve"]], label=r["arm"], lw=1.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy %")
+    ax.set_title(f"probe: {probe}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("probe", help="the table's name in scripts/probes/arms/")
+    parser.add_argument("--arms", nargs="*", default=[], help="arms to show (default: every finished one)")
+    args = parser.parse_args(argv)
+    table = load_table(args.probe)
+    rows = [arm_row(name, folder) for name, folder in finished_arms(table, args.arms)]
+    if not rows:
+        raise SystemExit(f"no finished arm of {args.probe!r} under {table['records']}/: train one first "
+                         f"(python scripts/probes/train_arms.py {args.probe})")
+    out = REPO_ROOT / table["records"]
+    write_text_atomic(out / "curves.md", markdown(args.probe, rows))
+    figure(args.probe, rows, out / "curves.png")
+    print(f"wrote {out / 'curves.md'} and curves.png ({len(rows)} arms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
