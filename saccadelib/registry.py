@@ -20,7 +20,7 @@ from .baselines import (RAM, AttentionSampling, AttentionSamplingConfig, IPSConf
                         ProxyCNNConfig, RAMConfig, ResNetConfig, TiledResNet, TiledResNetConfig, WholeImageResNet)
 from .config import apply_overrides
 from .model import ModelConfig, VariationalSaccading
-from .recipes import LARGE_CROP, LARGE_SIDE, SMALL_GLIMPSES, TASK_RECIPE, crop_settings, recipe
+from .recipes import LARGE_CROP, LARGE_SIDE, RAM_STUDY, SMALL_GLIMPSES, TASK_RECIPE, crop_settings, recipe
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,10 @@ def parameter_count(model: nn.Module) -> int:
 
 def task_settings(task: str, model: str, image_side: int = 100) -> dict:
     """The recipe settings a glimpse model trains with on a generated task (at 2528², with 64² crops);
-    the baselines train at their defaults."""
+    RAM with the settings its probes found strongest (``recipes.RAM_STUDY``); the other baselines at their
+    defaults."""
+    if model == "ram":
+        return dict(RAM_STUDY)
     if model not in GLIMPSE_MODELS:
         return {}
     settings = recipe(TASK_RECIPE[task])

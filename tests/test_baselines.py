@@ -296,3 +296,13 @@ def test_ram_pyramid_retina_reads_each_scale_from_a_box_filtered_level_close_to_
     assert [level is source for level in kinds["supersample"].retina_levels(source)] == [True]
     with pytest.raises(ValueError, match="retina"):
         RAMConfig(retina="nearest")
+
+
+def test_the_study_trains_ram_with_its_probes_strongest_settings_and_other_baselines_at_their_defaults():
+    settings = registry.task_settings("identification", "ram")
+    cfg = RAMConfig.from_dict(settings)
+    assert (cfg.scales, cfg.patch, cfg.retina, cfg.reward, cfg.step_loss, cfg.glimpses) == (
+        4, 16, "pyramid", "likelihood", True, 8)
+    assert cfg.patch_fraction * 2 ** (cfg.scales - 1) >= 1.0  # the coarsest scale sees the whole canvas
+    assert RAMConfig() != cfg  # RAM's own settings stay its defaults (`train --model ram`)
+    assert registry.task_settings("sum", "proxy_cnn") == {}
