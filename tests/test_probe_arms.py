@@ -76,6 +76,6 @@ def test_the_curves_table_reads_each_finished_arm_and_skips_the_rest(tmp_path, m
     finished = arm_curves.finished_arms(TABLE, [])
     assert [name for name, _ in finished] == ["wide"]  # "base" has no record yet
     table = arm_curves.markdown("t", [arm_curves.arm_row(*finished[0])])
-    assert "| wide | 8 | 20.0 / 40.0 / 80.0 | 80.0 (8) | 75.0 |" in table  # after 2, 4 and 8 of 8 epochs
+    assert "| wide | 8 | 20.0 / 40.0 / 80.0 | 80.0 (8) | 75.0 | – | – | – | – | – | – |" in table  # after 2, 4, 8 epochs
     with pytest.raises(SystemExit, match="unknown arm narrow"):
         arm_curves.finished_arms(TABLE, ["narrow"])

@@ -4,7 +4,11 @@ Reads records/<probe>/<arm>/history.csv and metrics.json for the arms of scripts
 that have finished (in the table's order) and writes records/<probe>/curves.png (validation accuracy by
 epoch, one line per arm) and records/<probe>/curves.md: each arm's validation accuracy after a quarter,
 half and all of its epochs (the shape of its curve: the probes' cosine schedule flattens every curve at
-its end, so a slope there says little), its best and at which epoch, and its test accuracy.
+its end, so a slope there says little), its best and at which epoch, its test accuracy, and for a model
+with windows what its test scoring measured of them (saccadelib.window_stats, over all glimpses): their
+side in image pixels, the detail they are read at (crop pixels per image pixel), their centres' distance
+to the nearest object's, how far each glimpse's centre moves from image to image, and the share of
+images whose every object a window holds.
 
     python scripts/probes/arm_curves.py ram
     python scripts/probes/arm_curves.py window --arms recipe last_step last_step_crop64
@@ -42,19 +46,41 @@ def arm_row(name: str, folder: Path) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
     curve = [row["val_accuracy"] for row in read_history(folder / "history.csv")]
     return {"arm": name, "epochs": len(curve), "best_val": metrics["best_val_accuracy"],
-            "best_epoch": metrics["best_epoch"], "test": metrics["test"]["accuracy"], "curve": curve}
+            "best_epoch": metrics["best_epoch"], "test": metrics["test"]["accuracy"], "curve": curve,
+            "windows": windows_text(scored_windows(folder, metrics["test"]))}
+
+
+def scored_windows(folder: Path, test: dict) -> dict:
+    """The test scoring's window statistics: from windows.json (scripts/probes/window_stats.py, the posterior's
+    mean as the study scores, with the centres' spread older records lack) where the arm has one."""
+    path = folder / "windows.json"
+    return json.loads(path.read_text())["posterior_mean"] if path.is_file() else test
+
+
+def windows_text(test: dict) -> list[str]:
+    """The window columns of one arm's test scoring; "–" where it has no windows or an older record lacks one."""
+    every = (test.get("windows") or {}).get("all")
+    if not every:
+        return ["–"] * 6
+
+    def known(value, fmt: str) -> str:
+        return "–" if value is None else fmt.format(value)
+    return [known(every["side_px"]["mean"], "{:.1f}"), known(every.get("detail"), "{:.2f}"),
+            known(every["centre_to_object_px"]["mean"], "{:.1f}"), known(every.get("centre_spread_px"), "{:.1f}"),
+            known(test.get("both_digits_hit"), "{:.1%}"), known(every.get("strict_hit"), "{:.1%}")]
 
 
 def markdown(probe: str, rows: list[dict]) -> str:
     lines = [f"Validation curves of the `{probe}` probe's finished arms (`python scripts/probes/arm_curves.py "
              f"{probe}`; each arm's command in its folder, its curve in curves.png).",
-             "", "| arm | epochs | validation % after ¼, ½, all epochs | best validation % (epoch) | test % |",
-             "|---|---|---|---|---|"]
+             "", "| arm | epochs | validation % after ¼, ½, all epochs | best validation % (epoch) | test % | window "
+             "side px | detail | centre to nearest object px | centre's spread px | every object held | strict hit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         curve, n = r["curve"], r["epochs"]
         shape = " / ".join(f"{100 * curve[max(1, round(n * part)) - 1]:.1f}" for part in (0.25, 0.5, 1.0))
         lines.append(f"| {r['arm']} | {n} | {shape} | {100 * r['best_val']:.1f} ({r['best_epoch']}) | "
-                     f"{100 * r['test']:.1f} |")
+                     f"{100 * r['test']:.1f} | " + " | ".join(r["windows"]) + " |")
     return "\n".join(lines) + "\n"
 
 
