@@ -58,14 +58,21 @@ def test_every_arm_of_every_committed_table_resolves_to_a_run(probe):
         resolve(args.model, args.task, args.recipe, parse_settings(args.set), parse_settings(args.train))
 
 
-def test_the_curves_table_reads_each_finished_arm_and_skips_the_rest(tmp_path, monkeypatch):
-    import json
+
+@pytest.fixture
+def arm_curves(monkeypatch):
+    """scripts/probes/arm_curves.py, loaded as the scripts folder loads it (beside train_arms)."""
     import sys
     monkeypatch.syspath_prepend(str(REPO_ROOT / "scripts/probes"))
-    sys.modules.setdefault("train_arms", train_arms)
+    monkeypatch.setitem(sys.modules, "train_arms", train_arms)
     curves_spec = importlib.util.spec_from_file_location("arm_curves", REPO_ROOT / "scripts/probes/arm_curves.py")
-    arm_curves = importlib.util.module_from_spec(curves_spec)
-    curves_spec.loader.exec_module(arm_curves)
+    module = importlib.util.module_from_spec(curves_spec)
+    curves_spec.loader.exec_module(module)
+    return module
+
+
+def test_the_curves_table_reads_each_finished_arm_and_skips_the_rest(tmp_path, monkeypatch, arm_curves):
+    import json
     monkeypatch.setattr(arm_curves, "REPO_ROOT", tmp_path)
     folder = tmp_path / "records/t/wide"
     folder.mkdir(parents=True)
@@ -79,3 +86,8 @@ def test_the_curves_table_reads_each_finished_arm_and_skips_the_rest(tmp_path, m
     assert "| wide | 8 | 20.0 / 40.0 / 80.0 | 80.0 (8) | 75.0 | – | – | – | – | – | – |" in table  # after 2, 4, 8 epochs
     with pytest.raises(SystemExit, match="unknown arm narrow"):
         arm_curves.finished_arms(TABLE, ["narrow"])
+
+
+def test_a_seed_arm_is_drawn_as_its_base_arm_with_a_seed(arm_curves):
+    assert arm_curves.curve_label("last_step_seed2") == "last_step (seed 2)"
+    assert arm_curves.curve_label("recipe") == "recipe" and arm_curves.curve_label("sum_seedling") == "sum_seedling"

@@ -46,7 +46,7 @@ class RAMConfig(_Config):
     # scale: a retina that reaches the whole canvas costs 7× one of three scales), "pyramid" reads scale k
     # at 2-4 samples a pixel from the image box-filtered to half its side k-1 times (built once a batch):
     # RAM's patches "resized to g_w × g_w", far cheaper for four scales, the patches within 2-15% of the
-    # supersampled ones (mean absolute difference, wider scales a little blurrier; scripts/probes/ram_retina.py).
+    # supersampled ones (mean absolute difference, wider scales a little blurrier; records/ram_probes/retina.json).
     retina: str = "supersample"
 
     def __post_init__(self):

@@ -83,7 +83,8 @@ def compare_curves(histories: dict[str, list[dict]], out: str | Path | None = No
     """One line per run (label → history rows): ``metric`` against epochs and against training minutes."""
     # one colour per model, one line style per seed ("label (seed k)"), so that seeds of a model read as one
     models = list(dict.fromkeys(label.split(" (seed")[0] for label in histories))
-    palette = dict(zip(models, sns.color_palette("tab10", max(1, len(models)))))
+    # tab10 repeats its colours past ten models; a probe's many arms take evenly spaced hues instead
+    palette = dict(zip(models, sns.color_palette("tab10" if len(models) <= 10 else "husl", max(1, len(models)))))
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     seen: dict[str, int] = {}

@@ -2,7 +2,7 @@
 
 Reads records/<probe>/<arm>/history.csv and metrics.json for the arms of scripts/probes/arms/<probe>.toml
 that have finished (in the table's order) and writes records/<probe>/curves.png (validation accuracy by
-epoch, one line per arm) and records/<probe>/curves.md: each arm's validation accuracy after a quarter,
+epoch and by training minute, one line per arm) and records/<probe>/curves.md: each arm's validation accuracy after a quarter,
 half and all of its epochs (the shape of its curve: the probes' cosine schedule flattens every curve at
 its end, so a slope there says little), its best and at which epoch, its test accuracy, and for a model
 with windows what its test scoring measured of them (saccadelib.window_stats, over all glimpses): their
@@ -20,15 +20,11 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_arms import REPO_ROOT, load_table  # noqa: E402
 
 from saccadelib.plots import read_history  # noqa: E402
+from saccadelib.plots.curves import compare_curves  # noqa: E402
 from saccadelib.paths import write_text_atomic  # noqa: E402
 
 
@@ -44,8 +40,9 @@ def finished_arms(table: dict, names: list[str]) -> list[tuple[str, Path]]:
 
 def arm_row(name: str, folder: Path) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
-    curve = [row["val_accuracy"] for row in read_history(folder / "history.csv")]
-    return {"arm": name, "epochs": len(curve), "best_val": metrics["best_val_accuracy"],
+    history = read_history(folder / "history.csv")
+    curve = [row["val_accuracy"] for row in history]
+    return {"arm": name, "epochs": len(curve), "history": history, "best_val": metrics["best_val_accuracy"],
             "best_epoch": metrics["best_epoch"], "test": metrics["test"]["accuracy"], "curve": curve,
             "windows": windows_text(scored_windows(folder, metrics["test"]))}
 
@@ -70,9 +67,16 @@ def windows_text(test: dict) -> list[str]:
             known(test.get("both_digits_hit"), "{:.1%}"), known(every.get("strict_hit"), "{:.1%}")]
 
 
+def curve_label(arm: str) -> str:
+    """An arm's line in the figure: "last_step_seed1" → "last_step (seed 1)", so that seeds share a colour."""
+    base, _, seed = arm.rpartition("_seed")
+    return f"{base} (seed {seed})" if base and seed.isdigit() else arm
+
+
 def markdown(probe: str, rows: list[dict]) -> str:
     lines = [f"Validation curves of the `{probe}` probe's finished arms (`python scripts/probes/arm_curves.py "
-             f"{probe}`; each arm's command in its folder, its curve in curves.png).",
+             f"{probe}`; each arm's command in its folder, its curve in curves.png, where training minutes are as "
+             f"measured, most arms beside another job on the 2 cores).",
              "", "| arm | epochs | validation % after ¼, ½, all epochs | best validation % (epoch) | test % | window "
              "side px | detail | centre to nearest object px | centre's spread px | every object held | strict hit |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -82,22 +86,6 @@ def markdown(probe: str, rows: list[dict]) -> str:
         lines.append(f"| {r['arm']} | {n} | {shape} | {100 * r['best_val']:.1f} ({r['best_epoch']}) | "
                      f"{100 * r['test']:.1f} | " + " | ".join(r["windows"]) + " |")
     return "\n".join(lines) + "\n"
-
-
-def figure(probe: str, rows: list[dict], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in rows:
-        ax.plot(range(1, len(r["curve"]) + 1), [100 * v for v in r["curve"]], label=r["arm"], lw=1.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy %")
-    ax.set_title(f"probe: {probe}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"(python scripts/probes/train_arms.py {args.probe})")
     out = REPO_ROOT / table["records"]
     write_text_atomic(out / "curves.md", markdown(args.probe, rows))
-    figure(args.probe, rows, out / "curves.png")
+    compare_curves({curve_label(r["arm"]): r["history"] for r in rows}, out / "curves.png", title=f"probe: {args.probe}")
     print(f"wrote {out / 'curves.md'} and curves.png ({len(rows)} arms)")
     return 0
 

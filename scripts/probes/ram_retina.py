@@ -1,36 +1,67 @@
-"""Probe: what RAM's two retinas cost and how far apart their patches are (docs/baselines.md, baselines.RAMConfig.retina):
-per retina, one thread, batch 128: the retina's time per batch and a training step's, then on 128 sum test canvases
-the mean absolute difference of the pyramid's patches from the supersampled ones, per scale.
+"""Probe: what RAM's two retinas cost and how far apart their patches are (docs/baselines.md,
+baselines.RAMConfig.retina). On one thread, batch 128 of 100² canvases: a training step's time for RAM's
+own retina (3 scales of 12-48 px) and for the wide one (4 scales of 16-128 px), supersampled and read from
+the pyramid; then on 128 sum test canvases at random locations, the mean absolute difference of the
+pyramid's patches from the supersampled ones relative to the supersampled patches' mean, per scale.
+Written to records/ram_probes/retina.json with the run's metadata. Nothing else may run meanwhile.
 
     .venv/bin/python scripts/probes/ram_retina.py
 """
-import time, torch
-torch.set_num_threads(1)
-from saccadelib.baselines.ram import RAM, RAMConfig
-from saccadelib.sources import TensorSource
-x = torch.rand(128, 1, 100, 100)
-for name, cfg in (("base", RAMConfig(n_classes=19)), ("sensor", RAMConfig(n_classes=19, patch=16, patch_fraction=0.16, scales=4)), ("sensor, pyramid", RAMConfig(n_classes=19, retina="pyramid", patch=16, patch_fraction=0.16, scales=4))):
-    m = RAM(cfg).train()
-    src = TensorSource(x)
-    loc = torch.rand(128, 2) * 2 - 1
-    t = time.perf_counter()
-    lv = m.retina_levels(src)
-    for _ in range(6*5): m.retina(lv, loc)
-    r = (time.perf_counter() - t) / 5
-    batch = {"image": x, "label": torch.randint(0, 19, (128,))}
-    t = time.perf_counter()
-    for _ in range(5):
-        loss, _ = m.training_loss(batch); loss.backward()
-    s = (time.perf_counter() - t) / 5
-    print(name, f"retina per batch {r*1000:.0f} ms, step {s*1000:.0f} ms, per epoch of 157 steps {s*157:.0f} s")
+import time
+from pathlib import Path
 
+import torch
+
+from saccadelib.baselines.ram import RAM, RAMConfig
 from saccadelib.datasets.twodigit import eval_set
-x = eval_set("sum", "test").as_dict(0, 128)["image"]
-for name, kw in (("base", {}), ("sensor", dict(patch=16, patch_fraction=0.16, scales=4))):
-    a = RAM(RAMConfig(n_classes=19, **kw)); b = RAM(RAMConfig(n_classes=19, retina="pyramid", **kw))
-    src = TensorSource(x); loc = torch.rand(128, 2) * 2 - 1
-    pa = a.retina(a.retina_levels(src), loc).view(128, -1, kw.get("patch", 12) ** 2)
-    t = time.perf_counter(); lv = b.retina_levels(src); pb = b.retina(lv, loc).view(128, -1, kw.get("patch", 12) ** 2); tb = time.perf_counter() - t
-    t = time.perf_counter(); a.retina(a.retina_levels(src), loc); ta = time.perf_counter() - t
-    diff = (pa - pb).abs().mean((0, 2)) / pa.abs().mean((0, 2)).clamp_min(1e-6)
-    print(name, "relative mean abs diff per scale", [f"{d:.3f}" for d in diff.tolist()], f"time {ta*1000:.0f} vs {tb*1000:.0f} ms", [tuple(l.images.shape[-2:]) for l in lv])
+from saccadelib.runinfo import run_metadata, write_json
+from saccadelib.sources import TensorSource
+
+OUT = Path(__file__).resolve().parents[2] / "records" / "ram_probes" / "retina.json"
+BATCH, STEPS = 128, 5
+WIDE = {"patch": 16, "patch_fraction": 0.16, "scales": 4}
+RETINAS = {"own": {}, "wide": WIDE}
+
+
+def step_ms(cfg: RAMConfig, images: torch.Tensor) -> float:
+    """Mean time of a training step (forward, loss, backward), after one step of warm-up."""
+    model = RAM(cfg).train()
+    batch = {"image": images, "label": torch.randint(0, cfg.n_classes, (BATCH,))}
+    model.training_loss(batch)[0].backward()
+    started = time.perf_counter()
+    for _ in range(STEPS):
+        model.training_loss(batch)[0].backward()
+    return round(1000 * (time.perf_counter() - started) / STEPS, 1)
+
+
+def patch_difference(settings: dict, images: torch.Tensor) -> list[float]:
+    """Per scale: mean |pyramid patch − supersampled patch| / mean |supersampled patch|."""
+    supersampled = RAM(RAMConfig(n_classes=19, **settings))
+    pyramid = RAM(RAMConfig(n_classes=19, retina="pyramid", **settings))
+    source, location = TensorSource(images), torch.rand(BATCH, 2) * 2 - 1
+    side = supersampled.cfg.patch ** 2
+    a = supersampled.retina(supersampled.retina_levels(source), location).view(BATCH, -1, side)
+    b = pyramid.retina(pyramid.retina_levels(source), location).view(BATCH, -1, side)
+    return [round(d, 3) for d in ((a - b).abs().mean((0, 2)) / a.abs().mean((0, 2)).clamp_min(1e-6)).tolist()]
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    noise = torch.rand(BATCH, 1, 100, 100)
+    canvases = eval_set("sum", "test").as_dict(0, BATCH)["image"]
+    rows = []
+    for name, settings in RETINAS.items():
+        times = {retina: step_ms(RAMConfig(n_classes=19, retina=retina, **settings), noise)
+                 for retina in ("supersample", "pyramid")}
+        rows.append({"retina": name, "settings": settings, "step_ms": times,
+                     "pyramid_speedup": round(times["supersample"] / times["pyramid"], 1),
+                     "patch_difference_by_scale": patch_difference(settings, canvases)})
+        print(rows[-1])
+    write_json(OUT, {"probe": "ram_retina", "command": "python scripts/probes/ram_retina.py", "batch": BATCH,
+                     "steps": STEPS, "threads": 1, **run_metadata("cpu"), "rows": rows})
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
