@@ -360,6 +360,19 @@ def test_epoch_seconds_probe_reads_finished_runs(tmp_path):
                                                               "runs": [str(runs[2])]}
 
 
+def test_epoch_seconds_probe_measures_again_when_its_epochs_disagree():
+    """A probe whose two epochs disagree (another job took the CPU) is probed again and recorded as
+    discarded; one that never steadies stops with a message instead of sizing a budget from it."""
+    spec = importlib.util.spec_from_file_location("epoch_seconds", REPO_ROOT / "scripts/probes/epoch_seconds.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    answers = iter([[6.58, 11.59], [6.6, 6.8]])
+    assert probe.steady_probe(lambda: next(answers)) == ([6.6, 6.8], [[6.58, 11.59]])
+    assert probe.steady_probe(lambda: [7.0, 7.0]) == ([7.0, 7.0], [])
+    with pytest.raises(RuntimeError, match="machine is busy"):
+        probe.steady_probe(lambda: [5.0, 10.0], tries=2)
+
+
 def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(monkeypatch):
     from saccadelib.study import plan
 
