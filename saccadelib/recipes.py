@@ -23,7 +23,7 @@ _SHARED = {"classifier_reads": "crops", "loss.reconstruction_weight": 0.01, "los
 # 0.35, a posterior that does not train the proxy encoder, and the crop classifier learning at twice the
 # policy's rate (reading lags finding at short budgets: docs/deviations.md). Only the prediction after
 # the last glimpse is trained, as in the original code: asked for both digits after one glimpse, the first
-# window sits between them at the cap, and the four read 2.2 points less (docs/controls.md).
+# window sits between them at the cap, and the four read 2.1 points less (docs/controls.md).
 FOUR_GLIMPSES_GRID_START = {**_SHARED, "loss.every_step": False, "window.max_scale": 0.45, "init_scale": 0.35,
                             "posterior_trains_encoder": False, "glimpses": 4, "init_layout": "grid",
                             "reader_lr_scale": 2.0}

@@ -8,8 +8,8 @@ read from ``reference/epoch_seconds.json``), so a run's result does not depend o
 Training seconds come from the study's own finished cpu runs when ``--from-runs`` names their folders
 (the mean over all their epochs: sustained training, the study's settings); a pair without finished runs
 trains two short probe epochs through the shared loop (same recipe, batch size, 2 threads) and keeps
-their mean, probing again while the two disagree by more than 15%. A short probe once ran up to a third fast or slow against the runs it sized, hence the
-runs first. Validation is timed directly: the model, untrained (scoring costs the same), scores the
+their mean, probing again while the two disagree by more than 15%. A short probe once ran up to a third
+fast or slow against the runs it sized, hence the runs first. Validation is timed directly: the model, untrained (scoring costs the same), scores the
 validation canvases twice and the mean counts. Nothing else may run on the machine meanwhile.
 
     .venv/bin/python scripts/probes/epoch_seconds.py --from-runs results/0*/runs   # about 3 minutes
@@ -107,18 +107,14 @@ def probe_training(task: str, canvas: int, model: str, canvases: int, threads: i
             return [float(row["train_s"]) for row in csv.DictReader(f)]
 
 
-def steady(epochs: list[float]) -> bool:
-    """Whether a probe's two epochs agree within STEADY_SPREAD (the slower over the faster)."""
-    return max(epochs) <= STEADY_SPREAD * min(epochs)
-
-
 def steady_probe(probe, tries: int = 3) -> tuple[list[float], list[list[float]]]:
-    """``probe()``'s epochs, probed again while they disagree (something else took the CPU for one of
-    them), at most ``tries`` times; the unsteady probes come back too, to be recorded."""
+    """``probe()``'s epochs, probed again while the slower exceeds the faster by more than STEADY_SPREAD
+    (something else took the CPU for one of them), at most ``tries`` times; the unsteady probes come back
+    too, to be recorded."""
     discarded = []
     for _ in range(tries):
         epochs = probe()
-        if steady(epochs):
+        if max(epochs) <= STEADY_SPREAD * min(epochs):
             return epochs, discarded
         discarded.append(epochs)
     raise RuntimeError(f"probe epochs never agreed within {STEADY_SPREAD:.2f}× in {tries} tries ({discarded}): "

@@ -1,0 +1,55 @@
+"""scripts/probes/epoch_seconds.py: the seconds per epoch that turn the cpu profile's minutes into epochs."""
+import importlib.util
+import json
+
+import pandas as pd
+import pytest
+
+from saccadelib.paths import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("epoch_seconds", REPO_ROOT / "scripts/probes/epoch_seconds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epoch_seconds_probe_reads_finished_runs(probe, tmp_path):
+    """scripts/probes/epoch_seconds.py --from-runs: mean seconds over every epoch of finished cpu runs,
+    scaled to 20k training and 2k validation canvases; unfinished and GPU runs do not count."""
+
+    def run(name, train_size, rows, device="cpu", finished=True, val_size=2000, image_side=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({
+            "train": {"task": "identification", "train_size": train_size, "val_size": val_size, "threads": 2,
+                      "device": device, "image_side": image_side},
+            "model": {"name": "saccade", "config": {}}}))
+        pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
+        if finished:
+            (folder / "metrics.json").write_text("{}")
+        return folder
+
+    runs = [run("full", 20_000, {"train_s": [50.0, 60.0], "val_s": [3.0, 3.0]}),
+            run("quarter", 5_000, {"train_s": [14.0, 16.0]}, val_size=1000),  # older: no val_s column
+            run("large", 5_000, {"train_s": [50.0], "val_s": [5.0]}, val_size=1000, image_side=2528),
+            run("gpu", 20_000, {"train_s": [1.0], "val_s": [0.1]}, device="cuda"),
+            run("unfinished", 20_000, {"train_s": [999.0], "val_s": [99.0]}, finished=False)]
+    measured = probe.from_runs(runs)
+    assert set(measured) == {("identification", 100, "saccade"), ("identification", 2528, "saccade")}
+    small = measured[("identification", 100, "saccade")]
+    assert small["train"] == [50.0, 60.0, 56.0, 64.0] and small["val"] == [3.0, 3.0]
+    assert measured[("identification", 2528, "saccade")] == {"train": [200.0], "val": [10.0],
+                                                              "runs": [str(runs[2])]}
+
+
+def test_epoch_seconds_probe_measures_again_when_its_epochs_disagree(probe):
+    """A probe whose two epochs disagree (another job took the CPU) is probed again and recorded as
+    discarded; one that never steadies stops with a message instead of sizing a budget from it."""
+    answers = iter([[6.58, 11.59], [6.6, 6.8]])
+    assert probe.steady_probe(lambda: next(answers)) == ([6.6, 6.8], [[6.58, 11.59]])
+    assert probe.steady_probe(lambda: [7.0, 7.0]) == ([7.0, 7.0], [])
+    with pytest.raises(RuntimeError, match="machine is busy"):
+        probe.steady_probe(lambda: [5.0, 10.0], tries=2)
