@@ -126,8 +126,9 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     models = {"saccade_cells", "saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses", "attention_sampling",
               "ips", "proxy_cnn"}
     decoys = ("megapixel_blobs",)  # the smoke profile adds one decoy set; no proxy sweep there
+    labels = {f"megapixel_{label}/{m}" for label in ("max", "top", "multi") for m in ("saccade_cells", "ips")}
     assert set(runs["label"]) == {f"{data}/{m}" for data in ("megapixel", "id1000", *decoys) for m in models} | \
-        {"megapixel/proxy_cnn_32", "id1000/proxy_cnn_32"}
+        {"megapixel/proxy_cnn_32", "id1000/proxy_cnn_32"} | labels
     assert runs["test_accuracy"].between(0, 1).all() and (runs["test_n"] == 32).all()
     summary = pd.read_csv(out / "summary.csv").set_index("label")
     assert summary["canvases_seen"].gt(0).all()
@@ -141,5 +142,9 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     costed = summary["infer_ms_per_image"].dropna()
     assert set(costed.index) == {f"{data}/{m}" for data in ("megapixel", "id1000") for m in ("saccade_cells", "proxy_cnn")}
     assert costed.gt(0).all() and summary.loc[costed.index, "work_mib"].gt(0).all()
+    # the four labels IPS reports, ours and IPS's side by side
+    four = pd.read_csv(out / "labels.csv").set_index("model")
+    assert list(four.index) == ["saccade_cells", "ips"] and list(four.columns) == ["majority", "max", "top", "multi"]
+    assert four.notna().all().all()
     for figure in ("proxy_sweep.png", "saccades_megapixel.png", "saccades_id1000.png", "saccades_megapixel_blobs.png"):
         assert (out / figure).stat().st_size > 5000, figure

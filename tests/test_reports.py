@@ -18,6 +18,29 @@ def test_summarize_gives_mean_and_std_over_seeds():
     assert table.loc[0, "test_exact_match_%"] == "90.0 ± 10.0" and table.loc[1, "test_exact_match_%"] == "50.0"
 
 
+def test_label_table_puts_each_models_labels_side_by_side():
+    frame = pd.DataFrame({"label": ["megapixel/saccade_cells", "megapixel/ips", "megapixel_max/saccade_cells",
+                                    "megapixel_multi/saccade_cells", "megapixel_multi/ips", "id1000/saccade_cells"],
+                          "test_accuracy": [0.9, 0.8, 0.7, 0.6, 0.5, 0.1], "train_min": 1, "epochs_run": 1,
+                          "s_per_epoch": 1, "parameters": 1})
+    config = study.ResolutionStudy(labels=("max", "multi"), profile="smoke")
+    table = study.label_table(study.summarize(frame), config).set_index("model")
+    assert table.loc["saccade_cells"].tolist() == ["90.0", "70.0", "60.0"]
+    assert table.loc["ips", "majority"] == "80.0" and pd.isna(table.loc["ips", "max"])  # not trained on max
+
+
+def test_proxy_sweep_gives_every_run_of_a_panel_its_own_colour():
+    from saccadelib import plots
+
+    runs = ["saccade_cells", "saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses", "attention_sampling",
+            "ips", "proxy_cnn", "proxy_cnn_32"]
+    table = pd.DataFrame({"label": [f"megapixel/{r}" for r in runs], "mean": range(10, 10 + len(runs)), "std": 1.0})
+    figure = plots.proxy_sweep(table, {"proxy_cnn": 128, "proxy_cnn_32": 32})
+    lines = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert len(lines) == 7 and len({line.get_color() if isinstance(line.get_color(), str) else
+                                    tuple(line.get_color()) for line in lines}) == 7
+
+
 def test_robustness_summary_pairs_each_level_with_the_same_seeds_noise_free_score():
     # seed 0 reaches 60% without noise, seed 1 80%: spread 14 points; each loses exactly 10 at σ 1, which
     # the paired change shows as 10 ± 0 where the unpaired means (60 ± 14 against 70 ± 14) overlap

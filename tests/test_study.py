@@ -349,6 +349,14 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     assert by_label["id1000/saccade_cells"].train_overrides["canvas_side"] == 1000
     assert by_label["megapixel/attention_sampling"].model_overrides == {"view_size": 180, "patch_scale": 50 / 1500}
     assert by_label["id1000/attention_sampling"].model_overrides["view_size"] == 120
+    # the other Megapixel labels: the label models alone, one seed, on the plain set, each its own run label
+    labelled = [s for s in specs if s.task in ("megapixel_max", "megapixel_top", "megapixel_multi")]
+    assert sorted(s.label for s in labelled) == sorted(f"megapixel_{label}/{m}" for label in ("max", "top", "multi")
+                                                       for m in ("saccade_cells", "ips"))
+    assert by_label["megapixel_multi/ips"].train_overrides["data_root"] == config.data_root
+    assert by_label["megapixel_top/saccade_cells"].model_overrides == saccade.model_overrides
+    with pytest.raises(ValueError, match="unknown Megapixel MNIST label 'majority'.*valid: max, top, multi"):
+        study.resolution_study("smoke", labels=("majority",))
     # at the cpu profile 06 is skipped, naming the command, until every run has a measured epoch time
     entries = study.experiments.resolution_entries(study.resolution_study("cpu"))
     monkeypatch.setattr(plan, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries[1:]})

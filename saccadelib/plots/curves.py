@@ -192,8 +192,10 @@ def proxy_sweep(table, proxy_sides: dict[str, int], out: str | Path | None = Non
             ax.errorbar([s for s, _, _ in sweep], [m for _, m, _ in sweep], yerr=[e for _, _, e in sweep], fmt="o-",
                         color="black", lw=2, capsize=3, label="proxy-only CNN")
         others = [(run, mean, std) for run, mean, std in runs if run not in proxy_sides]
-        for k, (run, mean, std) in enumerate(others):
-            colour = GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)]
+        # the glimpse colours run out past six runs (06 has seven or more), tab10 past ten
+        palette = GLIMPSE_COLOURS if len(others) <= len(GLIMPSE_COLOURS) else \
+            sns.color_palette("tab10" if len(others) <= 10 else "husl", len(others))
+        for (run, mean, std), colour in zip(others, palette):
             ax.axhline(mean, ls="--", lw=1.2, color=colour, label=run)
             if std > 0:  # the spread over seeds
                 ax.axhspan(mean - std, mean + std, color=colour, alpha=0.12, lw=0)

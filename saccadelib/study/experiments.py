@@ -15,7 +15,7 @@ from ..config import apply_overrides
 from ..datasets import megapixel
 from ..datasets.twodigit import task_spec
 from ..names import check_task as check_name
-from ..names import megapixel_decoys
+from ..names import MEGAPIXEL_LABELS, megapixel_decoys
 from ..registry import GLIMPSE_MODELS, spec
 from ..tasks import get_task
 from ..train_config import TrainConfig
@@ -199,6 +199,10 @@ class ResolutionStudy:
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade_cells``) trained at every seed
     task_budget_min: dict = field(default_factory=dict)  # task → minutes per run, where not training's
+    # Megapixel MNIST's other labels (max, top, multi), each read by label_models at one seed: the four labels
+    # IPS reports side by side (majority is in tasks)
+    labels: tuple[str, ...] = ()
+    label_models: tuple[str, ...] = ("saccade_cells", "ips")
     # inference cost per image (batch 1, end to end from a PNG, each model in a fresh process): the runs
     # measured (None: all but the oracle, which needs the digits' boxes a file does not have), the repeats
     costed: tuple[str, ...] | None = None
@@ -207,8 +211,13 @@ class ResolutionStudy:
     def __post_init__(self):
         for task in self.tasks:
             check_name(task)
-        for name in self.models:
+        for name in (*self.models, *self.label_models):
             spec(name)
+        others = MEGAPIXEL_LABELS[1:]
+        for label in self.labels:
+            if label not in others:
+                raise ValueError(f"unknown Megapixel MNIST label {label!r} in labels; valid: {', '.join(others)} "
+                                 "(majority is a task of its own)")
 
     def side(self, task: str) -> int:
         return MEGAPIXEL_SIDE if task.startswith("megapixel") else NATIVE_SIDE
@@ -241,11 +250,12 @@ def seeds_for(study, label: str) -> tuple[int, ...]:
 
 def dataset_name(task: str) -> str:
     """06's short name of a task's data: ``megapixel`` (``megapixel_blobs``, ``megapixel_lookalikes`` with
-    decoys) or ``id1000``."""
+    decoys; ``megapixel_max`` and so on for a label other than the majority) or ``id1000``."""
     if not task.startswith("megapixel"):
         return f"id{NATIVE_SIDE}"
-    decoys = megapixel_decoys(task)
-    return "megapixel" if decoys == "none" else f"megapixel_{decoys}"
+    decoys, label = megapixel_decoys(task), task.rpartition("_")[2]
+    name = "megapixel" if decoys == "none" else f"megapixel_{decoys}"
+    return name if label == "majority" else f"{name}_{label}"
 
 
 def resolution_label(task: str, name: str) -> str:
@@ -256,29 +266,37 @@ def resolution_label(task: str, name: str) -> str:
 def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str, dict]]:
     """(task, canvas side, run name, registry model, model settings) of 06: per task, each model (the
     glimpse models with the study's recipe, the proxy-only CNN at the recipe's proxy side), then the
-    proxy-only CNN at the sweep's other sides."""
+    proxy-only CNN at the sweep's other sides; then Megapixel MNIST's other labels, each read by the
+    label models."""
     entries = []
     for task in study.tasks:
         side = study.side(task)
-        for name in study.models:
-            if name in GLIMPSE_MODELS:
-                settings = dict(study.paper_recipe if name == "saccade" else study.recipe)
-                if name == "oracle_glimpses" and task.startswith("megapixel"):
-                    # one window per digit: a sixth would revisit one and skew the count the majority rests on
-                    settings["glimpses"] = megapixel.DIGITS
-            elif name == "proxy_cnn":
-                settings = {"proxy_size": study.proxy_size}
-            elif name == "attention_sampling":
-                settings = _attention_view(side)
-            elif name == "ips":
-                settings = dict(IPS_ON_CPU)
-            else:
-                settings = {}
-            entries.append((task, side, name, name, settings))
+        entries += [(task, side, name, name, _settings(study, task, side, name)) for name in study.models]
         if megapixel_decoys(task) == "none":  # the proxy's sweep asks about resolution, not decoys
             entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
                         for size in study.proxy_sweep if size != study.proxy_size]
+    for label in study.labels:
+        task = f"megapixel_{label}"
+        entries += [(task, MEGAPIXEL_SIDE, name, name, _settings(study, task, MEGAPIXEL_SIDE, name))
+                    for name in study.label_models]
     return entries
+
+
+def _settings(study: ResolutionStudy, task: str, side: int, name: str) -> dict:
+    """The model settings of run ``name`` on ``task`` in 06."""
+    if name in GLIMPSE_MODELS:
+        settings = dict(study.paper_recipe if name == "saccade" else study.recipe)
+        if name == "oracle_glimpses" and task.startswith("megapixel"):
+            # one window per digit: a sixth would revisit one and skew the count the majority rests on
+            settings["glimpses"] = megapixel.DIGITS
+        return settings
+    if name == "proxy_cnn":
+        return {"proxy_size": study.proxy_size}
+    if name == "attention_sampling":
+        return _attention_view(side)
+    if name == "ips":
+        return dict(IPS_ON_CPU)
+    return {}
 
 
 # IPS in 06: its paper's 50-px patches, memory and iteration, with the small encoder: the paper's ResNet-18

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import apply_overrides
+from ..names import MEGAPIXEL_LABELS
 from ..paths import data_dir
 from ..recipes import LARGE_SIDE
 from .experiments import (EPOCH_SECONDS, PROFILES, EfficiencyStudy, FiveKStudy, NoiseStudy, ResolutionStudy, TaskStudy,
@@ -151,10 +152,11 @@ def resolution_study(profile: str = "cpu", **overrides) -> ResolutionStudy:
         study = dataclasses.replace(study, claim_runs=tuple(f"megapixel/{m}" for m in RESOLUTION_CLAIMS),
                                     task_budget_min={"identification": CPU_MINUTES["identification_native"]})
     if profile == "smoke":
-        # every kind of 06 cell, decoys and IPS included, that the cpu profile may take up once its epoch
-        # times are measured (scripts/probes/epoch_seconds.py --sides 1500 1000)
+        # every kind of 06 cell, decoys, IPS and the other labels included, that the cpu profile may take up
+        # once its epoch times are measured (scripts/probes/epoch_seconds.py --sides 1500 1000)
         study = dataclasses.replace(study, tasks=(*study.tasks, *SMOKE_DECOY_TASKS), models=(*study.models, "ips"),
-                                    proxy_sweep=(32,), data_root=str(data_dir() / "megapixel_mnist_miniature"),
+                                    labels=MEGAPIXEL_LABELS[1:], proxy_sweep=(32,),
+                                    data_root=str(data_dir() / "megapixel_mnist_miniature"),
                                     costed=("saccade_cells", "proxy_cnn"), cost_repeats=1,
                                     training=SMOKE_TRAINING.with_train(batch_size=16, val_size=32, test_size=32))
     if overrides.get("budget_min"):

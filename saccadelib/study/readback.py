@@ -20,6 +20,7 @@ from ..paths import atomic_path, write_text_atomic
 from ..plots import read_history
 from ..registry import build, parameter_count
 from ..runinfo import write_json
+from .experiments import resolution_label
 from .runs import RunSpec, run_folder
 
 
@@ -131,6 +132,16 @@ def _on_decoys(frame: "pd.DataFrame", group: "pd.DataFrame") -> dict:
         return {}
     return {f"windows_on_{kind}_%": round(100 * group[f"windows_on_{kind}"].astype(float).mean(), 1)
             if group[f"windows_on_{kind}"].notna().any() else None for kind in ("digit", "decoy")}
+
+
+def label_table(table: "pd.DataFrame", config) -> "pd.DataFrame":
+    """06's Megapixel MNIST labels side by side (the four IPS reports): a row per label model, a column per
+    label, each its test accuracy in % from ``summarize``'s table (multi: every one of the ten flags right);
+    blank where the model did not train on that label."""
+    accuracy = table.set_index("label")["test_exact_match_%"]
+    return pd.DataFrame([{"model": model, **{label: accuracy.get(resolution_label(f"megapixel_{label}", model))
+                                             for label in ("majority", *config.labels)}}
+                         for model in config.label_models])
 
 
 def save_config(config, out_dir: str | Path, extra: dict | None = None) -> Path:
