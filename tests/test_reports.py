@@ -257,10 +257,10 @@ def test_the_plateau_profile_trains_table1s_cells_within_its_hours(tmp_path):
             seeds[name, s.model].add(s.seed)
     assert {key for key, value in seeds.items() if value != {0}} == {("02_two_digit_identification_100", "saccade")}
     assert seeds["02_two_digit_identification_100", "saccade"] == {0, 1, 2}
-    # every run at its cap, the three seeds included: within the 15 hours the study allows it, give or take
-    # the notebooks' own work (docs/study.md)
+    # every run at its cap, the three seeds included: a bound of about 17 hours (docs/study.md), give or take
+    # the notebooks' own work; the runs stop at their plateaus well before
     plan = study.planned_minutes("plateau", tmp_path).set_index("experiment")
-    assert 600 < plan.loc["total", "planned_min"] <= 15.5 * 60
+    assert 600 < plan.loc["total", "planned_min"] <= 17.5 * 60
     assert study.runs.results_root("plateau") == study.runs.results_root("cpu") / "plateau"
     with pytest.raises(ValueError, match="Table 1's cells alone"):
         study.noise_study("plateau")
