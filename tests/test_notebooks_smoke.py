@@ -142,6 +142,10 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     costed = summary["infer_ms_per_image"].dropna()
     assert set(costed.index) == {f"{data}/{m}" for data in ("megapixel", "id1000") for m in ("saccade_cells", "proxy_cnn")}
     assert costed.gt(0).all() and summary.loc[costed.index, "work_mib"].gt(0).all()
+    # what the learnt policy adds over its prior, per data set, with where each puts its windows
+    prior = pd.read_csv(out / "policy_over_prior.csv").set_index("data set")
+    assert list(prior.index) == ["megapixel", "id1000", "megapixel_blobs"]
+    assert prior.loc["megapixel_blobs", ["learnt_on_decoy_%", "prior_on_decoy_%"]].between(0, 100).all()
     # the four labels IPS reports, ours and IPS's side by side
     four = pd.read_csv(out / "labels.csv").set_index("model")
     assert list(four.index) == ["saccade_cells", "ips"] and list(four.columns) == ["majority", "max", "top", "multi"]

@@ -29,6 +29,24 @@ def test_label_table_puts_each_models_labels_side_by_side():
     assert table.loc["ips", "majority"] == "80.0" and pd.isna(table.loc["ips", "max"])  # not trained on max
 
 
+def test_policy_over_prior_sets_the_learnt_policy_beside_its_prior_per_data_set():
+    labels = ["megapixel/saccade_cells", "megapixel/saccade_cells", "megapixel/salient_glimpses",
+              "megapixel/oracle_glimpses", "megapixel_blobs/saccade_cells", "megapixel_blobs/salient_glimpses",
+              "id1000/saccade_cells"]
+    frame = pd.DataFrame({"label": labels, "test_accuracy": [0.9, 0.8, 0.7, 0.99, 0.6, 0.2, 0.5], "train_min": 1,
+                          "epochs_run": 1, "s_per_epoch": 1, "parameters": 1,
+                          "windows_on_digit": [0.8, 0.6, 0.5, 1.0, 0.6, 0.1, 0.3],
+                          "windows_on_decoy": [None, None, None, None, 0.3, 0.9, None]})
+    config = study.ResolutionStudy(tasks=("megapixel_majority", "megapixel_blobs_majority", "identification"))
+    table = study.policy_over_prior(study.summarize(frame), config).set_index("data set")
+    assert list(table.index) == ["megapixel", "megapixel_blobs"]  # id1000 has no prior run here
+    plain, blobs = table.loc["megapixel"], table.loc["megapixel_blobs"]
+    assert plain["learnt_%"] == "85.0 ± 7.1" and plain["prior_%"] == "70.0" and plain["learnt_minus_prior_points"] == 15.0
+    assert plain["oracle_%"] == "99.0" and plain["random_%"] is None
+    assert (plain["learnt_on_digit_%"], plain["prior_on_digit_%"]) == (70.0, 50.0) and pd.isna(plain["learnt_on_decoy_%"])
+    assert blobs["learnt_minus_prior_points"] == 40.0 and (blobs["learnt_on_decoy_%"], blobs["prior_on_decoy_%"]) == (30.0, 90.0)
+
+
 def test_proxy_sweep_gives_every_run_of_a_panel_its_own_colour():
     from saccadelib import plots
 

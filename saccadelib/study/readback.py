@@ -20,7 +20,7 @@ from ..paths import atomic_path, write_text_atomic
 from ..plots import read_history
 from ..registry import build, parameter_count
 from ..runinfo import write_json
-from .experiments import resolution_label
+from .experiments import dataset_name, resolution_label
 from .runs import RunSpec, run_folder
 
 
@@ -142,6 +142,32 @@ def label_table(table: "pd.DataFrame", config) -> "pd.DataFrame":
     return pd.DataFrame([{"model": model, **{label: accuracy.get(resolution_label(f"megapixel_{label}", model))
                                              for label in ("majority", *config.labels)}}
                          for model in config.label_models])
+
+
+def policy_over_prior(table: "pd.DataFrame", config) -> "pd.DataFrame":
+    """06 per data set: what the learnt policy (the cells variant) adds over its prior (salient windows: the
+    same classifier, windows where the ink prior puts them, nothing learnt), with oracle and random windows
+    beside them, and where the two put their windows (% on a digit; on a decoy where the set has decoys).
+    Accuracies from ``summarize``'s table; a data set without both runs is left out."""
+    runs = table.set_index("label")
+    rows = []
+    for task in config.tasks:
+        name = dataset_name(task)
+        learnt, prior = f"{name}/saccade_cells", f"{name}/salient_glimpses"
+        if learnt not in runs.index or prior not in runs.index:
+            continue
+        row = {"data set": name, "learnt_%": runs.at[learnt, "test_exact_match_%"],
+               "prior_%": runs.at[prior, "test_exact_match_%"],
+               "learnt_minus_prior_points": round(runs.at[learnt, "mean"] - runs.at[prior, "mean"], 1)}
+        for control in ("oracle_glimpses", "random_glimpses"):
+            label = f"{name}/{control}"
+            row[f"{control.split('_')[0]}_%"] = runs.at[label, "test_exact_match_%"] if label in runs.index else None
+        for kind in ("digit", "decoy"):
+            column = f"windows_on_{kind}_%"
+            if column in runs:
+                row[f"learnt_on_{kind}_%"], row[f"prior_on_{kind}_%"] = runs.at[learnt, column], runs.at[prior, column]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def save_config(config, out_dir: str | Path, extra: dict | None = None) -> Path:
