@@ -124,9 +124,9 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     out = results / "06_resolution"
     runs = pd.read_csv(out / "runs.csv")
     models = {"saccade_cells", "saccade", "random_glimpses", "salient_glimpses", "oracle_glimpses", "attention_sampling",
-              "ips", "proxy_cnn"}
+              "ips_small", "proxy_cnn"}  # IPS named after its encoder
     decoys = ("megapixel_blobs",)  # the smoke profile adds one decoy set; no proxy sweep there
-    labels = {f"megapixel_{label}/{m}" for label in ("max", "top", "multi") for m in ("saccade_cells", "ips")}
+    labels = {f"megapixel_{label}/{m}" for label in ("max", "top", "multi") for m in ("saccade_cells", "ips_small")}
     assert set(runs["label"]) == {f"{data}/{m}" for data in ("megapixel", "id1000", *decoys) for m in models} | \
         {"megapixel/proxy_cnn_32", "id1000/proxy_cnn_32"} | labels
     assert runs["test_accuracy"].between(0, 1).all() and (runs["test_n"] == 32).all()
@@ -135,7 +135,7 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     # each policy's windows on a digit and on a decoy: oracle windows sit on the digits
     assert summary.loc["megapixel_blobs/oracle_glimpses", "windows_on_digit_%"] == 100
     assert summary.loc["megapixel_blobs/oracle_glimpses", "windows_on_decoy_%"] == 0
-    assert summary.loc[[f"{d}/{m}" for d in decoys for m in ("saccade_cells", "salient_glimpses", "ips")],
+    assert summary.loc[[f"{d}/{m}" for d in decoys for m in ("saccade_cells", "salient_glimpses", "ips_small")],
                        "windows_on_decoy_%"].between(0, 100).all()
     assert summary.loc["megapixel/saccade_cells", ["windows_on_decoy_%"]].isna().all()
     # the smoke profile measures the inference cost of two models per data set, from a PNG, in fresh processes
@@ -148,7 +148,7 @@ def test_resolution_notebook_trains_every_model_on_both_data_sets_and_draws_the_
     assert prior.loc["megapixel_blobs", ["learnt_on_decoy_%", "prior_on_decoy_%"]].between(0, 100).all()
     # the four labels IPS reports, ours and IPS's side by side
     four = pd.read_csv(out / "labels.csv").set_index("model")
-    assert list(four.index) == ["saccade_cells", "ips"] and list(four.columns) == ["majority", "max", "top", "multi"]
+    assert list(four.index) == ["saccade_cells", "ips_small"] and list(four.columns) == ["majority", "max", "top", "multi"]
     assert four.notna().all().all()
     for figure in ("proxy_sweep.png", "saccades_megapixel.png", "saccades_id1000.png", "saccades_megapixel_blobs.png"):
         assert (out / figure).stat().st_size > 5000, figure

@@ -19,14 +19,14 @@ def test_summarize_gives_mean_and_std_over_seeds():
 
 
 def test_label_table_puts_each_models_labels_side_by_side():
-    frame = pd.DataFrame({"label": ["megapixel/saccade_cells", "megapixel/ips", "megapixel_max/saccade_cells",
-                                    "megapixel_multi/saccade_cells", "megapixel_multi/ips", "id1000/saccade_cells"],
+    frame = pd.DataFrame({"label": ["megapixel/saccade_cells", "megapixel/ips_small", "megapixel_max/saccade_cells",
+                                    "megapixel_multi/saccade_cells", "megapixel_multi/ips_small", "id1000/saccade_cells"],
                           "test_accuracy": [0.9, 0.8, 0.7, 0.6, 0.5, 0.1], "train_min": 1, "epochs_run": 1,
                           "s_per_epoch": 1, "parameters": 1})
     config = study.ResolutionStudy(labels=("max", "multi"), profile="smoke")
     table = study.label_table(study.summarize(frame), config).set_index("model")
     assert table.loc["saccade_cells"].tolist() == ["90.0", "70.0", "60.0"]
-    assert table.loc["ips", "majority"] == "80.0" and pd.isna(table.loc["ips", "max"])  # not trained on max
+    assert table.loc["ips_small", "majority"] == "80.0" and pd.isna(table.loc["ips_small", "max"])  # not trained on max
 
 
 def test_policy_over_prior_sets_the_learnt_policy_beside_its_prior_per_data_set():

@@ -352,8 +352,16 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     # the other Megapixel labels: the label models alone, one seed, on the plain set, each its own run label
     labelled = [s for s in specs if s.task in ("megapixel_max", "megapixel_top", "megapixel_multi")]
     assert sorted(s.label for s in labelled) == sorted(f"megapixel_{label}/{m}" for label in ("max", "top", "multi")
-                                                       for m in ("saccade_cells", "ips"))
-    assert by_label["megapixel_multi/ips"].train_overrides["data_root"] == config.data_root
+                                                       for m in ("saccade_cells", "ips_small"))
+    assert by_label["megapixel_multi/ips_small"].train_overrides["data_root"] == config.data_root
+    # IPS is named after its encoder, the small one on our cores
+    assert by_label["megapixel/ips_small"].model == "ips"
+    assert by_label["megapixel/ips_small"].model_overrides == {"encoder": "small"}
+    paper_encoder = study.resolution_runs(study.resolution_study("smoke", ips_encoder="resnet18_2stages"))
+    assert {s.model_overrides["encoder"] for s in paper_encoder if s.label == "megapixel/ips_resnet18_2stages"} == \
+        {"resnet18_2stages"}
+    with pytest.raises(ValueError, match="unknown IPS encoder 'big' in ips_encoder; valid: resnet18_2stages, small"):
+        study.resolution_study("smoke", ips_encoder="big")
     assert by_label["megapixel_top/saccade_cells"].model_overrides == saccade.model_overrides
     with pytest.raises(ValueError, match="unknown Megapixel MNIST label 'majority'.*valid: max, top, multi"):
         study.resolution_study("smoke", labels=("majority",))

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..paths import REPO_ROOT, data_dir
 from ..recipes import LARGE_CROP, LARGE_SIDE, SMALL_GLIMPSES, SMALL_WINDOWS
 from ..config import apply_overrides
+from ..baselines.ips import ENCODERS
 from ..datasets import megapixel
 from ..datasets.twodigit import task_spec
 from ..names import check_task as check_name
@@ -203,6 +204,10 @@ class ResolutionStudy:
     # IPS reports side by side (majority is in tasks)
     labels: tuple[str, ...] = ()
     label_models: tuple[str, ...] = ("saccade_cells", "ips")
+    # IPS's patch encoder (its runs are named after it: ips_small): its paper's 50-px patches, memory and
+    # iteration with the "small" encoder, since the paper's ResNet-18 stages ("resnet18_2stages") cost 22
+    # times its FLOPs on every patch IPS scans and re-encodes (records/ips/encoders.json)
+    ips_encoder: str = "small"
     # inference cost per image (batch 1, end to end from a PNG, each model in a fresh process): the runs
     # measured (None: all but the oracle, which needs the digits' boxes a file does not have), the repeats
     costed: tuple[str, ...] | None = None
@@ -213,11 +218,17 @@ class ResolutionStudy:
             check_name(task)
         for name in (*self.models, *self.label_models):
             spec(name)
+        if self.ips_encoder not in ENCODERS:
+            raise ValueError(f"unknown IPS encoder {self.ips_encoder!r} in ips_encoder; valid: {', '.join(ENCODERS)}")
         others = MEGAPIXEL_LABELS[1:]
         for label in self.labels:
             if label not in others:
                 raise ValueError(f"unknown Megapixel MNIST label {label!r} in labels; valid: {', '.join(others)} "
                                  "(majority is a task of its own)")
+
+    def run_name(self, model: str) -> str:
+        """A model's run name in 06: its registry name, IPS's with its encoder (``ips_small``)."""
+        return f"ips_{self.ips_encoder}" if model == "ips" else model
 
     def side(self, task: str) -> int:
         return MEGAPIXEL_SIDE if task.startswith("megapixel") else NATIVE_SIDE
@@ -271,19 +282,20 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
     entries = []
     for task in study.tasks:
         side = study.side(task)
-        entries += [(task, side, name, name, _settings(study, task, side, name)) for name in study.models]
+        entries += [(task, side, study.run_name(model), model, _settings(study, task, side, model))
+                    for model in study.models]
         if megapixel_decoys(task) == "none":  # the proxy's sweep asks about resolution, not decoys
             entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
                         for size in study.proxy_sweep if size != study.proxy_size]
     for label in study.labels:
         task = f"megapixel_{label}"
-        entries += [(task, MEGAPIXEL_SIDE, name, name, _settings(study, task, MEGAPIXEL_SIDE, name))
-                    for name in study.label_models]
+        entries += [(task, MEGAPIXEL_SIDE, study.run_name(model), model, _settings(study, task, MEGAPIXEL_SIDE, model))
+                    for model in study.label_models]
     return entries
 
 
 def _settings(study: ResolutionStudy, task: str, side: int, name: str) -> dict:
-    """The model settings of run ``name`` on ``task`` in 06."""
+    """The model settings of registry model ``name`` on ``task`` in 06."""
     if name in GLIMPSE_MODELS:
         settings = dict(study.paper_recipe if name == "saccade" else study.recipe)
         if name == "oracle_glimpses" and task.startswith("megapixel"):
@@ -295,13 +307,8 @@ def _settings(study: ResolutionStudy, task: str, side: int, name: str) -> dict:
     if name == "attention_sampling":
         return _attention_view(side)
     if name == "ips":
-        return dict(IPS_ON_CPU)
+        return {"encoder": study.ips_encoder}
     return {}
-
-
-# IPS in 06: its paper's 50-px patches, memory and iteration, with the small encoder: the paper's ResNet-18
-# stages cost 22 times the small encoder's FLOPs on every patch it scans and re-encodes (records/ips/encoders.json)
-IPS_ON_CPU = {"encoder": "small"}
 
 
 def _attention_view(side: int) -> dict:

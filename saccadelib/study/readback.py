@@ -139,9 +139,9 @@ def label_table(table: "pd.DataFrame", config) -> "pd.DataFrame":
     label, each its test accuracy in % from ``summarize``'s table (multi: every one of the ten flags right);
     blank where the model did not train on that label."""
     accuracy = table.set_index("label")["test_exact_match_%"]
-    return pd.DataFrame([{"model": model, **{label: accuracy.get(resolution_label(f"megapixel_{label}", model))
-                                             for label in ("majority", *config.labels)}}
-                         for model in config.label_models])
+    names = [config.run_name(model) for model in config.label_models]
+    return pd.DataFrame([{"model": name, **{label: accuracy.get(resolution_label(f"megapixel_{label}", name))
+                                            for label in ("majority", *config.labels)}} for name in names])
 
 
 def policy_over_prior(table: "pd.DataFrame", config) -> "pd.DataFrame":
