@@ -53,3 +53,20 @@ def test_epoch_seconds_probe_measures_again_when_its_epochs_disagree(probe):
     assert probe.steady_probe(lambda: [7.0, 7.0]) == ([7.0, 7.0], [])
     with pytest.raises(RuntimeError, match="machine is busy"):
         probe.steady_probe(lambda: [5.0, 10.0], tries=2)
+
+
+def test_epoch_seconds_probe_measures_every_06_run_and_ips_with_its_papers_encoder(probe):
+    """06's probes are its runs by run name, and IPS with the paper's encoder beside them on fewer canvases,
+    so that what that encoder costs on our cores is measured, not assumed."""
+    from saccadelib import study
+
+    config = study.resolution_study("smoke")
+    probes = probe.resolution_probes(config)
+    names = {(task, name): canvases for task, _, name, _, _, _, canvases in probes}
+    runs = {(s.task, s.label.split("/")[1]) for s in study.resolution_runs(config)}
+    assert runs <= set(names) and all(names[run] == probe.RESOLUTION_CANVASES for run in runs)
+    paper = {key: canvases for key, canvases in names.items() if key[1] == "ips_resnet18_2stages"}
+    assert set(paper) == {(task, "ips_resnet18_2stages") for task in config.tasks}
+    assert set(paper.values()) == {probe.PAPER_IPS_CANVASES}
+    settings = {name: s for _, _, name, _, s, _, _ in probes}
+    assert settings["ips_resnet18_2stages"] == {"encoder": "resnet18_2stages"} and settings["ips_small"] == {"encoder": "small"}

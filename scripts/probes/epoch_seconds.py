@@ -15,10 +15,11 @@ validation canvases twice and the mean counts. Nothing else may run on the machi
     .venv/bin/python scripts/probes/epoch_seconds.py --from-runs results/0*/runs   # about 3 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py            # probes every pair: about 10 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some
-    .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 1000   # 06's runs, by run name
+    .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 1000   # 06's runs by run name, and IPS with its paper's encoder
 """
 import argparse
 import csv
+import dataclasses
 import json
 import statistics
 import sys
@@ -53,16 +54,24 @@ VAL_CANVASES = 2_000
 # once read 6.6 and 11.6 s, and their mean gave that model three epochs fewer than its equal budget paid for.
 STEADY_SPREAD = 1.15
 RESOLUTION_CANVASES = 1_000  # per probe epoch in 06 (Megapixel MNIST has 5,000 training canvases)
+# IPS with its paper's encoder (ResNet-18's stages, 22 times the small encoder's FLOPs a patch) is measured
+# beside 06's runs on fewer canvases, so that its cost on our cores is a number and ips_encoder can size it
+PAPER_IPS_ENCODER, PAPER_IPS_CANVASES = "resnet18_2stages", 200
 
 
-def resolution_probes() -> list[tuple]:
-    """(task, side, run name, model, settings, data settings, canvases) of 06 (study.experiments.resolution_entries)."""
+def resolution_probes(config=None) -> list[tuple]:
+    """(task, side, run name, model, settings, data settings, canvases) of 06 (study.experiments.resolution_entries
+    of the cpu profile, or ``config``), and IPS with its paper's encoder on each of its data sets."""
     from saccadelib.study.experiments import resolution_entries
     from saccadelib.study.runs import resolution_data
 
-    config = resolution_study("cpu")
-    return [(task, side, name, model, settings, resolution_data(config, task, side), RESOLUTION_CANVASES)
-            for task, side, name, model, settings in resolution_entries(config)]
+    config = config or resolution_study("cpu")
+    paper_ips = dataclasses.replace(config, models=("ips",), labels=(), proxy_sweep=(), ips_encoder=PAPER_IPS_ENCODER)
+    entries = [(*entry, RESOLUTION_CANVASES) for entry in resolution_entries(config)]
+    if config.ips_encoder != PAPER_IPS_ENCODER:
+        entries += [(*entry, PAPER_IPS_CANVASES) for entry in resolution_entries(paper_ips)]
+    return [(task, side, name, model, settings, resolution_data(config, task, side), canvases)
+            for task, side, name, model, settings, canvases in entries]
 
 
 def key_of(config: dict) -> tuple[str, int, str]:
