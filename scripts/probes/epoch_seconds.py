@@ -15,7 +15,7 @@ validation canvases twice and the mean counts. Nothing else may run on the machi
     .venv/bin/python scripts/probes/epoch_seconds.py --from-runs results/0*/runs   # about 3 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py            # probes every pair: about 10 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some
-    .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 1000   # 06's runs by run name, and IPS with its paper's encoder
+    .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 1000   # 06's runs, and IPS's paper encoder
 """
 import argparse
 import csv
