@@ -60,8 +60,8 @@ PLATEAU_TRAIN = {"lr_schedule": "plateau", "plateau_epochs": 30, "plateau_test":
 # RAM an hour and a half (with its study settings it rises by about 3 points per 10 epochs of 9 s at its
 # first rate, from chance to 52% in 123 epochs on sum); the proxy-only CNN learns in minutes. At every cap
 # the whole profile would take about 17 hours (`reproduce --profile plateau --plan`); the caps are bounds,
-# the runs stop at their plateaus well before. ResNet-18 on the whole image is left out: two hours stopped it at 27 epochs
-# still rising, so its Table 1 cells at the plateau are its runs on one GPU without the cap
+# the runs stop at their plateaus well before. ResNet-18 on the whole image is left out: two hours stopped
+# it at 27 epochs still rising, so its Table 1 cells at the plateau are its runs on one GPU without the cap
 # (records/baselines/resnet18_plateau_gpu), as the cpu profile leaves it to them too.
 PLATEAU_CAP_MIN = {"saccade": 120.0, "ram": 90.0, "oracle_glimpses": 60.0, "proxy_cnn": 15.0}
 PLATEAU_MODELS = tuple(PLATEAU_CAP_MIN)
