@@ -162,10 +162,10 @@ def test_plateau_run_folders_keep_their_names():
     # leave them alone; a deliberate change of a plateau run's settings updates this list.
     folders = {exp: [spec.folder() for spec in specs] for exp, specs in study.runs.experiment_runs("plateau").items()}
     assert folders == {
-        "01_two_digit_sum": ["saccade_s0_86aee8ce90", "ram_s0_49c39c0e23", "oracle_glimpses_s0_238082b004",
+        "01_two_digit_sum": ["saccade_s0_86aee8ce90", "ram_s0_22a6287d58", "oracle_glimpses_s0_238082b004",
                              "proxy_cnn_s0_0322983b6a"],
         "02_two_digit_identification_100": ["saccade_s0_c040d4aa5f", "saccade_s1_fdcad0de30", "saccade_s2_74c2bd4b1f",
-                                            "ram_s0_40fe3e2d6b", "oracle_glimpses_s0_de7cbce342", "proxy_cnn_s0_db011dde48"],
+                                            "ram_s0_e7e2b71823", "oracle_glimpses_s0_de7cbce342", "proxy_cnn_s0_db011dde48"],
         "02_two_digit_identification_2528": ["saccade_s0_e9761da481"],
     }
 
