@@ -131,7 +131,9 @@ def steady_probe(probe, tries: int = 3) -> tuple[list[float], list[list[float]]]
 
 
 def probe_validation(task: str, canvas: int, model: str, threads: int, settings: dict | None = None,
-                     data: dict | None = None) -> list[float]:
+                     data: dict | None = None, at_most: int = VAL_CANVASES) -> list[float]:
+    """Seconds to score VAL_CANVASES validation canvases, twice: ``at_most`` of them scored (all the split
+    has, if fewer) and scaled."""
     training = study.Training(budget_min=None, epochs=1, train={"val_size": VAL_CANVASES, "threads": threads})
     settings = task_settings(task, model, canvas) if settings is None else settings
     model_cfg, _, train_cfg = resolve(model, task, model_overrides=settings,
@@ -143,10 +145,10 @@ def probe_validation(task: str, canvas: int, model: str, threads: int, settings:
     else:
         val = get_task(task, data.get("data_root"), canvas_side=data.get("canvas_side", 100)).evaluation_set("val")
     seconds = []
-    scored = min(VAL_CANVASES, len(val))  # Megapixel MNIST's validation split has 1,000: scaled to 2,000
+    scored = min(at_most, len(val))  # Megapixel MNIST's validation split has 1,000: scaled to 2,000
     for _ in range(2):
         tick = time.perf_counter()
-        evaluate(net, val, train_cfg.eval_batch_size, VAL_CANVASES, "cpu", train_cfg.precision)
+        evaluate(net, val, train_cfg.eval_batch_size, scored, "cpu", train_cfg.precision)
         seconds.append(round((time.perf_counter() - tick) * VAL_CANVASES / scored, 2))
     return seconds
 
@@ -197,7 +199,9 @@ def main():
         if runs and runs["val"]:
             record.update(val_source="finished cpu runs", val_seconds_per_2k=round(statistics.mean(runs["val"]), 2))
         else:
-            val = probe_validation(task, canvas, model, args.threads, settings, data)
+            # 06's runs score as many canvases as their probe epochs train (IPS's paper encoder: 200)
+            at_most = VAL_CANVASES if data is None else min(VAL_CANVASES, canvases)
+            val = probe_validation(task, canvas, model, args.threads, settings, data, at_most)
             record.update(val_source="probe", val_s=val, val_seconds_per_2k=round(statistics.mean(val), 2))
         meta = run_metadata("cpu")  # per pair: a partial rerun leaves the others' provenance in place
         record.update({"time_utc": meta["time_utc"], "git_commit": meta["git_commit"]})
