@@ -3,7 +3,8 @@ cuts a curve of known slope under known noise. Writes records/plateau_rule/repla
 
     .venv/bin/python scripts/probes/plateau_rule_replay.py
 
-The committed runs trained under the margin rule (10 epochs without a rise of 0.2 points above the best).
+The runs replayed trained the plateau profile under the margin rule (10 epochs without a rise of 0.2 points
+above the best); their records (config, history, metrics) are kept in records/plateau_rule/margin_rule_runs/.
 Their histories stop being at the first rate where that rule cut it, so the replay says, at that epoch,
 whether the slope rule (30 epochs, a fitted rise of 0.2 points beyond one standard error) saw a plateau,
 and where, within the epochs at the first rate, it first would have. The simulation draws curves of
@@ -26,6 +27,8 @@ from saccadelib.schedule import curve_slope, plateaus, rising  # noqa: E402
 MARGIN = 0.002
 OLD = {"epochs": 10, "test": "margin"}
 NEW = {"epochs": 30, "test": "slope"}
+OUT = ROOT / "records" / "plateau_rule"
+MARGIN_RULE_RUNS = OUT / "margin_rule_runs"  # the plateau profile's runs under the margin rule, EXPERIMENT/RUN/
 
 
 def first_cut(values: list[float], rule: dict) -> int | None:
@@ -40,7 +43,7 @@ def replay(history: Path) -> dict:
     frame = pd.read_csv(history)
     values, rates = frame["val_accuracy"].tolist(), frame["lr"].tolist()
     at_first_rate = next((i for i, r in enumerate(rates) if r < rates[0]), len(rates))
-    row = {"run": history.parent.relative_to(ROOT).as_posix(), "epochs": len(values),
+    row = {"run": history.parent.relative_to(MARGIN_RULE_RUNS).as_posix(), "epochs": len(values),
            "epochs_at_first_rate": at_first_rate}
     window = values[max(0, at_first_rate - NEW["epochs"]):at_first_rate]
     if len(window) >= 3:
@@ -65,22 +68,22 @@ def simulate(rule: dict, per_epoch: float, noise: float = 0.006, runs: int = 200
 
 
 def main() -> None:
-    histories = sorted((ROOT / "results" / "plateau").glob("*/runs/*/history.csv"))
+    histories = sorted(MARGIN_RULE_RUNS.glob("*/*/history.csv"))
     rows = [replay(h) for h in histories]
     sims = {name: [simulate(rule, rate) for rate in (0.0006, 0.0003, 0.0)]
             for name, rule in (("margin, 10 epochs", OLD), ("slope, 30 epochs", NEW))}
     lines = ["# The plateau rule replayed", "",
-             "Made by `python scripts/probes/plateau_rule_replay.py`. The margin rule (the committed plateau runs': "
-             "10 epochs without a rise of 0.2 points above the best so far) against the slope rule (30 epochs whose "
+             "Made by `python scripts/probes/plateau_rule_replay.py`. The margin rule (the plateau profile's runs in "
+             "`margin_rule_runs/` trained under it: 10 epochs without a rise of 0.2 points above the best so far) against the slope rule (30 epochs whose "
              "least-squares line does not rise by 0.2 points beyond one standard error).", "",
-             "## The committed plateau runs at the epoch the margin rule cut their first rate", "",
+             "## The margin rule's plateau runs at the epoch it cut their first rate", "",
              "| run | epochs | at the first rate | noise about the line (points) | slope over the last 30 (points per 10 epochs) "
              "| slope rule there | slope rule's first cut at the first rate |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         saw = {True: "rising: keeps the rate", False: "plateau", None: "fewer than 30 epochs"}[r.get("slope_rule_saw_rise")]
         slope = f"{r['slope_per_10']:+.2f} ± {r['error_per_10']:.2f}" if "slope_per_10" in r else "–"
         cut = r["slope_rule_first_cut"] or f"none in {r['epochs_at_first_rate']}"
-        lines.append(f"| {r['run'].split('/', 2)[2]} | {r['epochs']} | {r['epochs_at_first_rate']} | {r.get('noise_points', '–')} "
+        lines.append(f"| {r['run']} | {r['epochs']} | {r['epochs_at_first_rate']} | {r.get('noise_points', '–')} "
                      f"| {slope} | {saw} | {cut} |")
     lines += ["", "## Simulated curves: 0.6 points of epoch-to-epoch noise, 120 epochs, 200 draws each", "",
               "| rule | rise per 10 epochs | share cut | median epoch of the cut |", "|---|---|---|---|"]
@@ -88,9 +91,8 @@ def main() -> None:
         for case in cases:
             lines.append(f"| {name} | {case['rise_per_10_points']} | {case['cut_share']:.2f} | "
                          f"{case['median_cut_epoch'] or '–'} |")
-    out = ROOT / "records" / "plateau_rule"
-    write_text_atomic(out / "replay.md", "\n".join(lines) + "\n")
-    write_json(out / "replay.json", {"runs": rows, "simulated": sims, "margin": MARGIN, "old": OLD, "new": NEW,
+    write_text_atomic(OUT / "replay.md", "\n".join(lines) + "\n")
+    write_json(OUT / "replay.json", {"runs": rows, "simulated": sims, "margin": MARGIN, "old": OLD, "new": NEW,
                                      "run": run_metadata()})
     print("\n".join(lines))
 
