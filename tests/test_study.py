@@ -365,6 +365,17 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     assert by_label["megapixel_top/saccade_cells"].model_overrides == saccade.model_overrides
     with pytest.raises(ValueError, match="unknown Megapixel MNIST label 'majority'.*valid: max, top, multi"):
         study.resolution_study("smoke", labels=("majority",))
+    # a task may train its own models (task_models), the others the study's
+    own = study.resolution_runs(study.resolution_study(
+        "smoke", task_models={"megapixel_blobs_majority": ("saccade_cells", "salient_glimpses")}))
+    assert sorted(s.label for s in own if s.task == "megapixel_blobs_majority") == \
+        ["megapixel_blobs/saccade_cells", "megapixel_blobs/salient_glimpses"]
+    assert {s.label for s in own if s.task == "megapixel_majority"} == \
+        {s.label for s in specs if s.task == "megapixel_majority"}
+    with pytest.raises(ValueError, match="task_models names 'sum', which is not one of the study's tasks"):
+        study.resolution_study("smoke", task_models={"sum": ("saccade_cells",)})
+    with pytest.raises(ValueError, match="unknown model 'cells'"):
+        study.resolution_study("smoke", task_models={"identification": ("cells",)})
     # at the cpu profile 06 is skipped, naming the command, until every run has a measured epoch time
     entries = study.experiments.resolution_entries(study.resolution_study("cpu"))
     monkeypatch.setattr(plan, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries[1:]})

@@ -200,6 +200,7 @@ class ResolutionStudy:
     profile: str = "cpu"
     claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade_cells``) trained at every seed
     task_budget_min: dict = field(default_factory=dict)  # task → minutes per run, where not training's
+    task_models: dict = field(default_factory=dict)  # task → the models it trains, where not ``models``
     # Megapixel MNIST's other labels (max, top, multi), each read by label_models at one seed: the four labels
     # IPS reports side by side (majority is in tasks)
     labels: tuple[str, ...] = ()
@@ -216,7 +217,11 @@ class ResolutionStudy:
     def __post_init__(self):
         for task in self.tasks:
             check_name(task)
-        for name in (*self.models, *self.label_models):
+        for task, models in self.task_models.items():
+            if task not in self.tasks:
+                raise ValueError(f"task_models names {task!r}, which is not one of the study's tasks "
+                                 f"({', '.join(self.tasks)}): add it to tasks or remove it from task_models")
+        for name in (*self.models, *self.label_models, *(m for models in self.task_models.values() for m in models)):
             spec(name)
         if self.ips_encoder not in ENCODERS:
             raise ValueError(f"unknown IPS encoder {self.ips_encoder!r} in ips_encoder; valid: {', '.join(ENCODERS)}")
@@ -229,6 +234,10 @@ class ResolutionStudy:
     def run_name(self, model: str) -> str:
         """A model's run name in 06: its registry name, IPS's with its encoder (``ips_small``)."""
         return f"ips_{self.ips_encoder}" if model == "ips" else model
+
+    def models_for(self, task: str) -> tuple[str, ...]:
+        """The models ``task`` trains: its own in ``task_models``, else the study's."""
+        return tuple(self.task_models.get(task, self.models))
 
     def side(self, task: str) -> int:
         return MEGAPIXEL_SIDE if task.startswith("megapixel") else NATIVE_SIDE
@@ -283,7 +292,7 @@ def resolution_entries(study: ResolutionStudy) -> list[tuple[str, int, str, str,
     for task in study.tasks:
         side = study.side(task)
         entries += [(task, side, study.run_name(model), model, _settings(study, task, side, model))
-                    for model in study.models]
+                    for model in study.models_for(task)]
         if megapixel_decoys(task) == "none":  # the proxy's sweep asks about resolution, not decoys
             entries += [(task, side, f"proxy_cnn_{size}", "proxy_cnn", {"proxy_size": size})
                         for size in study.proxy_sweep if size != study.proxy_size]
