@@ -376,6 +376,15 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
         study.resolution_study("smoke", task_models={"sum": ("saccade_cells",)})
     with pytest.raises(ValueError, match="unknown model 'cells'"):
         study.resolution_study("smoke", task_models={"identification": ("cells",)})
+    # a model may train on smaller epochs (model_train): its runs alone, on every data set and label
+    small = study.resolution_study("smoke", model_train={"ips": {"train_size": 16}})
+    sizes = {s.label: s.train_overrides["train_size"] for s in study.resolution_runs(small)}
+    assert sizes["megapixel/ips_small"] == sizes["megapixel_max/ips_small"] == sizes["id1000/ips_small"] == 16
+    assert sizes["megapixel/saccade_cells"] == config.training.config().train_size != 16
+    assert study.canvases_per_epoch(small, "identification", "ips") == 16
+    assert study.canvases_per_epoch(small, "identification", "saccade_cells") == config.training.config().train_size
+    with pytest.raises(ValueError, match="train_sizes"):
+        study.resolution_study("smoke", model_train={"ips": {"train_sizes": 16}})
     # at the cpu profile 06 is skipped, naming the command, until every run has a measured epoch time
     entries = study.experiments.resolution_entries(study.resolution_study("cpu"))
     monkeypatch.setattr(plan, "EPOCH_SECONDS", {(t, side, name): 100.0 for t, side, name, _, _ in entries[1:]})

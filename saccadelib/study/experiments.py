@@ -201,6 +201,10 @@ class ResolutionStudy:
     claim_runs: tuple[str, ...] | None = None  # run labels (``megapixel/saccade_cells``) trained at every seed
     task_budget_min: dict = field(default_factory=dict)  # task → minutes per run, where not training's
     task_models: dict = field(default_factory=dict)  # task → the models it trains, where not ``models``
+    # registry model → TrainConfig settings of its runs on top of training's: for a model whose epoch is a
+    # large share of the budget, a smaller ``train_size`` (a fresh seeded draw of the training split each
+    # epoch), so that its budget pays for whole epochs as the others' does
+    model_train: dict = field(default_factory=dict)
     # Megapixel MNIST's other labels (max, top, multi), each read by label_models at one seed: the four labels
     # IPS reports side by side (majority is in tasks)
     labels: tuple[str, ...] = ()
@@ -223,6 +227,9 @@ class ResolutionStudy:
                                  f"({', '.join(self.tasks)}): add it to tasks or remove it from task_models")
         for name in (*self.models, *self.label_models, *(m for models in self.task_models.values() for m in models)):
             spec(name)
+        for name in self.model_train:
+            spec(name)
+            self.run_training(self.tasks[0], name)  # refuses a setting TrainConfig does not take
         if self.ips_encoder not in ENCODERS:
             raise ValueError(f"unknown IPS encoder {self.ips_encoder!r} in ips_encoder; valid: {', '.join(ENCODERS)}")
         others = MEGAPIXEL_LABELS[1:]
@@ -260,6 +267,13 @@ class ResolutionStudy:
         if minutes is None or self.training.budget_min is None:
             return self.training
         return dataclasses.replace(self.training, budget_min=float(minutes))
+
+    def run_training(self, task: str, model: str) -> Training:
+        """The training of registry model ``model``'s runs on ``task``: the task's, with the model's own
+        settings (``model_train``) on top."""
+        settings = self.model_train.get(model)
+        training = self.task_training(task)
+        return training.with_train(**settings) if settings else training
 
 
 def seeds_for(study, label: str) -> tuple[int, ...]:

@@ -179,7 +179,7 @@ def resolution_runs(study: ResolutionStudy) -> list[RunSpec]:
     for task, side, name, model, settings in resolution_entries(study):
         label = resolution_label(task, name)
         for seed in seeds_for(study, label):
-            train = train_overrides(task, side, name, study.task_training(task), seed)
+            train = train_overrides(task, side, name, study.run_training(task, model), seed)
             train.pop("image_side", None)
             runs.append(RunSpec(label, model, task, seed, settings,
                                 {**train, **resolution_data(study, task, side)}, (task, side, name)))
@@ -262,11 +262,13 @@ def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
     return get_task(task, data.get("data_root"), canvas_side=data.get("canvas_side", 100)).evaluation_set(split)
 
 
-def canvases_per_epoch(study: ResolutionStudy, task: str) -> int:
-    """Training canvases a 06 epoch reads: ``train_size`` fresh ones, or at most the stored training split."""
+def canvases_per_epoch(study: ResolutionStudy, task: str, model: str | None = None) -> int:
+    """Training canvases an epoch of registry model ``model`` on 06's ``task`` reads: ``train_size`` fresh
+    ones, or at most the stored training split (``model`` None: the study's own epoch)."""
+    train_size = (study.run_training(task, model) if model else study.task_training(task)).config().train_size
     if task.startswith("megapixel"):
-        return min(study.training.config().train_size, len(resolution_evaluation_set(study, task, "train")))
-    return study.training.config().train_size
+        return min(train_size, len(resolution_evaluation_set(study, task, "train")))
+    return train_size
 
 
 COST_COLUMNS = ["label", "infer_ms_per_image", "work_mib", "peak_rss_mib", "parameters"]  # inference_costs' table
