@@ -268,9 +268,9 @@ class ResolutionStudy:
             return self.training
         return dataclasses.replace(self.training, budget_min=float(minutes))
 
-    def run_training(self, task: str, model: str) -> Training:
+    def run_training(self, task: str, model: str | None) -> Training:
         """The training of registry model ``model``'s runs on ``task``: the task's, with the model's own
-        settings (``model_train``) on top."""
+        settings (``model_train``) on top (None: the task's alone)."""
         settings = self.model_train.get(model)
         training = self.task_training(task)
         return training.with_train(**settings) if settings else training

@@ -265,7 +265,7 @@ def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
 def canvases_per_epoch(study: ResolutionStudy, task: str, model: str | None = None) -> int:
     """Training canvases an epoch of registry model ``model`` on 06's ``task`` reads: ``train_size`` fresh
     ones, or at most the stored training split (``model`` None: the study's own epoch)."""
-    train_size = (study.run_training(task, model) if model else study.task_training(task)).config().train_size
+    train_size = study.run_training(task, model).config().train_size
     if task.startswith("megapixel"):
         return min(train_size, len(resolution_evaluation_set(study, task, "train")))
     return train_size
