@@ -35,6 +35,8 @@ from .settings import model_identity, resolve, resumable_settings
 from .tasks import get_task
 from .train_config import TrainConfig
 
+# TrainConfig.optimizer → its class: Adam adds weight decay to the gradient, AdamW decouples it
+OPTIMIZER_CLASSES = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 def prepare_model(model, cfg: TrainConfig, device: torch.device):
     """The model on ``device`` in the configured memory layout, compiled if asked (in place: the model's
@@ -93,7 +95,7 @@ def _fit(model, cfg: TrainConfig, out_dir: Path, model_meta: dict, resume: bool)
     say = cfg if procs.main else TrainConfig(task=cfg.task, progress="none")  # rank 0 alone logs
     device, own_group = _start(cfg, procs, out_dir)
     prepare_model(model, cfg, device)
-    optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = OPTIMIZER_CLASSES[cfg.optimizer](parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     resumable = resumable_settings(cfg) if procs.world == 1 else {**resumable_settings(cfg), "processes": procs.world}
     state = RunState()
     if resume and (out_dir / "last.pt").exists():

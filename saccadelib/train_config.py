@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from .names import check_task
 
+OPTIMIZERS = ("adam", "adamw")  # train.OPTIMIZER_CLASSES builds them
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -24,6 +26,9 @@ class TrainConfig:
     # the model's settings), so the reader learns on the start windows first.
     policy_warmup_epochs: int = 0
     weight_decay: float = 0.0
+    # "adam": weight decay added to the gradient (L2); "adamw": decoupled from it (Loshchilov & Hutter), as
+    # IPS trains on Megapixel MNIST (weight decay 0.1)
+    optimizer: str = "adam"
     clip_norm: float | None = 10.0
     clip_value: float | None = None  # the original clipped gradients by value at 0.25
     seed: int = 0
@@ -81,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"image_side must be at least 8 pixels or None, got {self.image_side}")
         if self.image_side == self.canvas_side:  # one spelling of "no upsampling" in what a run records
             object.__setattr__(self, "image_side", None)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {self.precision!r}; valid: fp32, bf16")
         if not (self.device in ("cpu", "auto") or self.device.startswith("cuda")):

@@ -348,3 +348,28 @@ def test_settings_added_later_leave_a_runs_identity_alone_at_their_neutral_value
     assert model_identity(now) == model_identity(before)  # a checkpoint written before these existed resumes
     faster = {"name": "saccade", "config": to_dict(ModelConfig(**TINY, reader_lr_scale=2.0))}
     assert model_identity(faster) != model_identity(before)
+
+
+def test_adamw_decays_the_weights_apart_from_the_gradient(tmp_path, mnist_root):
+    from saccadelib.settings import resumable_settings
+
+    weights = {}
+    for name, optimizer, decay in (("adam", "adam", 0.0), ("adamw_plain", "adamw", 0.0), ("adamw", "adamw", 10.0),
+                                     ("adam_l2", "adam", 10.0)):
+        fit(_fresh_model(), TrainConfig(**{**RUN, "epochs": 1, "optimizer": optimizer, "weight_decay": decay}),
+            tmp_path / name, META)
+        weights[name] = _weights(tmp_path / name / "last.pt")
+
+    def squared_norm(state):
+        return sum(float(v.norm()) ** 2 for k, v in state.items() if v.is_floating_point() and "running" not in k)
+
+    # without decay AdamW takes Adam's steps; with it the weights shrink towards zero as they learn
+    assert all(torch.allclose(weights["adam"][k], weights["adamw_plain"][k], atol=1e-6) for k in weights["adam"])
+    assert squared_norm(weights["adamw"]) < 0.99 * squared_norm(weights["adamw_plain"])
+    # and that decay is AdamW's own, not Adam's L2 term in the gradient
+    assert not all(torch.allclose(weights["adamw"][k], weights["adam_l2"][k], atol=1e-4) for k in weights["adamw"])
+    # Adam stays out of a run's identity (runs made before the setting existed keep their names); AdamW names it
+    assert "optimizer" not in resumable_settings(TrainConfig(**RUN))
+    assert resumable_settings(TrainConfig(**RUN, optimizer="adamw"))["optimizer"] == "adamw"
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'; valid: adam, adamw"):
+        TrainConfig(**RUN, optimizer="sgd")
