@@ -38,6 +38,7 @@ from .train_config import TrainConfig
 # TrainConfig.optimizer → its class: Adam adds weight decay to the gradient, AdamW decouples it
 OPTIMIZER_CLASSES = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
+
 def prepare_model(model, cfg: TrainConfig, device: torch.device):
     """The model on ``device`` in the configured memory layout, compiled if asked (in place: the model's
     own methods, e.g. ``training_loss``, then call the compiled forward)."""

@@ -114,7 +114,6 @@ def test_efficiency_and_summary(smoke):
 def test_a_second_run_skips_what_is_done(smoke, tmp_path):
     results, _, _ = smoke
     lines = []
-    # the cell timeout guards against a hung kernel: 06's training cell takes 4-5 minutes on a slow 2-core machine
     outcomes = reproduce.reproduce("smoke", only=["01_two_digit_sum", "00_summary"], results_root=results,
                                    runs_root=results.parent / "runs", log=lines.append)
     status = {o["name"]: o["status"] for o in outcomes}

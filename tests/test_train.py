@@ -352,6 +352,10 @@ def test_settings_added_later_leave_a_runs_identity_alone_at_their_neutral_value
 
 def test_adamw_decays_the_weights_apart_from_the_gradient(tmp_path, mnist_root):
     from saccadelib.settings import resumable_settings
+    from saccadelib.train import OPTIMIZER_CLASSES
+    from saccadelib.train_config import OPTIMIZERS
+
+    assert set(OPTIMIZER_CLASSES) == set(OPTIMIZERS)  # every optimizer a config accepts, the loop builds
 
     weights = {}
     for name, optimizer, decay in (("adam", "adam", 0.0), ("adamw_plain", "adamw", 0.0), ("adamw", "adamw", 10.0),

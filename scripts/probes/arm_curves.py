@@ -76,7 +76,7 @@ def curve_label(arm: str) -> str:
 def markdown(probe: str, rows: list[dict]) -> str:
     lines = [f"Validation curves of the `{probe}` probe's finished arms (`python scripts/probes/arm_curves.py "
              f"{probe}`; each arm's command in its folder, its curve in curves.png, where training minutes are as "
-             f"measured, most arms beside another job on the 2 cores).",
+             f"measured on the machine and under the load its run had: compare accuracy at equal epochs, not minutes).",
              "", "| arm | epochs | validation % after ¼, ½, all epochs | best validation % (epoch) | test % | window "
              "side px | detail | centre to nearest object px | centre's spread px | every object held | strict hit |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
