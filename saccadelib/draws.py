@@ -13,7 +13,7 @@ import hashlib
 
 import torch
 
-STREAMS = {"proxy_noise": 1, "proxy_mask": 2, "windows": 3, "cells": 4, "latent": 5, "patches": 6, "start": 7}
+STREAMS = {"proxy_noise": 1, "proxy_mask": 2, "windows": 3, "cells": 4, "latent": 5, "patches": 6, "start": 7, "jitter": 8}
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 

@@ -48,6 +48,10 @@ class WindowConfig:
     # digits early; narrow ones read them sharply later.
     narrow_to: float | None = None
     narrow_epochs: int = 10
+    # In training only, every window's centre moves by a uniform offset of up to ``jitter`` × its half-side
+    # in x and in y (staying inside the image): the crops of a stored training set differ every epoch, so
+    # the reader cannot memorise them (``jitter_windows``). 0: the windows as placed.
+    jitter: float = 0.0
 
     def __post_init__(self):
         if self.mode not in ("learnt", "fixed", "original"):
@@ -59,6 +63,8 @@ class WindowConfig:
                              f"min_scale <= narrow_to <= max_scale, got {self.narrow_to}")
         if self.narrow_epochs < 1:
             raise ValueError(f"window.narrow_epochs must be at least 1, got {self.narrow_epochs}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"window.jitter is a share of the window's half-side, from 0 to 1, got {self.jitter}")
 
     def cap(self, epoch: int) -> float:
         """The largest window training may learn at ``epoch`` (counted from 0): ``max_scale``, or on its way
@@ -71,6 +77,15 @@ class WindowConfig:
     @property
     def final_cap(self) -> float:
         return self.max_scale if self.narrow_to is None else self.narrow_to
+
+
+def jitter_windows(windows: torch.Tensor, jitter: float, u: torch.Tensor) -> torch.Tensor:
+    """windows [..., 3] (scale, cx, cy) with each centre moved by (2u - 1)·jitter·scale (u [..., 2] uniform
+    in [0, 1)), then held inside the image; the scale is kept."""
+    scale = windows[..., :1]
+    room = (1 - scale).clamp(min=0)
+    centre = windows[..., 1:] + (2 * u - 1) * jitter * scale
+    return torch.cat([scale, torch.maximum(torch.minimum(centre, room), -room)], -1)
 
 
 def window_from_z(z: torch.Tensor, config: WindowConfig = WindowConfig(), cap=None) -> torch.Tensor:

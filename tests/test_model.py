@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -300,3 +302,22 @@ def test_a_narrowing_cap_shrinks_the_largest_window_over_training_and_is_saved_w
     with pytest.raises(ValueError, match="narrow_to"):
         WindowConfig(min_scale=0.2, max_scale=0.45, narrow_to=0.5)
     assert not any(name.endswith("window_cap") for name, _ in VariationalSaccading(ModelConfig(n_classes=5)).named_buffers())
+
+
+def test_jittered_windows_move_only_in_training_by_at_most_their_share_and_stay_inside():
+    regions = torch.tensor([[[-0.95, -0.95, -0.85, -0.85], [0.1, 0.2, 0.2, 0.3]]]).expand(64, 2, 4)
+    window = WindowConfig(min_scale=0.1, max_scale=0.45, jitter=0.5)
+    cfg = ModelConfig(n_classes=5, glimpses=2, crop_size=16, policy="oracle", window=window, **TINY)
+    model = VariationalSaccading(cfg)
+    images = torch.rand(64, 1, 64, 64)
+    placed = VariationalSaccading(dataclasses.replace(cfg, window=WindowConfig(min_scale=0.1, max_scale=0.45))).train()
+    exact = placed(images, regions=regions).windows
+    torch.manual_seed(0)
+    moved = model.train()(images, regions=regions).windows
+    shift = (moved[..., 1:] - exact[..., 1:]).abs()
+    assert torch.equal(moved[..., 0], exact[..., 0])  # the scale is kept
+    assert shift[:, 1].max() <= 0.5 * 0.1 + 1e-6 and shift[:, 1].max() > 0.03  # up to half the half-side, used
+    assert torch.all(moved[..., 1:].abs() <= 1 - moved[..., :1] + 1e-6)  # the corner window stays inside
+    assert torch.equal(model.eval()(images, regions=regions).windows, exact)  # evaluation reads the windows as placed
+    with pytest.raises(ValueError, match="window.jitter"):
+        WindowConfig(jitter=1.5)

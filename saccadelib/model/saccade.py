@@ -25,7 +25,7 @@ import torch.nn as nn
 from ..draws import FRESH, for_evaluation
 from ..loss import gaussian_sample, saccade_loss
 from ..sources import ImageSource, TensorSource
-from ..sampler import noisy_proxy
+from ..sampler import jitter_windows, noisy_proxy
 from .config import HEAD_WIDTH, LATENT, ModelConfig
 from .nets import CoreRNN, GlimpseClassifier, ProxyDecoder, ProxyEncoder
 from .policies import GlimpseStart, build_policy
@@ -117,6 +117,8 @@ class VariationalSaccading(nn.Module):
         glimpses = self.recurrence(e_c, plan, sample, proxy.new_zeros(len(proxy), cfg.hidden), draws)
         terms = self.loss_terms(glimpses, plan, proxy, sample) if loss_terms else LossTerms()
         windows = self.policy(self.posterior.windows(plan, glimpses.z, glimpses.code), proxy, regions, draws)
+        if self.training and cfg.window.jitter:
+            windows = jitter_windows(windows, cfg.window.jitter, draws.uniform((*windows.shape[:-1], 2), windows, "jitter"))
         crops = src.crop(windows, cfg.crop_size)
         step_logits = self.classifier(crops, glimpses.h_prev, e_c, plan.taken)
         return SaccadeOutput(logits=step_logits[:, -1], step_logits=step_logits, windows=windows, z=glimpses.z,
