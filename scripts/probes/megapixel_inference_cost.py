@@ -1,11 +1,12 @@
 """Probe: inference cost per image on Megapixel MNIST, end to end from a 1500² PNG of the test set (the
 file decoded and read as each model reads it), batch 1, 2 threads, each model in a fresh process
 (``saccadelib.bench.cost``): our model with the 06 recipe, the proxy-only CNN at the same 128² proxy,
-attention sampling with its paper's view, and ResNet-18 on a 500² downsample. Weights are fixed and
+attention sampling with its paper's view, IPS with its paper's encoder (ResNet-18 through its second
+stage) and with the small CPU encoder, and ResNet-18 on a 500² downsample. Weights are fixed and
 random: the cost does not depend on them (our model's windows keep its recipe's sizes). Writes
 records/megapixel_target/inference_cost.{json,md}; nothing else may run meanwhile.
 
-    .venv/bin/python scripts/probes/megapixel_inference_cost.py   # about 3 minutes
+    .venv/bin/python scripts/probes/megapixel_inference_cost.py   # about 5 minutes
 """
 import json
 from pathlib import Path
@@ -24,6 +25,8 @@ MODELS = {
     "saccade_cells (06 recipe)": SIXTH["saccade_cells"],
     "proxy_cnn 128²": SIXTH["proxy_cnn"],
     "attention_sampling": SIXTH["attention_sampling"],
+    "IPS, its paper's encoder (ResNet-18, 2 stages)": ("ips", {"encoder": "resnet18_2stages"}),
+    "IPS, small CPU encoder": ("ips", {"encoder": "small"}),
     "resnet18 on a 500² downsample": ("resnet18_downsampled", {"input_side": 500}),
 }
 out = Path("records/megapixel_target")
