@@ -36,8 +36,8 @@ VAL_SHARE = 0.1  # the most of each epoch's training time the validation after i
 def clock_cap_s(budget_min: float) -> float:
     """The training seconds after which a run stops however busy the machine: three times its budget. A
     safety cap only: the budget itself is an epoch count (from measured seconds per epoch), so a run stops
-    at the same epoch on any machine up to three times slower than the one that measured them (a 2-core
-    machine 2.5 times slower trained the plateau profile's 2528² cell) unless the clock runs away."""
+    at the same epoch on any machine up to three times slower than the one that measured them, unless the
+    clock runs away."""
     return 3 * 60 * budget_min
 CALIBRATION_FILE = REPO_ROOT / "reference" / "epoch_seconds.json"  # scripts/probes/epoch_seconds.py
 
