@@ -70,3 +70,25 @@ def test_epoch_seconds_probe_measures_every_06_run_and_ips_with_its_papers_encod
     assert set(paper.values()) == {probe.PAPER_IPS_CANVASES}
     settings = {name: s for _, _, name, _, s, _, _ in probes}
     assert settings["ips_resnet18_2stages"] == {"encoder": "resnet18_2stages"} and settings["ips_small"] == {"encoder": "small"}
+
+
+def test_epoch_seconds_probe_puts_a_slower_day_on_the_stored_scale(probe):
+    """--reference: stored pairs measured again give stored / measured per pair, training and validation
+    apart; their geometric mean scales a new pair, whose raw seconds and the ratios are kept beside it."""
+    stored = [{"task": "sum", "canvas": 100, "model": "saccade", "seconds_per_20k": 17.2, "val_seconds_per_2k": 0.86},
+              {"task": "sum", "canvas": 100, "model": "proxy_cnn", "seconds_per_20k": 4.8, "val_seconds_per_2k": 0.26}]
+    again = [{"task": "sum", "canvas": 100, "model": "saccade", "seconds_per_20k": 34.4, "val_seconds_per_2k": 1.72},
+             {"task": "sum", "canvas": 100, "model": "proxy_cnn", "seconds_per_20k": 19.2, "val_seconds_per_2k": 0.52}]
+    scale = probe.speed_ratios(stored, again)
+    assert [r["train_ratio"] for r in scale["references"]] == [0.5, 0.25]
+    assert scale["train_ratio"] == pytest.approx(0.354, abs=1e-3)  # sqrt(0.5 · 0.25), not their mean 0.375
+    assert scale["val_ratio"] == 0.5 and scale["train_spread"] == [0.25, 0.5]
+    new = probe.scaled({"task": "megapixel_majority", "canvas": 1500, "model": "ips_small",
+                        "seconds_per_20k": 200.0, "val_seconds_per_2k": 10.0}, scale)
+    assert (new["seconds_per_20k"], new["val_seconds_per_2k"]) == (70.8, 5.0)  # 200 × the recorded 0.354
+    assert (new["measured_seconds_per_20k"], new["measured_val_seconds_per_2k"]) == (200.0, 10.0)
+    with pytest.raises(SystemExit, match="no stored entry"):
+        probe.speed_ratios(stored[:1], again)
+    with pytest.raises(SystemExit, match="TASK:SIDE:NAME"):
+        probe.parse_reference("sum:saccade")
+    assert probe.parse_reference("megapixel_majority:1500:saccade_cells") == ("megapixel_majority", 1500, "saccade_cells")

@@ -16,11 +16,21 @@ validation canvases twice and the mean counts. Nothing else may run on the machi
     .venv/bin/python scripts/probes/epoch_seconds.py            # probes every pair: about 10 minutes
     .venv/bin/python scripts/probes/epoch_seconds.py --only sum --models saccade random_glimpses  # some
     .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 1000   # 06's runs, and IPS's paper encoder
+
+Our machine is not the same speed every day (records/machine_speed/: 2.1 times slower a day later, same
+code). New pairs measured on a slower day would size their runs against a faster stored file, so
+``--reference TASK:SIDE:NAME ...`` measures stored pairs again in the same invocation and scales what it
+measures by stored / measured (the geometric mean over the references, training and validation apart),
+recording the raw seconds, each reference's ratio and their spread beside the scaled ones:
+
+    .venv/bin/python scripts/probes/epoch_seconds.py --sides 1500 --models ips_small \
+        --reference megapixel_majority:1500:saccade_cells megapixel_majority:1500:proxy_cnn
 """
 import argparse
 import csv
 import dataclasses
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -153,6 +163,71 @@ def probe_validation(task: str, canvas: int, model: str, threads: int, settings:
     return seconds
 
 
+def measure_pair(task: str, canvas: int, name: str, model: str, settings: dict | None, data: dict | None,
+                 canvases: int, threads: int, runs: dict | None = None) -> dict:
+    """One pair's record: training seconds per 20k canvases from finished runs or a steady probe, and
+    validation seconds per 2k from those runs or timed directly."""
+    record = {"task": task, "canvas": canvas, "model": name}
+    if runs:
+        record.update(train_source="finished cpu runs", runs=runs["runs"], epochs=len(runs["train"]),
+                      seconds_per_20k=round(statistics.mean(runs["train"]), 1))
+    else:
+        epochs, discarded = steady_probe(lambda: probe_training(task, canvas, model, canvases, threads, settings, data))
+        record.update(train_source="probe", probe_canvases=canvases, epoch_train_s=epochs,
+                      seconds_per_20k=round(statistics.mean(epochs) * 20_000 / canvases, 1))
+        if discarded:
+            record["discarded_epoch_train_s"] = discarded
+    if runs and runs["val"]:
+        record.update(val_source="finished cpu runs", val_seconds_per_2k=round(statistics.mean(runs["val"]), 2))
+    else:
+        # 06's runs score as many canvases as their probe epochs train (IPS's paper encoder: 200)
+        at_most = VAL_CANVASES if data is None else min(VAL_CANVASES, canvases)
+        val = probe_validation(task, canvas, model, threads, settings, data, at_most)
+        record.update(val_source="probe", val_s=val, val_seconds_per_2k=round(statistics.mean(val), 2))
+    return record
+
+
+def parse_reference(text: str) -> tuple[str, int, str]:
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise SystemExit(f"--reference takes TASK:SIDE:NAME (e.g. sum:100:saccade), got {text!r}")
+    return parts[0], int(parts[1]), parts[2]
+
+
+def speed_ratios(stored: list[dict], again: list[dict]) -> dict:
+    """How to put seconds measured today on the stored file's scale: per reference pair, stored / measured
+    again, training and validation apart; their geometric means scale the new pairs."""
+    by_key = {(r["task"], r["canvas"], r["model"]): r for r in stored}
+    references = []
+    for record in again:
+        key = (record["task"], record["canvas"], record["model"])
+        if key not in by_key:
+            raise SystemExit(f"--reference {':'.join(map(str, key))} has no stored entry to scale against; "
+                             "name a pair the file already holds")
+        old = by_key[key]
+        references.append({"pair": ":".join(map(str, key)), "stored_seconds_per_20k": old["seconds_per_20k"],
+                           "measured_seconds_per_20k": record["seconds_per_20k"],
+                           "stored_val_seconds_per_2k": old["val_seconds_per_2k"],
+                           "measured_val_seconds_per_2k": record["val_seconds_per_2k"],
+                           "train_ratio": round(old["seconds_per_20k"] / record["seconds_per_20k"], 3),
+                           "val_ratio": round(old["val_seconds_per_2k"] / record["val_seconds_per_2k"], 3)})
+    ratios = {}
+    for column in ("train_ratio", "val_ratio"):
+        values = [r[column] for r in references]
+        ratios[column] = round(math.exp(statistics.mean(math.log(v) for v in values)), 3)
+        ratios[column.replace("ratio", "spread")] = [min(values), max(values)]
+    return {"references": references, **ratios}
+
+
+def scaled(record: dict, scale: dict) -> dict:
+    """``record`` on the stored file's scale: its seconds times the references' ratios, the raw ones kept."""
+    return {**record, "measured_seconds_per_20k": record["seconds_per_20k"],
+            "measured_val_seconds_per_2k": record["val_seconds_per_2k"],
+            "seconds_per_20k": round(record["seconds_per_20k"] * scale["train_ratio"], 1),
+            "val_seconds_per_2k": round(record["val_seconds_per_2k"] * scale["val_ratio"], 2),
+            "scaled_to_stored": scale}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-runs", nargs="*", default=[], type=Path,
@@ -164,6 +239,9 @@ def main():
                                                              "for 06; others keep their stored value")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(study.CALIBRATION_FILE), help="default: the file study reads")
+    parser.add_argument("--reference", nargs="*", default=[], type=parse_reference, metavar="TASK:SIDE:NAME",
+                        help="stored pairs to measure again first: what is measured is scaled by stored / measured "
+                             "(today's machine put on the stored file's scale); the references keep their entries")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -172,37 +250,35 @@ def main():
         return ((not args.only or task in args.only) and (not args.models or model in args.models)
                 and (not args.sides or side in args.sides))
 
+    stored = json.loads(out.read_text())["probes"] if out.exists() else []
     kept = []
-    if (args.only or args.models or args.sides) and out.exists():
-        kept = [r for r in json.loads(out.read_text())["probes"] if not chosen(r["task"], r["model"], r["canvas"])]
+    if args.only or args.models or args.sides:
+        kept = [r for r in stored if not chosen(r["task"], r["model"], r["canvas"])]
+    if any(chosen(*ref) for ref in args.reference):
+        raise SystemExit("a --reference pair is also among those measured: it must keep its stored entry")
     run_folders = [run for parent in args.from_runs for run in sorted(parent.iterdir()) if run.is_dir()]
     measured = from_runs(run_folders)
     started = time.perf_counter()
     probes = []
     # the two-digit pairs by model name; 06's by run name (its model, settings and data given)
     pairs = [(task, canvas, model, model, None, None, canvases) for task, canvas, model, canvases in PROBES]
-    for task, canvas, name, model, settings, data, canvases in pairs + resolution_probes():
+    pairs += resolution_probes()
+    scale = None
+    if args.reference:  # probed, never read from runs: today's machine, as the new pairs are measured
+        known = {(task, canvas, name): (task, canvas, name, *rest) for task, canvas, name, *rest in pairs}
+        missing = [ref for ref in args.reference if ref not in known]
+        if missing:
+            raise SystemExit(f"--reference {':'.join(map(str, missing[0]))} is not a pair this probe measures")
+        scale = speed_ratios(stored, [measure_pair(*known[ref], args.threads) for ref in args.reference])
+        print(f"today's seconds times {scale['train_ratio']} (training) and {scale['val_ratio']} (validation) "
+              f"put them on the stored file's scale", flush=True)
+    for task, canvas, name, model, settings, data, canvases in pairs:
         if not chosen(task, name, canvas):
             continue
-        record = {"task": task, "canvas": canvas, "model": name}
-        runs = measured.get((task, canvas, name))
-        if runs:
-            record.update(train_source="finished cpu runs", runs=runs["runs"], epochs=len(runs["train"]),
-                          seconds_per_20k=round(statistics.mean(runs["train"]), 1))
-        else:
-            epochs, discarded = steady_probe(lambda: probe_training(task, canvas, model, canvases, args.threads,
-                                                                    settings, data))
-            record.update(train_source="probe", probe_canvases=canvases, epoch_train_s=epochs,
-                          seconds_per_20k=round(statistics.mean(epochs) * 20_000 / canvases, 1))
-            if discarded:
-                record["discarded_epoch_train_s"] = discarded
-        if runs and runs["val"]:
-            record.update(val_source="finished cpu runs", val_seconds_per_2k=round(statistics.mean(runs["val"]), 2))
-        else:
-            # 06's runs score as many canvases as their probe epochs train (IPS's paper encoder: 200)
-            at_most = VAL_CANVASES if data is None else min(VAL_CANVASES, canvases)
-            val = probe_validation(task, canvas, model, args.threads, settings, data, at_most)
-            record.update(val_source="probe", val_s=val, val_seconds_per_2k=round(statistics.mean(val), 2))
+        record = measure_pair(task, canvas, name, model, settings, data, canvases, args.threads,
+                              None if scale else measured.get((task, canvas, name)))
+        if scale:
+            record = scaled(record, scale)
         meta = run_metadata("cpu")  # per pair: a partial rerun leaves the others' provenance in place
         record.update({"time_utc": meta["time_utc"], "git_commit": meta["git_commit"]})
         print(f"{task:15s} {canvas:5d}  {model:16s} train {record['seconds_per_20k']} s per 20k "
