@@ -92,3 +92,17 @@ def test_epoch_seconds_probe_puts_a_slower_day_on_the_stored_scale(probe):
     with pytest.raises(SystemExit, match="TASK:SIDE:NAME"):
         probe.parse_reference("sum:saccade")
     assert probe.parse_reference("megapixel_majority:1500:saccade_cells") == ("megapixel_majority", 1500, "saccade_cells")
+
+
+def test_epoch_seconds_probe_refuses_a_reference_it_would_overwrite_or_runs_of_other_days(probe, monkeypatch, tmp_path):
+    """A reference pair keeps its stored entry, so it may not also be among the pairs measured; and scaling
+    is for today's measurements, so it does not mix with --from-runs. Both stop before anything is measured."""
+    out = str(tmp_path / "epoch_seconds.json")
+    monkeypatch.setattr("sys.argv", ["epoch_seconds.py", "--only", "sum", "--models", "saccade", "--sides", "100",
+                                     "--reference", "sum:100:saccade", "--out", out])
+    with pytest.raises(SystemExit, match="must keep its stored entry"):
+        probe.main()
+    monkeypatch.setattr("sys.argv", ["epoch_seconds.py", "--only", "identification", "--reference", "sum:100:saccade",
+                                     "--from-runs", str(tmp_path), "--out", out])
+    with pytest.raises(SystemExit, match="give one of them"):
+        probe.main()

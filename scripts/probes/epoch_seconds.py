@@ -254,8 +254,12 @@ def main():
     kept = []
     if args.only or args.models or args.sides:
         kept = [r for r in stored if not chosen(r["task"], r["model"], r["canvas"])]
-    if any(chosen(*ref) for ref in args.reference):
-        raise SystemExit("a --reference pair is also among those measured: it must keep its stored entry")
+    if any(chosen(task, name, side) for task, side, name in args.reference):
+        raise SystemExit("a --reference pair is also among those measured: it must keep its stored entry; "
+                         "narrow --only, --models or --sides to the new pairs")
+    if args.reference and args.from_runs:
+        raise SystemExit("--reference scales what today's machine measures; --from-runs reads runs of other "
+                         "days: give one of them")
     run_folders = [run for parent in args.from_runs for run in sorted(parent.iterdir()) if run.is_dir()]
     measured = from_runs(run_folders)
     started = time.perf_counter()
