@@ -228,3 +228,31 @@ def test_the_commit_stamp_says_dirty_for_changed_code_but_not_for_rendered_resul
     assert runinfo.git_commit() == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert runinfo.git_commit() == clean + "+dirty"
+
+
+def test_threads_reach_the_notebooks_that_take_them_and_do_not_make_a_finished_one_rerun(fake_study):
+    """`reproduce --threads N` (two runners side by side, each on its own experiments): the notebooks that take
+    ``threads`` get it and record it; one that does not runs as before; a finished experiment is skipped, since
+    threads change how long it takes, not what it computes."""
+    notebooks, results, runs = fake_study
+    nb = nbformat.read(notebooks / "ok.ipynb", as_version=4)
+    nb.cells[0].source += "threads: int = 0\n"
+    nb.cells.append(nbformat.v4.new_code_cell("Path(out_dir, 'threads.txt').write_text(str(threads))"))
+    nbformat.write(nb, notebooks / "threaded.ipynb")
+    experiments = (Experiment("threaded", "threaded.ipynb"), Experiment("ok", "ok.ipynb"))
+
+    def go(threads, **kw):
+        outcomes = reproduce.reproduce("smoke", results_root=results, runs_root=runs, log=lambda s: None,
+                                       experiments=experiments, notebooks_dir=notebooks, threads=threads, **kw)
+        return {o["name"]: o["status"] for o in outcomes}
+
+    assert go(1) == {"threaded": "ok", "ok": "ok"}
+    assert (results / "threaded" / "threads.txt").read_text() == "1"
+    assert json.loads((results / "threaded" / "run.json").read_text())["parameters"] == {"profile": "smoke",
+                                                                                        "threads": 1}
+    assert json.loads((results / "ok" / "run.json").read_text())["parameters"] == {"profile": "smoke"}
+    assert go(0) == {"threaded": "skipped", "ok": "skipped"}
+    assert go(2, force=True) == {"threaded": "ok", "ok": "ok"}
+    assert (results / "threaded" / "threads.txt").read_text() == "2"
+    with pytest.raises(ValueError, match="threads must be 1 or more"):
+        go(-1)

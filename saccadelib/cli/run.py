@@ -96,7 +96,7 @@ def _reproduce(args) -> int:
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,
                          runs_root=Path(args.runs) if args.runs else None, device=args.device,
-                         cell_timeout_s=args.cell_timeout)
+                         threads=args.threads, cell_timeout_s=args.cell_timeout)
     return 1 if any(o["status"] == "failed" for o in outcomes) else 0
 
 
@@ -151,6 +151,9 @@ def add_commands(commands) -> None:
     r.add_argument("--only", nargs="+", metavar="NAME", help="experiments to run, e.g. 01_two_digit_sum 00_summary")
     r.add_argument("--force", action="store_true", help="rerun experiments whose results exist")
     r.add_argument("--device", default="", help="override the profile's device (cpu, cuda, auto)")
+    r.add_argument("--threads", type=int, default=0,
+                   help="override the profile's torch threads per run (default: the profile's, 2 on cpu and "
+                        "plateau); e.g. 1 for two runners side by side, each --only its own experiments")
     r.add_argument("--results", default=None, help="results folder (default: results/ for cpu, results-<profile>/ else)")
     r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
     r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")

@@ -121,6 +121,14 @@ def _execute(notebook: Path, executed: Path, parameters: dict, cell_timeout_s: f
     return None
 
 
+# Parameters that say how an experiment ran, not what it computes: a finished one is not rerun for them
+HOW_IT_RAN = ("threads",)
+
+
+def _what_it_computes(parameters: dict) -> dict:
+    return {k: v for k, v in parameters.items() if k not in HOW_IT_RAN}
+
+
 def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root: Path, overrides: dict,
                    force: bool = False, cell_timeout_s: float | None = None, log=print,
                    notebooks_dir: Path | None = None) -> dict:
@@ -128,7 +136,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     notebook = Path(notebooks_dir or NOTEBOOKS) / exp.notebook
     final = results_root / exp.name
     accepts = notebook_parameters(notebook)
-    # runner-wide overrides (the device) go to the notebooks that take them; the rest must exist
+    # runner-wide overrides (the device, the threads) go to the notebooks that take them; the rest must exist
     parameters = {"profile": profile, **exp.parameters, **{k: v for k, v in overrides.items() if k in accepts}}
     check_parameters(notebook, parameters)
     missing = exp.requires(profile) if exp.requires else None
@@ -139,7 +147,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
     settings = settings_fingerprint(profile)
     if not force and not exp.always and previous.exists():
         record = json.loads(previous.read_text())
-        if record.get("status") == "ok" and record.get("parameters") == parameters:
+        if record.get("status") == "ok" and _what_it_computes(record.get("parameters", {})) == _what_it_computes(parameters):
             if record.get("library_settings") == settings:
                 log(f"{exp.name}: up to date ({previous}), skipped")
                 return {"name": exp.name, "status": "skipped"}
@@ -192,7 +200,7 @@ def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root:
 
 
 def reproduce(profile: str = "cpu", only: list[str] | None = None, force: bool = False,
-              results_root: Path | None = None, runs_root: Path | None = None, device: str = "",
+              results_root: Path | None = None, runs_root: Path | None = None, device: str = "", threads: int = 0,
               cell_timeout_s: float | None = None, log=print, experiments: tuple[Experiment, ...] | None = None,
               notebooks_dir: Path | None = None) -> list[dict]:
     """Run the experiments (``only`` some, by name) in order; the summary comes last."""
@@ -206,7 +214,9 @@ def reproduce(profile: str = "cpu", only: list[str] | None = None, force: bool =
     chosen.sort(key=lambda e: (e.always, list(experiments).index(e)))
     results_root = profile_results(profile, results_root)
     runs_root = Path(runs_root or runs_dir())
-    overrides = {"device": device} if device else {}
+    if threads < 0:
+        raise ValueError(f"threads must be 1 or more (0: the profile's), got {threads}")
+    overrides = {**({"device": device} if device else {}), **({"threads": threads} if threads else {})}
     outcomes = []
     started = time.perf_counter()
     for exp in chosen:
