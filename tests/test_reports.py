@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from saccadelib import study
+from saccadelib.schedule import curve_slope
 from saccadelib.model import ModelConfig, VariationalSaccading
 
 
@@ -304,6 +305,30 @@ def test_the_plan_counts_finished_runs_as_measured_and_the_rest_at_their_caps(tm
     assert row["finished"] == 1 and row["at_most_min"] == pytest.approx(spent, abs=0.1)
     assert plan.loc["total", "finished"] == 1
     assert plan.loc["01_two_digit_sum", "at_most_min"] == plan.loc["01_two_digit_sum", "planned_min"]
+
+
+def test_the_run_table_shows_each_started_run_its_rate_cuts_best_and_recent_slope(tmp_path):
+    specs = study.runs.experiment_runs("plateau")["02_two_digit_identification_2528"]
+    folder = tmp_path / "study" / "plateau" / "02_two_digit_identification_2528" / specs[0].folder()
+    folder.mkdir(parents=True)
+    # 40 epochs: rising by 0.1 points an epoch at 1e-3 for 20, then flat at 1e-4 with a best at epoch 25
+    accuracy = [0.80 + 0.001 * k for k in range(20)] + [0.82] * 20
+    accuracy[24] = 0.83
+    lrs = [0.001] * 20 + [0.0001] * 20
+    rows = ["epoch,lr,train_s,val_s,val_accuracy"] + [f"{k + 1},{lr},60,30,{a}" for k, (lr, a) in
+                                                      enumerate(zip(lrs, accuracy))]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    table = study.runs.run_table("plateau", tmp_path)
+    assert list(table["run"]) == [specs[0].folder()]  # runs not started are left out
+    row = table.iloc[0]
+    assert row["epochs"] == 40 and row["planned_epochs"] == specs[0].train_overrides["epochs"]
+    assert row["rate_cut_after"] == "20" and row["best_val_%"] == 83.0 and row["best_epoch"] == 25
+    slope, error = (float(x) for x in row["recent_slope"].split(" ± "))
+    # the last 30 epochs: the rise's tail, then flat; one outlier in the flat part sets the error
+    line = curve_slope([a * 100 for a in accuracy[-30:]])
+    assert slope == pytest.approx(line[0] * 30, abs=0.01) and error == pytest.approx(line[1] * 30, abs=0.01)
+    assert row["minutes"] == 60.0 and not row["finished"]
+    assert study.runs.run_table("plateau", tmp_path / "nothing").empty
 
 
 def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):

@@ -79,7 +79,7 @@ def _reproduce(args) -> int:
     from ..study.runner import reproduce  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if args.plan:
-        from ..study.runs import planned_minutes  # noqa: PLC0415 (start-up: --help answers without torch)
+        from ..study.runs import planned_minutes, run_table  # noqa: PLC0415 (start-up: --help answers without torch)
 
         plan = planned_minutes(args.profile, args.runs)
         print(plan.to_markdown(index=False))
@@ -92,6 +92,11 @@ def _reproduce(args) -> int:
             print(f"So far {total['finished']} of {total['runs']} runs finished and the runs clocked "
                   f"{total['measured_min']:.0f} minutes; with the rest at their caps, at most "
                   f"{total['at_most_min']:.0f} minutes ({total['at_most_min'] / 60:.1f} h) in all.")
+        started = run_table(args.profile, args.runs)
+        if len(started):
+            print("\nThe runs started so far (rate_cut_after: epochs after which the rate was divided by 10; "
+                  "recent_slope: the rise of the last epochs' validation along their line, in points, ± its error):\n")
+            print(started.to_markdown(index=False))
         return 0
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,

@@ -22,6 +22,7 @@ from ..datasets import fivek, fivek_miniature, megapixel
 from ..paths import atomic_path, data_dir, results_dir, runs_dir
 from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
 from ..registry import task_settings
+from ..schedule import curve_slope
 from ..settings import resolve
 from ..tasks import get_task
 from ..names import megapixel_decoys
@@ -254,6 +255,40 @@ def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -
              **{c: round(float(frame[c].sum()), 1) for c in ("planned_min", "measured_min", "at_most_min")},
              "finished": int(frame["finished"].sum())}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+def run_table(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":
+    """Where each started run of a planned profile stands (a long profile shows nothing else while a notebook
+    trains): epochs done of its planned ones (the cap, at the plateau profile), the epochs after which its
+    rate was cut, its best validation accuracy and when, for a plateau-scheduled run the rise of its last
+    ``plateau_epochs`` epochs of validation along their least-squares line with its standard error (points
+    over those epochs: what the plateau rule reads), the minutes clocked and whether it has finished. Runs
+    not started are left out."""
+    root = Path(runs_root) if runs_root else runs_dir()
+    rows = []
+    for name, specs in experiment_runs(profile).items():
+        for spec in specs:
+            history = root / "study" / profile / name / spec.folder() / "history.csv"
+            if not history.exists():
+                continue
+            with history.open(newline="") as handle:
+                epochs = list(csv.DictReader(handle))
+            if not epochs:
+                continue
+            accuracy = [float(row["val_accuracy"]) * 100 for row in epochs]
+            best = max(range(len(accuracy)), key=accuracy.__getitem__)
+            window = spec.train_overrides.get("plateau_epochs")  # a plateau-scheduled run's; else no slope
+            recent = accuracy[-window:] if window else []
+            slope, error = curve_slope(recent) if len(recent) >= 3 else (None, None)
+            seconds, done_epochs, finished = run_progress(history.parent)
+            rows.append({"experiment": name, "run": spec.folder(), "epochs": done_epochs,
+                         "planned_epochs": spec.train_overrides["epochs"],
+                         "rate_cut_after": " ".join(str(int(a["epoch"])) for a, b in zip(epochs, epochs[1:])
+                                                    if a["lr"] != b["lr"]),
+                         "best_val_%": round(accuracy[best], 2), "best_epoch": int(epochs[best]["epoch"]),
+                         "recent_slope": "" if slope is None else f"{slope * len(recent):+.2f} ± {error * len(recent):.2f}",
+                         "minutes": round(seconds / 60, 1), "finished": finished})
+    return pd.DataFrame(rows)
 
 
 def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
