@@ -284,7 +284,7 @@ def run_table(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.
             rows.append({"experiment": name, "run": spec.folder(), "epochs": done_epochs,
                          "planned_epochs": spec.train_overrides["epochs"],
                          "rate_cut_after": " ".join(str(int(a["epoch"])) for a, b in zip(epochs, epochs[1:])
-                                                    if a["lr"] != b["lr"]),
+                                                    if a.get("lr") != b.get("lr")),
                          "best_val_%": round(accuracy[best], 2), "best_epoch": int(epochs[best]["epoch"]),
                          "recent_slope": "" if slope is None else f"{slope * len(recent):+.2f} ± {error * len(recent):.2f}",
                          "minutes": round(seconds / 60, 1), "finished": finished})
