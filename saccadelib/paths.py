@@ -119,3 +119,14 @@ class RunLock:
         if self.handle is not None:
             self.handle.close()  # closing the file lets go of its lock
             self.handle = None
+
+
+def is_locked(folder: str | Path) -> bool:
+    """Whether a process holds ``RunLock(folder)`` now (a folder never trained into is not: nothing is made)."""
+    if not (Path(folder) / ".lock").exists():
+        return False
+    try:
+        with RunLock(folder):
+            return False
+    except RunLockedError:
+        return True

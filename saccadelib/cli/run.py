@@ -98,6 +98,15 @@ def _reproduce(args) -> int:
                   "recent_slope: the rise of the last epochs' validation along their line, in points, ± its error):\n")
             print(started.to_markdown(index=False))
         return 0
+    if args.train_only:
+        from ..study.runner import train_only  # noqa: PLC0415 (start-up: --help answers without torch)
+
+        if args.force or args.results or args.cell_timeout:
+            raise ValueError("--train-only renders nothing: --force, --results and --cell-timeout do not apply")
+        finished = train_only(args.profile, args.only, Path(args.runs) if args.runs else None, args.device,
+                              args.threads)
+        print(f"--train-only: {finished} runs finished; the runner's notebooks render them")
+        return 0
     outcomes = reproduce(profile=args.profile, only=args.only, force=args.force,
                          results_root=Path(args.results) if args.results else None,
                          runs_root=Path(args.runs) if args.runs else None, device=args.device,
@@ -158,10 +167,14 @@ def add_commands(commands) -> None:
     r.add_argument("--device", default="", help="override the profile's device (cpu, cuda, auto)")
     r.add_argument("--threads", type=int, default=0,
                    help="override the profile's torch threads per run (default: the profile's, 2 on cpu and "
-                        "plateau); e.g. 1 for two runners side by side, each --only its own experiments")
+                        "plateau); e.g. 1 for two runners side by side")
     r.add_argument("--results", default=None, help="results folder (default: results/ for cpu, results-<profile>/ else)")
     r.add_argument("--runs", default=None, help="training runs folder (default: runs/)")
     r.add_argument("--cell-timeout", type=float, default=None, help="seconds a notebook cell may run (default: no limit)")
     r.add_argument("--plan", action="store_true", help="print each experiment's runs and planned minutes, run nothing "
                                                        "(cpu and plateau)")
+    r.add_argument("--train-only", action="store_true",
+                   help="train the experiments' runs and render nothing, leaving any run another process trains "
+                        "to it: a second runner beside reproduce on the same experiments (its notebook waits for "
+                        "the runs trained here)")
     r.set_defaults(func=_reproduce)

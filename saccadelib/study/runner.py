@@ -18,6 +18,7 @@ training run records its own training and validation time, which a resumed run c
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -31,7 +32,8 @@ from ..evaluation import resolve_device
 from ..paths import REPO_ROOT, atomic_path, runs_dir
 from ..runinfo import git_commit, run_metadata, write_json
 from .plan import Experiment, experiments_for, settings_fingerprint
-from .profiles import check_profile
+from .profiles import check_profile, resolution_study
+from .runs import experiment_runs, prepare_resolution_data, train_all
 from .runs import results_root as profile_results
 from .runs import run_progress
 
@@ -228,3 +230,30 @@ def reproduce(profile: str = "cpu", only: list[str] | None = None, force: bool =
         + (f"; failed: {', '.join(failed)}" if failed else "")
         + (f"; skipped for missing data: {', '.join(unavailable)}" if unavailable else "") + f"; {(time.perf_counter() - started) / 60:.1f} min")
     return outcomes
+
+
+def train_only(profile: str = "cpu", only: list[str] | None = None, runs_root: Path | None = None, device: str = "",
+               threads: int = 0, log=print) -> int:
+    """Train the runs of the experiments ``only`` (every experiment with runs, when empty) into the folders
+    their notebooks read, leaving any run another process trains to it, and render nothing: a second runner
+    beside ``reproduce`` on the same experiments (its notebook waits for the runs trained here, then
+    renders). Returns how many runs are finished."""
+    check_profile(profile)
+    if threads < 0:
+        raise ValueError(f"threads must be 1 or more (0: the profile's), got {threads}")
+    by_name = experiment_runs(profile)
+    unknown = [name for name in only or [] if name not in by_name]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} trains no runs of its own at the {profile} profile; --train-only "
+                         f"takes {', '.join(by_name)}")
+    runs_root = Path(runs_root or runs_dir())
+    overrides = {**({"device": device} if device else {}), **({"threads": threads} if threads else {})}
+    finished = 0
+    for name in dict.fromkeys(only or by_name):
+        if name == "06_resolution":  # its stored data sets, as its notebook makes them before training
+            prepare_resolution_data(resolution_study(profile), log)
+        specs = [dataclasses.replace(spec, train_overrides={**spec.train_overrides, **overrides})
+                 for spec in by_name[name]]
+        log(f"{name}: training its {len(specs)} runs beside the runner (--train-only)")
+        finished += len(train_all(specs, runs_root / "study" / profile / name, log, wait_for_others=False))
+    return finished

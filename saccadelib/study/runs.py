@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from PIL import Image
 from .. import train as training_loop  # training_loop.train_model, looked up when called
 from ..bench import cost  # cost.measure, looked up when called (tests replace it)
 from ..datasets import fivek, fivek_miniature, megapixel
-from ..paths import atomic_path, data_dir, results_dir, runs_dir
+from ..paths import RunLockedError, atomic_path, data_dir, is_locked, results_dir, runs_dir
 from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
 from ..registry import task_settings
 from ..schedule import curve_slope
@@ -362,21 +363,44 @@ def run_folder(runs_dir: str | Path, spec: RunSpec) -> Path:
     return Path(runs_dir) / spec.folder()
 
 
-def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], None] = print) -> list[dict]:
-    """Train (or resume, or reuse when finished) every run; return one summary per run, in order."""
-    summaries = []
-    for k, spec in enumerate(specs, 1):
-        folder = run_folder(runs_dir, spec)
-        done = folder / "metrics.json"
-        if done.exists() and "test" in json.loads(done.read_text()):
-            log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: finished earlier ({folder})")
-            summary = json.loads(done.read_text())
-        else:
-            log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: training {spec.train_overrides['epochs']} epochs "
-                f"→ {folder}")
-            summary = training_loop.train_model(spec.model, spec.task, folder, spec.model_overrides, spec.train_overrides)
-        summaries.append(summary)
-    return summaries
+def train_all(specs: list[RunSpec], runs_dir: str | Path, log: Callable[[str], None] = print,
+              wait_for_others: bool = True, poll_s: float = 60.0) -> list[dict]:
+    """Train (or resume, or reuse when finished) every run; return one summary per run, in order.
+
+    A run whose folder another process holds (a second runner sharing the experiment: ``reproduce
+    --train-only``) is left to it while this one trains the rest. Then, with ``wait_for_others``, this one
+    waits for it, checking every ``poll_s`` seconds, and reuses it once finished (or resumes it, should that
+    process have stopped first); without, it is skipped and the summaries hold the runs this call finished."""
+    summaries: dict[int, dict] = {}
+    pending, told = list(enumerate(specs, 1)), set()
+    while pending:
+        elsewhere = []
+        for k, spec in pending:
+            try:
+                summaries[k] = _train_or_reuse(spec, run_folder(runs_dir, spec), f"[{k}/{len(specs)}]", log)
+            except RunLockedError:
+                if k not in told:
+                    log(f"[{k}/{len(specs)}] {spec.label} seed {spec.seed}: training in another process "
+                        + ("(waited for after the others)" if wait_for_others else "(left to it)"))
+                    told.add(k)
+                elsewhere.append((k, spec))
+        if elsewhere and wait_for_others:
+            time.sleep(poll_s)
+        pending = elsewhere if wait_for_others else []
+    return [summaries[k] for k in sorted(summaries)]
+
+
+def _train_or_reuse(spec: RunSpec, folder: Path, tag: str, log: Callable[[str], None]) -> dict:
+    """A finished run's summary (its metrics.json), else the run trained or resumed to its end; raises
+    ``RunLockedError`` when another process trains into ``folder``."""
+    done = folder / "metrics.json"
+    if done.exists() and "test" in json.loads(done.read_text()):
+        log(f"{tag} {spec.label} seed {spec.seed}: finished earlier ({folder})")
+        return json.loads(done.read_text())
+    if is_locked(folder):
+        raise RunLockedError(str(folder))
+    log(f"{tag} {spec.label} seed {spec.seed}: training {spec.train_overrides['epochs']} epochs → {folder}")
+    return training_loop.train_model(spec.model, spec.task, folder, spec.model_overrides, spec.train_overrides)
 
 
 def results_root(profile: str, root: str | Path | None = None) -> Path:
