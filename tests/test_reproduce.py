@@ -56,6 +56,22 @@ def test_runner_writes_results_and_skips_what_is_up_to_date(fake_study):
     assert run(fake_study, ["ok"], force=True)[0]["ok"]["status"] == "ok"
 
 
+def test_a_second_runner_on_an_experiment_being_rendered_is_refused_before_it_touches_anything(fake_study):
+    """Two `reproduce` on one experiment would share its staging folder: the second is refused with the way to
+    share the runs instead, the first one's staging left as it was; once the first is done it may run."""
+    from saccadelib.paths import RunLock, RunLockedError
+
+    _, results, _ = fake_study
+    staging = results / ".staging" / "ok"
+    staging.mkdir(parents=True)
+    (staging / "ok.ipynb").write_text("the first runner's notebook, half executed")
+    with RunLock(results / ".staging" / "ok.lock"):  # the first runner, rendering "ok"
+        with pytest.raises(RunLockedError, match="another reproduce is running ok .*--train-only --only ok"):
+            run(fake_study, ["ok"])
+        assert (staging / "ok.ipynb").read_text() == "the first runner's notebook, half executed"
+    assert run(fake_study, ["ok"])[0]["ok"]["status"] == "ok"
+
+
 def test_a_changed_recipe_or_default_makes_an_experiment_rerun(fake_study, monkeypatch):
     from saccadelib import study
 

@@ -29,7 +29,7 @@ import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from ..evaluation import resolve_device
-from ..paths import REPO_ROOT, atomic_path, runs_dir
+from ..paths import REPO_ROOT, RunLock, RunLockedError, atomic_path, runs_dir
 from ..runinfo import git_commit, run_metadata, write_json
 from .plan import Experiment, experiments_for, settings_fingerprint
 from .profiles import check_profile, resolution_study
@@ -134,7 +134,22 @@ def _what_it_computes(parameters: dict) -> dict:
 def run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root: Path, overrides: dict,
                    force: bool = False, cell_timeout_s: float | None = None, log=print,
                    notebooks_dir: Path | None = None) -> dict:
-    """Execute one notebook; returns {"name", "status": ok|skipped|failed, …}."""
+    """Execute one notebook; returns {"name", "status": ok|skipped|failed, …}. One runner at a time renders
+    an experiment into a results folder: a second is refused before it touches the first one's staging."""
+    try:
+        lock = RunLock(results_root / ".staging" / f"{exp.name}.lock").__enter__()
+    except RunLockedError:
+        raise RunLockedError(f"another reproduce is running {exp.name} into {results_root}: wait for it, or share "
+                             f"its runs with reproduce --train-only --only {exp.name}") from None
+    try:
+        return _run_experiment(exp, profile, results_root, runs_root, overrides, force, cell_timeout_s, log,
+                               notebooks_dir)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_experiment(exp: Experiment, profile: str, results_root: Path, runs_root: Path, overrides: dict,
+                    force: bool, cell_timeout_s: float | None, log, notebooks_dir: Path | None) -> dict:
     notebook = Path(notebooks_dir or NOTEBOOKS) / exp.notebook
     final = results_root / exp.name
     accepts = notebook_parameters(notebook)
