@@ -262,7 +262,7 @@ def test_the_plateau_profile_trains_table1s_cells_within_its_hours(tmp_path):
         t = spec.train_overrides
         assert t["lr_schedule"] == "plateau" and t["plateau_epochs"]
         # the cap: the epochs its minutes pay for on our machine (the clock's cap is a safety net at twice that)
-        epoch_s = study.runs._measured(*spec.calibration)[0]
+        epoch_s = study.runs.measured_seconds(*spec.calibration)[0]
         assert abs(t["epochs"] * epoch_s / 60 - PLATEAU_CAP_MIN[spec.model]) <= epoch_s / 60
         assert t["time_budget_s"] == 3 * 60 * PLATEAU_CAP_MIN[spec.model]
     models = {name: {s.model for s in runs} for name, runs in specs.items()}
@@ -287,7 +287,7 @@ def test_the_plateau_profile_trains_table1s_cells_within_its_hours(tmp_path):
 
 def test_the_plan_counts_finished_runs_as_measured_and_the_rest_at_their_caps(tmp_path):
     specs = study.runs.experiment_runs("plateau")["02_two_digit_identification_2528"]
-    cap = study.runs.planned_run_minutes(specs[0])
+    cap = study.progress.planned_run_minutes(specs[0])
     folder = tmp_path / "study" / "plateau" / "02_two_digit_identification_2528" / specs[0].folder()
     folder.mkdir(parents=True)
     epochs = specs[0].train_overrides["epochs"]
@@ -318,7 +318,7 @@ def test_the_run_table_shows_each_started_run_its_rate_cuts_best_and_recent_slop
     rows = ["epoch,lr,train_s,val_s,val_accuracy"] + [f"{k + 1},{lr},60,30,{a}" for k, (lr, a) in
                                                       enumerate(zip(lrs, accuracy))]
     (folder / "history.csv").write_text("\n".join(rows) + "\n")
-    table = study.runs.run_table("plateau", tmp_path)
+    table = study.progress.run_table("plateau", tmp_path)
     assert list(table["run"]) == [specs[0].folder()]  # runs not started are left out
     row = table.iloc[0]
     assert row["epochs"] == 40 and row["planned_epochs"] == specs[0].train_overrides["epochs"]
@@ -328,7 +328,7 @@ def test_the_run_table_shows_each_started_run_its_rate_cuts_best_and_recent_slop
     line = curve_slope([a * 100 for a in accuracy[-30:]])
     assert slope == pytest.approx(line[0] * 30, abs=0.01) and error == pytest.approx(line[1] * 30, abs=0.01)
     assert row["minutes"] == 60.0 and not row["finished"]
-    assert study.runs.run_table("plateau", tmp_path / "nothing").empty
+    assert study.progress.run_table("plateau", tmp_path / "nothing").empty
 
 
 def test_profile_time_sums_each_experiments_measured_minutes(tmp_path):

@@ -63,7 +63,7 @@ def test_cpu_profile_seeds_the_claim_runs_and_fits_in_six_hours():
     given = {s.label: s for s in study.resolution_runs(study.resolution_study("cpu", budget_min=5))}
     assert (given["id1000/saccade_cells"].train_overrides["time_budget_s"]
             == given["megapixel/saccade_cells"].train_overrides["time_budget_s"] == 900)
-    plan = study.runs.planned_minutes("cpu").set_index("experiment")
+    plan = study.progress.planned_minutes("cpu").set_index("experiment")
     assert plan.loc["total", "planned_min"] <= 320, plan
     assert plan.loc["02_two_digit_identification_100", "runs"] == 3 * 3 + 4
     assert plan.loc["total", "planned_min"] == pytest.approx(plan["planned_min"].drop("total").sum(), abs=0.2)

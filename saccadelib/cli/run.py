@@ -79,7 +79,7 @@ def _reproduce(args) -> int:
     from ..study.runner import reproduce  # noqa: PLC0415 (start-up: --help answers without torch)
 
     if args.plan:
-        from ..study.runs import planned_minutes, run_table  # noqa: PLC0415 (start-up: --help answers without torch)
+        from ..study.progress import planned_minutes, run_table  # noqa: PLC0415 (start-up: --help answers without torch)
 
         plan = planned_minutes(args.profile, args.runs)
         print(plan.to_markdown(index=False))

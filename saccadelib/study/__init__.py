@@ -15,8 +15,9 @@ from .reports import PAPER, profile_time, table1, table1_markdown
 from .readback import (accuracy_by_digit_overlap, collect, datasets_used, first_run, histories, label_table,
                        load_trained, noise_robustness, overlap_summary, policy_over_prior, robustness_summary,
                        save_config, save_table, summarize)
+from .progress import planned_minutes
 from .runs import (RunSpec, canvases_per_epoch, default_out, default_runs, fivek_runs, inference_costs, noise_label,
-                   noise_runs, planned_minutes, prepare_fivek_miniature, prepare_resolution_data,
+                   noise_runs, prepare_fivek_miniature, prepare_resolution_data,
                    resolution_evaluation_set, resolution_runs, run_folder, task_runs, train_all)
 
 __all__ = ["EXPERIMENTS", "LARGE_SIDE", "PROFILES", "RECIPES", "TASK_RECIPE", "EfficiencyStudy", "Experiment",

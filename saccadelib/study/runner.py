@@ -35,7 +35,7 @@ from .plan import Experiment, experiments_for, settings_fingerprint
 from .profiles import check_profile, resolution_study
 from .runs import experiment_runs, prepare_resolution_data, train_all
 from .runs import results_root as profile_results
-from .runs import run_progress
+from .progress import run_progress
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 

@@ -7,7 +7,6 @@ a changed setting or default starts a new one.
 """
 from __future__ import annotations
 
-import csv
 import json
 import time
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from ..datasets import fivek, fivek_miniature, megapixel
 from ..paths import RunLockedError, atomic_path, data_dir, is_locked, results_dir, runs_dir
 from ..recipes import LARGE_SIDE, TASK_RECIPE, crop_settings, recipe
 from ..registry import task_settings
-from ..schedule import curve_slope
 from ..settings import resolve
 from ..tasks import get_task
 from ..names import megapixel_decoys
@@ -71,7 +69,7 @@ class RunSpec:
         return f"{self.label}_s{self.seed}_{self.key()}".replace(" ", "_")
 
 
-def _measured(task: str, image_side: int, model: str) -> tuple[float, float]:
+def measured_seconds(task: str, image_side: int, model: str) -> tuple[float, float]:
     key = (task, image_side, model)
     if key not in EPOCH_SECONDS or key not in VAL_SECONDS:
         raise ValueError(f"no measured epoch time for {model} on {task} at {image_side}²: measure it with "
@@ -86,7 +84,7 @@ def validation_size(task: str, image_side: int, model: str, training: Training) 
     loop = training.config()
     if training.budget_min is None:
         return loop.val_size
-    train_s, val_s = _measured(task, image_side, model)
+    train_s, val_s = measured_seconds(task, image_side, model)
     affordable = VAL_SHARE * train_s * loop.train_size / 20_000 / val_s * 2_000
     return max(100, min(loop.val_size, int(affordable // 100) * 100))
 
@@ -94,7 +92,7 @@ def validation_size(task: str, image_side: int, model: str, training: Training) 
 def epochs_for(task: str, image_side: int, model: str, training: Training) -> int:
     if training.budget_min is None:
         return training.epochs
-    train_s, val_s = _measured(task, image_side, model)
+    train_s, val_s = measured_seconds(task, image_side, model)
     # the budget pays for each epoch's validation too: it is time the run takes
     val_size = validation_size(task, image_side, model, training)
     seconds = train_s * training.config().train_size / 20_000 + val_s * val_size / 2_000
@@ -198,98 +196,6 @@ def experiment_runs(profile: str) -> dict[str, list[RunSpec]]:
         runs.update({"03_noisy_proxy_ablation": noise_runs(noise_study(profile)),
                      "06_resolution": resolution_runs(resolution_study(profile))})
     return runs
-
-
-PLANNED_PROFILES = (COMMITTED_PROFILE, "plateau")  # the profiles with a plan from our machine's measured epochs
-
-
-def planned_run_minutes(spec: RunSpec) -> float:
-    """One run's minutes of training and validation on our machine, from its measured epoch times (at the
-    plateau profile its epochs are its cap: the plateau rule may stop it sooner)."""
-    t = spec.train_overrides
-    train_s, val_s = _measured(*spec.calibration)
-    return t["epochs"] * (train_s * t["train_size"] / 20_000 + val_s * t["val_size"] / 2_000) / 60
-
-
-def run_progress(folder: Path) -> tuple[float, int, bool]:
-    """What a run's folder has clocked so far: seconds of training and validation (its history.csv, which
-    a resumed run carries over), epochs done, and whether it has finished (its metrics.json)."""
-    seconds, epochs = 0.0, 0
-    history = folder / "history.csv"
-    if history.exists():
-        with history.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                seconds += float(row.get("train_s") or 0) + float(row.get("val_s") or 0)
-                epochs += 1
-    return seconds, epochs, (folder / "metrics.json").exists()
-
-
-def planned_minutes(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":
-    """What a planned profile's training will cost, from the calibration: per experiment, its runs, their
-    epochs and the minutes of training and validation those epochs take on our machine (at the plateau
-    profile, the most: each run's cap). Then what has run so far under ``runs_root`` (default runs/):
-    the runs finished, the minutes their folders clocked, and the most the experiment can take now
-    (``at_most_min``: finished runs as measured, the rest at their caps less the epochs done). The runner's
-    measured total (reports.profile_time) adds the notebooks' own work (test scoring, figures, 05)."""
-    if profile not in PLANNED_PROFILES:
-        raise ValueError(f"planned minutes come from our 2-core machine's measured epochs: only the "
-                         f"{' and '.join(PLANNED_PROFILES)} profiles have them, not {profile!r}")
-    root = Path(runs_root) if runs_root else runs_dir()
-    rows = []
-    for name, specs in experiment_runs(profile).items():
-        planned = measured = at_most = 0.0
-        finished = 0
-        for spec in specs:
-            cap = planned_run_minutes(spec)
-            seconds, epochs, done = run_progress(root / "study" / profile / name / spec.folder())
-            spent = seconds / 60
-            left = 0.0 if done else cap * max(0.0, 1 - epochs / spec.train_overrides["epochs"])
-            planned += cap
-            measured += spent
-            at_most += spent + left
-            finished += done
-        rows.append({"experiment": name, "runs": len(specs), "seeds": len({s.seed for s in specs}),
-                     "planned_min": round(planned, 1), "finished": finished, "measured_min": round(measured, 1),
-                     "at_most_min": round(at_most, 1)})
-    frame = pd.DataFrame(rows)
-    total = {"experiment": "total", "runs": int(frame["runs"].sum()), "seeds": int(frame["seeds"].max()),
-             **{c: round(float(frame[c].sum()), 1) for c in ("planned_min", "measured_min", "at_most_min")},
-             "finished": int(frame["finished"].sum())}
-    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
-
-
-def run_table(profile: str = "cpu", runs_root: str | Path | None = None) -> "pd.DataFrame":
-    """Where each started run of a planned profile stands (a long profile shows nothing else while a notebook
-    trains): epochs done of its planned ones (the cap, at the plateau profile), the epochs after which its
-    rate was cut, its best validation accuracy and when, for a plateau-scheduled run the rise of its last
-    ``plateau_epochs`` epochs of validation along their least-squares line with its standard error (points
-    over those epochs: what the plateau rule reads), the minutes clocked and whether it has finished. Runs
-    not started are left out."""
-    root = Path(runs_root) if runs_root else runs_dir()
-    rows = []
-    for name, specs in experiment_runs(profile).items():
-        for spec in specs:
-            history = root / "study" / profile / name / spec.folder() / "history.csv"
-            if not history.exists():
-                continue
-            with history.open(newline="") as handle:
-                epochs = list(csv.DictReader(handle))
-            if not epochs:
-                continue
-            accuracy = [float(row["val_accuracy"]) * 100 for row in epochs]
-            best = max(range(len(accuracy)), key=accuracy.__getitem__)
-            window = spec.train_overrides.get("plateau_epochs")  # a plateau-scheduled run's; else no slope
-            recent = accuracy[-window:] if window else []
-            slope, error = curve_slope(recent) if len(recent) >= 3 else (None, None)
-            seconds, done_epochs, finished = run_progress(history.parent)
-            rows.append({"experiment": name, "run": spec.folder(), "epochs": done_epochs,
-                         "planned_epochs": spec.train_overrides["epochs"],
-                         "rate_cut_after": " ".join(str(int(a["epoch"])) for a, b in zip(epochs, epochs[1:])
-                                                    if a.get("lr") != b.get("lr")),
-                         "best_val_%": round(accuracy[best], 2), "best_epoch": int(epochs[best]["epoch"]),
-                         "recent_slope": "" if slope is None else f"{slope * len(recent):+.2f} ± {error * len(recent):.2f}",
-                         "minutes": round(seconds / 60, 1), "finished": finished})
-    return pd.DataFrame(rows)
 
 
 def resolution_evaluation_set(study: ResolutionStudy, task: str, split: str):
