@@ -261,10 +261,11 @@ def test_the_plateau_profile_trains_table1s_cells_within_its_hours(tmp_path):
     for spec in [s for runs in specs.values() for s in runs]:
         t = spec.train_overrides
         assert t["lr_schedule"] == "plateau" and t["plateau_epochs"]
-        # the cap: the epochs its minutes pay for on our machine (the clock's cap is a safety net at twice that)
+        # the cap: the epochs its minutes pay for on our machine, and no cap on the clock, which would stop a
+        # run on one shared thread of a slower day sooner than the same run alone
         epoch_s = study.runs.measured_seconds(*spec.calibration)[0]
         assert abs(t["epochs"] * epoch_s / 60 - PLATEAU_CAP_MIN[spec.model]) <= epoch_s / 60
-        assert t["time_budget_s"] == 3 * 60 * PLATEAU_CAP_MIN[spec.model]
+        assert t.get("time_budget_s") is None and spec.resolved().train_cfg.time_budget_s is None
     models = {name: {s.model for s in runs} for name, runs in specs.items()}
     # ResNet-18 on the whole image at the plateau: its runs on one GPU (two hours here stop it still rising)
     assert models["02_two_digit_identification_100"] == {"saccade", "proxy_cnn", "oracle_glimpses", "ram"}
