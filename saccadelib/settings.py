@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from .config import apply_overrides, to_dict
 from .recipes import recipe as named_recipe
 from .train_config import TrainConfig
+from .names import multilabel
 from .registry import config_for
 from .tasks import class_names
 
@@ -19,7 +20,7 @@ from .tasks import class_names
 # identity (its folder's hash, whether a checkpoint may resume) leaves them out at that value. Model
 # settings by their dotted names (``window.narrow_to``); they apply to every model's config.
 NEUTRAL_SETTINGS = {
-    "model": {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0,
+    "model": {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0, "classifier_pool": "mean",
               "reward": "correct", "step_loss": False, "policy_trains_core": False, "retina": "supersample",  # RAM's
               "window.narrow_to": None, "window.narrow_epochs": 10, "window.jitter": 0.0},  # the window's (sampler.WindowConfig)
     "train": {"policy_warmup_epochs": 0, "plateau_test": "margin", "optimizer": "adam"},
@@ -59,6 +60,9 @@ def resolve(model: str, task: str, recipe: str | None = None, model_overrides: d
     train_cfg = apply_overrides(TrainConfig(task=task), train_overrides)
     names = class_names(task, train_cfg.data_root, train_cfg.manifest)
     model_cfg = config_for(model, len(names), settings)
+    if getattr(model_cfg, "classifier_pool", "mean") == "vote" and multilabel(task):
+        raise ValueError(f"classifier_pool=vote averages one class per glimpse; {task} labels a set of classes: "
+                         "leave classifier_pool at mean")
     # every checkpoint says what its outputs mean (a folder's classes are the user's)
     meta = {"name": model, "task": task, "config": to_dict(model_cfg), "class_names": list(names)}
     return Resolved(model_cfg, meta, train_cfg)

@@ -256,6 +256,31 @@ def test_what_the_classifier_reads(reads, sees_proxy):
         ModelConfig(classifier_reads="proxy")
 
 
+def test_a_vote_is_the_mean_of_each_glimpses_own_class_distribution():
+    from saccadelib.model.nets import GlimpseClassifier
+    from saccadelib.settings import resolve
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_classes=5, classifier_pool="vote", classifier_reads="crops+proxy", **TINY)
+    reader = GlimpseClassifier(cfg).eval()
+    with torch.no_grad():  # glimpses that disagree, as a trained reader's do
+        reader.head[-1].weight.mul_(50)
+    crops, proxy = torch.rand(2, 3, 1, 32, 32) * torch.tensor([0.0, 1.0, 5.0]).view(1, 3, 1, 1, 1), torch.rand(2, 32)
+    states = torch.zeros(2, 3, 32)
+    step_logits = reader(crops, states, proxy)
+    alone = torch.stack([reader(crops[:, i:i + 1], states[:, :1], proxy)[:, 0].softmax(-1) for i in range(3)], 1)
+    assert torch.allclose(step_logits.softmax(-1), alone.cumsum(1) / torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1), atol=1e-6)
+    # after every glimpse the answer no longer depends on their order; the features' mean pools before
+    # the head, so the same glimpses give another answer there
+    assert torch.allclose(reader(crops.flip(1), states, proxy)[:, -1], step_logits[:, -1], atol=1e-6)
+    mean = GlimpseClassifier(dataclasses.replace(cfg, classifier_pool="mean"))
+    mean.load_state_dict(reader.state_dict())
+    assert not torch.allclose(mean.eval()(crops, states, proxy)[:, -1].softmax(-1), step_logits[:, -1].softmax(-1))
+    with pytest.raises(ValueError, match="unknown classifier pool 'max'"):
+        ModelConfig(classifier_pool="max")
+    with pytest.raises(ValueError, match="labels a set of classes"):
+        resolve("saccade_cells", "megapixel_multi", None, {"classifier_pool": "vote"})
+
+
 def test_every_setting_docs_deviations_names_exists_and_takes_the_value_it_names():
     """docs/deviations.md tells users which `--set`/`--train` KEY=VALUE turns each choice back: each such
     key must be a setting, and each literal value one it takes."""

@@ -17,6 +17,7 @@ POLICIES = ("learnt", "random", "grid", "oracle", "salient")
 STEMS = ("space_to_depth", "conv")
 POSTERIOR_HEADS = ("pooled", "map", "cells")
 CLASSIFIER_READS = ("crops", "crops+state", "crops+proxy", "crops+state+proxy")
+CLASSIFIER_POOLS = ("mean", "vote")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class ModelConfig:
     # alone: the paper's Eq. 6, and the test of whether looking is what works), "crops+state" (joined with
     # h_{t-1}, as the original code did), "crops+proxy" (with the proxy features e_c), or both.
     classifier_reads: str = "crops"
+    # How the classifier joins the glimpses (GlimpseClassifier): "mean" (the dense head reads the running
+    # mean of the glimpse features: Eq. 8's pooled form) or "vote" (the head reads each glimpse alone and
+    # the prediction after t glimpses is the mean of their t class distributions). A vote can only say
+    # which class most glimpses hold, as a label counted over objects (Megapixel MNIST's majority) asks;
+    # one class per image only.
+    classifier_pool: str = "mean"
     # posterior_head=cells: a drawn cell takes the cells within this many cells of it out of later draws
     # (its glimpse shows them too), so the T glimpses land on T different things rather than on one
     # object's neighbouring cells.
@@ -102,6 +109,12 @@ class ModelConfig:
             raise ValueError(f"unknown glimpse policy {self.policy!r}; valid: {', '.join(POLICIES)}")
         if self.classifier_reads not in CLASSIFIER_READS:
             raise ValueError(f"unknown classifier input {self.classifier_reads!r}; valid: {', '.join(CLASSIFIER_READS)}")
+        if self.classifier_pool not in CLASSIFIER_POOLS:
+            raise ValueError(f"unknown classifier pool {self.classifier_pool!r}; valid: {', '.join(CLASSIFIER_POOLS)}")
+        if self.classifier_pool == "vote" and self.posterior_head == "cells" and \
+                self.cell_gradient == "attention_sampling" and self.policy == "learnt":
+            raise ValueError("classifier_pool=vote averages each glimpse's prediction, while cell_gradient="
+                             "attention_sampling pools the features by its own estimate: use one of them")
         if self.init_layout not in ("centre", "grid"):
             raise ValueError(f"unknown initial layout {self.init_layout!r}; valid: centre, grid")
         if self.stem not in STEMS:

@@ -96,9 +96,10 @@ def running_mean(feats: torch.Tensor) -> torch.Tensor:
 
 class GlimpseClassifier(nn.Module):
     """g(o_t): a small fully-convolutional net with spatial pooling per crop; then f_d over the pooled
-    features (Eq. 8's pooled form), giving a prediction after every glimpse. How the features are pooled
-    is chosen once: their running mean, or (cells drawn with ``cell_gradient=attention_sampling``) the
-    estimate of their mean under the categorical the places were drawn from."""
+    features (Eq. 8's pooled form), giving a prediction after every glimpse. How the glimpses are pooled
+    is chosen once: their features' running mean, (cells drawn with ``cell_gradient=attention_sampling``)
+    the estimate of that mean under the categorical the places were drawn from, or (``classifier_pool=
+    vote``) the running mean of each glimpse's own class distribution."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -116,6 +117,7 @@ class GlimpseClassifier(nn.Module):
         # drawn places pool by attention sampling's estimate of the features' mean under the categorical they
         # were drawn from, whose gradient reaches the draws; all others by the running mean
         self.drawn = cfg.posterior_head == "cells" and cfg.cell_gradient == "attention_sampling" and cfg.policy == "learnt"
+        self.votes = cfg.classifier_pool == "vote"
 
     def forward(self, crops: torch.Tensor, states: torch.Tensor, proxy_features: torch.Tensor,
                 draws: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,7 +127,18 @@ class GlimpseClassifier(nn.Module):
         feats = self.crop_net(crops.flatten(0, 1)).view(n, t, -1)
         if self.reads_state:
             feats = torch.cat([feats, states], -1)
+        if self.votes:
+            return self.vote(feats, proxy_features)
         pooled = sampled_means(draws, feats) if self.drawn else running_mean(feats)
         if self.reads_proxy:
             pooled = torch.cat([pooled, proxy_features.unsqueeze(1).expand(n, t, -1)], -1)
         return self.head(pooled)
+
+    def vote(self, feats: torch.Tensor, proxy_features: torch.Tensor) -> torch.Tensor:
+        """[N, T, classes]: the log of the mean class distribution of glimpses 1..t, each glimpse read alone
+        (log-probabilities are logits whose softmax is that mean)."""
+        if self.reads_proxy:
+            feats = torch.cat([feats, proxy_features.unsqueeze(1).expand(*feats.shape[:2], -1)], -1)
+        log_probs = self.head(feats).log_softmax(-1)
+        steps = torch.arange(1, feats.shape[1] + 1, device=feats.device, dtype=feats.dtype).view(1, -1, 1)
+        return log_probs.logcumsumexp(1) - steps.log()
