@@ -79,6 +79,12 @@ def model_identity(meta: dict) -> dict:
     return {**meta, "config": _without_neutral(config, NEUTRAL_SETTINGS["model"])}
 
 
+def without_neutral(config: dict, part: str) -> dict:
+    """A model's (``part="model"``) or a training config's (``"train"``) settings as a dict, less those at
+    their neutral value: what a setting added later leaves unchanged."""
+    return _without_neutral(config, NEUTRAL_SETTINGS[part])
+
+
 def _without_neutral(config: dict, neutral: dict, prefix: str = "") -> dict:
     """``config`` less the settings at their neutral value, nested dicts by dotted name (``window.narrow_to``)."""
     kept = {}

@@ -94,6 +94,28 @@ def test_a_changed_profile_budget_changes_the_library_settings(monkeypatch):
     assert study.settings_fingerprint("cpu") != before["cpu"]
 
 
+def test_a_setting_added_at_its_neutral_value_leaves_the_library_settings_alone(monkeypatch):
+    # results rendered before a model setting existed stay up to date while it sits at the value that
+    # leaves every run as it was; set otherwise, the experiments are stale
+    from saccadelib import settings, study
+    from saccadelib.study import plan
+
+    before = study.settings_fingerprint("plateau")
+    original = plan.to_dict
+
+    def with_a_new_setting(value):
+        def to_dict(config):
+            out = original(config)
+            return {**out, "added_later": value} if "n_classes" in out else out
+        return to_dict
+
+    monkeypatch.setitem(settings.NEUTRAL_SETTINGS["model"], "added_later", 0)
+    monkeypatch.setattr(plan, "to_dict", with_a_new_setting(0))
+    assert study.settings_fingerprint("plateau") == before
+    monkeypatch.setattr(plan, "to_dict", with_a_new_setting(1))
+    assert study.settings_fingerprint("plateau") != before
+
+
 def test_a_failing_notebook_is_reported_keeps_old_results_and_the_others_run(fake_study):
     _, results, _ = fake_study
     (results / "bad").mkdir(parents=True)

@@ -11,6 +11,7 @@ from ..config import to_dict
 from ..datasets.fivek import HOW_TO_GET, FiveKError, check_prepared
 from ..recipes import LARGE_SIDE, RECIPES, TASK_RECIPE
 from ..registry import REGISTRY, config_for
+from ..settings import without_neutral
 from ..tasks import n_classes
 from ..train_config import TrainConfig
 from .experiments import EPOCH_SECONDS, VAL_SECONDS, resolution_entries
@@ -83,7 +84,8 @@ TABLE1_EXPERIMENTS = {("sum", 100): "01_two_digit_sum", ("identification", 100):
 def settings_fingerprint(profile: str = "cpu") -> str:
     """A hash of the library settings every experiment's runs resolve from: the recipes, the calibration,
     each registered model's default config per task, the training defaults and the profile's experiment
-    configs. The runner records it, so an experiment is not skipped as up to date after any changed."""
+    configs. The runner records it, so an experiment is not skipped as up to date after any changed. A
+    setting added later at its neutral value (``settings.NEUTRAL_SETTINGS``) changes no run, nor this."""
     studies = {f"{task}/{side}": to_dict(task_study(task, profile, side))
                for task, side in (("sum", 100), ("identification", 100), ("identification", LARGE_SIDE))}
     if profile != "plateau":  # it trains Table 1's cells alone
@@ -92,7 +94,7 @@ def settings_fingerprint(profile: str = "cpu") -> str:
     payload = {"recipes": RECIPES, "task_recipe": TASK_RECIPE,
                "epoch_seconds": sorted([*key, value] for key, value in EPOCH_SECONDS.items()),
                "val_seconds": sorted([*key, value] for key, value in VAL_SECONDS.items()),
-               "models": {f"{name}/{task}": to_dict(config_for(name, n_classes(task)))
+               "models": {f"{name}/{task}": without_neutral(to_dict(config_for(name, n_classes(task))), "model")
                           for name in REGISTRY for task in ("sum", "identification")},
-               "train": to_dict(TrainConfig()), "studies": studies}
+               "train": without_neutral(to_dict(TrainConfig()), "train"), "studies": studies}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
