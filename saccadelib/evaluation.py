@@ -37,7 +37,7 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
              per_canvas: bool = False, window_stats: bool = False) -> dict:
     """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
     objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
-    hit by some glimpse. Runs where the model's parameters are unless ``device`` says otherwise. ``seed``:
+    hit by some glimpse, with the accuracy on those images and on the rest. Runs where the model's parameters are unless ``device`` says otherwise. ``seed``:
     the run's, which with the split and each canvas's index keys the canvas's own evaluation draws.
     ``per_canvas``: also ``correct``, a [n] bool tensor, whether each canvas was read right.
     ``window_stats``: also ``windows``, what the glimpses' windows looked like (``window_stats``), on sets
@@ -49,6 +49,7 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     device = torch.device(device)
     correct, total = 0, 0
     step_correct = hits = covered = None
+    right_when_held = 0  # canvases read right where every object was held
     loss_sum = 0.0
     right, seen_windows, seen_boxes, seen_decoys, box_side = [], [], [], [], None
     n = len(dataset) if limit is None else min(limit, len(dataset))
@@ -72,7 +73,9 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
         if "windows" in out and hasattr(dataset, "glimpse_hits"):
             hm = dataset.glimpse_hits(out["windows"], batch)
             h = hm.any(-1).sum(0)
-            c = hm.any(1).all(-1).sum()
+            held = hm.any(1).all(-1)
+            c = held.sum()
+            right_when_held += (hit & held.to(hit.device)).sum().item()
             hits, covered = (h, c) if hits is None else (hits + h, covered + c)
         if window_stats and "windows" in out and hasattr(dataset, "object_boxes"):
             boxes, box_side = dataset.object_boxes(batch)
@@ -89,6 +92,10 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
     if hits is not None:
         metrics["hit_rate"] = (hits.double() / total).tolist()
         metrics["both_digits_hit"] = covered.item() / total  # every object held by some glimpse (all five on Megapixel)
+        # what finding and reading each cost: the accuracy where every object was held, and where one was not
+        held = covered.item()
+        metrics["accuracy_every_object_held"] = right_when_held / held if held else None
+        metrics["accuracy_some_object_missed"] = (correct - right_when_held) / (total - held) if total > held else None
     if seen_windows:
         metrics["windows"] = window_statistics(torch.cat(seen_windows), torch.cat(seen_boxes), box_side, *reading(model),
                                                decoys=torch.cat(seen_decoys) if seen_decoys else None)

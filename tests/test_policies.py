@@ -215,3 +215,30 @@ def test_evaluation_draws_belong_to_each_canvas_not_to_its_batch(mnist_root):
     assert scores[0]["hit_rate"] == scores[1]["hit_rate"] and scores[0]["accuracy"] == scores[1]["accuracy"]
     assert scores[0]["nll"] == pytest.approx(scores[1]["nll"], rel=1e-5)
     assert evaluate(model, val, batch_size=48, limit=48, seed=4)["hit_rate"] != scores[0]["hit_rate"]
+
+
+def test_accuracy_is_told_apart_where_every_object_was_held_and_where_one_was_missed():
+    from saccadelib.evaluation import evaluate
+    from saccadelib.tasks import get_task
+
+    torch.manual_seed(0)
+    val = get_task("identification").evaluation_set("val")
+    oracle = VariationalSaccading(ModelConfig(policy="oracle", glimpses=2, crop_size=28, **TINY)).eval()
+    scores = evaluate(oracle, val, limit=64)
+    assert scores["both_digits_hit"] == 1.0 and scores["accuracy_every_object_held"] == scores["accuracy"]
+    assert scores["accuracy_some_object_missed"] is None
+    # a reader right exactly where its windows held both digits
+    model = VariationalSaccading(ModelConfig(policy="random", init_scale=0.3,
+                                             window=WindowConfig(min_scale=0.3, max_scale=0.3), **TINY)).eval()
+    windows_only = model.evaluate_batch
+
+    def right_where_held(batch):
+        out = windows_only(batch)
+        held = val.glimpse_hits(out["windows"], batch).any(1).all(-1)
+        label = torch.where(held, batch["label"], (batch["label"] + 1) % out["logits"].shape[-1])
+        return {**out, "logits": torch.nn.functional.one_hot(label, out["logits"].shape[-1]).float() * 10}
+
+    model.evaluate_batch = right_where_held
+    scores = evaluate(model, val, batch_size=32, limit=64)
+    assert 0 < scores["both_digits_hit"] < 1 and scores["accuracy"] == pytest.approx(scores["both_digits_hit"])
+    assert scores["accuracy_every_object_held"] == 1.0 and scores["accuracy_some_object_missed"] == 0.0
