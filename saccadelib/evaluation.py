@@ -37,8 +37,9 @@ def evaluate(model, dataset, batch_size: int = 500, limit: int | None = None,
              per_canvas: bool = False, window_stats: bool = False) -> dict:
     """Exact-match accuracy; with glimpses also per-step accuracy and, on datasets that know where their
     objects are (``glimpse_hits``), the per-step hit rate and the share of images where every object was
-    hit by some glimpse, with the accuracy on those images and on the rest. Runs where the model's parameters are unless ``device`` says otherwise. ``seed``:
-    the run's, which with the split and each canvas's index keys the canvas's own evaluation draws.
+    hit by some glimpse, with the accuracy on those images and on the rest. Runs where the model's
+    parameters are unless ``device`` says otherwise. ``seed``: the run's, which with the split and each
+    canvas's index keys the canvas's own evaluation draws.
     ``per_canvas``: also ``correct``, a [n] bool tensor, whether each canvas was read right.
     ``window_stats``: also ``windows``, what the glimpses' windows looked like (``window_stats``), on sets
     that know their objects' boxes (``object_boxes``)."""
