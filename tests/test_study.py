@@ -363,6 +363,17 @@ def test_resolution_runs_cover_both_data_sets_and_wait_for_their_calibration(mon
     with pytest.raises(ValueError, match="unknown IPS encoder 'big' in ips_encoder; valid: resnet18_2stages, small"):
         study.resolution_study("smoke", ips_encoder="big")
     assert by_label["megapixel_top/saccade_cells"].model_overrides == saccade.model_overrides
+    # the majority reader (a vote of 48² crops) goes on every glimpse model of a majority label alone, and
+    # builds a model that reads that way; max, top, multi-label and identification keep the recipe's reader
+    voting = {s.label: s for s in study.resolution_runs(study.resolution_study(
+        "smoke", majority_reader={"crop_size": 48, "crop_fold": 3, "classifier_pool": "vote"}))}
+    for label in ("megapixel/saccade_cells", "megapixel/saccade", "megapixel/oracle_glimpses",
+                  "megapixel_blobs/salient_glimpses"):
+        model_config, _, _ = voting[label].resolved()
+        assert (model_config.classifier_pool, model_config.crop_size) == ("vote", 48), label
+    for label in ("megapixel_max/saccade_cells", "megapixel_top/saccade_cells", "id1000/saccade_cells",
+                  "megapixel/proxy_cnn", "megapixel/ips_small"):
+        assert voting[label].model_overrides == by_label[label].model_overrides, label
     with pytest.raises(ValueError, match="unknown Megapixel MNIST label 'majority'.*valid: max, top, multi"):
         study.resolution_study("smoke", labels=("majority",))
     # a task may train its own models (task_models), the others the study's

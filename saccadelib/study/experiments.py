@@ -195,6 +195,9 @@ class ResolutionStudy:
     proxy_sweep: tuple[int, ...] = (32, 64, 180)  # the proxy-only CNN at these sides too (128 is in models)
     recipe: dict = field(default_factory=lambda: dict(SMALL_GLIMPSES))  # the cells variant's and the controls'
     paper_recipe: dict = field(default_factory=lambda: dict(SMALL_WINDOWS))  # the paper's method's (saccade)
+    # settings on top of every glimpse model's recipe on a Megapixel task whose label is the majority digit
+    # (recipes.MAJORITY_READER: a vote of 48² crops); {}: the recipes' own reader on every task
+    majority_reader: dict = field(default_factory=dict)
     data_root: str = ""  # Megapixel MNIST's stored sets ("" → data/megapixel_mnist; smoke: a miniature); a
     # decoy set's lie beside it, ROOT_blobs and ROOT_lookalikes ("" → data/megapixel_mnist_blobs, …)
     training: Training = field(default_factory=lambda: Training(train={"train_size": 5_000, "val_size": 1_000}))
@@ -325,6 +328,8 @@ def _settings(study: ResolutionStudy, task: str, side: int, name: str) -> dict:
         if name == "oracle_glimpses" and task.startswith("megapixel"):
             # one window per digit: a sixth would revisit one and skew the count the majority rests on
             settings["glimpses"] = megapixel.DIGITS
+        if task.startswith("megapixel") and task.endswith("_majority"):
+            settings.update(study.majority_reader)
         return settings
     if name == "proxy_cnn":
         return {"proxy_size": study.proxy_size}
