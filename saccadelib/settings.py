@@ -22,7 +22,8 @@ from .tasks import class_names
 NEUTRAL_SETTINGS = {
     "model": {"reader_lr_scale": 1.0, "policy_lr_scale": 1.0, "classifier_pool": "mean",
               "reward": "correct", "step_loss": False, "policy_trains_core": False, "retina": "supersample",  # RAM's
-              "window.narrow_to": None, "window.narrow_epochs": 10, "window.jitter": 0.0},  # the window's (sampler.WindowConfig)
+              "window.narrow_to": None, "window.narrow_epochs": 10, "window.jitter": 0.0,  # the window's (sampler.WindowConfig)
+              "loss.cell_reward": "label"},
     "train": {"policy_warmup_epochs": 0, "plateau_test": "margin", "optimizer": "adam"},
 }
 # What a training config says about how a run is shown, timed, placed or scored: never part of its identity.

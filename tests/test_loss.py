@@ -101,6 +101,31 @@ def test_the_cells_kl_is_added_with_its_own_weight():
         LossConfig(cell_kl_weight=-1)
 
 
+def test_reinforce_credits_the_whole_draw_with_the_label_or_each_look_with_its_own_glimpse():
+    """Under a vote, glimpse t's own distribution is t·P_t - (t-1)·P_{t-1}: "look" credits draw t with its
+    probability of the label less the mean over the batch's looks; "label" credits every draw with the
+    final prediction's log-likelihood less the batch's mean."""
+    from saccadelib.loss import each_look_probability
+    own = torch.tensor([[[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]],
+                        [[0.3, 0.7], [0.6, 0.4], [0.1, 0.9]]])  # [N=2, T=3, 2 classes], each glimpse alone
+    steps = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1)
+    label = torch.tensor([0, 1])
+    out = _Out()
+    out.step_logits = (own.cumsum(1) / steps).log()
+    out.logits = out.step_logits[:, -1]
+    looks = each_look_probability(out.step_logits, label)
+    assert torch.allclose(looks, torch.tensor([[0.9, 0.5, 0.2], [0.7, 0.4, 0.9]]), atol=1e-6)
+    for reward, credit in (("look", looks - looks.mean()),
+                           ("label", (lambda r: (r - r.mean()).unsqueeze(1).expand(2, 3))(
+                               (own.mean(1).gather(1, label.view(-1, 1))[:, 0]).log()))):
+        out.cell_log_prob = torch.zeros(2, 3, requires_grad=True)
+        total, parts = saccade_loss(out, label, LossConfig(cell_reward=reward))
+        total.backward()
+        assert torch.allclose(out.cell_log_prob.grad, -credit / 2, atol=1e-6), reward
+    with pytest.raises(ValueError, match="unknown cell_reward 'glimpse'"):
+        LossConfig(cell_reward="glimpse")
+
+
 def test_one_decoded_glimpse_estimates_the_sum_over_glimpses_without_bias():
     out, label = _Out(), torch.tensor([0, 1])
     out.proxy_logits = torch.tensor([-1.0, 0.5]).view(1, 2, 1, 1, 1).expand(2, 2, 1, 2, 2).clone()

@@ -279,6 +279,12 @@ def test_a_vote_is_the_mean_of_each_glimpses_own_class_distribution():
         ModelConfig(classifier_pool="max")
     with pytest.raises(ValueError, match="labels a set of classes"):
         resolve("saccade_cells", "megapixel_multi", None, {"classifier_pool": "vote"})
+    # each look is credited with its own glimpse's prediction only where glimpses vote
+    with pytest.raises(ValueError, match="loss.cell_reward=look .* needs classifier_pool=vote"):
+        resolve("saccade_cells", "megapixel_majority", None, {"loss.cell_reward": "look"})
+    looks, _, _ = resolve("saccade_cells", "megapixel_majority", None,
+                          {"loss.cell_reward": "look", "classifier_pool": "vote"})
+    assert looks.loss.cell_reward == "look"
 
 
 def test_every_setting_docs_deviations_names_exists_and_takes_the_value_it_names():

@@ -156,13 +156,20 @@ def test_the_drawn_cells_log_probability_is_the_sequential_draws_and_reinforce_t
     a = torch.tensor([[0.5, 0.3, 0.2]])
     chosen, taken = draw_cells(a.log(), 2, side=3, reach=0, sample=False)  # cells 0 then 1 (a 1×3 grid)
     assert chosen.tolist() == [[0, 1]]
-    assert drawn_log_prob(a.log(), chosen, taken).item() == pytest.approx(math.log(0.5) + math.log(0.3 / 0.5))
+    each = drawn_log_prob(a.log(), chosen, taken)  # each draw given the earlier: 0.5, then 0.3 of the 0.5 left
+    assert each[0].tolist() == pytest.approx([math.log(0.5), math.log(0.3 / 0.5)])
     torch.manual_seed(0)
     model = _cells_model(cell_gradient="reinforce",
                          **{"loss": LossConfig(reconstruction_weight=0.0, kl_weight=0.0, cell_kl_weight=0.0)})
     loss, parts = model.training_loss({"image": torch.rand(4, 1, 320, 320), "label": torch.tensor([0, 1, 2, 3])})
     loss.backward()
     assert "policy" in parts and model.posterior.score.weight.grad.abs().sum() > 0
+    looks = _cells_model(cell_gradient="reinforce", classifier_pool="vote",  # each look credited alone
+                         **{"loss": LossConfig(reconstruction_weight=0.0, kl_weight=0.0, cell_kl_weight=0.0,
+                                               cell_reward="look")})
+    loss, parts = looks.training_loss({"image": torch.rand(4, 1, 320, 320), "label": torch.tensor([0, 1, 2, 3])})
+    loss.backward()
+    assert "policy" in parts and looks.posterior.score.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown cell_gradient"):
         _cells_model(cell_gradient="pathwise")
 

@@ -72,10 +72,11 @@ def draw_cells(log_a: torch.Tensor, k: int, side: int, reach: int, sample: bool,
 
 
 def drawn_log_prob(log_a: torch.Tensor, chosen: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
-    """[N] log-probability of the draws ``chosen`` [N, k] that ``draw_cells`` made from ``log_a`` [N, M]:
-    each draw's cell over the mass the earlier draws left, Σ_t log a_{c_t} - log(1 - Σ_{j<t} taken_j)."""
+    """[N, k] log-probability of each of the draws ``chosen`` [N, k] that ``draw_cells`` made from ``log_a``
+    [N, M], given the earlier ones: its cell over the mass they left, log a_{c_t} - log(1 - Σ_{j<t} taken_j).
+    Their sum over the draws is the log-probability of the whole draw."""
     left = 1 - (taken.cumsum(1) - taken)
-    return (log_a.gather(1, chosen) - left.clamp(min=1e-12).log()).sum(1)
+    return log_a.gather(1, chosen) - left.clamp(min=1e-12).log()
 
 
 def sampled_means(picked: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:

@@ -115,6 +115,11 @@ class ModelConfig:
                 self.cell_gradient == "attention_sampling" and self.policy == "learnt":
             raise ValueError("classifier_pool=vote averages each glimpse's prediction, while cell_gradient="
                              "attention_sampling pools the features by its own estimate: use one of them")
+        if self.loss.cell_reward == "look" and not (self.classifier_pool == "vote" and self.posterior_head == "cells"
+                                                    and self.cell_gradient == "reinforce"):
+            raise ValueError("loss.cell_reward=look credits each look with its own glimpse's prediction, which only "
+                             "a vote has: it needs classifier_pool=vote with posterior_head=cells and "
+                             "cell_gradient=reinforce; leave loss.cell_reward at label")
         if self.init_layout not in ("centre", "grid"):
             raise ValueError(f"unknown initial layout {self.init_layout!r}; valid: centre, grid")
         if self.stem not in STEMS:

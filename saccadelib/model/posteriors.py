@@ -210,8 +210,8 @@ class CellPosterior(nn.Module):
         return codes
 
     def policy_terms(self, plan: Plan, sample: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[N] the KL of the cells' categorical to its ink prior, and (REINFORCE, when drawn) the
-        log-probability of the cells drawn."""
+        """[N] the KL of the cells' categorical to its ink prior, and (REINFORCE, when drawn) [N, T] the
+        log-probability of each cell drawn given the earlier draws."""
         log_a = plan.cells["log_a"]
         kl = (log_a.exp() * (log_a - plan.cells["log_prior"])).sum(-1)
         log_prob = drawn_log_prob(log_a, plan.chosen, plan.taken) if self.reinforce and sample else None

@@ -47,7 +47,8 @@ class SaccadeOutput:
     # D = T, or D = 1 with loss.reconstruction_glimpses="one"
     crops: torch.Tensor  # [N, T, C, S, S]
     cell_kl: torch.Tensor | None = None  # [N] KL of the cells' categorical to its prior (posterior_head=cells, in training)
-    cell_log_prob: torch.Tensor | None = None  # [N] log-probability of the cells drawn (cell_gradient=reinforce, in training)
+    # [N, T] log-probability of each cell drawn, given the earlier draws (cell_gradient=reinforce, in training)
+    cell_log_prob: torch.Tensor | None = None
 
 
 @dataclass
