@@ -186,6 +186,18 @@ def test_time_to_accuracy_sizes_runs_by_the_budget_and_reads_finished_runs_back(
         {"rows": recorded})
     with pytest.raises(ValueError, match="unknown time-to-accuracy case"):
         time_to_accuracy.run(["identification_64"], out=out)
+    # a Megapixel case trains as 06 trains the model there, with the vote of 48² crops and its own budget
+    from saccadelib import study
+    time_to_accuracy.run(["megapixel_cells_30min"], out=out, out_root=tmp_path / "runs")
+    name, task, megapixel = calls[-1]
+    assert (name, task) == ("saccade_cells", "megapixel_majority")
+    sixth = {s.label: s for s in study.resolution_runs(study.resolution_study("cpu"))}["megapixel/saccade_cells"]
+    assert (megapixel["train_size"], megapixel["seed"]) == (5_000, 0)
+    assert megapixel["val_size"] == sixth.train_overrides["val_size"]  # 06's validation
+    assert megapixel["epochs"] > sixth.train_overrides["epochs"]  # 30 minutes against 06's 7
+    row = json.loads(out.read_text())["rows"][-1]
+    assert row["model_settings"]["posterior_head"] == "cells" and row["model_settings"]["crop_size"] == 48
+    assert row["model_settings"]["classifier_pool"] == "vote" and row["target"] == 0.99
 
 
 def test_predict_benchmark_splits_each_files_time_in_a_fresh_process(tmp_path):
