@@ -228,8 +228,9 @@ def test_the_cost_of_any_tasks_image_file_is_measured(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), dtype=np.uint8)).save(png)
     row = cost.measure({"model": "resnet18_downsampled", "config": {"input_side": 64}, "task": "megapixel_majority",
                         "side": 300, "source": "file", "file": str(png), "phase": "infer", "batch": 1,
-                        "repeats": 1, "threads": 1, "min_time_s": 0.2})
+                        "repeats": 1, "threads": 1, "min_time_s": 1.0})
     assert row["median_s"] > 0 and row["task"] == "megapixel_majority"
-    # a fast case is timed for at least min_time_s: more runs than the one asked for, their median reported
-    assert row["timed_runs"] > 1
+    # a fast case (about 10 ms alone, a few hundred on a loaded machine) is timed for at least min_time_s:
+    # more runs than the one asked for, their median reported
+    assert row["timed_runs"] > 1 and row["timed_runs"] * row["median_s"] < 5.0
     assert row["quartiles_s"][0] <= row["median_s"] <= row["quartiles_s"][2]
